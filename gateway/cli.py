@@ -1,0 +1,61 @@
+"""The ``gateway`` command line: one parser, subcommands bound with ``set_defaults(func=...)``.
+
+A single top-level handler turns expected errors into a clear message and exit code 2 (usage,
+configuration, I/O), so no command prints a traceback for something the user can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway.core.errors import GatewayError
+from gateway.validate_cli import add_schema_commands, add_validate_command
+
+EXIT_USAGE = 2
+
+
+class UsageError(GatewayError):
+    """The command was called wrongly."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="ijw-gateway: validate, translate, route and deliver iJw 3.2 messages.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'gateway COMMAND --help' for a command's options and examples.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_validate_command(subparsers)
+    add_schema_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gateway`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except GatewayError as exc:
+        print(f"gateway {args.command}: {_cause_chain(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _cause_chain(exc: BaseException) -> str:
+    parts = [str(exc)]
+    cause = exc.__cause__
+    while cause is not None:
+        parts.append(str(cause))
+        cause = cause.__cause__
+    return ": ".join(p for p in parts if p)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

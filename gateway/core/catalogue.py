@@ -1,0 +1,63 @@
+"""The iJw message types: their BerichtCode, direction and which retour answers which original."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """Who sends a message type, as the header's Afzender identifies it."""
+
+    GEMEENTE = "gemeente"
+    AANBIEDER = "aanbieder"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageKind:
+    """One iJw message type, e.g. JW301 (BerichtCode 436) answered by JW302."""
+
+    name: str
+    berichtcode: str
+    sender: Role
+    answered_by: str | None
+    answers: str | None
+
+    @property
+    def is_retour(self) -> bool:
+        """True for a technical/functional retour (302, 306, ..., 325)."""
+        return self.answers is not None
+
+
+def _kind(name: str, code: str, sender: Role, answered_by: str | None = None,
+          answers: str | None = None) -> MessageKind:
+    return MessageKind(name, code, sender, answered_by, answers)
+
+
+G, A = Role.GEMEENTE, Role.AANBIEDER
+
+# The header Afzender of a retour is copied from its original (IV028), so "sender" here is the
+# party named in Afzender, not the party that transmits the retour.
+MESSAGE_KINDS: dict[str, MessageKind] = {
+    kind.name: kind
+    for kind in (
+        _kind("JW301", "436", G, answered_by="JW302"),
+        _kind("JW302", "437", G, answers="JW301"),
+        _kind("JW305", "438", A, answered_by="JW306"),
+        _kind("JW306", "439", A, answers="JW305"),
+        _kind("JW307", "440", A, answered_by="JW308"),
+        _kind("JW308", "441", A, answers="JW307"),
+        _kind("JW315", "446", A, answered_by="JW316"),
+        _kind("JW316", "447", A, answers="JW315"),
+        _kind("JW317", "486", A, answered_by="JW318"),
+        _kind("JW318", "487", A, answers="JW317"),
+        _kind("JW319", "488", G, answered_by="JW320"),
+        _kind("JW320", "489", G, answers="JW319"),
+        _kind("JW323", "490", A, answered_by="JW325"),
+        _kind("JW325", "491", G, answers="JW323"),
+    )
+}
+
+ORIGINALS: frozenset[str] = frozenset(k.name for k in MESSAGE_KINDS.values() if not k.is_retour)
+RETOURS: frozenset[str] = frozenset(k.name for k in MESSAGE_KINDS.values() if k.is_retour)
+ALL_TYPES: frozenset[str] = frozenset(MESSAGE_KINDS)

@@ -1,0 +1,42 @@
+"""Exception hierarchy of the gateway. Bad *input* never raises: it becomes findings."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Something went wrong in the gateway."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class SchemaInvalid(GatewayError):
+    """A schema folder or file could not be loaded."""
+
+
+class RuleViolation(GatewayError):
+    """A rule was violated where the caller asked for an exception instead of findings."""
+
+
+class UnknownCode(GatewayError):
+    """A code is not known in the list that should contain it."""
+
+
+class IllegalTransition(GatewayError):
+    """The message cannot move to that state from the state it is in."""
+
+
+class TransientDeliveryError(GatewayError):
+    """Delivery failed for a reason that may pass; it will be retried."""
+
+
+class PermanentDeliveryError(GatewayError):
+    """Delivery failed for a reason that retrying will not fix."""
+
+
+class ConfigError(GatewayError):
+    """The configuration is invalid."""
+
+
+class StoreError(GatewayError):
+    """The message store could not do what was asked."""

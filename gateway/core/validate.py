@@ -1,0 +1,116 @@
+"""Layered validation: well-formed and safe → XSD → in-message rules (→ state, external).
+
+Bytes in, :class:`ValidationReport` out. The first layer that finds anything decides the
+verdict; deeper layers are not run on a message that failed an earlier one, as the standard
+prescribes (an XSD-invalid message is never rule-checked).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from lxml import etree
+
+from gateway.core.document import MessageDocument, local_name, text
+from gateway.core.privacy import mask_schema_message
+from gateway.core.report import Finding, Level, ValidationReport
+from gateway.core.rules import REGISTRY, Rule, RuleContext, run_rules
+from gateway.core.schemaset import SchemaSet
+from gateway.core.xmlsafe import DEFAULT_MAX_BYTES, parse_safely
+
+_PREFIXED_NAME = re.compile(r"\{[^{}]*:[^{}]*\}|\b[A-Za-z_][\w.-]*:(?=[A-Za-z_])")
+
+
+def _readable_xsd_message(message: str) -> str:
+    """libxml2 writes ``{namespace}Name``; operators want just ``Name``."""
+    return _PREFIXED_NAME.sub("", message)
+
+
+def _readable_path(path: str | None) -> str | None:
+    if not path:
+        return None
+    return _PREFIXED_NAME.sub("", path)
+
+
+def identify(tree: etree._ElementTree, schemas: SchemaSet) -> MessageDocument | Finding:
+    """Find the schema for a parsed message by root namespace and BerichtCode."""
+    root = tree.getroot()
+    qname = etree.QName(root)
+    if local_name(root) != "Bericht" or qname.namespace is None:
+        return Finding(
+            rule="XSD-UNKNOWN",
+            message=f"root element {qname.localname!r} in namespace {qname.namespace!r} "
+            "is not an iJw Bericht",
+            line=root.sourceline,
+            path="/" + qname.localname,
+            level=Level.XSD,
+        )
+    berichtcode = text(root, "Header/BerichtCode")
+    schema = schemas.lookup(qname.namespace, berichtcode)
+    if schema is None:
+        known = ", ".join(schemas.releases) or "none"
+        return Finding(
+            rule="XSD-UNKNOWN",
+            message=f"no schema for namespace {qname.namespace!r} (releases loaded: {known})",
+            line=root.sourceline,
+            path="/Bericht",
+            level=Level.XSD,
+        )
+    return MessageDocument(tree, schema)
+
+
+def xsd_findings(doc: MessageDocument) -> tuple[Finding, ...]:
+    """Schema errors with element paths and lines (libxml2, for speed)."""
+    xsd = doc.schema.xsd
+    if xsd.validate(doc.tree):
+        return ()
+    findings = []
+    for entry in xsd.error_log:
+        path = _readable_path(entry.path)
+        element_name = path.rpartition("/")[2].partition("[")[0] if path else None
+        message = mask_schema_message(_readable_xsd_message(entry.message), element_name)
+        findings.append(
+            Finding(
+                rule="XSD",
+                message=message,
+                path=path,
+                line=entry.line or None,
+                column=entry.column or None,
+                level=Level.XSD,
+            )
+        )
+    return tuple(findings)
+
+
+def validate(
+    raw: bytes,
+    schemas: SchemaSet,
+    context: RuleContext | None = None,
+    *,
+    rules: Iterable[Rule] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> ValidationReport:
+    """Validate one message through every layer; never raises on bad input."""
+    parsed = parse_safely(raw, max_bytes)
+    if parsed.tree is None:
+        return ValidationReport(Level.MALFORMED, parsed.findings)
+    identified = identify(parsed.tree, schemas)
+    if isinstance(identified, Finding):
+        return ValidationReport(Level.XSD, (identified,))
+    doc = identified
+    schema_errors = xsd_findings(doc)
+    if schema_errors:
+        return _report(Level.XSD, schema_errors, doc)
+    findings = run_rules(REGISTRY if rules is None else rules, doc, context or RuleContext())
+    if not findings:
+        return _report(Level.OK, (), doc)
+    # The shallowest failing rule level decides: an in-message fault means a 0001 retour,
+    # whatever cross-message rules also say.
+    order = (Level.RULES, Level.STATE, Level.EXTERNAL)
+    level = next(lv for lv in order if any(f.level is lv for f in findings))
+    return _report(level, findings, doc)
+
+
+def _report(level: Level, findings: tuple[Finding, ...], doc: MessageDocument) -> ValidationReport:
+    return ValidationReport(level, findings, doc.message_type, doc.release, doc)

@@ -1,0 +1,113 @@
+"""Safe intake parsing: bytes in, a tree or malformed-level findings out, never an exception.
+
+The standard demands UTF-8 without a BOM and at most 25 MB (OP192). Hostile constructs are
+refused before libxml2 can act on them: no DTD (so no external entities and no entity
+expansion bombs), no network access, and libxml2's own depth and size limits stay on
+(``huge_tree`` off caps nesting at 256 levels and text nodes at 10 MB).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lxml import etree
+
+from gateway.core.report import Finding, Level
+
+DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+
+_BOMS = {
+    b"\xef\xbb\xbf": "UTF-8",
+    b"\xff\xfe": "UTF-16 (little-endian)",
+    b"\xfe\xff": "UTF-16 (big-endian)",
+}
+_DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """Either a tree (and no findings) or findings (and no tree)."""
+
+    tree: etree._ElementTree | None
+    findings: tuple[Finding, ...]
+
+
+def _malformed(rule: str, message: str, line: int | None = None,
+               column: int | None = None) -> ParseResult:
+    finding = Finding(rule=rule, message=message, line=line, column=column,
+                      level=Level.MALFORMED)
+    return ParseResult(None, (finding,))
+
+
+def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    line = raw.count(b"\n", 0, offset) + 1
+    column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def _parser() -> etree.XMLParser:
+    # A fresh parser per call: lxml parsers are not safe to share between threads.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+    )
+
+
+def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
+    """Parse intake bytes, refusing everything the standard or safety forbids."""
+    if len(raw) > max_bytes:
+        return _malformed(
+            "XML-SIZE",
+            f"message is {len(raw):,} bytes; the limit is {max_bytes:,} bytes (OP192: 25 MB)",
+        )
+    if not raw.strip():
+        return _malformed("XML-EMPTY", "message is empty")
+    for bom, name in _BOMS.items():
+        if raw.startswith(bom):
+            return _malformed("XML-BOM", f"message starts with a {name} byte-order mark; "
+                              "iJw requires UTF-8 without BOM (OP192)", 1, 1)
+    declared = _DECLARED_ENCODING.match(raw)
+    if declared and declared.group(1).decode("ascii").upper().replace("_", "-") not in (
+        "UTF-8",
+        "UTF8",
+    ):
+        return _malformed(
+            "XML-ENCODING",
+            f"declared encoding {declared.group(1).decode('ascii')!r}; iJw requires UTF-8",
+            1,
+            declared.start(1) + 1,
+        )
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _line_col(raw, exc.start)
+        return _malformed("XML-ENCODING", f"byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                          "is not valid UTF-8", line, column)
+    doctype = _DOCTYPE.search(raw)
+    if doctype is not None:
+        line, column = _line_col(raw, doctype.start())
+        return _malformed("XML-DTD", "document type declarations (DTD) are not allowed: "
+                          "they enable entity expansion and external entities", line, column)
+    entity = _ENTITY_DECL.search(raw)
+    if entity is not None:
+        line, column = _line_col(raw, entity.start())
+        return _malformed("XML-DTD", "entity declarations are not allowed", line, column)
+    try:
+        tree = etree.ElementTree(etree.fromstring(raw, _parser()))
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position if exc.position else (None, None)
+        message = str(exc.msg or exc)
+        rule = "XML-DEPTH" if "depth" in message.lower() else "XML-SYNTAX"
+        return _malformed(rule, f"not well-formed XML: {message}", line, column)
+    except (ValueError, etree.LxmlError) as exc:
+        return _malformed("XML-SYNTAX", f"not well-formed XML: {exc}")
+    if tree.docinfo.doctype:
+        return _malformed("XML-DTD", "document type declarations (DTD) are not allowed")
+    return ParseResult(tree, ())

@@ -1,0 +1,12 @@
+"""Where the test suite finds the project's files and the shared reference material."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+OFFICIAL_XSD_DIR = SHARED / "reference" / "ijw" / "ijw-3.2"
+EXAMPLES_DIR = OFFICIAL_XSD_DIR / "examples"
+OUR_XSD_DIR = REPO / "schemas" / "ijw-3.2"
+CODES_DIR = SHARED / "reference" / "codes"

@@ -1,0 +1,60 @@
+"""The dependency rule: the core is pure, and nothing imports the composition root."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.paths import REPO
+
+FORBIDDEN_IN_CORE = {"asyncio", "aiohttp", "sqlmodel", "sqlalchemy", "structlog", "apscheduler",
+                     "psycopg", "socket", "subprocess", "threading"}
+CORE = REPO / "gateway" / "core"
+
+
+def _imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(CORE.rglob("*.py")), ids=lambda p: p.name)
+def test_core_module_imports_no_io_library(module: Path) -> None:
+    """Core modules import only the stdlib, lxml, xmlschema and other core modules."""
+    assert not (_imported_roots(module) & FORBIDDEN_IN_CORE)
+
+
+@pytest.mark.parametrize("module", sorted(CORE.rglob("*.py")), ids=lambda p: p.name)
+def test_core_depends_only_on_core(module: Path) -> None:
+    """Dependencies point towards the core: core never imports the edges."""
+    gateway_imports = {m for m in _imported_modules(module) if m.startswith("gateway.")}
+    assert all(m.startswith("gateway.core") for m in gateway_imports), gateway_imports
+
+
+def test_nothing_imports_the_composition_root() -> None:
+    """Only the CLI entry point may build the application."""
+    offenders = [
+        p.name
+        for p in (REPO / "gateway").rglob("*.py")
+        if p.name not in {"app.py", "cli.py", "cli_daemon.py", "__main__.py"}
+        and "gateway.app" in _imported_modules(p)
+    ]
+    assert offenders == []
