@@ -74,6 +74,12 @@ def int_at(el: Element | None, path: str | None = None) -> int | None:
         return None
 
 
+def source_line(el: Element) -> int | None:
+    """The line an element started on, when the parser recorded one."""
+    line = el.sourceline
+    return line if isinstance(line, int) and line > 0 else None
+
+
 def element_path(el: Element) -> str:
     """A local-name path such as ``/Bericht/Client/Prestaties/Prestatie[2]``.
 

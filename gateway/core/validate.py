@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from lxml import etree
 
-from gateway.core.document import MessageDocument, local_name, text
+from gateway.core.document import MessageDocument, local_name, source_line, text
 from gateway.core.privacy import mask_schema_message
 from gateway.core.report import Finding, Level, ValidationReport
 from gateway.core.rules import REGISTRY, Rule, RuleContext, run_rules
@@ -42,7 +43,7 @@ def identify(tree: etree._ElementTree, schemas: SchemaSet) -> MessageDocument | 
             rule="XSD-UNKNOWN",
             message=f"root element {qname.localname!r} in namespace {qname.namespace!r} "
             "is not an iJw Bericht",
-            line=root.sourceline,
+            line=source_line(root),
             path="/" + qname.localname,
             level=Level.XSD,
         )
@@ -53,7 +54,7 @@ def identify(tree: etree._ElementTree, schemas: SchemaSet) -> MessageDocument | 
         return Finding(
             rule="XSD-UNKNOWN",
             message=f"no schema for namespace {qname.namespace!r} (releases loaded: {known})",
-            line=root.sourceline,
+            line=source_line(root),
             path="/Bericht",
             level=Level.XSD,
         )
@@ -66,7 +67,8 @@ def xsd_findings(doc: MessageDocument) -> tuple[Finding, ...]:
     if xsd.validate(doc.tree):
         return ()
     findings = []
-    for entry in xsd.error_log:
+    entries: Iterable[Any] = xsd.error_log  # type: ignore[assignment]
+    for entry in entries:
         path = _readable_path(entry.path)
         element_name = path.rpartition("/")[2].partition("[")[0] if path else None
         message = mask_schema_message(_readable_xsd_message(entry.message), element_name)

@@ -42,6 +42,13 @@ def _malformed(rule: str, message: str, line: int | None = None,
     return ParseResult(None, (finding,))
 
 
+def _syntax_error(exc: etree.XMLSyntaxError) -> ParseResult:
+    position: tuple[int | None, int | None] = exc.position or (None, None)
+    message = str(exc.msg or exc)
+    rule = "XML-DEPTH" if "depth" in message.lower() else "XML-SYNTAX"
+    return _malformed(rule, f"not well-formed XML: {message}", *position)
+
+
 def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
     line = raw.count(b"\n", 0, offset) + 1
     column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
@@ -102,12 +109,9 @@ def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
     try:
         tree = etree.ElementTree(etree.fromstring(raw, _parser()))
     except etree.XMLSyntaxError as exc:
-        line, column = exc.position if exc.position else (None, None)
-        message = str(exc.msg or exc)
-        rule = "XML-DEPTH" if "depth" in message.lower() else "XML-SYNTAX"
-        return _malformed(rule, f"not well-formed XML: {message}", line, column)
+        return _syntax_error(exc)
     except (ValueError, etree.LxmlError) as exc:
         return _malformed("XML-SYNTAX", f"not well-formed XML: {exc}")
-    if tree.docinfo.doctype:
+    if getattr(tree.docinfo, "doctype", ""):
         return _malformed("XML-DTD", "document type declarations (DTD) are not allowed")
     return ParseResult(tree, ())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from gateway.core.document import Element, MessageDocument, element_path
+from gateway.core.document import Element, MessageDocument, element_path, source_line
 from gateway.core.report import Finding, Level
 
 
@@ -86,7 +86,7 @@ class Rule:
                 message=violation.message,
                 retourcode=self.retourcode,
                 path=element_path(violation.element),
-                line=violation.element.sourceline,
+                line=source_line(violation.element),
                 level=self.level.report_level,
             )
 
