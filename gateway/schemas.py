@@ -25,13 +25,16 @@ _MESSAGE_NAME = re.compile(r"^(?:jw|wmo)(\d{3})$", re.IGNORECASE)
 class _CaseInsensitiveResolver(etree.Resolver):
     """Serve ``Basisschema.xsd`` when an import asks for ``basisschema.xsd``."""
 
-    def resolve(self, system_url: str, public_id: str, context: object) -> object:
+    # lxml-stubs 0.5 lag lxml: lxml passes a context and Resolver has resolve_filename.
+    def resolve(  # type: ignore[override]
+        self, system_url: str, public_id: str, context: object
+    ) -> object:
         wanted = Path(system_url.removeprefix("file://"))
         if wanted.exists() or not wanted.parent.is_dir():
             return None
         for candidate in wanted.parent.iterdir():
             if candidate.name.lower() == wanted.name.lower():
-                return self.resolve_filename(str(candidate), context)
+                return self.resolve_filename(str(candidate), context)  # type: ignore[attr-defined]
         return None
 
 
@@ -91,6 +94,29 @@ def _basisschema_namespace(doc: etree._ElementTree) -> str:
     return "" if imported is None else imported.get("namespace", "")
 
 
+def _find_case_insensitively(folder: Path, name: str) -> Path | None:
+    for candidate in folder.iterdir():
+        if candidate.name.lower() == name.lower():
+            return candidate
+    return None
+
+
+def _check_imports(path: Path, doc: etree._ElementTree) -> None:
+    """Name a missing imported file (usually the basisschema) instead of an unresolved type."""
+    for imported in doc.getroot().iterfind(f"{XS}import"):
+        location = imported.get("schemaLocation")
+        if not location or "://" in location:
+            continue
+        target = path.parent / location
+        found = _find_case_insensitively(target.parent, target.name)
+        if found is None:
+            raise SchemaInvalid(f"{path.name}: imports {location}, which is not in {target.parent}")
+        try:
+            etree.parse(str(found), _xsd_parser())
+        except etree.XMLSyntaxError as exc:
+            raise SchemaInvalid(f"{path.name}: imported {found.name} is not XML: {exc}") from exc
+
+
 def load_message_schema(path: Path) -> MessageSchema:
     """Compile one message XSD (with its basisschema import) into a :class:`MessageSchema`."""
     try:
@@ -103,6 +129,7 @@ def load_message_schema(path: Path) -> MessageSchema:
         code = _berichtcode(doc)
         if code is None:
             raise SchemaInvalid(f"{path.name}: Header/BerichtCode has no fixed pattern")
+        _check_imports(path, doc)
         xsd = etree.XMLSchema(doc)
     except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
         raise SchemaInvalid(f"{path.name}: {exc}") from exc
