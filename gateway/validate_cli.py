@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from gateway.core.catalogue import MESSAGE_KINDS
 from gateway.core.errors import GatewayError
 from gateway.core.report import Level, ValidationReport
+from gateway.core.retour import RetourIdentity, build_retour, retour_type_for
 from gateway.core.rules import RuleContext
 from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
@@ -176,14 +178,9 @@ class _RetourWriter:
     """Writes the retour of each original message the way a receiver would answer it."""
 
     def __init__(self, folder: Path, schemas: SchemaSet, context: RuleContext) -> None:
-        from gateway.core.retour import RetourIdentity, build_retour, retour_type_for
-
         self._folder = folder
         self._schemas = schemas
         self._today = context.today or dt.date.today()
-        self._build = build_retour
-        self._identity = RetourIdentity
-        self._retour_type_for = retour_type_for
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -193,11 +190,12 @@ class _RetourWriter:
         doc = report.document
         if doc is None or report.level in (Level.MALFORMED, Level.XSD):
             return  # the standard answers these through the transport, not with a retour
-        retour_type = self._retour_type_for(doc.message_type)
-        if retour_type is None:
-            return
+        kind = MESSAGE_KINDS.get(doc.message_type)
+        if kind is None or kind.answered_by is None:
+            return  # retours are not answered
+        retour_type = retour_type_for(doc.message_type)
         # A stable id per original, so re-running validate rewrites the same retour.
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-        identity = self._identity(identificatie=digest, dagtekening=self._today)
-        retour = self._build(doc, report.findings, identity, self._schemas)
+        identity = RetourIdentity(identificatie=digest, dagtekening=self._today)
+        retour = build_retour(doc, report.findings, identity, self._schemas)
         (self._folder / f"{source.stem}.{retour_type}.xml").write_bytes(retour)

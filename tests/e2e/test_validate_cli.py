@@ -1,0 +1,156 @@
+"""``gateway validate`` and ``gateway schemas check`` as a user runs them: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway.schemas import load_schema_set
+from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, OUR_XSD_DIR
+
+VALID = sorted(p for p in EXAMPLES_DIR.glob("*.xml") if p.name != "JW318.xml")
+
+
+def gateway(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, check=False, timeout=300,
+    )
+
+
+def json_lines(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_valid_examples_exit_zero_with_one_json_object_each() -> None:
+    """Every valid official example is ok, reported as one JSON object per file."""
+    result = gateway("validate", "--json", *VALID)
+    assert result.returncode == 0, result.stderr
+    objects = json_lines(result.stdout)
+    assert [o["file"] for o in objects] == [str(p) for p in VALID]
+    assert {o["level"] for o in objects} == {"ok"}
+    assert {o["message_type"] for o in objects} == {p.stem for p in VALID}
+    assert all(o["release"] == "3.2" and o["findings"] == [] for o in objects)
+
+
+def test_invalid_example_exits_one_with_xsd_finding_and_path() -> None:
+    """The shipped JW318 example fails at XSD level with the element path of the fault."""
+    result = gateway("validate", "--json", EXAMPLES_DIR / "JW318.xml")
+    assert result.returncode == 1
+    (obj,) = json_lines(result.stdout)
+    assert obj["level"] == "xsd"
+    findings = obj["findings"]
+    assert isinstance(findings, list)
+    assert findings[0]["path"] == "/Bericht/Client/Verzoek/RetourCode"
+    assert findings[0]["line"] == 33
+    assert set(findings[0]) == {"rule", "retourcode", "path", "line", "message"}
+
+
+def test_rule_violation_is_reported_with_code_and_retourcode(tmp_path: Path) -> None:
+    """A BSN that fails the 11-proof is a rules-level CS002 finding with retourcode 0001."""
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes((EXAMPLES_DIR / "JW305.xml").read_bytes().replace(b"999900006", b"123456789"))
+    result = gateway("validate", "--json", bad)
+    assert result.returncode == 1
+    (obj,) = json_lines(result.stdout)
+    assert obj["level"] == "rules"
+    assert ("CS002", "0001") in {(f["rule"], f["retourcode"]) for f in obj["findings"]}  # type: ignore[union-attr,index]
+    assert "123456789" not in result.stdout
+
+
+def test_missing_path_is_an_io_error_exit_two(tmp_path: Path) -> None:
+    """A path that does not exist is an I/O error (exit 2), named on stderr."""
+    result = gateway("validate", tmp_path / "nope.xml")
+    assert result.returncode == 2
+    assert "nope.xml" in result.stderr
+
+
+def test_usage_error_exits_two() -> None:
+    """An unknown option is a usage error."""
+    assert gateway("validate", "--no-such-option", "x").returncode == 2
+
+
+def test_readable_table_without_colours_when_piped(tmp_path: Path) -> None:
+    """Without --json the report is a table; piped output carries no ANSI colour codes."""
+    result = gateway("validate", EXAMPLES_DIR / "JW301.xml", EXAMPLES_DIR / "JW318.xml")
+    assert result.returncode == 1
+    assert "\x1b[" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["ok", "JW301"]
+    assert any(line.split()[:2] == ["xsd", "JW318"] for line in lines)
+    assert "2 file(s) checked" in result.stdout
+
+
+def test_folder_of_ten_thousand_files(tmp_path: Path) -> None:
+    """A folder of 10,000 messages is validated in one run, one JSON line per file."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    sources = [p.read_bytes() for p in VALID]
+    for i in range(10_000):
+        (folder / f"m{i:05d}.xml").write_bytes(sources[i % len(sources)])
+    (folder / "m05000.xml").write_bytes(b"<broken>")
+    result = gateway("validate", "--json", folder)
+    assert result.returncode == 1
+    objects = json_lines(result.stdout)
+    assert len(objects) == 10_000
+    levels = [o["level"] for o in objects]
+    assert levels.count("malformed") == 1
+    assert levels.count("ok") == 9_999
+
+
+def test_official_folder_with_name_quirk_loads_via_schemas_option() -> None:
+    """An unpacked official release (Basisschema.xsd vs basisschema.xsd) can be used directly."""
+    result = gateway("validate", "--json", "--schemas", OFFICIAL_XSD_DIR, *VALID)
+    assert result.returncode == 0, result.stderr
+
+
+def test_schemas_check_reports_every_message() -> None:
+    """``gateway schemas check`` lists the 14 message schemas of a release folder."""
+    for folder in (OFFICIAL_XSD_DIR, OUR_XSD_DIR):
+        result = gateway("schemas", "check", folder)
+        assert result.returncode == 0, result.stdout
+        assert result.stdout.count("  ok  JW") == 14
+        assert "loads (14 message schemas, 0 problems)" in result.stdout
+
+
+def test_schemas_check_on_a_broken_folder_explains(tmp_path: Path) -> None:
+    """A folder whose basisschema is missing does not load, and the output says which file."""
+    shutil.copy(OFFICIAL_XSD_DIR / "JW301.xsd", tmp_path / "JW301.xsd")
+    result = gateway("schemas", "check", tmp_path)
+    assert result.returncode == 1
+    assert "JW301.xsd" in result.stdout
+    assert "does not load" in result.stdout
+
+
+def test_retour_dir_receives_valid_retours(tmp_path: Path) -> None:
+    """--retour-dir writes one retour per original, each valid against the official XSD."""
+    out = tmp_path / "retours"
+    originals = [EXAMPLES_DIR / f"{name}.xml" for name in
+                 ("JW301", "JW305", "JW307", "JW315", "JW317", "JW319", "JW323")]
+    result = gateway("validate", "--retour-dir", out, *originals)
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(
+        f"{p.stem}.{kind}.xml" for p, kind in zip(
+            originals, ("JW302", "JW306", "JW308", "JW316", "JW318", "JW320", "JW325"),
+            strict=True)
+    )
+    official = load_schema_set([OFFICIAL_XSD_DIR])
+    for path in out.iterdir():
+        schema = official.get("3.2", path.name.split(".")[1])
+        assert schema is not None
+        assert schema.xsd.validate(etree.parse(str(path))), path.name
+
+
+@pytest.mark.parametrize("command", [["validate", "--help"], ["schemas", "check", "--help"]])
+def test_help_has_examples(command: list[str]) -> None:
+    """Every command's --help shows usage (and validate shows examples)."""
+    result = gateway(*command)
+    assert result.returncode == 0
+    assert "usage:" in result.stdout
