@@ -122,6 +122,17 @@ class Store(Protocol):
         """Append an operator action to the audit trail."""
         ...
 
+    def party_holds(self) -> dict[str, str]:
+        """Parties an operator has put on hold: party id → reason (persists across restarts)."""
+        ...
+
+    def set_party_hold(self, party: str, reason: str | None, at: dt.datetime,
+                       actor: str) -> None:
+        """Put ``party`` on hold with ``reason``, or release it when ``reason`` is None.
+
+        Idempotent; callers record the operator action with :meth:`record_audit`.
+        """
+
     def healthy(self) -> bool:
         """True when the store answers a trivial query."""
         ...

@@ -1,0 +1,81 @@
+"""Backends for the store contract: SQLite always, PostgreSQL when GATEWAY_TEST_PG_DSN is set.
+
+Each PostgreSQL test gets a schema of its own (dropped afterwards), selected through the
+connection's ``search_path``, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.store.sql import SqlStore
+
+PG_DSN_VARIABLE = "GATEWAY_TEST_PG_DSN"
+
+
+def _pg_dsn() -> str:
+    dsn = os.environ.get(PG_DSN_VARIABLE)
+    if not dsn:
+        pytest.skip(f'{PG_DSN_VARIABLE} is not set (run: eval "$(bash .ci/postgres.sh)")')
+    return dsn
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of the backend under test."""
+    name: str = request.param
+    return name
+
+
+def _sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'data' / 'gateway.db'}"
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database on the backend under test."""
+    if backend == "sqlite":
+        yield _sqlite_url(tmp_path)
+        return
+    dsn = _pg_dsn()
+    schema = f"contract_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(dsn)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(dsn).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def make_store(store_url: str) -> Iterator[Callable[[], SqlStore]]:
+    """Builds more stores (each with its own engine) on the same database; closes them."""
+    made: list[SqlStore] = []
+
+    def make() -> SqlStore:
+        store = SqlStore(store_url)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[[], SqlStore]) -> SqlStore:
+    """A migrated, empty store on the backend under test."""
+    fresh = make_store()
+    fresh.migrate()
+    return fresh
