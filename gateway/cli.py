@@ -10,7 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from gateway.cli_daemon import add_daemon_commands
 from gateway.core.errors import GatewayError
+from gateway.translate_cli import add_translate_commands
 from gateway.validate_cli import add_schema_commands, add_validate_command
 
 EXIT_USAGE = 2
@@ -31,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_validate_command(subparsers)
     add_schema_commands(subparsers)
+    add_daemon_commands(subparsers)
+    add_translate_commands(subparsers)
     return parser
 
 

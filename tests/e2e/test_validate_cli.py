@@ -20,7 +20,11 @@ VALID = sorted(p for p in EXAMPLES_DIR.glob("*.xml") if p.name != "JW318.xml")
 def gateway(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, check=False, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=300,
     )
 
 
@@ -131,15 +135,18 @@ def test_schemas_check_on_a_broken_folder_explains(tmp_path: Path) -> None:
 def test_retour_dir_receives_valid_retours(tmp_path: Path) -> None:
     """--retour-dir writes one retour per original, each valid against the official XSD."""
     out = tmp_path / "retours"
-    originals = [EXAMPLES_DIR / f"{name}.xml" for name in
-                 ("JW301", "JW305", "JW307", "JW315", "JW317", "JW319", "JW323")]
+    originals = [
+        EXAMPLES_DIR / f"{name}.xml"
+        for name in ("JW301", "JW305", "JW307", "JW315", "JW317", "JW319", "JW323")
+    ]
     result = gateway("validate", "--retour-dir", out, *originals)
     assert result.returncode == 0, result.stderr
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(
-        f"{p.stem}.{kind}.xml" for p, kind in zip(
-            originals, ("JW302", "JW306", "JW308", "JW316", "JW318", "JW320", "JW325"),
-            strict=True)
+        f"{p.stem}.{kind}.xml"
+        for p, kind in zip(
+            originals, ("JW302", "JW306", "JW308", "JW316", "JW318", "JW320", "JW325"), strict=True
+        )
     )
     official = load_schema_set([OFFICIAL_XSD_DIR])
     for path in out.iterdir():

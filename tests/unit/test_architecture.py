@@ -9,8 +9,18 @@ import pytest
 
 from tests.paths import REPO
 
-FORBIDDEN_IN_CORE = {"asyncio", "aiohttp", "sqlmodel", "sqlalchemy", "structlog", "apscheduler",
-                     "psycopg", "socket", "subprocess", "threading"}
+FORBIDDEN_IN_CORE = {
+    "asyncio",
+    "aiohttp",
+    "sqlmodel",
+    "sqlalchemy",
+    "structlog",
+    "apscheduler",
+    "psycopg",
+    "socket",
+    "subprocess",
+    "threading",
+}
 CORE = REPO / "gateway" / "core"
 
 

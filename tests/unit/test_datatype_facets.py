@@ -20,8 +20,7 @@ from tests.unit.rules.mutate import load_example
 OURS = load_schema_set([OUR_XSD_DIR])
 OFFICIAL = load_schema_set([OFFICIAL_XSD_DIR])
 
-PROFILE = settings(max_examples=60, deadline=None,
-                   suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _xsd_valid(example: str, path: str, value: str, schemas: object) -> bool:
@@ -53,6 +52,7 @@ def _int_range(low: int, high: int) -> Callable[[str], bool]:
         if not re.fullmatch(r"[+-]?\d+", stripped):
             return False
         return low <= int(stripped) <= high
+
     return check
 
 
@@ -61,44 +61,85 @@ def _text_codes(*codes: str) -> Callable[[str], bool]:
 
 
 FIELDS: list[tuple[str, str, str, Callable[[str], bool], st.SearchStrategy[str]]] = [
-    ("bsn", "JW305", "Client/Bsn",
-     lambda v: re.fullmatch(r"[0-9]{9}", v) is not None,
-     st.one_of(st.from_regex(r"\A[0-9]{8,10}\Z"), st.text(max_size=11))),
-    ("agb-afzender", "JW305", "Header/Afzender",
-     lambda v: re.fullmatch(r"[0-9]{8}", v) is not None,
-     st.one_of(st.from_regex(r"\A[0-9]{7,9}\Z"), st.text(max_size=9))),
-    ("gemeente-ontvanger", "JW305", "Header/Ontvanger",
-     lambda v: re.fullmatch(r"[0-9]{4}", v) is not None,
-     st.one_of(st.from_regex(r"\A[0-9]{3,5}\Z"), st.text(max_size=5))),
-    ("versie", "JW305", "Header/XsdVersie/BerichtXsdVersie",
-     lambda v: re.fullmatch(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)", v) is not None,
-     st.one_of(st.from_regex(r"\A[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}\Z"), st.text(max_size=8))),
-    ("datum", "JW305", "Client/StartProducten/StartProduct/Begindatum",
-     _date_ok,
-     st.one_of(st.dates().map(str), st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}(Z|\+01:00)?\Z"))),
-    ("volume", "JW323", "Declaratie/Clienten/Client/Prestaties/Prestatie/GeleverdVolume",
-     _int_range(0, 99_999_999),
-     st.one_of(st.integers(-10, 100_000_010).map(str), st.text(max_size=4))),
-    ("eenheid", "JW323", "Declaratie/Clienten/Client/Prestaties/Prestatie/Eenheid",
-     _text_codes("01", "04", "14", "16", "82", "83", "84"),
-     st.one_of(st.from_regex(r"\A[0-9]{2}\Z"), st.text(max_size=3))),
-    ("status-aanlevering", "JW305", "Client/StartProducten/StartProduct/StatusAanlevering",
-     _text_codes("1", "2", "3", "9"),
-     st.one_of(st.from_regex(r"\A[0-9]\Z"), st.text(max_size=2))),
+    (
+        "bsn",
+        "JW305",
+        "Client/Bsn",
+        lambda v: re.fullmatch(r"[0-9]{9}", v) is not None,
+        st.one_of(st.from_regex(r"\A[0-9]{8,10}\Z"), st.text(max_size=11)),
+    ),
+    (
+        "agb-afzender",
+        "JW305",
+        "Header/Afzender",
+        lambda v: re.fullmatch(r"[0-9]{8}", v) is not None,
+        st.one_of(st.from_regex(r"\A[0-9]{7,9}\Z"), st.text(max_size=9)),
+    ),
+    (
+        "gemeente-ontvanger",
+        "JW305",
+        "Header/Ontvanger",
+        lambda v: re.fullmatch(r"[0-9]{4}", v) is not None,
+        st.one_of(st.from_regex(r"\A[0-9]{3,5}\Z"), st.text(max_size=5)),
+    ),
+    (
+        "versie",
+        "JW305",
+        "Header/XsdVersie/BerichtXsdVersie",
+        lambda v: re.fullmatch(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)", v) is not None,
+        st.one_of(st.from_regex(r"\A[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}\Z"), st.text(max_size=8)),
+    ),
+    (
+        "datum",
+        "JW305",
+        "Client/StartProducten/StartProduct/Begindatum",
+        _date_ok,
+        st.one_of(
+            st.dates().map(str), st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}(Z|\+01:00)?\Z")
+        ),
+    ),
+    (
+        "volume",
+        "JW323",
+        "Declaratie/Clienten/Client/Prestaties/Prestatie/GeleverdVolume",
+        _int_range(0, 99_999_999),
+        st.one_of(st.integers(-10, 100_000_010).map(str), st.text(max_size=4)),
+    ),
+    (
+        "eenheid",
+        "JW323",
+        "Declaratie/Clienten/Client/Prestaties/Prestatie/Eenheid",
+        _text_codes("01", "04", "14", "16", "82", "83", "84"),
+        st.one_of(st.from_regex(r"\A[0-9]{2}\Z"), st.text(max_size=3)),
+    ),
+    (
+        "status-aanlevering",
+        "JW305",
+        "Client/StartProducten/StartProduct/StatusAanlevering",
+        _text_codes("1", "2", "3", "9"),
+        st.one_of(st.from_regex(r"\A[0-9]\Z"), st.text(max_size=2)),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("example", "path", "expected", "values"),
-                         [f[1:] for f in FIELDS], ids=[f[0] for f in FIELDS])
+@pytest.mark.parametrize(
+    ("example", "path", "expected", "values"), [f[1:] for f in FIELDS], ids=[f[0] for f in FIELDS]
+)
 def test_schemas_agree_with_the_standard_on_generated_values(
     example: str, path: str, expected: Callable[[str], bool], values: st.SearchStrategy[str]
 ) -> None:
     """For any value, our XSD, the official XSD and the standard's definition agree."""
 
     @PROFILE
-    @given(values.filter(lambda v: "\x00" not in v and all(
-        c in "\t\n\r" or ord(c) >= 0x20 for c in v) and not any(
-        0xD800 <= ord(c) <= 0xDFFF or ord(c) in (0xFFFE, 0xFFFF) for c in v)))
+    @given(
+        values.filter(
+            lambda v: (
+                "\x00" not in v
+                and all(c in "\t\n\r" or ord(c) >= 0x20 for c in v)
+                and not any(0xD800 <= ord(c) <= 0xDFFF or ord(c) in (0xFFFE, 0xFFFF) for c in v)
+            )
+        )
+    )
     def check(value: str) -> None:
         ours = _xsd_valid(example, path, value, OURS)
         official = _xsd_valid(example, path, value, OFFICIAL)

@@ -49,10 +49,16 @@ def _only_finding(raw: bytes, **kwargs: int) -> tuple[str, str]:
         (NETWORK_ENTITY, "XML-DTD", "DTD"),
         (b"\xef\xbb\xbf" + EXAMPLE, "XML-BOM", "byte-order mark"),
         (b"\xff\xfe<\x00a\x00/\x00>\x00", "XML-BOM", "UTF-16"),
-        (EXAMPLE.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'), "XML-ENCODING",
-         "ISO-8859-1"),
-        (EXAMPLE.replace(b"<jw305:Geslacht>", b"<jw305:Geslacht>\xe9"), "XML-ENCODING",
-         "not valid UTF-8"),
+        (
+            EXAMPLE.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'),
+            "XML-ENCODING",
+            "ISO-8859-1",
+        ),
+        (
+            EXAMPLE.replace(b"<jw305:Geslacht>", b"<jw305:Geslacht>\xe9"),
+            "XML-ENCODING",
+            "not valid UTF-8",
+        ),
         (bytes(range(256)) * 4, "XML-ENCODING", "UTF-8"),
         (b"\x89PNG\r\n\x1a\n" + b"junk" * 100, "XML-ENCODING", "UTF-8"),
         (b"this is not xml at all", "XML-SYNTAX", "well-formed"),
@@ -61,9 +67,22 @@ def _only_finding(raw: bytes, **kwargs: int) -> tuple[str, str]:
         (b"   \r\n", "XML-EMPTY", "empty"),
         (b"<a>" * 5000 + b"</a>" * 5000, "XML-DEPTH", "depth"),
     ],
-    ids=["entity-bomb", "external-entity", "network-dtd", "utf8-bom", "utf16-bom",
-         "latin1-declared", "invalid-utf8-byte", "binary-junk", "png", "plain-text",
-         "truncated", "empty", "whitespace", "deep-nesting"],
+    ids=[
+        "entity-bomb",
+        "external-entity",
+        "network-dtd",
+        "utf8-bom",
+        "utf16-bom",
+        "latin1-declared",
+        "invalid-utf8-byte",
+        "binary-junk",
+        "png",
+        "plain-text",
+        "truncated",
+        "empty",
+        "whitespace",
+        "deep-nesting",
+    ],
 )
 def test_hostile_input_is_a_malformed_finding(raw: bytes, rule: str, words: str) -> None:
     """Each hostile or broken input yields exactly one malformed finding with a clear reason."""
@@ -76,8 +95,11 @@ def test_external_entity_is_never_resolved(tmp_path: Path) -> None:
     """An entity pointing at a local file never pulls that file's content into the tree."""
     secret = tmp_path / "secret.txt"
     secret.write_text("TOPSECRET")
-    raw = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "'
-           + secret.as_uri().encode() + b'">]><r>&x;</r>')
+    raw = (
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "'
+        + secret.as_uri().encode()
+        + b'">]><r>&x;</r>'
+    )
     result = parse_safely(raw)
     assert result.tree is None
     assert "TOPSECRET" not in repr(result.findings)
@@ -85,8 +107,9 @@ def test_external_entity_is_never_resolved(tmp_path: Path) -> None:
 
 def test_oversized_message_is_refused_before_parsing() -> None:
     """A 30 MB message exceeds the 25 MB limit of the standard and is refused by size."""
-    raw = EXAMPLE.replace(b"</jw305:Bericht>", b"<!--" + b"x" * (30 * 1024 * 1024) + b"-->"
-                          b"</jw305:Bericht>")
+    raw = EXAMPLE.replace(
+        b"</jw305:Bericht>", b"<!--" + b"x" * (30 * 1024 * 1024) + b"--></jw305:Bericht>"
+    )
     rule, message = _only_finding(raw)
     assert rule == "XML-SIZE"
     assert "25 MB" in message

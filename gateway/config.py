@@ -1,0 +1,307 @@
+"""Read ``config.toml`` into frozen, validated settings (tomllib + pydantic).
+
+Every problem becomes a :class:`ConfigError` that names the file and the key, so an operator
+can fix it without reading code. Relative paths are relative to the configuration file's
+folder, not to wherever the daemon was started. Secrets may come from ``GATEWAY_*`` variables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.core.errors import ConfigError
+from gateway.core.route import Channel, Party, PartyRegistry, PartyRole, token_digest
+
+DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+STORE_URL_ENV = "GATEWAY_STORE_URL"
+
+_CBS = re.compile(r"^\d{4}$")
+_AGB = re.compile(r"^\d{8}$")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    """``[server]``: where the HTTP API listens."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8480
+    max_body_bytes: Annotated[int, Field(gt=0)] | None = None
+
+
+class StoreSettings(_Section):
+    """``[store]``: the database URL (SQLite file by default, or PostgreSQL)."""
+
+    url: str | None = None
+
+
+class PathSettings(_Section):
+    """``[paths]``: folders, relative to the configuration file."""
+
+    inbox: Path = Path("inbox")
+    outbox: Path = Path("outbox")
+    schemas: tuple[Path, ...] = (Path("schemas/ijw-3.2"),)
+    data: Path = Path("data")
+
+
+class LimitSettings(_Section):
+    """``[limits]``: size limits on incoming messages."""
+
+    max_message_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_MESSAGE_BYTES
+
+
+class RetrySettings(_Section):
+    """``[retry]``: capped exponential backoff with jitter, then dead."""
+
+    base_seconds: Annotated[float, Field(gt=0)] = 30.0
+    cap_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    max_attempts: Annotated[int, Field(ge=1)] = 12
+    max_age_hours: Annotated[float, Field(gt=0)] = 72.0
+
+    @model_validator(mode="after")
+    def _cap_above_base(self) -> RetrySettings:
+        if self.cap_seconds < self.base_seconds:
+            raise ValueError("cap_seconds must not be smaller than base_seconds")
+        return self
+
+
+class DeliverySettings(_Section):
+    """``[delivery]``: how often and how much the delivery pass does."""
+
+    interval_seconds: Annotated[float, Field(gt=0)] = 2.0
+    batch_size: Annotated[int, Field(ge=1)] = 50
+    lease_seconds: Annotated[float, Field(gt=0)] = 120.0
+    http_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    inbox_poll_seconds: Annotated[float, Field(gt=0)] = 1.0
+
+
+class PartySettings(_Section):
+    """One ``[[parties]]`` entry."""
+
+    id: str
+    role: PartyRole
+    identity: str | None = None
+    name: str | None = None
+    token_sha256: str | None = None
+    token_env: str | None = None
+    channel: Channel = Channel.MAILBOX
+    url: str | None = None
+    readiness: Literal["ready", "paused"] = "ready"
+    not_ready_until: dt.date | None = None
+    answered_by: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PartySettings:
+        if not _PARTY_ID.match(self.id):
+            raise ValueError(
+                f"id {self.id!r}: use lower-case letters, digits, '-' or '_' (it names folders)"
+            )
+        if self.role is PartyRole.GEMEENTE and not (self.identity and _CBS.match(self.identity)):
+            raise ValueError(f"identity of gemeente {self.id!r} must be a 4-digit CBS code")
+        if self.role is PartyRole.AANBIEDER and not (self.identity and _AGB.match(self.identity)):
+            raise ValueError(f"identity of aanbieder {self.id!r} must be an 8-digit AGB code")
+        if self.token_sha256 is not None and self.token_env is not None:
+            raise ValueError("give token_sha256 or token_env, not both")
+        if self.token_sha256 is not None and not _HEX64.match(self.token_sha256):
+            raise ValueError("token_sha256 must be 64 hexadecimal characters (sha256sum)")
+        if self.token_env is not None and not self.token_env.startswith("GATEWAY_"):
+            raise ValueError("token_env must name a GATEWAY_* environment variable")
+        if self.channel is Channel.HTTP and not self.url:
+            raise ValueError(f"party {self.id!r} has channel 'http' but no url")
+        if self.channel is not Channel.HTTP and self.url:
+            raise ValueError(f"party {self.id!r}: url is only used with channel 'http'")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+
+class _RawSettings(_Section):
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    paths: PathSettings = PathSettings()
+    limits: LimitSettings = LimitSettings()
+    retry: RetrySettings = RetrySettings()
+    delivery: DeliverySettings = DeliverySettings()
+    parties: tuple[PartySettings, ...] = ()
+
+
+class Settings(_Section):
+    """Everything the daemon needs, resolved: absolute paths, store URL, parties with hashes."""
+
+    config_path: Path
+    server: ServerSettings
+    store_url: str
+    inbox: Path
+    outbox: Path
+    schemas: tuple[Path, ...]
+    data: Path
+    limits: LimitSettings
+    retry: RetrySettings
+    delivery: DeliverySettings
+    parties: tuple[Party, ...]
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The HTTP body limit: the server's own, or the message size limit."""
+        return self.server.max_body_bytes or self.limits.max_message_bytes
+
+    def registry(self) -> PartyRegistry:
+        """The party registry built from the configured parties."""
+        return PartyRegistry(self.parties)
+
+
+def _location(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
+    """``('parties', 1, 'role')`` → ``parties[1] (id 'x').role``."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            entry = node[item] if isinstance(node, list) and item < len(node) else None
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                label += f" (id {entry['id']!r})"
+            parts.append(label)
+            node = entry
+        else:
+            parts.append(("." if parts else "") + item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def _describe(exc: ValidationError, raw: Mapping[str, Any], path: Path) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not str(p).startswith("function-after"))
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {_location(loc, raw)}: {message}")
+    return "\n".join(lines)
+
+
+def _resolve(base: Path, value: Path) -> Path:
+    return value if value.is_absolute() else (base / value).resolve()
+
+
+def _sqlite_url(base: Path, url: str) -> str:
+    """Make a relative ``sqlite:///file`` URL relative to the configuration folder."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/") or ":memory:" in url:
+        return url
+    return prefix + str((base / url.removeprefix(prefix)).resolve())
+
+
+def _party(entry: PartySettings, environ: Mapping[str, str], path: Path, index: int) -> Party:
+    token_hash = entry.token_sha256.lower() if entry.token_sha256 else None
+    if entry.token_env is not None:
+        token = environ.get(entry.token_env)
+        if not token:
+            raise ConfigError(
+                f"{path}: parties[{index}] (id {entry.id!r}).token_env: "
+                f"environment variable {entry.token_env} is not set"
+            )
+        token_hash = token_digest(token)
+    return Party(
+        id=entry.id,
+        role=entry.role,
+        identity=entry.identity,
+        channel=entry.channel,
+        url=entry.url,
+        token_sha256=token_hash,
+        paused=entry.readiness == "paused",
+        not_ready_until=entry.not_ready_until,
+        answered_by=entry.answered_by,
+        name=entry.name,
+    )
+
+
+def _check_registry(parties: tuple[Party, ...], path: Path) -> None:
+    problems: list[str] = []
+    seen_ids: set[str] = set()
+    seen_identities: dict[str, str] = {}
+    seen_tokens: dict[str, str] = {}
+    by_id = {p.id: p for p in parties}
+    for index, party in enumerate(parties):
+        where = f"parties[{index}] (id {party.id!r})"
+        if party.id in seen_ids:
+            problems.append(f"{where}.id: duplicate party id")
+        seen_ids.add(party.id)
+        if party.identity is not None:
+            if party.identity in seen_identities:
+                problems.append(
+                    f"{where}.identity: {party.identity} is also party "
+                    f"{seen_identities[party.identity]!r}"
+                )
+            seen_identities[party.identity] = party.id
+        if party.token_sha256 is not None:
+            if party.token_sha256 in seen_tokens:
+                problems.append(f"{where}: same token as party {seen_tokens[party.token_sha256]!r}")
+            seen_tokens[party.token_sha256] = party.id
+        if party.answered_by is not None:
+            answering = by_id.get(party.answered_by)
+            if answering is None:
+                problems.append(f"{where}.answered_by: no party with id {party.answered_by!r}")
+            elif answering.role is not PartyRole.BVO:
+                problems.append(f"{where}.answered_by: {party.answered_by!r} is not a bvo")
+    if problems:
+        raise ConfigError("\n".join([f"{path}: invalid configuration", *problems]))
+
+
+def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
+    """Read and validate a configuration file; raise ``ConfigError`` naming file and key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        parsed = _RawSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw, path)) from exc
+
+    base = path.resolve().parent
+    data = _resolve(base, parsed.paths.data)
+    store_url = environ.get(STORE_URL_ENV) or parsed.store.url
+    store_url = _sqlite_url(base, store_url) if store_url else f"sqlite:///{data / 'gateway.db'}"
+    parties = tuple(
+        _party(entry, environ, path, index) for index, entry in enumerate(parsed.parties)
+    )
+    _check_registry(parties, path)
+    return Settings(
+        config_path=path.resolve(),
+        server=parsed.server,
+        store_url=store_url,
+        inbox=_resolve(base, parsed.paths.inbox),
+        outbox=_resolve(base, parsed.paths.outbox),
+        schemas=tuple(_resolve(base, folder) for folder in parsed.paths.schemas),
+        data=data,
+        limits=parsed.limits,
+        retry=parsed.retry,
+        delivery=parsed.delivery,
+        parties=parties,
+    )
+
+
+def check_paths(settings: Settings) -> list[str]:
+    """Problems with folders that must exist before the daemon starts (schemas)."""
+    return [
+        f"{settings.config_path}: paths.schemas: {folder} is not a folder"
+        for folder in settings.schemas
+        if not folder.is_dir()
+    ]

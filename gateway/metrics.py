@@ -1,0 +1,75 @@
+"""Prometheus text exposition of the daemon's counters and per-party queue figures.
+
+Counters live in the process (they restart at zero, which Prometheus handles); queue depth
+and oldest waiting age come from the store at scrape time, so they are right after a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
+
+COUNTERS: dict[str, str] = {
+    "received": "Messages received (HTTP and inbox), including re-submissions not stored twice",
+    "rejected": "Messages rejected by validation or routing",
+    "delivered": "Messages delivered to their recipient",
+    "retries": "Delivery attempts that failed transiently and were scheduled again",
+    "dead": "Messages that went to dead (permanent failure or retries exhausted)",
+}
+
+
+class Metrics:
+    """Counters by name and party."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def inc(self, name: str, party: str | None, amount: int = 1) -> None:
+        """Count ``amount`` events of ``name`` for ``party``."""
+        if name not in COUNTERS:
+            raise KeyError(f"unknown counter {name!r}")
+        self._counts[(name, party or "unknown")] += amount
+
+    def value(self, name: str, party: str | None = None) -> int:
+        """One counter's value, for one party or summed over all parties."""
+        if party is not None:
+            return self._counts[(name, party)]
+        return sum(v for (n, _), v in self._counts.items() if n == name)
+
+    def render(
+        self,
+        counts: Mapping[tuple[str, str], int],
+        oldest: Mapping[str, dt.datetime],
+        now: dt.datetime,
+    ) -> str:
+        """The text format: counters, then queue depth and oldest age per party and state."""
+        lines: list[str] = []
+        for name, help_text in COUNTERS.items():
+            metric = f"gateway_messages_{name}_total"
+            lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
+            parties = sorted(p for (n, p) in self._counts if n == name)
+            if not parties:
+                lines.append(f"{metric} 0")
+            for party in parties:
+                lines.append(f'{metric}{{party="{_label(party)}"}} {self._counts[(name, party)]}')
+        lines += [
+            "# HELP gateway_queue_depth Messages per recipient and state (queued, held, ...)",
+            "# TYPE gateway_queue_depth gauge",
+        ]
+        for (party, state), count in sorted(counts.items()):
+            lines.append(
+                f'gateway_queue_depth{{party="{_label(party)}",state="{_label(state)}"}} {count}'
+            )
+        lines += [
+            "# HELP gateway_oldest_waiting_seconds Age of the oldest queued or held message",
+            "# TYPE gateway_oldest_waiting_seconds gauge",
+        ]
+        for party, since in sorted(oldest.items()):
+            age = max(0.0, (now - since).total_seconds())
+            lines.append(f'gateway_oldest_waiting_seconds{{party="{_label(party)}"}} {age:.3f}')
+        return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

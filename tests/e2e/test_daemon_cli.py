@@ -1,0 +1,180 @@
+"""The daemon's command line as a subprocess: check-config, run + SIGTERM, operator commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from gateway.core.route import token_digest
+from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, REPO
+
+
+def _command() -> list[str]:
+    return [sys.executable, "-m", "gateway"]
+
+
+def _gateway(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return subprocess.run(
+        [*_command(), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _config(folder: Path, port: int = 8480, extra: str = "") -> Path:
+    path = folder / "config.toml"
+    path.write_text(
+        f"""
+[server]
+port = {port}
+[paths]
+schemas = ["{OFFICIAL_XSD_DIR}"]
+[delivery]
+interval_seconds = 0.2
+inbox_poll_seconds = 0.2
+{extra}
+[[parties]]
+id = "diemen"
+role = "gemeente"
+identity = "0384"
+channel = "folder"
+token_sha256 = "{token_digest("token-diemen")}"
+
+[[parties]]
+id = "provider-a"
+role = "aanbieder"
+identity = "42420001"
+channel = "mailbox"
+token_sha256 = "{token_digest("token-provider-a")}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_check_config_good_and_bad(tmp_path: Path) -> None:
+    """check-config: 0 and a summary for the demo and a good file; 2 naming file and key."""
+    demo = _gateway("check-config", "--config", str(REPO / "config.toml"), cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert "kompas" in demo.stdout and "not ready until" in demo.stdout
+
+    good = _gateway("check-config", "--config", str(_config(tmp_path)), cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert "diemen" in good.stdout
+
+    bad_path = _config(tmp_path, extra="colour = 'blue'")
+    bad = _gateway("check-config", "--config", str(bad_path), cwd=tmp_path)
+    assert bad.returncode == 2
+    assert str(bad_path) in bad.stderr and "delivery.colour: unknown key" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+    missing = _gateway("check-config", "--config", str(tmp_path / "nope.toml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def _request(url: str, data: bytes | None = None, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Poll /readyz of a freshly started process."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "gateway exited before it was ready"
+        try:
+            if _request(f"{base}/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)  # waiting for another process to start, not for a timer of ours
+    raise AssertionError("gateway did not become ready")
+
+
+def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """gateway run: ready, accepts a message, writes it to the folder outbox, exits 0 on TERM."""
+    port = _free_port()
+    config = _config(tmp_path, port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    log_path = tmp_path / "gateway.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*_command(), "run", "--config", str(config)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_until_ready(base, process)
+        raw = (EXAMPLES_DIR / "JW302.xml").read_bytes()
+        status, body = _request(f"{base}/v1/messages", raw, "token-provider-a")
+        assert status == 202, body
+        message_id = json.loads(body)["id"]
+        target = tmp_path / "outbox" / "diemen" / f"{message_id}.xml"
+        deadline = time.monotonic() + 20
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert target.read_bytes() == raw
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            returncode = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    stderr = log_path.read_text(encoding="utf-8")
+    assert returncode == 0, stderr
+    assert "gateway_stopped" in stderr
+    assert "Traceback" not in stderr
+    assert "999900006" not in stderr  # the example's BSN never reaches the log
+
+    shown = _gateway("show", message_id, "--json", "--config", str(config), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["state"] == "delivered"
+    assert [e["to"] for e in data["history"]] == ["received", "queued", "sending", "delivered"]
+    assert data["header"]["afzender"] == "0384"
+    assert "999900006" not in shown.stdout
+
+
+def test_operator_commands_hold_release_retry_list(tmp_path: Path) -> None:
+    """hold/release persist in the store; outbox list filters; retry refuses a queued message."""
+    config = str(_config(tmp_path))
+    hold = _gateway("hold", "provider-a", "--config", config, cwd=tmp_path)
+    assert hold.returncode == 0, hold.stderr
+    listed = _gateway("outbox", "list", "--json", "--config", config, cwd=tmp_path)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    release = _gateway("release", "provider-a", "--config", config, cwd=tmp_path)
+    assert release.returncode == 0 and "released" in release.stdout
+    unknown = _gateway("hold", "nobody", "--config", config, cwd=tmp_path)
+    assert unknown.returncode == 2 and "no party 'nobody'" in unknown.stderr
+    missing = _gateway("retry", "01NOPE", "--config", config, cwd=tmp_path)
+    assert missing.returncode == 2 and "no message" in missing.stderr

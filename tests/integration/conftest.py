@@ -1,0 +1,161 @@
+"""A gateway on a SQLite store in tmp_path, a FakeClock, and aiohttp's test client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import Gateway, build_app
+from gateway.clock import FakeClock
+from gateway.config import load_config
+from gateway.core.route import token_digest
+from gateway.store.sql import SqlStore
+from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
+
+START = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)
+
+# Parties named after the identities in the official examples: Diemen (0384) and Amsterdam
+# (0363), providers 42420001 and 65656055. Amsterdam is answered by the BVO.
+PARTIES: dict[str, dict[str, str]] = {
+    "bvo": {"role": "bvo", "channel": "mailbox"},
+    "diemen": {"role": "gemeente", "identity": "0384", "channel": "folder"},
+    "amsterdam": {
+        "role": "gemeente",
+        "identity": "0363",
+        "channel": "mailbox",
+        "answered_by": "bvo",
+    },
+    "provider-a": {"role": "aanbieder", "identity": "42420001", "channel": "mailbox"},
+    "provider-b": {"role": "aanbieder", "identity": "65656055", "channel": "folder"},
+}
+
+
+def token(party: str) -> str:
+    """The test token of a party."""
+    return f"token-{party}"
+
+
+def example(name: str) -> bytes:
+    """An official example message."""
+    return (EXAMPLES_DIR / f"{name}.xml").read_bytes()
+
+
+def variant(raw: bytes, number: int) -> bytes:
+    """The same message with another BerichtIdentificatie (a distinct message)."""
+    pattern = re.compile(rb"(BerichtIdentificatie>\s*<(?:\w+:)?Identificatie>)[^<]+")
+    changed, count = pattern.subn(lambda m: m.group(1) + f"V{number:05d}".encode(), raw, 1)
+    assert count == 1
+    return changed
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return f'"{value}"'
+
+
+def write_config(
+    folder: Path,
+    overrides: dict[str, dict[str, object]] | None = None,
+    extra: str = "",
+) -> Path:
+    """A config.toml for the example parties; ``overrides`` change or add party keys."""
+    lines = [
+        "[paths]",
+        f'schemas = ["{OFFICIAL_XSD_DIR}"]',
+        "[retry]",
+        "base_seconds = 60",
+        "cap_seconds = 600",
+        "max_attempts = 5",
+        "max_age_hours = 24",
+        extra,
+    ]
+    for party, keys in PARTIES.items():
+        merged: dict[str, object] = {**keys, **(overrides or {}).get(party, {})}
+        lines += [
+            "[[parties]]",
+            f'id = "{party}"',
+            f'token_sha256 = "{token_digest(token(party))}"',
+        ]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in merged.items()]
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class Harness:
+    """A running gateway app with helpers for the tests."""
+
+    gateway: Gateway
+    client: TestClient
+    clock: FakeClock
+    folder: Path
+
+    @property
+    def service(self):  # type: ignore[no-untyped-def]
+        return self.gateway.service
+
+    @property
+    def store(self) -> SqlStore:
+        return self.gateway.store
+
+    async def post(self, party: str, body: bytes) -> ClientResponse:
+        return await self.client.post(
+            "/v1/messages", data=body, headers={"Authorization": f"Bearer {token(party)}"}
+        )
+
+    async def get(self, party: str, path: str) -> ClientResponse:
+        return await self.client.get(path, headers={"Authorization": f"Bearer {token(party)}"})
+
+    async def submit(self, party: str, body: bytes) -> dict[str, object]:
+        response = await self.post(party, body)
+        assert response.status == 202, await response.text()
+        data: dict[str, object] = await response.json()
+        return data
+
+
+HarnessFactory = Callable[..., "AsyncIterator[Harness]"]
+
+
+@pytest.fixture
+async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
+    """Build a harness: ``await make_harness(overrides=..., extra=...)``."""
+    clients: list[TestClient] = []
+    gateways: list[Gateway] = []
+
+    async def factory(
+        overrides: dict[str, dict[str, object]] | None = None, extra: str = ""
+    ) -> Harness:
+        settings = load_config(write_config(tmp_path, overrides, extra), {})
+        clock = FakeClock(START)
+        gateway = build_app(settings, clock=clock, rng=random.Random(7))
+        gateway.store.migrate()
+        client = TestClient(TestServer(gateway.web_app))
+        await client.start_server()
+        clients.append(client)
+        gateways.append(gateway)
+        return Harness(gateway, client, clock, tmp_path)
+
+    yield factory
+    for client in clients:
+        await client.close()
+    for gateway in gateways:
+        await gateway.delivery.close()
+        gateway.store.close()
+
+
+@pytest.fixture
+async def harness(make_harness: Callable[..., object]) -> Harness:
+    """The default harness."""
+    built = await make_harness()  # type: ignore[misc]
+    assert isinstance(built, Harness)
+    return built
