@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from gateway.cli_daemon import add_daemon_commands
 from gateway.core.errors import GatewayError
+from gateway.rules_cli import add_rules_command
 from gateway.translate_cli import add_translate_commands
 from gateway.validate_cli import add_schema_commands, add_validate_command
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate_command(subparsers)
     add_schema_commands(subparsers)
     add_daemon_commands(subparsers)
+    add_rules_command(subparsers)
     add_translate_commands(subparsers)
     return parser
 

@@ -1,0 +1,283 @@
+"""Mapping tables between product-code generations, and the lookups translation needs.
+
+A row says: for this gemeente (or region), an allocation in the *from* generation with this
+source (product or DBC key) that starts inside ``valid_from..valid_to`` corresponds to this
+target in the *to* generation. A code only means something per gemeente and date
+(domain-codes §0 point 2), so every lookup takes (gemeente, categorie, code, date).
+
+Rows marked ``needs_decision`` are suggestions for one-to-many cases; translation never applies
+them on its own. The loader (``gateway/mappings.py``) has already rejected overlaps, unknown
+categories and targets missing from the target generation's code list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+from types import MappingProxyType
+
+from gateway.core.codes import ProductCodeList
+
+
+class SourceKind(StrEnum):
+    """What the source of a row is keyed on."""
+
+    PRODUCT = "product"
+    DECLARATIECODE = "declaratiecode"
+    PRESTATIECODE = "prestatiecode"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Product:
+    """A product as iJw carries it: category plus (optional) code."""
+
+    categorie: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.categorie}/{self.code}"
+
+
+@dataclass(frozen=True, slots=True)
+class MappingRow:
+    """One row of a mapping table, with its file and line for errors and ``explain``."""
+
+    mapping_set: str
+    from_generation: str
+    to_generation: str
+    cutover: dt.date
+    gemeenten: frozenset[str]
+    scope: str
+    source_kind: SourceKind
+    source: Product
+    target: Product
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+    dbc_opened_from: dt.date | None = None
+    dbc_opened_to: dt.date | None = None
+    unit_from: str | None = None
+    unit_to: str | None = None
+    volume_factor: Fraction | None = None
+    needs_decision: bool = False
+    note: str = ""
+    file: str = ""
+    line: int = 0
+
+    @property
+    def origin(self) -> str:
+        """``file:line`` of the row."""
+        return f"{self.file}:{self.line}"
+
+    @property
+    def changes_unit(self) -> bool:
+        """True when the row moves the allocation to another Eenheid."""
+        return (
+            self.unit_from is not None
+            and self.unit_to is not None
+            and (self.unit_from != self.unit_to)
+        )
+
+    def valid_on(self, day: dt.date) -> bool:
+        """True when an allocation starting on ``day`` falls under this row."""
+        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+    def dbc_band_contains(self, opened_on: dt.date) -> bool:
+        """True when a DBC opened on ``opened_on`` falls in the row's opening-date band."""
+        if self.dbc_opened_from is not None and opened_on < self.dbc_opened_from:
+            return False
+        return self.dbc_opened_to is None or opened_on <= self.dbc_opened_to
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A code vocabulary a party's software speaks, and the code list that defines it."""
+
+    name: str
+    description: str
+    codes: ProductCodeList
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSet:
+    """The rows of one file: a translation from one generation to another from a cut-over."""
+
+    name: str
+    from_generation: str
+    to_generation: str
+    cutover: dt.date
+    title: str = ""
+    synthetic: bool = False
+    rows: tuple[MappingRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A row that could translate a product, and in which direction it was read."""
+
+    row: MappingRow
+    reverse: bool
+
+    @property
+    def result(self) -> Product:
+        """The product the message would carry after translation."""
+        return self.row.source if self.reverse else self.row.target
+
+    @property
+    def unit_before(self) -> str | None:
+        """The Eenheid the message carries before translation, when the row changes it."""
+        return self.row.unit_to if self.reverse else self.row.unit_from
+
+    @property
+    def unit_after(self) -> str | None:
+        """The Eenheid after translation, when the row changes it."""
+        return self.row.unit_from if self.reverse else self.row.unit_to
+
+    @property
+    def volume_factor(self) -> Fraction | None:
+        """Multiply Omvang/Volume by this when the unit changes (inverted when reversed)."""
+        factor = self.row.volume_factor
+        if factor is None:
+            return None
+        return 1 / factor if self.reverse else factor
+
+    @property
+    def from_generation(self) -> str:
+        """The generation the message speaks before translation."""
+        return self.row.to_generation if self.reverse else self.row.from_generation
+
+
+@dataclass(frozen=True)
+class MappingTable:
+    """Every generation, region and mapping set; built once at startup by the edge."""
+
+    generations: Mapping[str, Generation]
+    regions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    sets: tuple[MappingSet, ...] = ()
+
+    @property
+    def rows(self) -> tuple[MappingRow, ...]:
+        """All rows of all sets, in file order."""
+        return tuple(row for mapping_set in self.sets for row in mapping_set.rows)
+
+    def generation(self, name: str) -> Generation | None:
+        """The named generation, or None."""
+        return self.generations.get(name)
+
+    def speaks(self, generation: str, product: Product) -> bool:
+        """True when ``product`` is in the code list of ``generation``."""
+        found = self.generations.get(generation)
+        return found is not None and found.codes.belongs(product.categorie, product.code)
+
+    def rows_for_product(
+        self, gemeente: str, product: Product, *, generation: str | None = None
+    ) -> tuple[Candidate, ...]:
+        """Every product row that mentions ``product`` for ``gemeente``, at any date.
+
+        With ``generation``: only rows that translate *into* it (forward rows whose target
+        generation it is, and reverse readings of rows whose source generation it is).
+        """
+        found: list[Candidate] = []
+        for row in self.rows:
+            if row.source_kind is not SourceKind.PRODUCT or gemeente not in row.gemeenten:
+                continue
+            if row.source == product and generation in (None, row.to_generation):
+                found.append(Candidate(row, reverse=False))
+            elif row.target == product and generation in (None, row.from_generation):
+                found.append(Candidate(row, reverse=True))
+        return tuple(found)
+
+    def candidates(
+        self, gemeente: str, product: Product, day: dt.date, to_generation: str
+    ) -> tuple[Candidate, ...]:
+        """Rows that translate ``product`` into ``to_generation`` for an allocation on ``day``."""
+        return tuple(
+            c
+            for c in self.rows_for_product(gemeente, product, generation=to_generation)
+            if c.row.valid_on(day) and c.result != product
+        )
+
+    def runoff(
+        self, gemeente: str, kind: SourceKind, dbc_code: str, opened_on: dt.date, day: dt.date
+    ) -> tuple[MappingRow, ...]:
+        """Rows for a DBC (declaratiecode or prestatiecode) opened on ``opened_on``, still open
+        on ``day``: the run-off code it continues under after the cut-over."""
+        return tuple(
+            row
+            for row in self.rows
+            if row.source_kind is kind
+            and row.source.code == dbc_code
+            and gemeente in row.gemeenten
+            and row.dbc_band_contains(opened_on)
+            and opened_on < row.cutover
+            and row.valid_on(day)
+        )
+
+    def explain(
+        self, code: str, gemeente: str, day: dt.date, categorie: str | None = None
+    ) -> tuple[tuple[MappingRow, bool, str], ...]:
+        """Every row mentioning ``code`` for ``gemeente``: (row, applies on ``day``, why)."""
+        out: list[tuple[MappingRow, bool, str]] = []
+        for row in self.rows:
+            as_source = row.source.code == code
+            as_target = row.target.code == code and row.source_kind is SourceKind.PRODUCT
+            if not (as_source or as_target) or gemeente not in row.gemeenten:
+                continue
+            side = row.source if as_source else row.target
+            if categorie is not None and side.categorie != categorie:
+                continue
+            applies, why = _why(row, day, as_source)
+            out.append((row, applies, why))
+        return tuple(out)
+
+    def summary(self) -> dict[str, int]:
+        """Counts for ``gateway mappings check``."""
+        rows = self.rows
+        return {
+            "generations": len(self.generations),
+            "regions": len(self.regions),
+            "sets": len(self.sets),
+            "rows": len(rows),
+            "needs_decision": sum(1 for r in rows if r.needs_decision),
+            "dbc_rows": sum(1 for r in rows if r.source_kind is not SourceKind.PRODUCT),
+            "unit_changes": sum(1 for r in rows if r.changes_unit),
+        }
+
+
+def _why(row: MappingRow, day: dt.date, as_source: bool) -> tuple[bool, str]:
+    direction = (
+        f"{row.from_generation} -> {row.to_generation}"
+        if as_source
+        else f"read in reverse, {row.to_generation} -> {row.from_generation}"
+    )
+    if row.source_kind is not SourceKind.PRODUCT:
+        return (
+            row.valid_on(day),
+            f"DBC {row.source_kind.value} opened {row.dbc_opened_from or '…'}.."
+            f"{row.dbc_opened_to or '…'} and still open at the cut-over {row.cutover} "
+            f"continues as {row.target} ({direction})",
+        )
+    if day < row.cutover:
+        return False, (
+            f"allocations that began before the cut-over {row.cutover} keep their code "
+            "(unless re-sent with RedenWijziging 10)"
+        )
+    if not row.valid_on(day):
+        return False, f"row valid {row.valid_from}..{row.valid_to or '…'}, not on {day}"
+    if row.needs_decision:
+        return True, f"{direction}; one-to-many: a suggestion only, an operator must decide"
+    return True, f"{direction}; applied automatically"
+
+
+def expand_scope(scope: str, regions: Mapping[str, frozenset[str]]) -> frozenset[str] | None:
+    """The gemeentecodes a scope stands for: itself (4 digits) or a region's members."""
+    if len(scope) == 4 and scope.isdigit():
+        return frozenset({scope})
+    return regions.get(scope)
+
+
+def freeze_regions(regions: Mapping[str, Iterable[str]]) -> Mapping[str, frozenset[str]]:
+    """An immutable copy of a region table."""
+    return MappingProxyType({name: frozenset(members) for name, members in regions.items()})

@@ -1,0 +1,563 @@
+"""Rewrite product codes into the receiver's code generation, consistently in both directions.
+
+Bytes (or a parsed message) + :class:`MappingTable` + a read-only view of the ledger in; a
+:class:`Translation` out: the new XML, every rewrite made (field path, old and new value), every
+product that needs an operator's mapping decision, and the ledger entries the message would add.
+
+Protocol rules (docs/translation.md, anchors.md finding 4):
+
+* The ledger wins. An allocation or request that was translated before travels under the same
+  pair in every later message, in whichever direction, so a round trip restores the original.
+* Follow-up messages (JW302, JW305-JW308, JW316, JW318, JW323, JW325) never consult the table:
+  an allocation the gateway never translated already travels under a code both sides know.
+* No retroactive rewriting: an allocation that began before the cut-over keeps its code,
+  unless the gemeente re-sends it with RedenWijziging 10.
+* Nothing is guessed. A missing mapping, a one-to-many row, a code that matches neither side of
+  the recorded pair, or an Eenheid change without a known volume conversion is reported as
+  "needs mapping decision" and the caller holds the message.
+* Amounts are never changed; a declaration line whose pair changes the Eenheid is held.
+
+Only element text changes (codes, and Omvang when a row gives an exact volume factor), so a
+schema-valid message stays schema-valid: targets are 1-5 character codes from the loaded lists.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from fractions import Fraction
+
+from lxml import etree
+
+from gateway.core.document import (
+    Element,
+    MessageDocument,
+    date_at,
+    element_path,
+    find,
+    findall,
+    text,
+)
+from gateway.core.errors import GatewayError
+from gateway.core.ledger import LedgerEntry, LedgerKey, Origin, TranslationLedger
+from gateway.core.mapping import Candidate, MappingTable, Product
+from gateway.core.xmlsafe import parse_safely
+
+_MESSAGE_NAMESPACE = re.compile(r"/(jw\d{3})/schema$", re.IGNORECASE)
+_GEMEENTE = re.compile(r"^\d{4}$")
+NEEDS_MAPPING_DECISION = "needs mapping decision"
+
+
+class TranslationError(GatewayError):
+    """The message cannot be translated at all (not XML, not an iJw message, no gemeente)."""
+
+
+class Role(StrEnum):
+    """What a product-bearing element means for translation."""
+
+    ALLOCATION = "allocation"  # JW301: may start a pair from the table
+    REQUEST = "request"  # JW315/JW317 new products: may start a pair from the table
+    FOLLOW_UP = "follow-up"  # start, stop, retours: ledger only
+    DECLARATION = "declaration"  # JW323: ledger only, unit changes held
+    OMVANG_ONLY = "omvang-only"  # JW317 TeWijzigenProduct: no product, only Omvang
+
+
+@dataclass(frozen=True, slots=True)
+class _Holder:
+    element: str
+    role: Role
+    date_paths: tuple[str, ...]
+    flat: bool = False  # JW323/JW325 carry ProductCategorie/ProductCode instead of Product
+    request_key: str | None = None  # "own" (ReferentieAanbieder child) or "verzoek" (JW317)
+
+
+_ALLOCATED = _Holder("ToegewezenProduct", Role.ALLOCATION, ("Ingangsdatum",))
+_ALLOCATED_RETOUR = _Holder("ToegewezenProduct", Role.FOLLOW_UP, ("Ingangsdatum",))
+_START = _Holder("StartProduct", Role.FOLLOW_UP, ("ToewijzingIngangsdatum", "Begindatum"))
+_STOP = _Holder("StopProduct", Role.FOLLOW_UP, ("ToewijzingIngangsdatum", "Begindatum"))
+_ASKED = _Holder("AangevraagdProduct", Role.REQUEST, ("ToewijzingIngangsdatum",), request_key="own")
+_ASKED_RETOUR = replace(_ASKED, role=Role.FOLLOW_UP)
+_NEW = _Holder("NieuwProduct", Role.REQUEST, ("GewensteIngangsdatum",), request_key="verzoek")
+_NEW_RETOUR = replace(_NEW, role=Role.FOLLOW_UP)
+_TO_CHANGE = _Holder("TeWijzigenProduct", Role.OMVANG_ONLY, ("GewensteIngangsdatum",))
+_LINE = _Holder("Prestatie", Role.DECLARATION, ("ProductPeriode/Begindatum",), flat=True)
+_LINE_RETOUR = replace(_LINE, role=Role.FOLLOW_UP)
+
+HOLDERS: dict[str, tuple[_Holder, ...]] = {
+    "JW301": (_ALLOCATED,),
+    "JW302": (_ALLOCATED_RETOUR,),
+    "JW305": (_START,),
+    "JW306": (_START,),
+    "JW307": (_STOP,),
+    "JW308": (_STOP,),
+    "JW315": (_ASKED,),
+    "JW316": (_ASKED_RETOUR,),
+    "JW317": (_NEW, _TO_CHANGE),
+    "JW318": (_NEW_RETOUR, _TO_CHANGE),
+    "JW319": (),  # the Antwoord carries no product
+    "JW320": (),
+    "JW323": (_LINE,),
+    "JW325": (_LINE_RETOUR,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """One field changed: its path, what it said, what it says now, and on what basis."""
+
+    path: str
+    old: str
+    new: str
+    basis: str
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.old} -> {self.new} ({self.basis})"
+
+
+@dataclass(frozen=True, slots=True)
+class Undecided:
+    """A product the gateway will not translate on its own: an operator must pick the target."""
+
+    path: str
+    product: Product | None
+    reason: str
+    key: str | None = None
+    candidates: tuple[Product, ...] = ()
+
+    def __str__(self) -> str:
+        what = f" {self.product}" if self.product is not None else ""
+        options = ", ".join(map(str, self.candidates))
+        suffix = f" [candidates: {options}]" if options else ""
+        return f"{NEEDS_MAPPING_DECISION}: {self.path}{what}: {self.reason}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A product deliberately left as it was, and why (shown by ``gateway translate``)."""
+
+    path: str
+    product: Product
+    reason: str
+
+    def __str__(self) -> str:
+        return f"kept {self.path} {self.product}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """The outcome of translating one message.
+
+    When ``needs_decision`` is true the message must be held: ``xml`` then holds only the
+    rewrites that were certain, and ``new_entries`` is empty so nothing half-decided is recorded.
+    """
+
+    message_type: str
+    gemeente: str
+    to_generation: str
+    xml: bytes
+    rewrites: tuple[Rewrite, ...] = ()
+    undecided: tuple[Undecided, ...] = ()
+    kept: tuple[Kept, ...] = ()
+    new_entries: tuple[LedgerEntry, ...] = ()
+
+    @property
+    def needs_decision(self) -> bool:
+        """True when the message must be held for an operator's mapping decision."""
+        return bool(self.undecided)
+
+    @property
+    def changed(self) -> bool:
+        """True when any field was rewritten."""
+        return bool(self.rewrites)
+
+
+@dataclass
+class _Run:
+    table: MappingTable
+    ledger: TranslationLedger
+    to_generation: str
+    gemeente: str
+    as_of: dt.date
+    rewrites: list[Rewrite] = field(default_factory=list)
+    undecided: list[Undecided] = field(default_factory=list)
+    kept: list[Kept] = field(default_factory=list)
+    new_entries: dict[LedgerKey, LedgerEntry] = field(default_factory=dict)
+
+    def lookup(self, key: LedgerKey) -> LedgerEntry | None:
+        # Entries made earlier in this message count too: one allocation, one pair.
+        return self.new_entries.get(key) or self.ledger.get(key)
+
+
+def translate(
+    doc_or_bytes: MessageDocument | bytes,
+    table: MappingTable,
+    *,
+    to_generation: str,
+    gemeente: str | None = None,
+    as_of: dt.date | None = None,
+    ledger: TranslationLedger,
+) -> Translation:
+    """Translate every product code in a message into ``to_generation``.
+
+    ``gemeente`` defaults to the 4-digit party in the header; ``as_of`` (the date used where an
+    element carries none, and for RedenWijziging 10) defaults to the message's Dagtekening.
+    The ledger is only read; record ``new_entries`` once the message is accepted for delivery.
+    """
+    if table.generation(to_generation) is None:
+        known = ", ".join(sorted(table.generations)) or "none"
+        raise TranslationError(f"unknown generation {to_generation!r} (known: {known})")
+    tree = _tree_of(doc_or_bytes)
+    root = tree.getroot()
+    message_type = _message_type(root)
+    party = gemeente or _gemeente_of(root)
+    day = as_of or date_at(root, "Header/BerichtIdentificatie/Dagtekening")
+    if day is None:
+        raise TranslationError("no Dagtekening in the header; pass as_of (--date)")
+    run = _Run(table, ledger, to_generation, party, day)
+    for holder in HOLDERS.get(message_type, ()):
+        for position, element in enumerate(root.iter("{*}" + holder.element), start=1):
+            _translate_holder(run, holder, element, position)
+    xml = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+    return Translation(
+        message_type=message_type,
+        gemeente=party,
+        to_generation=to_generation,
+        xml=xml,
+        rewrites=tuple(run.rewrites),
+        undecided=tuple(run.undecided),
+        kept=tuple(run.kept),
+        new_entries=() if run.undecided else tuple(run.new_entries.values()),
+    )
+
+
+def _tree_of(doc_or_bytes: MessageDocument | bytes) -> etree._ElementTree:
+    if isinstance(doc_or_bytes, MessageDocument):
+        return copy.deepcopy(doc_or_bytes.tree)
+    parsed = parse_safely(doc_or_bytes)
+    if parsed.tree is None:
+        reasons = "; ".join(f.message for f in parsed.findings)
+        raise TranslationError(f"cannot translate: {reasons}")
+    return parsed.tree
+
+
+def _message_type(root: Element) -> str:
+    namespace = etree.QName(root).namespace or ""
+    match = _MESSAGE_NAMESPACE.search(namespace)
+    if match is None:
+        raise TranslationError(f"not an iJw message (root namespace {namespace!r})")
+    return match.group(1).upper()
+
+
+def _gemeente_of(root: Element) -> str:
+    for name in ("Afzender", "Ontvanger"):
+        value = text(root, f"Header/{name}")
+        if value is not None and _GEMEENTE.match(value):
+            return value
+    raise TranslationError("no 4-digit gemeentecode in Afzender or Ontvanger; pass --gemeente")
+
+
+def _product_fields(element: Element, holder: _Holder) -> tuple[Element, Element] | None:
+    if holder.flat:
+        categorie, code = find(element, "ProductCategorie"), find(element, "ProductCode")
+    else:
+        product = find(element, "Product")
+        if product is None:
+            return None
+        categorie, code = find(product, "Categorie"), find(product, "Code")
+    if categorie is None or code is None or not (categorie.text or "").strip():
+        return None  # generic or aspecific: no code to translate
+    return categorie, code
+
+
+def _key_for(run: _Run, holder: _Holder, element: Element, position: int) -> LedgerKey | None:
+    if holder.request_key == "own":
+        reference = text(element, "ReferentieAanbieder")
+        return LedgerKey.request(run.gemeente, reference) if reference else None
+    if holder.request_key == "verzoek":
+        verzoek = element.getparent()
+        verzoek = verzoek.getparent() if verzoek is not None else None
+        reference = text(verzoek, "ReferentieAanbieder")
+        if not reference or verzoek is None:
+            return None
+        index = findall(verzoek, "NieuweProducten/NieuwProduct").index(element) + 1
+        return LedgerKey.request(run.gemeente, reference, index)
+    number = text(element, "ToewijzingNummer")
+    return LedgerKey.allocation(run.gemeente, number) if number else None
+
+
+def _allocation_day(run: _Run, holder: _Holder, element: Element) -> dt.date:
+    for path in holder.date_paths:
+        found = date_at(element, path)
+        if found is not None:
+            return found
+    return run.as_of
+
+
+def _translate_holder(run: _Run, holder: _Holder, element: Element, position: int) -> None:
+    key = _key_for(run, holder, element, position)
+    if holder.role is Role.OMVANG_ONLY:
+        entry = run.lookup(key) if key is not None else None
+        if entry is not None:
+            _convert_omvang(run, element, entry, key)
+        return
+    fields = _product_fields(element, holder)
+    if fields is None:
+        return
+    categorie_el, code_el = fields
+    product = Product((categorie_el.text or "").strip(), (code_el.text or "").strip())
+    path = element_path(element)
+    entry = run.lookup(key) if key is not None else None
+    if entry is None and holder.role is Role.ALLOCATION:
+        entry = _from_request(run, element, product, key)
+    if entry is None and holder.role in (Role.ALLOCATION, Role.REQUEST):
+        entry = _from_table(run, holder, element, product, key=key, path=path)
+        if entry is None:
+            return
+    if entry is None:
+        run.kept.append(
+            Kept(
+                path,
+                product,
+                "no ledger entry: this allocation was never "
+                "translated, so both sides already use this code",
+            )
+        )
+        return
+    _apply(run, holder, element, (categorie_el, code_el), product=product, entry=entry, path=path)
+
+
+def _from_request(
+    run: _Run, element: Element, product: Product, key: LedgerKey | None
+) -> LedgerEntry | None:
+    """A JW301 that honours a translated VOT/VOW goes back under the requested code."""
+    reference = text(element, "ReferentieAanbieder")
+    if key is None or not reference:
+        return None
+    matches = {
+        e.original: e
+        for e in run.ledger.requests(run.gemeente, reference)
+        if e.translated == product and e.original_generation == run.to_generation
+    }
+    if len(matches) != 1:
+        return None
+    request = next(iter(matches.values()))
+    # Oriented as this message travels: the gemeente's code is the original of the allocation.
+    return LedgerEntry(
+        key=key,
+        original=product,
+        translated=request.original,
+        original_generation=request.translated_generation,
+        translated_generation=request.original_generation,
+        origin=Origin.REQUEST,
+        basis=f"request {request.key}",
+        unit_original=request.unit_translated,
+        unit_translated=request.unit_original,
+        volume_factor=None if request.volume_factor is None else 1 / request.volume_factor,
+        recorded_on=run.as_of,
+    )
+
+
+def _from_table(
+    run: _Run,
+    holder: _Holder,
+    element: Element,
+    product: Product,
+    *,
+    key: LedgerKey | None,
+    path: str,
+) -> LedgerEntry | None:
+    reden_10 = text(element, "RedenWijziging") == "10"
+    day = run.as_of if reden_10 else _allocation_day(run, holder, element)
+    cutover = _first_cutover(run.table, run.to_generation)
+    if not reden_10 and cutover is not None and day < cutover:
+        run.kept.append(
+            Kept(
+                path,
+                product,
+                f"began {day}, before the cut-over {cutover}: no retroactive rewriting",
+            )
+        )
+        return None
+    candidates = run.table.candidates(run.gemeente, product, day, run.to_generation)
+    if not candidates:
+        if run.table.speaks(run.to_generation, product):
+            run.kept.append(Kept(path, product, f"already a {run.to_generation} code"))
+        else:
+            run.undecided.append(
+                Undecided(
+                    path,
+                    product,
+                    f"no mapping into {run.to_generation} for gemeente {run.gemeente} on {day}",
+                    key=_str(key),
+                )
+            )
+        return None
+    if len(candidates) > 1 or any(c.row.needs_decision for c in candidates):
+        options = tuple(sorted({c.result for c in candidates}))
+        rows = ", ".join(c.row.origin for c in candidates)
+        run.undecided.append(
+            Undecided(
+                path, product, f"one-to-many mapping ({rows})", key=_str(key), candidates=options
+            )
+        )
+        return None
+    if key is None:
+        run.undecided.append(
+            Undecided(
+                path, product, "no ToewijzingNummer or ReferentieAanbieder to record the pair under"
+            )
+        )
+        return None
+    return _entry_from_candidate(run, key, product, candidates[0])
+
+
+def _entry_from_candidate(
+    run: _Run, key: LedgerKey, product: Product, candidate: Candidate
+) -> LedgerEntry:
+    return LedgerEntry(
+        key=key,
+        original=product,
+        translated=candidate.result,
+        original_generation=candidate.from_generation,
+        translated_generation=run.to_generation,
+        origin=Origin.TABLE,
+        basis=candidate.row.origin,
+        unit_original=candidate.unit_before if candidate.row.changes_unit else None,
+        unit_translated=candidate.unit_after if candidate.row.changes_unit else None,
+        volume_factor=candidate.volume_factor,
+        recorded_on=run.as_of,
+    )
+
+
+def _first_cutover(table: MappingTable, generation: str) -> dt.date | None:
+    cutovers = [s.cutover for s in table.sets if generation in (s.to_generation, s.from_generation)]
+    return min(cutovers) if cutovers else None
+
+
+def _apply(
+    run: _Run,
+    holder: _Holder,
+    element: Element,
+    fields: tuple[Element, Element],
+    *,
+    product: Product,
+    entry: LedgerEntry,
+    path: str,
+) -> None:
+    key = _str(entry.key)
+    target = entry.side_for(run.to_generation)
+    if target is None:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"the recorded pair {entry.original} <-> {entry.translated} is "
+                f"{entry.original_generation}/{entry.translated_generation}, not "
+                f"{run.to_generation}",
+                key=key,
+            )
+        )
+        return
+    if product != target and entry.other_side(product) != target:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"does not match the recorded pair {entry.original} <-> {entry.translated}",
+                key=key,
+                candidates=(target,),
+            )
+        )
+        return
+    if holder.role is Role.DECLARATION and entry.changes_unit:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"the pair changes the Eenheid ({entry.unit_original} <-> "
+                f"{entry.unit_translated}); declaration amounts are never recomputed",
+                key=key,
+                candidates=(target,),
+            )
+        )
+        return
+    if (
+        holder.role in (Role.ALLOCATION, Role.REQUEST)
+        and entry.key not in run.new_entries
+        and (run.ledger.get(entry.key) is None)
+    ):
+        run.new_entries[entry.key] = entry
+    if product == target:
+        return
+    if not _convert_omvang(run, element, entry, key):
+        return
+    categorie_el, code_el = fields
+    basis = f"ledger {entry.key}" if run.ledger.get(entry.key) is not None else entry.basis
+    run.rewrites.append(Rewrite(path, str(product), str(target), basis, key))
+    categorie_el.text = target.categorie
+    code_el.text = target.code
+
+
+def _convert_omvang(
+    run: _Run, element: Element, entry: LedgerEntry, key: str | LedgerKey | None
+) -> bool:
+    """Bring Omvang into the target side's Eenheid; False (and undecided) when not exact."""
+    if not entry.changes_unit:
+        return True
+    omvang = find(element, "Omvang")
+    if omvang is None:
+        return True
+    volume_el, eenheid_el = find(omvang, "Volume"), find(omvang, "Eenheid")
+    if volume_el is None or eenheid_el is None:
+        return True
+    towards_translated = run.to_generation == entry.translated_generation
+    before, after = (
+        (entry.unit_original, entry.unit_translated)
+        if towards_translated
+        else (entry.unit_translated, entry.unit_original)
+    )
+    eenheid = (eenheid_el.text or "").strip()
+    if eenheid == after:
+        return True
+    path = element_path(omvang)
+    factor = entry.volume_factor
+    if factor is not None and not towards_translated:
+        factor = 1 / factor
+    volume = _integer(volume_el.text)
+    converted = None if factor is None or volume is None else volume * factor
+    if eenheid != before or converted is None or converted.denominator != 1:
+        reason = (
+            f"Omvang is in Eenheid {eenheid}, the pair maps {before} -> {after}"
+            if eenheid != before
+            else f"Eenheid changes {before} -> {after} and no exact volume conversion is known"
+        )
+        run.undecided.append(Undecided(path, None, reason, key=_str(key)))
+        return False
+    run.rewrites.append(
+        Rewrite(
+            f"{path}/Volume",
+            str(volume),
+            str(converted.numerator),
+            f"volume factor {factor}",
+            _str(key),
+        )
+    )
+    run.rewrites.append(Rewrite(f"{path}/Eenheid", eenheid, str(after), entry.basis, _str(key)))
+    volume_el.text = str(converted.numerator)
+    eenheid_el.text = after
+    return True
+
+
+def _integer(value: str | None) -> Fraction | None:
+    try:
+        return Fraction(int((value or "").strip()))
+    except ValueError:
+        return None
+
+
+def _str(key: LedgerKey | str | None) -> str | None:
+    return None if key is None else str(key)

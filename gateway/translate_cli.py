@@ -1,0 +1,206 @@
+"""``gateway translate`` and ``gateway mappings check|explain``: product-code translation by hand.
+
+``translate`` uses an empty in-memory ledger: it shows what the gateway would do with a message
+that starts a conversation. The daemon uses its persistent ledger instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from gateway.core.errors import GatewayError
+from gateway.core.ledger import InMemoryLedger
+from gateway.core.mapping import MappingTable
+from gateway.core.translate import translate
+from gateway.mappings import SHIPPED_MAPPINGS, check_mappings, load_mappings
+
+EXIT_OK, EXIT_DECISION, EXIT_USAGE = 0, 1, 2
+
+TRANSLATE_EXAMPLES = """\
+examples:
+  gateway translate jw301.xml --to profile-2018 > out.xml     rewrites listed on stderr
+  gateway translate jw305.xml --to legacy --gemeente 0193 --date 2018-03-01
+exit status: 0 translated (or nothing to do), 1 something needs a mapping decision (nothing is
+printed on stdout then), 2 usage or I/O error.
+"""
+
+EXPLAIN_EXAMPLES = """\
+examples:
+  gateway mappings explain 45A48 --gemeente 0193 --date 2018-02-01
+  gateway mappings explain 999903 --gemeente 0150 --date 2018-01-01      (a DBC declaratiecode)
+"""
+
+
+def add_translate_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register ``gateway translate`` and ``gateway mappings check|explain``."""
+    cmd = subparsers.add_parser(
+        "translate",
+        help="rewrite the product codes of one message into another code generation",
+        description="Translate the product codes of an iJw message into GENERATION. The XML goes "
+        "to stdout, the list of rewrites to stderr.",
+        epilog=TRANSLATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument("file", type=Path, metavar="FILE")
+    cmd.add_argument("--to", required=True, dest="generation", metavar="GENERATION")
+    cmd.add_argument(
+        "--date",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="date for elements without one (default: the message's Dagtekening)",
+    )
+    cmd.add_argument(
+        "--gemeente",
+        metavar="CODE",
+        help="CBS gemeentecode (default: the 4-digit party in the header)",
+    )
+    _mappings_option(cmd)
+    cmd.set_defaults(func=run_translate)
+
+    mappings = subparsers.add_parser(
+        "mappings", help="check or explain the product-code mapping tables"
+    )
+    sub = mappings.add_subparsers(dest="mappings_command", metavar="SUBCOMMAND", required=True)
+    check = sub.add_parser(
+        "check",
+        help="load the mapping tables strictly and report every problem",
+        description="Exit 0 with a summary when the tables load, 2 with every problem "
+        "(file:line: message) when they do not.",
+    )
+    _mappings_option(check)
+    check.set_defaults(func=run_check)
+    explain = sub.add_parser(
+        "explain",
+        help="show every mapping row for a code and whether it applies",
+        epilog=EXPLAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("code", metavar="CODE", help="product code or DBC code")
+    explain.add_argument("--gemeente", required=True, metavar="CODE")
+    explain.add_argument(
+        "--date",
+        required=True,
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="start date of the allocation",
+    )
+    explain.add_argument("--category", metavar="C", help="only rows in this productcategorie")
+    _mappings_option(explain)
+    explain.set_defaults(func=run_explain)
+
+
+def _mappings_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--mappings",
+        type=Path,
+        default=SHIPPED_MAPPINGS,
+        metavar="DIR",
+        help="mapping folder (default: the shipped mappings/)",
+    )
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    """``gateway translate``."""
+    table = load_mappings(args.mappings)
+    try:
+        raw = args.file.read_bytes()
+    except OSError as exc:
+        raise GatewayError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    result = translate(
+        raw,
+        table,
+        to_generation=args.generation,
+        gemeente=args.gemeente,
+        as_of=args.date,
+        ledger=InMemoryLedger(),
+    )
+    err = sys.stderr
+    for rewrite in result.rewrites:
+        print(f"rewrite {rewrite}", file=err)
+    for kept in result.kept:
+        print(str(kept), file=err)
+    for item in result.undecided:
+        print(str(item), file=err)
+    if result.needs_decision:
+        print(
+            f"{len(result.undecided)} item(s) need a mapping decision; the message would be held",
+            file=err,
+        )
+        return EXIT_DECISION
+    sys.stdout.buffer.write(result.xml)
+    sys.stdout.buffer.flush()
+    print(
+        f"{result.message_type} for gemeente {result.gemeente} -> {result.to_generation}: "
+        f"{len(result.rewrites)} rewrite(s)",
+        file=err,
+    )
+    return EXIT_OK
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """``gateway mappings check``."""
+    table, problems = check_mappings(args.mappings)
+    if problems or table is None:
+        for problem in problems:
+            print(str(problem), file=sys.stderr)
+        print(f"{len(problems)} problem(s) in {args.mappings}", file=sys.stderr)
+        return EXIT_USAGE
+    _print_summary(table, args.mappings)
+    return EXIT_OK
+
+
+def _print_summary(table: MappingTable, folder: Path) -> None:
+    counts = table.summary()
+    print(f"mappings {folder}: ok")
+    for name, generation in sorted(table.generations.items()):
+        print(f"  generation {name}: {len(generation.codes)} product codes")
+    for mapping_set in table.sets:
+        label = " (SYNTHETIC demo data)" if mapping_set.synthetic else ""
+        needs = sum(1 for r in mapping_set.rows if r.needs_decision)
+        print(
+            f"  set {mapping_set.name}: {mapping_set.from_generation} -> "
+            f"{mapping_set.to_generation} from {mapping_set.cutover}, "
+            f"{len(mapping_set.rows)} rows, {needs} need a decision{label}"
+        )
+    print(
+        f"  total: {counts['rows']} rows, {counts['needs_decision']} one-to-many, "
+        f"{counts['unit_changes']} unit changes, {counts['dbc_rows']} DBC rows, "
+        f"{counts['regions']} region(s)"
+    )
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """``gateway mappings explain``."""
+    table = load_mappings(args.mappings)
+    found = table.explain(args.code, args.gemeente, args.date, args.category)
+    for name, generation in sorted(table.generations.items()):
+        categories = generation.codes.categories_of(args.code)
+        if categories:
+            print(f"{args.code} is a {name} code (categorie {', '.join(categories)})")
+    if not found:
+        print(f"no mapping row mentions {args.code} for gemeente {args.gemeente}")
+        return EXIT_OK
+    for row, applies, why in found:
+        mark = "applies" if applies else "does not apply"
+        print(
+            f"{row.origin}: {row.source_kind.value} {row.source} -> {row.target} "
+            f"[{row.scope}, valid {row.valid_from}..{row.valid_to or '…'}]: {mark}: {why}"
+        )
+        if row.changes_unit:
+            factor = f", volume x {row.volume_factor}" if row.volume_factor else ""
+            print(f"    Eenheid {row.unit_from} -> {row.unit_to}{factor}")
+        if row.note:
+            print(f"    note: {row.note}")
+    return EXIT_OK
