@@ -42,7 +42,7 @@ def _selected(level: str | None) -> list[Rule]:
     return sorted(rules, key=lambda r: (r.level.value != "X", r.level.value, r.code))
 
 
-def tests_mentioning(tests: Path, codes: Iterable[str]) -> dict[str, list[str]]:
+def files_mentioning(tests: Path, codes: Iterable[str]) -> dict[str, list[str]]:
     """For each rule code, the test files (relative to ``tests``) that name it."""
     texts = {p.relative_to(tests.parent).as_posix(): p.read_text(encoding="utf-8")
              for p in sorted(tests.rglob("test_*.py"))}
@@ -81,7 +81,7 @@ def run_rules_command(args: argparse.Namespace) -> int:
                               "retourcode": rule.retourcode, "summary": rule.summary}))
         return 0
     if args.markdown:
-        tested = tests_mentioning(args.tests, [r.code for r in rules]) if args.tests else None
+        tested = files_mentioning(args.tests, [r.code for r in rules]) if args.tests else None
         print(markdown_table(rules, tested), end="")
         return 0
     for rule in rules:

@@ -9,9 +9,11 @@ from gateway.core.rules import (  # noqa: F401  (imported for their registration
     client,
     common,
     declaration,
+    external,
     products,
     requests,
     startstop,
+    state,
 )
 from gateway.core.rules.engine import Rule, RuleContext, RuleLevel, Violation, run_rules
 from gateway.core.rules.registry import REGISTRY

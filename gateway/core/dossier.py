@@ -1,0 +1,599 @@
+"""What earlier accepted messages established: the history cross-message (level B) rules read.
+
+:class:`History` is the small read-only protocol the rules use; the daemon's SQL-backed register
+implements it, and :class:`InMemoryHistory` implements it for tests and tools. Only **accepted**
+messages are folded in: a rejected message counts as never sent (OP286), and of a JW323 only the
+accepted prestaties count. Folding never depends on arrival order beyond what the messages say
+themselves (OP080): versions of an allocation are ordered by Toewijzingsdatum + Toewijzingstijd,
+not by when they arrived.
+
+Identities: a gemeente is its 4-digit CBS code, an aanbieder its 8-digit AGB code, a client its
+BSN (held only in memory here; the SQL register decides how to store it). A ToewijzingNummer is
+an integer (LDT_Nummer), so ``0300201`` and ``300201`` are the same number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from gateway.core.document import Element, MessageDocument, date_at, findall, int_at, text
+
+DELETED_REDEN_WIJZIGING = "13"
+TEMPORARY_STOP = "20"
+FIRST_DELIVERY = "1"
+DELETE_DELIVERY = "3"
+DEBET = "D"
+CREDIT = "C"
+
+
+# --- what the history holds --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """One version of a ToegewezenProduct (JW301) as the gemeente fixed it."""
+
+    gemeente: str
+    aanbieder: str
+    bsn: str
+    toewijzing_nummer: int
+    toewijzingsdatum: dt.date
+    toewijzingstijd: dt.time
+    ingangsdatum: dt.date
+    einddatum: dt.date | None = None
+    referentie_aanbieder: str | None = None
+    categorie: str | None = None
+    code: str | None = None
+    reden_wijziging: str | None = None
+    volume: int | None = None
+    eenheid: str | None = None
+    frequentie: str | None = None
+    budget: int | None = None
+
+    @property
+    def moment(self) -> dt.datetime:
+        """When this version was fixed; the latest moment is the current version (IV013)."""
+        return dt.datetime.combine(self.toewijzingsdatum, self.toewijzingstijd)
+
+    @property
+    def deleted(self) -> bool:
+        """True for a version that deletes the assignment (RedenWijziging 13, CS335)."""
+        return self.reden_wijziging == DELETED_REDEN_WIJZIGING
+
+    def in_force_on(self, day: dt.date) -> bool:
+        """True when the assignment is not deleted and has not ended before ``day``."""
+        return not self.deleted and (self.einddatum is None or self.einddatum >= day)
+
+
+class DeliveryKind(StrEnum):
+    """A StartProduct (JW305) or a StopProduct (JW307)."""
+
+    START = "start"
+    STOP = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class StartKey:
+    """The key elements a stop shares with the start it ends (TR382, IV096)."""
+
+    toewijzing_nummer: int | None
+    categorie: str | None
+    code: str | None
+    begindatum: dt.date
+
+    @property
+    def assignment(self) -> tuple[int | None, str | None, str | None]:
+        """What identifies the delivered assignment: the number, or for taakgericht delivery
+        (no number) the product."""
+        if self.toewijzing_nummer is not None:
+            return (self.toewijzing_nummer, None, None)
+        return (None, self.categorie, self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A start or stop delivered with StatusAanlevering 1 and not deleted since."""
+
+    kind: DeliveryKind
+    aanbieder: str
+    gemeente: str
+    bsn: str
+    key: StartKey
+    reden_beeindiging: str | None = None
+    einddatum: dt.date | None = None
+
+    @property
+    def temporary(self) -> bool:
+        """True for a temporary stop (RedenBeeindiging 20, OP378)."""
+        return self.kind is DeliveryKind.STOP and self.reden_beeindiging == TEMPORARY_STOP
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request for an assignment: one AangevraagdProduct of a JW315, or a JW317 Verzoek."""
+
+    message_type: str
+    aanbieder: str
+    gemeente: str
+    bsn: str
+    referentie: str
+    dagtekening: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A JW319 answer to a request."""
+
+    gemeente: str
+    aanbieder: str
+    referentie: str
+    verzoek_antwoord: str
+    dagtekening: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    """An accepted JW323 Prestatie. ``bedrag`` is signed: debit positive, credit negative."""
+
+    aanbieder: str
+    gemeente: str
+    bsn: str
+    declaratie_nummer: str
+    referentie_nummer: str
+    vorig_referentie_nummer: str | None
+    toewijzing_nummer: int
+    categorie: str
+    code: str
+    begindatum: dt.date
+    einddatum: dt.date
+    volume: int
+    eenheid: str
+    bedrag: int
+
+    @property
+    def credit(self) -> bool:
+        """True for a credit line (it cancels the debit named by VorigReferentieNummer)."""
+        return self.bedrag < 0 or self.vorig_referentie_nummer is not None
+
+
+class History(Protocol):
+    """What cross-message rules may ask about earlier accepted messages.
+
+    Every query returns only what accepted messages established: deleted deliveries are gone,
+    rejected claim lines never arrive. Sequences may come in any order.
+    """
+
+    def message_seen(self, sender: str, message_type: str, identificatie: str) -> bool:
+        """True when ``sender`` already sent a ``message_type`` with this Identificatie."""
+        ...
+
+    def allocation_versions(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Allocation]:
+        """Every version of this gemeente's ToewijzingNummer, any client, any aanbieder."""
+        ...
+
+    def client_allocations(self, gemeente: str, aanbieder: str, bsn: str) -> Sequence[Allocation]:
+        """Every version of every allocation of this client by this gemeente to this aanbieder."""
+        ...
+
+    def allocations_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Allocation]:
+        """Allocation versions to ``aanbieder`` carrying this ReferentieAanbieder."""
+        ...
+
+    def deliveries(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Delivery]:
+        """Current starts and stops of this client from this aanbieder to this gemeente."""
+        ...
+
+    def requests_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Request]:
+        """Requests (JW315 products, JW317) of ``aanbieder`` with this ReferentieAanbieder."""
+        ...
+
+    def client_requests(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Request]:
+        """All requests of this aanbieder to this gemeente about this client."""
+        ...
+
+    def answers(self, aanbieder: str, referentie: str) -> Sequence[Answer]:
+        """The JW319 answers to ``aanbieder`` about this ReferentieAanbieder."""
+        ...
+
+    def declaration_number_seen(self, aanbieder: str, declaratie_nummer: str) -> bool:
+        """True when ``aanbieder`` already had a declaration with this DeclaratieNummer accepted
+        (wholly or in part)."""
+        ...
+
+    def claim_line(self, aanbieder: str, gemeente: str, referentie_nummer: str) -> ClaimLine | None:
+        """The accepted line with this ReferentieNummer, if any."""
+        ...
+
+    def credits_of(
+        self, aanbieder: str, gemeente: str, referentie_nummer: str
+    ) -> Sequence[ClaimLine]:
+        """Accepted credit lines whose VorigReferentieNummer is ``referentie_nummer``."""
+        ...
+
+    def allocation_claims(self, gemeente: str, toewijzing_nummer: int) -> Sequence[ClaimLine]:
+        """Accepted lines (debit and credit) claimed on this gemeente's ToewijzingNummer."""
+        ...
+
+
+# --- derived views shared by the rules ---------------------------------------------------------
+
+
+def most_recent(versions: Iterable[Allocation]) -> Allocation | None:
+    """The current version: latest Toewijzingsdatum + Toewijzingstijd (IV013)."""
+    return max(versions, key=lambda v: v.moment, default=None)
+
+
+def current_versions(versions: Iterable[Allocation]) -> dict[int, Allocation]:
+    """The most recent version per ToewijzingNummer."""
+    latest: dict[int, Allocation] = {}
+    for version in versions:
+        known = latest.get(version.toewijzing_nummer)
+        if known is None or version.moment > known.moment:
+            latest[version.toewijzing_nummer] = version
+    return latest
+
+
+def open_claims(lines: Iterable[ClaimLine]) -> list[ClaimLine]:
+    """The debit lines not cancelled by a credit among ``lines``."""
+    listed = list(lines)
+    credited = {line.vorig_referentie_nummer for line in listed if line.credit}
+    return [line for line in listed if not line.credit and line.referentie_nummer not in credited]
+
+
+def request_settled(history: History, request: Request) -> bool:
+    """True when a request got its final answer: an allocation carrying its reference, or a
+    JW319 "afgewezen". "In onderzoek" (2) keeps it open (OP274)."""
+    if any(
+        a.gemeente == request.gemeente
+        for a in history.allocations_with_reference(request.aanbieder, request.referentie)
+    ):
+        return True
+    return any(
+        answer.verzoek_antwoord == "1" and answer.gemeente == request.gemeente
+        for answer in history.answers(request.aanbieder, request.referentie)
+    )
+
+
+# --- reading messages into history records -----------------------------------------------------
+
+
+def _product(el: Element, path: str = "Product") -> tuple[str | None, str | None]:
+    return text(el, f"{path}/Categorie"), text(el, f"{path}/Code")
+
+
+def allocations_in(doc: MessageDocument) -> list[tuple[Element, Allocation]]:
+    """Each ToegewezenProduct of a JW301 with the allocation version it states."""
+    gemeente = doc.header_text("Afzender") or ""
+    aanbieder = doc.header_text("Ontvanger") or ""
+    bsn = text(doc.root, "Client/Bsn") or ""
+    result = []
+    for product in doc.iter_local("ToegewezenProduct"):
+        number = int_at(product, "ToewijzingNummer")
+        datum = date_at(product, "Toewijzingsdatum")
+        ingang = date_at(product, "Ingangsdatum")
+        tijd = _time(text(product, "Toewijzingstijd"))
+        if number is None or datum is None or ingang is None or tijd is None:
+            continue  # XSD-valid messages always have these
+        categorie, code = _product(product)
+        result.append(
+            (
+                product,
+                Allocation(
+                    gemeente=gemeente,
+                    aanbieder=aanbieder,
+                    bsn=bsn,
+                    toewijzing_nummer=number,
+                    toewijzingsdatum=datum,
+                    toewijzingstijd=tijd,
+                    ingangsdatum=ingang,
+                    einddatum=date_at(product, "Einddatum"),
+                    referentie_aanbieder=text(product, "ReferentieAanbieder"),
+                    categorie=categorie,
+                    code=code,
+                    reden_wijziging=text(product, "RedenWijziging"),
+                    volume=int_at(product, "Omvang/Volume"),
+                    eenheid=text(product, "Omvang/Eenheid"),
+                    frequentie=text(product, "Omvang/Frequentie"),
+                    budget=int_at(product, "Budget"),
+                ),
+            )
+        )
+    return result
+
+
+def _time(value: str | None) -> dt.time | None:
+    if value is None:
+        return None
+    try:
+        return dt.time.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLine:
+    """A StartProduct/StopProduct of the message being read, with its StatusAanlevering."""
+
+    element: Element
+    delivery: Delivery
+    status: str
+
+
+def deliveries_in(doc: MessageDocument) -> list[DeliveryLine]:
+    """Each StartProduct of a JW305 or StopProduct of a JW307 as a delivery line."""
+    aanbieder = doc.header_text("Afzender") or ""
+    gemeente = doc.header_text("Ontvanger") or ""
+    bsn = text(doc.root, "Client/Bsn") or ""
+    kind = DeliveryKind.START if doc.message_type == "JW305" else DeliveryKind.STOP
+    name = "StartProduct" if kind is DeliveryKind.START else "StopProduct"
+    result = []
+    for product in doc.iter_local(name):
+        begin = date_at(product, "Begindatum")
+        if begin is None:
+            continue
+        categorie, code = _product(product)
+        key = StartKey(int_at(product, "ToewijzingNummer"), categorie, code, begin)
+        delivery = Delivery(
+            kind=kind,
+            aanbieder=aanbieder,
+            gemeente=gemeente,
+            bsn=bsn,
+            key=key,
+            reden_beeindiging=text(product, "RedenBeeindiging"),
+            einddatum=date_at(product, "Einddatum"),
+        )
+        result.append(DeliveryLine(product, delivery, text(product, "StatusAanlevering") or ""))
+    return result
+
+
+def requests_in(doc: MessageDocument) -> list[tuple[Element, Request]]:
+    """Each AangevraagdProduct of a JW315, or the Verzoek of a JW317, as a request."""
+    aanbieder = doc.header_text("Afzender") or ""
+    gemeente = doc.header_text("Ontvanger") or ""
+    bsn = text(doc.root, "Client/Bsn") or ""
+    dagtekening = doc.dagtekening or dt.date.min
+    name = "AangevraagdProduct" if doc.message_type == "JW315" else "Verzoek"
+    result = []
+    for el in doc.iter_local(name):
+        referentie = text(el, "ReferentieAanbieder")
+        if referentie is not None:
+            request = Request(doc.message_type, aanbieder, gemeente, bsn, referentie, dagtekening)
+            result.append((el, request))
+    return result
+
+
+def answer_in(doc: MessageDocument) -> tuple[Element, Answer] | None:
+    """The Antwoord of a JW319 as an answer."""
+    for el in doc.iter_local("Antwoord"):
+        referentie = text(el, "ReferentieAanbieder")
+        antwoord = text(el, "VerzoekAntwoord")
+        if referentie is None or antwoord is None:
+            return None
+        return el, Answer(
+            gemeente=doc.header_text("Afzender") or "",
+            aanbieder=doc.header_text("Ontvanger") or "",
+            referentie=referentie,
+            verzoek_antwoord=antwoord,
+            dagtekening=doc.dagtekening or dt.date.min,
+        )
+    return None
+
+
+def claim_lines_in(doc: MessageDocument) -> list[tuple[Element, ClaimLine]]:
+    """Each Prestatie of a JW323 as a claim line, in document order."""
+    aanbieder = doc.header_text("Afzender") or ""
+    gemeente = doc.header_text("Ontvanger") or ""
+    nummer = text(doc.root, "Declaratie/DeclaratieNummer") or ""
+    result = []
+    for client in findall(doc.root, "Declaratie/Clienten/Client"):
+        bsn = text(client, "Bsn") or ""
+        for prestatie in findall(client, "Prestaties/Prestatie"):
+            line = _claim_line(prestatie, aanbieder, gemeente, bsn, nummer)
+            if line is not None:
+                result.append((prestatie, line))
+    return result
+
+
+def _claim_line(
+    prestatie: Element, aanbieder: str, gemeente: str, bsn: str, nummer: str
+) -> ClaimLine | None:
+    referentie = text(prestatie, "ProductReferentie/ReferentieNummer")
+    toewijzing = int_at(prestatie, "ToewijzingNummer")
+    begin = date_at(prestatie, "ProductPeriode/Begindatum")
+    end = date_at(prestatie, "ProductPeriode/Einddatum")
+    volume = int_at(prestatie, "GeleverdVolume")
+    bedrag = int_at(prestatie, "IngediendBedrag/Bedrag")
+    indicator = text(prestatie, "IngediendBedrag/DebetCredit")
+    if (
+        referentie is None
+        or toewijzing is None
+        or begin is None
+        or end is None
+        or volume is None
+        or bedrag is None
+    ):
+        return None
+    return ClaimLine(
+        aanbieder=aanbieder,
+        gemeente=gemeente,
+        bsn=bsn,
+        declaratie_nummer=nummer,
+        referentie_nummer=referentie,
+        vorig_referentie_nummer=text(prestatie, "ProductReferentie/VorigReferentieNummer"),
+        toewijzing_nummer=toewijzing,
+        categorie=text(prestatie, "ProductCategorie") or "",
+        code=text(prestatie, "ProductCode") or "",
+        begindatum=begin,
+        einddatum=end,
+        volume=volume,
+        eenheid=text(prestatie, "Eenheid") or "",
+        bedrag=-bedrag if indicator == CREDIT else bedrag,
+    )
+
+
+# --- the in-memory implementation --------------------------------------------------------------
+
+
+class InMemoryHistory:
+    """A :class:`History` held in dictionaries; :meth:`record` folds in accepted messages."""
+
+    def __init__(self) -> None:
+        self._identifications: set[tuple[str, str, str]] = set()
+        self._allocations: dict[tuple[str, int], dict[dt.datetime, Allocation]] = defaultdict(dict)
+        self._deliveries: dict[tuple[str, str, str], list[Delivery]] = defaultdict(list)
+        self._requests: dict[tuple[str, str], list[Request]] = defaultdict(list)
+        self._answers: dict[tuple[str, str], list[Answer]] = defaultdict(list)
+        self._declarations: set[tuple[str, str]] = set()
+        self._lines: dict[tuple[str, str, str], ClaimLine] = {}
+
+    # -- folding --
+
+    def record(self, doc: MessageDocument, *, rejected_lines: Collection[str] = ()) -> None:
+        """Fold an ACCEPTED message into the history.
+
+        Call it only for messages that were accepted; a rejected message changes nothing
+        (OP286). For a JW323, ``rejected_lines`` names the ReferentieNummers of the prestaties
+        that were rejected; only the others are recorded, and the DeclaratieNummer only when at
+        least one line was accepted.
+        """
+        sender = doc.header_text("Afzender") or ""
+        identificatie = doc.header_text("BerichtIdentificatie/Identificatie") or ""
+        self._identifications.add((sender, doc.message_type, identificatie))
+        match doc.message_type:
+            case "JW301":
+                for _, allocation in allocations_in(doc):
+                    key = (allocation.gemeente, allocation.toewijzing_nummer)
+                    self._allocations[key][allocation.moment] = allocation
+            case "JW305" | "JW307":
+                self._fold_deliveries(deliveries_in(doc))
+            case "JW315" | "JW317":
+                for _, request in requests_in(doc):
+                    self._requests[(request.aanbieder, request.referentie)].append(request)
+            case "JW319":
+                found = answer_in(doc)
+                if found is not None:
+                    answer = found[1]
+                    self._answers[(answer.aanbieder, answer.referentie)].append(answer)
+            case "JW323":
+                self._fold_claims(doc, frozenset(rejected_lines))
+            case _:
+                pass
+
+    def _fold_deliveries(self, lines: Sequence[DeliveryLine]) -> None:
+        # A correction is delete + new in one message (IV008): apply the deletes first.
+        for line in sorted(lines, key=lambda ln: ln.status != DELETE_DELIVERY):
+            d = line.delivery
+            current = self._deliveries[(d.aanbieder, d.gemeente, d.bsn)]
+            if line.status == DELETE_DELIVERY:
+                if d in current:
+                    current.remove(d)
+            elif line.status == FIRST_DELIVERY and d not in current:
+                current.append(d)
+
+    def _fold_claims(self, doc: MessageDocument, rejected: frozenset[str]) -> None:
+        accepted = [
+            line for _, line in claim_lines_in(doc) if line.referentie_nummer not in rejected
+        ]
+        for line in accepted:
+            self._lines[(line.aanbieder, line.gemeente, line.referentie_nummer)] = line
+        if accepted:
+            self._declarations.add((accepted[0].aanbieder, accepted[0].declaratie_nummer))
+
+    # -- History queries --
+
+    def message_seen(self, sender: str, message_type: str, identificatie: str) -> bool:
+        """See :meth:`History.message_seen`."""
+        return (sender, message_type, identificatie) in self._identifications
+
+    def allocation_versions(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Allocation]:
+        """See :meth:`History.allocation_versions`."""
+        return list(self._allocations.get((gemeente, toewijzing_nummer), {}).values())
+
+    def client_allocations(self, gemeente: str, aanbieder: str, bsn: str) -> Sequence[Allocation]:
+        """See :meth:`History.client_allocations`."""
+        return [
+            version
+            for (owner, _), versions in self._allocations.items()
+            if owner == gemeente
+            for version in versions.values()
+            if version.aanbieder == aanbieder and version.bsn == bsn
+        ]
+
+    def allocations_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Allocation]:
+        """See :meth:`History.allocations_with_reference`."""
+        return [
+            version
+            for versions in self._allocations.values()
+            for version in versions.values()
+            if version.aanbieder == aanbieder and version.referentie_aanbieder == referentie
+        ]
+
+    def deliveries(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Delivery]:
+        """See :meth:`History.deliveries`."""
+        return list(self._deliveries.get((aanbieder, gemeente, bsn), ()))
+
+    def requests_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Request]:
+        """See :meth:`History.requests_with_reference`."""
+        return list(self._requests.get((aanbieder, referentie), ()))
+
+    def client_requests(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Request]:
+        """See :meth:`History.client_requests`."""
+        return [
+            request
+            for (owner, _), requests in self._requests.items()
+            if owner == aanbieder
+            for request in requests
+            if request.gemeente == gemeente and request.bsn == bsn
+        ]
+
+    def answers(self, aanbieder: str, referentie: str) -> Sequence[Answer]:
+        """See :meth:`History.answers`."""
+        return list(self._answers.get((aanbieder, referentie), ()))
+
+    def declaration_number_seen(self, aanbieder: str, declaratie_nummer: str) -> bool:
+        """See :meth:`History.declaration_number_seen`."""
+        return (aanbieder, declaratie_nummer) in self._declarations
+
+    def claim_line(self, aanbieder: str, gemeente: str, referentie_nummer: str) -> ClaimLine | None:
+        """See :meth:`History.claim_line`."""
+        return self._lines.get((aanbieder, gemeente, referentie_nummer))
+
+    def credits_of(
+        self, aanbieder: str, gemeente: str, referentie_nummer: str
+    ) -> Sequence[ClaimLine]:
+        """See :meth:`History.credits_of`."""
+        return [
+            line
+            for (owner, receiver, _), line in self._lines.items()
+            if owner == aanbieder
+            and receiver == gemeente
+            and line.credit
+            and line.vorig_referentie_nummer == referentie_nummer
+        ]
+
+    def allocation_claims(self, gemeente: str, toewijzing_nummer: int) -> Sequence[ClaimLine]:
+        """See :meth:`History.allocation_claims`."""
+        return [
+            line
+            for line in self._lines.values()
+            if line.gemeente == gemeente and line.toewijzing_nummer == toewijzing_nummer
+        ]
+
+
+def history_of(
+    docs: Iterable[MessageDocument], rejected: Mapping[str, Collection[str]] | None = None
+) -> InMemoryHistory:
+    """An :class:`InMemoryHistory` with ``docs`` folded in, in the given order.
+
+    ``rejected`` maps a JW323's DeclaratieNummer to its rejected ReferentieNummers.
+    """
+    history = InMemoryHistory()
+    for doc in docs:
+        nummer = text(doc.root, "Declaratie/DeclaratieNummer") or ""
+        history.record(doc, rejected_lines=(rejected or {}).get(nummer, ()))
+    return history
