@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -20,6 +22,17 @@ class MessageSchema:
     xsd: etree.XMLSchema
     source: Path
     basisschema_namespace: str
+    # lxml keeps a schema's error log on the schema object, so two threads validating with
+    # the same schema read each other's errors (an invalid message can even look valid).
+    # Every validation holds this lock; see core.validate.xsd_findings.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def check(self, tree: etree._ElementTree) -> tuple[bool, list[Any]]:
+        """Validate a tree; return the verdict and a private copy of the error entries."""
+        with self.lock:
+            valid = bool(self.xsd.validate(tree))
+            entries: list[Any] = [] if valid else list(self.xsd.error_log)  # type: ignore[call-overload]
+        return valid, entries
 
 
 @dataclass(frozen=True, eq=False)
