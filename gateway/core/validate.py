@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from lxml import etree
 
@@ -63,11 +62,10 @@ def identify(tree: etree._ElementTree, schemas: SchemaSet) -> MessageDocument | 
 
 def xsd_findings(doc: MessageDocument) -> tuple[Finding, ...]:
     """Schema errors with element paths and lines (libxml2, for speed)."""
-    xsd = doc.schema.xsd
-    if xsd.validate(doc.tree):
+    valid, entries = doc.schema.check(doc.tree)
+    if valid:
         return ()
     findings = []
-    entries: Iterable[Any] = xsd.error_log  # type: ignore[assignment]
     for entry in entries:
         path = _readable_path(entry.path)
         element_name = path.rpartition("/")[2].partition("[")[0] if path else None
