@@ -143,10 +143,14 @@ async def get_mailbox(request: web.Request) -> web.Response:
         }
         for m in messages
     ]
-    cursor = messages[-1].id if messages else after
-    return web.json_response(
-        {"messages": items, "next_after": cursor, "more": len(messages) == limit}
-    )
+    more = len(messages) == limit
+    # The cursor pages within one pass only. Ids are given at intake, but a message becomes
+    # visible here when it is queued (after validation, in another transaction), so one with
+    # a smaller id can appear after a larger one was listed; a cursor kept across passes would
+    # skip it forever. At the end of a pass the next one starts from the beginning (acked
+    # messages have left the list, so this costs nothing).
+    cursor = messages[-1].id if more else None
+    return web.json_response({"messages": items, "next_after": cursor, "more": more})
 
 
 async def get_mailbox_message(request: web.Request) -> web.Response:

@@ -1,0 +1,32 @@
+"""Fixtures of the reliability tests: a throwaway PostgreSQL database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A new, empty database on the test server, as a store URL; dropped afterwards.
+
+    Skips without ``GATEWAY_TEST_PG_DSN``.
+    """
+    dsn = os.environ.get("GATEWAY_TEST_PG_DSN")
+    if not dsn:
+        pytest.skip("GATEWAY_TEST_PG_DSN is not set")
+    url = make_url(dsn)
+    name = f"reliability_{uuid.uuid4().hex[:12]}"
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
