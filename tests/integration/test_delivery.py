@@ -1,8 +1,10 @@
-"""delivery.tick(): folder and HTTP push, retry with backoff, dead, held/released, leases."""
+"""delivery.tick(): folder and HTTP push, retry with backoff, dead, held/released, leases, lanes."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.core.model import State
+from gateway.delivery import Delivery
 from gateway.outbox_writer import write_atomically
 from gateway.store.base import MessageQuery
 from tests.integration.conftest import Harness, example, variant
@@ -237,3 +240,280 @@ async def test_expired_lease_returns_to_queue_and_counts_as_attempt(harness: Har
     harness.clock.advance(minutes=5)
     assert (await harness.gateway.delivery.tick()).delivered == 1
     assert len(harness.store.query(MessageQuery(recipient="provider-b"))) == 1
+
+
+# -- lanes: one slow or failing party never holds up another ------------------------------
+
+# A safety net so a broken lane fails the test instead of hanging it; no test waits for it.
+NEVER = 10.0
+
+
+class HangingPeer:
+    """An http recipient on loopback that holds every push until the test releases it."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.received.append(request.headers["X-Gateway-Message-Id"])
+        self.arrived.set()
+        await self.release.wait()
+        return web.Response(status=200, text="ok")
+
+
+@pytest.fixture
+async def hanging_peer() -> AsyncIterator[Callable[[], Any]]:
+    peers: list[HangingPeer] = []
+    servers: list[TestServer] = []
+
+    async def start() -> tuple[HangingPeer, str]:
+        peer = HangingPeer()
+        app = web.Application()
+        app.router.add_post("/inbox", peer.handle)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        peers.append(peer)
+        servers.append(server)
+        return peer, str(server.make_url("/inbox"))
+
+    yield start
+    for peer in peers:
+        peer.release.set()  # a held handler would otherwise keep the server from closing
+    for server in servers:
+        await server.close()
+
+
+def _state(harness: Harness, message_id: object) -> tuple[State, int, str]:
+    msg = harness.store.get(str(message_id))
+    assert msg is not None
+    return msg.state, msg.attempts, msg.reason or ""
+
+
+def _claims(harness: Harness, message_id: object) -> int:
+    return sum(1 for e in harness.store.history(str(message_id)) if e.to_state is State.SENDING)
+
+
+async def test_hanging_push_does_not_hold_up_other_parties(
+    make_harness: Callable[..., Any],
+    receiver_server: Callable[..., Any],
+    hanging_peer: Callable[..., Any],
+) -> None:
+    """Diemen's push hangs; provider A (http) and B (folder) are delivered by the next tick."""
+    peer, slow_url = await hanging_peer()
+    fast, fast_url = await receiver_server([])
+    harness: Harness = await make_harness(
+        {
+            "diemen": {"channel": "http", "url": slow_url},
+            "provider-a": {"channel": "http", "url": fast_url},
+        }
+    )
+    delivery = harness.gateway.delivery
+    delivery.pass_wait = 0  # the pass returns at once; lanes run on their own
+    to_diemen = (await harness.submit("provider-a", example("JW302")))["id"]
+    to_a = (await harness.submit("diemen", example("JW301")))["id"]
+    to_b = (await harness.submit("diemen", example("JW319")))["id"]
+
+    first = await delivery.tick()
+    assert first.lanes_started == 3 and first.delivered == 0
+    await asyncio.wait_for(peer.arrived.wait(), NEVER)
+    await asyncio.wait_for(delivery.settle(["provider-a", "provider-b"]), NEVER)
+    assert delivery.busy_parties == {"diemen"}
+
+    second = await delivery.tick()
+    assert second.delivered == 2 and second.lanes_busy == 1
+    assert _state(harness, to_a)[0] is State.DELIVERED
+    assert _state(harness, to_b)[0] is State.DELIVERED
+    assert fast.headers[0]["X-Gateway-Message-Id"] == to_a
+    assert (harness.folder / "outbox" / "provider-b" / f"{to_b}.xml").exists()
+    assert _state(harness, to_diemen) == (State.SENDING, 0, "claimed for delivery")
+
+    peer.release.set()
+    await asyncio.wait_for(delivery.settle(["diemen"]), NEVER)
+    assert _state(harness, to_diemen)[:2] == (State.DELIVERED, 0)
+    assert peer.received == [to_diemen]
+    assert (await delivery.tick()).delivered == 1
+
+
+async def test_busy_lane_keeps_its_messages_even_past_the_lease(
+    make_harness: Callable[..., Any], hanging_peer: Callable[..., Any]
+) -> None:
+    """While a push hangs, later passes neither claim nor recover its party's messages."""
+    peer, url = await hanging_peer()
+    harness: Harness = await make_harness({"diemen": {"channel": "http", "url": url}})
+    delivery = harness.gateway.delivery
+    delivery.pass_wait = 0
+    first = (await harness.submit("provider-a", example("JW302")))["id"]
+    second = (await harness.submit("provider-a", variant(example("JW302"), 1)))["id"]
+
+    await delivery.tick()
+    await asyncio.wait_for(peer.arrived.wait(), NEVER)
+    # One claim covered both (a 120 s lease fits three 30 s pushes); the lane holds them.
+    assert _state(harness, second) == (State.SENDING, 0, "claimed for delivery")
+    for _ in range(3):
+        report = await delivery.tick()
+        assert report.lanes_busy >= 1 and "diemen" in delivery.busy_parties
+    harness.clock.advance(minutes=5)  # both leases have run out while the push hangs
+    late = await delivery.tick()
+    assert late.recovered == 0 and "diemen" in delivery.busy_parties
+    assert [_claims(harness, i) for i in (first, second)] == [1, 1]
+    assert peer.received == [first]
+
+    peer.release.set()
+    await asyncio.wait_for(delivery.settle(["diemen"]), NEVER)
+    # The attempt in flight is recorded; the second is not started on an expired lease.
+    assert _state(harness, first)[:2] == (State.DELIVERED, 0)
+    assert _state(harness, second) == (
+        State.QUEUED,
+        1,
+        "returned unattempted: its lease ran short",
+    )
+    report = await delivery.tick()
+    assert (report.delivered, report.returned, report.recovered) == (1, 1, 0)
+    await asyncio.wait_for(delivery.settle(["diemen"]), NEVER)
+    assert _state(harness, second)[0] is State.DELIVERED
+    assert peer.received == [first, second]
+
+
+async def test_shutdown_cancels_hanging_lane_and_message_is_delivered_after_restart(
+    make_harness: Callable[..., Any], hanging_peer: Callable[..., Any]
+) -> None:
+    """close() cuts off a hanging push; after restart the lease expires and it is redelivered."""
+    peer, url = await hanging_peer()
+    harness: Harness = await make_harness({"diemen": {"channel": "http", "url": url}})
+    delivery = harness.gateway.delivery
+    delivery.pass_wait = 0
+    message_id = (await harness.submit("provider-a", example("JW302")))["id"]
+    await delivery.tick()
+    await asyncio.wait_for(peer.arrived.wait(), NEVER)
+
+    await asyncio.wait_for(delivery.close(grace=0), NEVER)
+    assert not delivery.busy_parties
+    assert _state(harness, message_id)[:2] == (State.SENDING, 0)  # not lost, still leased
+
+    restarted = Delivery(
+        harness.service,
+        outbox=harness.folder / "outbox",
+        policy=delivery.policy,
+        rng=random.Random(3),
+        pass_wait=0,
+    )
+    try:
+        assert (await restarted.tick()).recovered == 0  # the lease still runs
+        await asyncio.wait_for(restarted.settle(), NEVER)
+        assert _state(harness, message_id)[0] is State.SENDING
+        harness.clock.advance(seconds=121)
+        peer.release.set()  # the peer answers at once from now on
+        assert (await restarted.tick()).recovered == 1
+        state, attempts, reason = _state(harness, message_id)
+        assert (state, attempts) == (State.QUEUED, 1)
+        assert reason.startswith("transient failure: lease expired")
+        harness.clock.advance(minutes=5)
+        await restarted.tick()
+        await asyncio.wait_for(restarted.settle(), NEVER)
+        assert _state(harness, message_id)[:2] == (State.DELIVERED, 1)
+        assert peer.received == [message_id, message_id]  # the cut-off push was repeated
+    finally:
+        await restarted.close()
+
+
+async def test_shutdown_lets_attempt_finish_and_gives_back_the_rest(
+    make_harness: Callable[..., Any], hanging_peer: Callable[..., Any]
+) -> None:
+    """close() waits for the push in flight and returns claimed, unattempted messages."""
+    peer, url = await hanging_peer()
+    harness: Harness = await make_harness({"diemen": {"channel": "http", "url": url}})
+    delivery = harness.gateway.delivery
+    delivery.pass_wait = 0
+    first = (await harness.submit("provider-a", example("JW302")))["id"]
+    second = (await harness.submit("provider-a", variant(example("JW302"), 1)))["id"]
+    await delivery.tick()
+    await asyncio.wait_for(peer.arrived.wait(), NEVER)
+
+    closing = asyncio.create_task(delivery.close(grace=NEVER))
+    await asyncio.sleep(0)  # let close() begin: lanes start no new attempt from here
+    assert not closing.done()
+    peer.release.set()
+    await asyncio.wait_for(closing, NEVER)
+    assert _state(harness, first)[:2] == (State.DELIVERED, 0)
+    assert _state(harness, second) == (
+        State.QUEUED,
+        1,
+        "returned unattempted: the gateway is stopping",
+    )
+    assert peer.received == [first]
+    await delivery.tick()  # a restarted pass delivers the rest
+    await asyncio.wait_for(delivery.settle(), NEVER)
+    assert _state(harness, second)[0] is State.DELIVERED
+
+
+async def test_lanes_waiting_for_a_slot_claim_nothing(
+    make_harness: Callable[..., Any], hanging_peer: Callable[..., Any]
+) -> None:
+    """With one lane slot taken by a hanging push, provider B waits queued, not leased."""
+    peer, url = await hanging_peer()
+    harness: Harness = await make_harness({"diemen": {"channel": "http", "url": url}})
+    narrow = Delivery(
+        harness.service,
+        outbox=harness.folder / "outbox",
+        policy=harness.gateway.delivery.policy,
+        rng=random.Random(5),
+        max_lanes=1,
+        pass_wait=0,
+    )
+    try:
+        to_diemen = (await harness.submit("provider-a", example("JW302")))["id"]
+        to_b = (await harness.submit("diemen", example("JW319")))["id"]
+        await narrow.tick()
+        await asyncio.wait_for(peer.arrived.wait(), NEVER)
+        assert narrow.busy_parties == {"diemen", "provider-b"}
+        assert _state(harness, to_b)[:2] == (State.QUEUED, 0)
+        assert (await narrow.tick()).lanes_busy == 2
+
+        peer.release.set()
+        await asyncio.wait_for(narrow.settle(), NEVER)
+        assert _state(harness, to_diemen)[:2] == (State.DELIVERED, 0)
+        assert _state(harness, to_b)[:2] == (State.DELIVERED, 0)
+    finally:
+        await narrow.close()
+
+
+async def test_http_lane_delivers_released_messages_in_order_across_claims(
+    make_harness: Callable[..., Any], receiver_server: Callable[..., Any]
+) -> None:
+    """Five held messages for an http party are pushed in arrival order (claims of three)."""
+    receiver, url = await receiver_server([])
+    harness: Harness = await make_harness({"provider-b": {"channel": "http", "url": url}})
+    await harness.service.hold_party("provider-b", "operator:test")
+    ids = [
+        str((await harness.submit("diemen", variant(example("JW319"), n)))["id"]) for n in range(5)
+    ]
+    await harness.service.release_party("provider-b", "operator:test")
+    await harness.gateway.delivery.tick()
+    await asyncio.wait_for(harness.gateway.delivery.settle(), NEVER)
+    assert [h["X-Gateway-Message-Id"] for h in receiver.headers] == sorted(ids) == ids
+    claimed_at = [
+        next(e.at for e in harness.store.history(i) if e.to_state is State.SENDING) for i in ids
+    ]
+    assert claimed_at == sorted(claimed_at)
+    for message_id in ids:
+        assert _state(harness, message_id)[:2] == (State.DELIVERED, 0)
+
+
+async def test_push_timeout_is_cut_to_fit_the_lease(
+    make_harness: Callable[..., Any], hanging_peer: Callable[..., Any]
+) -> None:
+    """With a lease shorter than the HTTP timeout, a hanging push gives up before the lease."""
+    peer, url = await hanging_peer()
+    harness: Harness = await make_harness(
+        {"diemen": {"channel": "http", "url": url}}, extra="[delivery]\nlease_seconds = 0.4"
+    )
+    message_id = (await harness.submit("provider-a", example("JW302")))["id"]
+    await harness.gateway.delivery.tick()
+    await asyncio.wait_for(harness.gateway.delivery.settle(), NEVER)
+    state, attempts, reason = _state(harness, message_id)
+    assert (state, attempts) == (State.QUEUED, 1)
+    assert "timeout pushing to" in reason and "(0.3 s)" in reason
+    assert peer.received == [message_id]
