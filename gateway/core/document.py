@@ -3,20 +3,38 @@
 iJw puts message-level elements in the message namespace and the children of shared types in
 the basisschema namespace. Rules read by local name (``{*}``) so that the split never matters
 to them; the XSD layer has already enforced it.
+
+Two ways to read exist. The module functions (:func:`find`, :func:`text`, ...) work on any
+element through lxml's ElementPath. The :class:`MessageDocument` methods of the same names give
+the same answers from a per-document child index, built lazily one element at a time; rules
+use those, because they ask the same few elements for their children many times over.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Final
 
 from lxml import etree
 
 from gateway.core.schemaset import MessageSchema
 
 Element = etree._Element
+
+#: Paths are code constants, so these caches stay small; the cap only guards against a caller
+#: that builds paths from data.
+_MAX_CACHED_PATHS: Final = 4096
+_WILDCARDS: dict[str, str] = {}
+#: A path step the child index can answer: a plain local name, no ElementPath syntax.
+_PLAIN_STEP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PATH_STEPS: dict[str, tuple[str, ...] | None] = {}
+_NOT_CACHED: Final[tuple[str, ...]] = ()
+#: ``{namespace}Name`` → ``Name``: a message uses a few dozen tags, read thousands of times.
+_LOCAL_NAMES: dict[str, str] = {}
 
 
 def local_name(el: Element) -> str:
@@ -29,7 +47,23 @@ def local_name(el: Element) -> str:
 
 def wildcard(path: str) -> str:
     """Turn ``Client/Bsn`` into ``{*}Client/{*}Bsn`` for lxml's find methods."""
-    return "/".join(part if part in (".", "..") else "{*}" + part for part in path.split("/"))
+    found = _WILDCARDS.get(path)
+    if found is None:
+        found = "/".join(part if part in (".", "..") else "{*}" + part for part in path.split("/"))
+        if len(_WILDCARDS) < _MAX_CACHED_PATHS:
+            _WILDCARDS[path] = found
+    return found
+
+
+def _plain_steps(path: str) -> tuple[str, ...] | None:
+    """``Product/Code`` as ``("Product", "Code")``; None when the path needs ElementPath."""
+    steps = _PATH_STEPS.get(path, _NOT_CACHED)
+    if steps is _NOT_CACHED:
+        parts = tuple(path.split("/"))
+        steps = parts if all(_PLAIN_STEP.fullmatch(part) for part in parts) else None
+        if len(_PATH_STEPS) < _MAX_CACHED_PATHS:
+            _PATH_STEPS[path] = steps
+    return steps
 
 
 def find(el: Element, path: str) -> Element | None:
@@ -100,14 +134,31 @@ def element_path(el: Element) -> str:
     return "/" + "/".join(reversed(parts))
 
 
+_NO_CHILDREN: Final[Sequence[Element]] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class MessageDocument:
-    """A well-formed message whose root matched a known schema."""
+    """A well-formed message whose root matched a known schema.
+
+    The lookup methods cache what they read (children per element, elements per local name),
+    so the tree must not be changed once a document wraps it; nothing in the gateway does (a
+    retour or a masked copy is a new tree). The caches live and die with one document.
+    """
 
     tree: etree._ElementTree
     schema: MessageSchema
+    # Keyed by the element proxies themselves: holding them keeps lxml from handing out a new
+    # proxy (with a new identity) for the same node while this document lives.
+    _children: dict[Element, dict[str, list[Element]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _by_local_name: dict[str, tuple[Element, ...]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _header_texts: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
 
-    @property
+    @cached_property
     def root(self) -> Element:
         """The ``Bericht`` element."""
         return self.tree.getroot()
@@ -125,18 +176,150 @@ class MessageDocument:
     @cached_property
     def header(self) -> Element:
         """The ``Header`` element (guaranteed present after the XSD layer)."""
-        found = find(self.root, "Header")
+        found = self.find(self.root, "Header")
         return found if found is not None else self.root
 
     def header_text(self, path: str) -> str | None:
         """Text of a header element, e.g. ``Afzender`` or ``BerichtIdentificatie/Identificatie``."""
-        return text(self.header, path)
+        # Rules read one or two header fields, so lxml's own search is cheaper here than
+        # indexing the Header's dozen children; the answer is the same (see :func:`text`).
+        cache = self._header_texts
+        if path not in cache:
+            cache[path] = text(self.header, path)
+        return cache[path]
 
     @cached_property
     def dagtekening(self) -> dt.date | None:
         """The message's Dagtekening, the reference date of many in-message rules."""
-        return date_at(self.header, "BerichtIdentificatie/Dagtekening")
+        value = self.header_text("BerichtIdentificatie/Dagtekening")
+        if value is None:
+            return None
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
 
     def iter_local(self, name: str) -> Iterator[Element]:
-        """All elements with this local name anywhere in the message."""
-        return self.root.iter("{*}" + name)
+        """All elements with this local name anywhere in the message, in document order."""
+        return iter(self.all_local(name))
+
+    def all_local(self, name: str) -> tuple[Element, ...]:
+        """Like :meth:`iter_local`, as a tuple (computed once per name and document)."""
+        found = self._by_local_name.get(name)
+        if found is None:
+            found = tuple(self.root.iter("{*}" + name))
+            self._by_local_name[name] = found
+        return found
+
+    def children(self, el: Element) -> Mapping[str, Sequence[Element]]:
+        """The element's child elements by local name, each list in document order."""
+        by_name = self._children.get(el)
+        return by_name if by_name is not None else self._index_children(el)
+
+    def _index_children(self, el: Element) -> dict[str, list[Element]]:
+        by_name: dict[str, list[Element]] = {}
+        local_names = _LOCAL_NAMES
+        for child in el:
+            tag = child.tag
+            if tag.__class__ is str:  # skips comments and processing instructions
+                name = local_names.get(tag)
+                if name is None:
+                    name = tag[tag.rfind("}") + 1 :]
+                    if len(local_names) < _MAX_CACHED_PATHS:
+                        local_names[tag] = name
+                same = by_name.get(name)
+                if same is None:
+                    by_name[name] = [child]
+                else:
+                    same.append(child)
+        self._children[el] = by_name
+        return by_name
+
+    def find(self, el: Element, path: str) -> Element | None:
+        """The first element at a local-name path below ``el``, or None; as :func:`find`."""
+        by_name = self._children.get(el)
+        if by_name is None:
+            by_name = self._index_children(el)
+        # A one-step path is its own key; only a miss needs to know what kind of path it is.
+        found = by_name.get(path)
+        if found is not None:
+            return found[0]
+        return self._find_slow(el, by_name, path)
+
+    def _find_slow(
+        self, el: Element, by_name: Mapping[str, Sequence[Element]], path: str
+    ) -> Element | None:
+        steps = _PATH_STEPS.get(path)
+        if steps is None:
+            steps = _plain_steps(path)
+            if steps is None:
+                return el.find(wildcard(path))
+        if len(steps) == 1:
+            return None
+        # ElementPath order: the first match below the first step's first element that has one.
+        first, second = steps[0], steps[1]
+        deeper = "/".join(steps[2:]) if len(steps) > 2 else None
+        children = self._children
+        for parent in by_name.get(first, _NO_CHILDREN):
+            below = children.get(parent)
+            if below is None:
+                below = self._index_children(parent)
+            for match in below.get(second, _NO_CHILDREN):
+                if deeper is None:
+                    return match
+                found = self.find(match, deeper)
+                if found is not None:
+                    return found
+        return None
+
+    def findall(self, el: Element, path: str) -> list[Element]:
+        """All elements at a local-name path below ``el``; as :func:`findall`."""
+        steps = _plain_steps(path)
+        if steps is None:
+            return el.findall(wildcard(path))
+        level: Sequence[Element] = (el,)
+        for step in steps:
+            level = [
+                match for parent in level for match in self.children(parent).get(step, _NO_CHILDREN)
+            ]
+        return list(level)
+
+    def text(self, el: Element | None, path: str | None = None) -> str | None:
+        """The stripped text at a path below ``el`` (or of ``el`` itself); as :func:`text`."""
+        if el is None:
+            return None
+        if path is not None:
+            # find()'s one-step fast path, inlined: text() is the hottest reader of all.
+            by_name = self._children.get(el)
+            if by_name is None:
+                by_name = self._index_children(el)
+            found = by_name.get(path)
+            if found is not None:
+                el = found[0]
+            else:
+                target = self._find_slow(el, by_name, path)
+                if target is None:
+                    return None
+                el = target
+        value = el.text
+        return None if value is None else value.strip()
+
+    def date_at(self, el: Element | None, path: str | None = None) -> dt.date | None:
+        """The ``xs:date`` at a path, or None when absent or invalid; as :func:`date_at`."""
+        value = self.text(el, path)
+        if value is None:
+            return None
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+
+    def int_at(self, el: Element | None, path: str | None = None) -> int | None:
+        """The integer at a path, or None when absent or not an integer; as :func:`int_at`."""
+        value = self.text(el, path)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            return None

@@ -35,10 +35,10 @@ class ParseResult:
     findings: tuple[Finding, ...]
 
 
-def _malformed(rule: str, message: str, line: int | None = None,
-               column: int | None = None) -> ParseResult:
-    finding = Finding(rule=rule, message=message, line=line, column=column,
-                      level=Level.MALFORMED)
+def _malformed(
+    rule: str, message: str, line: int | None = None, column: int | None = None
+) -> ParseResult:
+    finding = Finding(rule=rule, message=message, line=line, column=column, level=Level.MALFORMED)
     return ParseResult(None, (finding,))
 
 
@@ -74,12 +74,18 @@ def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
             "XML-SIZE",
             f"message is {len(raw):,} bytes; the limit is {max_bytes:,} bytes (OP192: 25 MB)",
         )
-    if not raw.strip():
+    # isspace() stops at the first non-blank byte; strip() would copy the whole message.
+    if not raw or raw.isspace():
         return _malformed("XML-EMPTY", "message is empty")
     for bom, name in _BOMS.items():
         if raw.startswith(bom):
-            return _malformed("XML-BOM", f"message starts with a {name} byte-order mark; "
-                              "iJw requires UTF-8 without BOM (OP192)", 1, 1)
+            return _malformed(
+                "XML-BOM",
+                f"message starts with a {name} byte-order mark; "
+                "iJw requires UTF-8 without BOM (OP192)",
+                1,
+                1,
+            )
     declared = _DECLARED_ENCODING.match(raw)
     if declared and declared.group(1).decode("ascii").upper().replace("_", "-") not in (
         "UTF-8",
@@ -92,17 +98,30 @@ def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
             declared.start(1) + 1,
         )
     try:
-        raw.decode("utf-8")
+        if not raw.isascii():  # ASCII is valid UTF-8; only other bytes need the full decode
+            raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, column = _line_col(raw, exc.start)
-        return _malformed("XML-ENCODING", f"byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-                          "is not valid UTF-8", line, column)
-    doctype = _DOCTYPE.search(raw)
+        return _malformed(
+            "XML-ENCODING",
+            f"byte 0x{raw[exc.start]:02x} at offset {exc.start} is not valid UTF-8",
+            line,
+            column,
+        )
+    # Both forbidden declarations start with "<!"; a plain byte search rules most messages out
+    # before the case-insensitive regular expressions run.
+    markup_declaration = b"<!" in raw
+    doctype = _DOCTYPE.search(raw) if markup_declaration else None
     if doctype is not None:
         line, column = _line_col(raw, doctype.start())
-        return _malformed("XML-DTD", "document type declarations (DTD) are not allowed: "
-                          "they enable entity expansion and external entities", line, column)
-    entity = _ENTITY_DECL.search(raw)
+        return _malformed(
+            "XML-DTD",
+            "document type declarations (DTD) are not allowed: "
+            "they enable entity expansion and external entities",
+            line,
+            column,
+        )
+    entity = _ENTITY_DECL.search(raw) if markup_declaration else None
     if entity is not None:
         line, column = _line_col(raw, entity.start())
         return _malformed("XML-DTD", "entity declarations are not allowed", line, column)
@@ -112,6 +131,8 @@ def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
         return _syntax_error(exc)
     except (ValueError, etree.LxmlError) as exc:
         return _malformed("XML-SYNTAX", f"not well-formed XML: {exc}")
+    # Not skipped when the bytes hold no "<!": libxml2 also reads UTF-16 without a BOM, whose
+    # DOCTYPE no byte scan sees (and NUL-interleaved ASCII is valid UTF-8).
     if getattr(tree.docinfo, "doctype", ""):
         return _malformed("XML-DTD", "document type declarations (DTD) are not allowed")
     return ParseResult(tree, ())

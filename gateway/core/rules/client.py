@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from gateway.core.document import MessageDocument
-from gateway.core.rules.common import child, is_filled, raw
+from gateway.core.rules.common import is_filled, raw
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
 
@@ -29,9 +29,9 @@ _RESIDENTIAL_SOORTEN = ("01", "02", "03")
 )
 def check_name_usage(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS050: the name usage must fit whether a partner name is given."""
-    for usage in doc.iter_local("NaamGebruik"):
+    for usage in doc.all_local("NaamGebruik"):
         name = usage.getparent()
-        has_partner = name is not None and child(name, "Partnernaam") is not None
+        has_partner = name is not None and doc.find(name, "Partnernaam") is not None
         code = (raw(usage) or "").strip()
         if has_partner and code not in ("1", "2", "3", "4"):
             yield Violation(
@@ -50,8 +50,8 @@ def check_name_usage(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violati
 )
 def check_client_not_legal_person(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS318: only relations may be a non-natural person, never the client."""
-    for client in doc.iter_local("Client"):
-        usage = child(client, "Naam/NaamGebruik")
+    for client in doc.all_local("Client"):
+        usage = doc.find(client, "Naam/NaamGebruik")
         if usage is not None and (raw(usage) or "").strip() == "6":
             yield Violation(usage, "The client's NaamGebruik may not be 6 (non-natural person).")
 
@@ -63,11 +63,11 @@ def check_client_not_legal_person(doc: MessageDocument, ctx: RuleContext) -> Ite
 )
 def check_residential_contact(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR061: a client needs a BRP, correspondence or residence address."""
-    for client in doc.iter_local("Client"):
-        contacts = child(client, "Contactgegevens")
+    for client in doc.all_local("Client"):
+        contacts = doc.find(client, "Contactgegevens")
         if contacts is None:
             continue
-        soorten = [raw(child(c, "Soort")) for c in contacts if child(c, "Soort") is not None]
+        soorten = [raw(soort) for c in contacts if (soort := doc.find(c, "Soort")) is not None]
         if not any(s in _RESIDENTIAL_SOORTEN for s in soorten):
             found = ", ".join(s or "?" for s in soorten)
             yield Violation(contacts, f"No client Contact has Soort 01, 02 or 03 (found: {found}).")
@@ -80,14 +80,18 @@ def check_residential_contact(doc: MessageDocument, ctx: RuleContext) -> Iterato
 )
 def check_contact_reachable(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR006: a contact without telephone needs a house and postcode."""
-    for contact in doc.iter_local("Contact"):
-        if child(contact, "Telefoon") is not None:
+    for contact in doc.all_local("Contact"):
+        if doc.find(contact, "Telefoon") is not None:
             continue
-        missing = [part for part in ("Huis", "Postcode") if child(contact, f"Adres/{part}") is None]
+        missing = [
+            part
+            for part, path in (("Huis", "Adres/Huis"), ("Postcode", "Adres/Postcode"))
+            if doc.find(contact, path) is None
+        ]
         if missing:
             yield Violation(
                 contact,
-                f"Contact (Soort {raw(child(contact, 'Soort'))}) has no Telefoon and its Adres "
+                f"Contact (Soort {raw(doc.find(contact, 'Soort'))}) has no Telefoon and its Adres "
                 f"lacks {' and '.join(missing)}.",
             )
 
@@ -99,8 +103,8 @@ def check_contact_reachable(doc: MessageDocument, ctx: RuleContext) -> Iterator[
 )
 def check_landcode_with_postcode(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD005: Postcode and LandCode come together (reported on the one present)."""
-    for address in doc.iter_local("Adres"):
-        postcode, landcode = child(address, "Postcode"), child(address, "LandCode")
+    for address in doc.all_local("Adres"):
+        postcode, landcode = doc.find(address, "Postcode"), doc.find(address, "LandCode")
         if postcode is not None and is_filled(postcode) and not is_filled(landcode):
             yield Violation(postcode, "The Adres has a Postcode but no LandCode.")
         if landcode is not None and is_filled(landcode) and not is_filled(postcode):
@@ -114,11 +118,11 @@ def check_landcode_with_postcode(doc: MessageDocument, ctx: RuleContext) -> Iter
 )
 def check_dutch_house_number(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD025: Dutch addresses need a house number."""
-    for landcode in doc.iter_local("LandCode"):
+    for landcode in doc.all_local("LandCode"):
         address = landcode.getparent()
         if address is None or raw(landcode) != "NL":
             continue
-        if not is_filled(child(address, "Huis/Huisnummer")):
+        if not is_filled(doc.find(address, "Huis/Huisnummer")):
             yield Violation(landcode, "The Adres has LandCode NL but no Huis/Huisnummer.")
 
 
@@ -129,10 +133,10 @@ def check_dutch_house_number(doc: MessageDocument, ctx: RuleContext) -> Iterator
 )
 def check_postcode_for_main_address(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD034: BRP and residence addresses need a postcode."""
-    for contact in doc.iter_local("Contact"):
-        soort = raw(child(contact, "Soort"))
+    for contact in doc.all_local("Contact"):
+        soort = raw(doc.find(contact, "Soort"))
         if soort in _ADDRESS_SOORTEN_NEEDING_POSTCODE and not is_filled(
-            child(contact, "Adres/Postcode")
+            doc.find(contact, "Adres/Postcode")
         ):
             yield Violation(contact, f"A Contact with Soort {soort} needs an Adres/Postcode.")
 
@@ -144,11 +148,11 @@ def check_postcode_for_main_address(doc: MessageDocument, ctx: RuleContext) -> I
 )
 def check_dutch_postcode(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS089: a Dutch postcode is four digits (not starting with 0) and two letters."""
-    for landcode in doc.iter_local("LandCode"):
+    for landcode in doc.all_local("LandCode"):
         address = landcode.getparent()
         if address is None or raw(landcode) != "NL":
             continue
-        postcode = child(address, "Postcode")
+        postcode = doc.find(address, "Postcode")
         if postcode is None or not _DUTCH_POSTCODE.fullmatch(raw(postcode) or ""):
             shown = "missing" if postcode is None else f"{raw(postcode)!r}"
             yield Violation(
@@ -164,9 +168,9 @@ def check_dutch_postcode(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vio
 )
 def check_period_only_temporary(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD009: only a temporary address has a validity period."""
-    for contact in doc.iter_local("Contact"):
-        period = child(contact, "Periode")
-        soort = raw(child(contact, "Soort"))
+    for contact in doc.all_local("Contact"):
+        period = doc.find(contact, "Periode")
+        soort = raw(doc.find(contact, "Soort"))
         if period is not None and soort != "04":
             yield Violation(
                 period, f"A Contact with Soort {soort} may not have a Periode (only 04)."
@@ -180,9 +184,9 @@ def check_period_only_temporary(doc: MessageDocument, ctx: RuleContext) -> Itera
 )
 def check_language_with_interpreter(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD007: a language belongs to a spoken-language interpreter, and only to that."""
-    for communication in doc.iter_local("Communicatie"):
-        vorm = child(communication, "Vorm")
-        taal = child(communication, "Taal")
+    for communication in doc.all_local("Communicatie"):
+        vorm = doc.find(communication, "Vorm")
+        taal = doc.find(communication, "Taal")
         needs_language = vorm is not None and raw(vorm) == "1"
         if needs_language != is_filled(taal):
             at_fault = taal if taal is not None else vorm if vorm is not None else communication

@@ -31,7 +31,10 @@ _ONE_YEAR_AS_DATE_NUMBER = 10_000  # the XSLT adds years to yyyymmdd numbers
 
 
 def child(el: Element, path: str) -> Element | None:
-    """The first element at a local-name path below ``el`` (direct children first)."""
+    """The first element at a local-name path below ``el`` (direct children first).
+
+    Rules given a document read through ``doc.find`` instead: same answer, from its index.
+    """
     return find(el, path)
 
 
@@ -85,7 +88,7 @@ def bsn_passes_eleven_proof(bsn: str) -> bool:
 )
 def check_bsn_eleven_proof(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS002: a Bsn that fails the 11-proof (the value itself is never reported)."""
-    for bsn in doc.iter_local("Bsn"):
+    for bsn in doc.all_local("Bsn"):
         if not bsn_passes_eleven_proof((bsn.text or "").strip()):
             yield Violation(bsn, "The BSN fails the 11-proof.")
 
@@ -100,9 +103,9 @@ def check_bsn_eleven_proof(doc: MessageDocument, ctx: RuleContext) -> Iterator[V
 )
 def check_date_usage(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS139: an (partly) unknown birth date must be written the agreed way."""
-    for usage in doc.iter_local("DatumGebruik"):
+    for usage in doc.all_local("DatumGebruik"):
         holder = usage.getparent()
-        date_el = child(holder, "Datum") if holder is not None else None
+        date_el = doc.find(holder, "Datum") if holder is not None else None
         if date_el is None:
             continue
         date_text = raw(date_el) or ""
@@ -131,12 +134,12 @@ def check_birth_date_age(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vio
     dagtekening = date_number(dagtekening_text)
     if dagtekening is None:
         return
-    for birth in doc.iter_local("Geboortedatum"):
-        date_el = child(birth, "Datum")
+    for birth in doc.all_local("Geboortedatum"):
+        date_el = doc.find(birth, "Datum")
         born = date_number(raw(date_el))
         if date_el is None or born is None:
             continue
-        if raw(child(birth, "DatumGebruik")) == "3" and raw(date_el) == "1900-01-01":
+        if raw(doc.find(birth, "DatumGebruik")) == "3" and raw(date_el) == "1900-01-01":
             continue
         if born + 120 * _ONE_YEAR_AS_DATE_NUMBER < dagtekening:
             yield Violation(
@@ -199,8 +202,8 @@ DUPLICATE_KEYS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def _key_of(el: Element, key_paths: Iterable[str]) -> tuple[str | None, ...]:
-    return tuple(raw(child(el, path)) for path in key_paths)
+def _key_of(doc: MessageDocument, el: Element, key_paths: Iterable[str]) -> tuple[str | None, ...]:
+    return tuple([raw(doc.find(el, path)) for path in key_paths])
 
 
 @REGISTRY.rule(
@@ -214,8 +217,8 @@ def check_duplicate_lines(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vi
         # Keyed by the parent proxy itself: lxml keeps one proxy per node while it is
         # referenced, whereas id() of a discarded proxy can be reused by another node.
         groups: dict[tuple[Element | None, tuple[str | None, ...]], list[Element]] = {}
-        for el in doc.iter_local(class_name):
-            groups.setdefault((el.getparent(), _key_of(el, key_paths)), []).append(el)
+        for el in doc.all_local(class_name):
+            groups.setdefault((el.getparent(), _key_of(doc, el, key_paths)), []).append(el)
         for members in groups.values():
             if len(members) > 1:
                 yield Violation(
@@ -249,11 +252,11 @@ def check_end_not_before_begin(doc: MessageDocument, ctx: RuleContext) -> Iterat
     for message, class_name, begin_name, end_name in END_AFTER_BEGIN:
         if message != doc.message_type:
             continue
-        for holder in doc.iter_local(class_name):
-            end = child(holder, end_name)
+        for holder in doc.all_local(class_name):
+            end = doc.find(holder, end_name)
             if end is None:
                 continue
-            begin = child(holder, begin_name)
+            begin = doc.find(holder, begin_name)
             end_number = date_number(raw(end))
             begin_number = date_number(raw(begin))
             if begin is None or begin_number is None:

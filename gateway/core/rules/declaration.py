@@ -15,9 +15,6 @@ from collections.abc import Iterable, Iterator
 from gateway.core.document import (
     Element,
     MessageDocument,
-    date_at,
-    find,
-    findall,
     int_at,
     local_name,
     text,
@@ -39,18 +36,25 @@ AMOUNT_WITH_DC_NAMES = ("TotaalIngediendBedrag", "IngediendBedrag", "TotaalToege
 # --- signed-amount arithmetic (shared with the JW325 retour builder) ------------------------
 
 
-def signed_amount(amount_with_dc: Element) -> int:
+def signed_amount(amount_with_dc: Element, doc: MessageDocument | None = None) -> int:
     """The eurocent value of a ``Bedrag``/``TotaalBedrag`` + ``DebetCredit`` pair, signed.
 
     Works for ``IngediendBedrag`` (CDT_BedragMetDC) and for ``TotaalIngediendBedrag`` /
     ``TotaalToegekendBedrag`` (CDT_TotaalBedragMetDC): debit is positive, credit negative.
     Raises :class:`ValueError` when the element lacks an integer amount or a D/C indicator,
-    which an XSD-valid message never does.
+    which an XSD-valid message never does. Rules pass their ``doc`` to read through its index;
+    the answer is the same either way.
     """
-    amount = int_at(amount_with_dc, "Bedrag")
-    if amount is None:
-        amount = int_at(amount_with_dc, "TotaalBedrag")
-    indicator = text(amount_with_dc, "DebetCredit")
+    if doc is None:
+        amount = int_at(amount_with_dc, "Bedrag")
+        if amount is None:
+            amount = int_at(amount_with_dc, "TotaalBedrag")
+        indicator = text(amount_with_dc, "DebetCredit")
+    else:
+        amount = doc.int_at(amount_with_dc, "Bedrag")
+        if amount is None:
+            amount = doc.int_at(amount_with_dc, "TotaalBedrag")
+        indicator = doc.text(amount_with_dc, "DebetCredit")
     if amount is None or indicator not in (DEBET, CREDIT):
         raise ValueError(f"{local_name(amount_with_dc)} has no amount with a D/C indicator")
     return amount if indicator == DEBET else -amount
@@ -85,8 +89,8 @@ def _years_before(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year - years, day=28)
 
 
-def _prestaties(doc: MessageDocument) -> list[Element]:
-    return list(doc.iter_local("Prestatie"))
+def _prestaties(doc: MessageDocument) -> tuple[Element, ...]:
+    return doc.all_local("Prestatie")
 
 
 # --- JW323 Declaratie: periods ---------------------------------------------------------------
@@ -99,9 +103,9 @@ def _prestaties(doc: MessageDocument) -> list[Element]:
 )
 def declaratie_period_is_a_month(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS340: the claim period runs from the 1st to the last day of one month."""
-    for period in doc.iter_local("DeclaratiePeriode"):
-        begin = date_at(period, "Begindatum")
-        end = date_at(period, "Einddatum")
+    for period in doc.all_local("DeclaratiePeriode"):
+        begin = doc.date_at(period, "Begindatum")
+        end = doc.date_at(period, "Einddatum")
         if begin is None or end is None:
             continue
         if begin.day != 1 or end != _last_day_of_month(begin):
@@ -119,10 +123,10 @@ def declaratie_period_is_a_month(doc: MessageDocument, ctx: RuleContext) -> Iter
 )
 def periods_from_2021(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS100: JW323 only claims care from 2021 onwards."""
-    periods = list(doc.iter_local("DeclaratiePeriode")) + list(doc.iter_local("ProductPeriode"))
+    periods = doc.all_local("DeclaratiePeriode") + doc.all_local("ProductPeriode")
     for period in periods:
-        begin_element = find(period, "Begindatum")
-        begin = date_at(begin_element)
+        begin_element = doc.find(period, "Begindatum")
+        begin = doc.date_at(begin_element)
         if begin_element is not None and begin is not None and begin < FIRST_CLAIMABLE_DATE:
             yield Violation(
                 begin_element,
@@ -139,9 +143,9 @@ def periods_from_2021(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violat
 def product_period_within_a_month(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS337: one claim line covers at most one calendar month."""
     for prestatie in _prestaties(doc):
-        period = find(prestatie, "ProductPeriode")
-        begin = date_at(period, "Begindatum")
-        end = date_at(period, "Einddatum")
+        period = doc.find(prestatie, "ProductPeriode")
+        begin = doc.date_at(period, "Begindatum")
+        end = doc.date_at(period, "Einddatum")
         if period is None or begin is None or end is None:
             continue
         if (begin.year, begin.month) != (end.year, end.month):
@@ -159,13 +163,13 @@ def product_period_within_a_month(doc: MessageDocument, ctx: RuleContext) -> Ite
 )
 def product_period_not_after_claim(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR319: a claim holds lines for its own period or earlier ones, never later ones."""
-    claim_end = date_at(find(doc.root, "Declaratie/DeclaratiePeriode"), "Einddatum")
+    claim_end = doc.date_at(doc.find(doc.root, "Declaratie/DeclaratiePeriode"), "Einddatum")
     if claim_end is None:
         return
     for prestatie in _prestaties(doc):
-        period = find(prestatie, "ProductPeriode")
-        begin = date_at(period, "Begindatum")
-        end = date_at(period, "Einddatum")
+        period = doc.find(prestatie, "ProductPeriode")
+        begin = doc.date_at(period, "Begindatum")
+        end = doc.date_at(period, "Einddatum")
         if period is None:
             continue
         if (begin is not None and begin > claim_end) or (end is not None and end > claim_end):
@@ -183,13 +187,13 @@ def product_period_not_after_claim(doc: MessageDocument, ctx: RuleContext) -> It
 )
 def product_period_not_too_old(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR335: care older than five years can no longer be claimed; exactly five years is fine."""
-    claim_date = date_at(find(doc.root, "Declaratie"), "DeclaratieDagtekening")
+    claim_date = doc.date_at(doc.find(doc.root, "Declaratie"), "DeclaratieDagtekening")
     if claim_date is None:
         return
     oldest_allowed = _years_before(claim_date, 5)
     for prestatie in _prestaties(doc):
-        end_element = find(prestatie, "ProductPeriode/Einddatum")
-        end = date_at(end_element)
+        end_element = doc.find(prestatie, "ProductPeriode/Einddatum")
+        end = doc.date_at(end_element)
         if end_element is not None and end is not None and end < oldest_allowed:
             yield Violation(
                 end_element,
@@ -209,9 +213,9 @@ def product_period_not_too_old(doc: MessageDocument, ctx: RuleContext) -> Iterat
 def credit_refers_to_previous(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD060: a credit line names the debit line it cancels; a debit line names none."""
     for prestatie in _prestaties(doc):
-        indicator = text(prestatie, "IngediendBedrag/DebetCredit")
-        reference = find(prestatie, "ProductReferentie")
-        previous = find(prestatie, "ProductReferentie/VorigReferentieNummer")
+        indicator = doc.text(prestatie, "IngediendBedrag/DebetCredit")
+        reference = doc.find(prestatie, "ProductReferentie")
+        previous = doc.find(prestatie, "ProductReferentie/VorigReferentieNummer")
         if reference is None or indicator is None:
             continue
         if indicator == CREDIT and previous is None:
@@ -235,8 +239,8 @@ def credit_refers_to_previous(doc: MessageDocument, ctx: RuleContext) -> Iterato
 def previous_references_unique(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR315: a debit line can be credited only once per message."""
     seen: set[str] = set()
-    for previous in doc.iter_local("VorigReferentieNummer"):
-        value = text(previous)
+    for previous in doc.all_local("VorigReferentieNummer"):
+        value = doc.text(previous)
         if value is None:
             continue
         if value in seen:
@@ -256,10 +260,10 @@ def previous_references_unique(doc: MessageDocument, ctx: RuleContext) -> Iterat
 def no_credit_of_same_message(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR316: debit lines may not be credited in the message that claims them."""
     own_references = {
-        value for el in doc.iter_local("ReferentieNummer") if (value := text(el)) is not None
+        value for el in doc.all_local("ReferentieNummer") if (value := doc.text(el)) is not None
     }
-    for previous in doc.iter_local("VorigReferentieNummer"):
-        value = text(previous)
+    for previous in doc.all_local("VorigReferentieNummer"):
+        value = doc.text(previous)
         if value is not None and value in own_references:
             yield Violation(
                 previous,
@@ -276,17 +280,17 @@ def no_credit_of_same_message(doc: MessageDocument, ctx: RuleContext) -> Iterato
 )
 def no_duplicate_debit(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR416: the same care is claimed (debited) at most once per message."""
-    for prestaties in doc.iter_local("Prestaties"):
+    for prestaties in doc.all_local("Prestaties"):
         seen: set[tuple[str | None, ...]] = set()
-        for prestatie in findall(prestaties, "Prestatie"):
-            if text(prestatie, "IngediendBedrag/DebetCredit") != DEBET:
+        for prestatie in doc.findall(prestaties, "Prestatie"):
+            if doc.text(prestatie, "IngediendBedrag/DebetCredit") != DEBET:
                 continue
             key = (
-                text(prestatie, "ProductPeriode/Begindatum"),
-                text(prestatie, "ProductPeriode/Einddatum"),
-                text(prestatie, "ProductCategorie"),
-                text(prestatie, "ProductCode"),
-                text(prestatie, "ToewijzingNummer"),
+                doc.text(prestatie, "ProductPeriode/Begindatum"),
+                doc.text(prestatie, "ProductPeriode/Einddatum"),
+                doc.text(prestatie, "ProductCategorie"),
+                doc.text(prestatie, "ProductCode"),
+                doc.text(prestatie, "ToewijzingNummer"),
             )
             if key in seen:
                 begin, end, category, code, assignment = key
@@ -309,11 +313,11 @@ def no_duplicate_debit(doc: MessageDocument, ctx: RuleContext) -> Iterator[Viola
 )
 def claim_total_matches_lines(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR358: the header total is the signed sum of the lines."""
-    total_element = find(doc.root, "Declaratie/TotaalIngediendBedrag")
+    total_element = doc.find(doc.root, "Declaratie/TotaalIngediendBedrag")
     if total_element is None:
         return
-    total = signed_amount(total_element)
-    lines = sum(signed_amount(el) for el in doc.iter_local("IngediendBedrag"))
+    total = signed_amount(total_element, doc)
+    lines = sum([signed_amount(el, doc) for el in doc.all_local("IngediendBedrag")])
     if total != lines:
         line_amount, line_indicator = with_debet_credit(lines)
         total_amount, total_indicator = with_debet_credit(total)
@@ -332,11 +336,11 @@ def claim_total_matches_lines(doc: MessageDocument, ctx: RuleContext) -> Iterato
 def zero_amount_is_debit(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS325: zero is always written as a debit."""
     for name in AMOUNT_WITH_DC_NAMES:
-        for amount_element in doc.iter_local(name):
-            amount = int_at(amount_element, "Bedrag")
+        for amount_element in doc.all_local(name):
+            amount = doc.int_at(amount_element, "Bedrag")
             if amount is None:
-                amount = int_at(amount_element, "TotaalBedrag")
-            if amount == 0 and text(amount_element, "DebetCredit") == CREDIT:
+                amount = doc.int_at(amount_element, "TotaalBedrag")
+            if amount == 0 and doc.text(amount_element, "DebetCredit") == CREDIT:
                 yield Violation(
                     amount_element,
                     f"{name} is 0 with DebetCredit C; a zero amount must be D.",
@@ -351,8 +355,8 @@ def zero_amount_is_debit(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vio
 def tariff_unless_euros(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD087: lines claimed in euros have no tariff; every other unit needs one."""
     for prestatie in _prestaties(doc):
-        unit = text(prestatie, "Eenheid")
-        tariff = find(prestatie, "ProductTarief")
+        unit = doc.text(prestatie, "Eenheid")
+        tariff = doc.find(prestatie, "ProductTarief")
         if unit is None:
             continue
         if unit != EURO_UNIT and tariff is None:
@@ -372,11 +376,11 @@ def tariff_unless_euros(doc: MessageDocument, ctx: RuleContext) -> Iterator[Viol
 def euro_amount_is_volume(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS339: for euro lines the delivered volume already is the amount in eurocent."""
     for prestatie in _prestaties(doc):
-        if text(prestatie, "Eenheid") != EURO_UNIT:
+        if doc.text(prestatie, "Eenheid") != EURO_UNIT:
             continue
-        amount_element = find(prestatie, "IngediendBedrag")
-        amount = int_at(amount_element, "Bedrag")
-        volume = int_at(prestatie, "GeleverdVolume")
+        amount_element = doc.find(prestatie, "IngediendBedrag")
+        amount = doc.int_at(amount_element, "Bedrag")
+        volume = doc.int_at(prestatie, "GeleverdVolume")
         if amount_element is not None and amount is not None and amount != volume:
             yield Violation(
                 amount_element,
@@ -397,13 +401,13 @@ def euro_amount_is_volume(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vi
 )
 def answer_totals_reconcile(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR342: a claim answer's totals are explained by the lines it sends back."""
-    for answer in doc.iter_local("DeclaratieAntwoord"):
-        submitted_element = find(answer, "TotaalIngediendBedrag")
-        granted_element = find(answer, "TotaalToegekendBedrag")
+    for answer in doc.all_local("DeclaratieAntwoord"):
+        submitted_element = doc.find(answer, "TotaalIngediendBedrag")
+        granted_element = doc.find(answer, "TotaalToegekendBedrag")
         if submitted_element is None or granted_element is None:
             continue
-        granted = signed_amount(granted_element)
-        codes = {text(code) for code in findall(answer, "RetourCodes/RetourCode")}
+        granted = signed_amount(granted_element, doc)
+        codes = {doc.text(code) for code in doc.findall(answer, "RetourCodes/RetourCode")}
         rejection_codes = sorted(c for c in codes if c is not None and c not in ASSESSED_CODES)
         if rejection_codes:
             if granted != 0:
@@ -414,10 +418,10 @@ def answer_totals_reconcile(doc: MessageDocument, ctx: RuleContext) -> Iterator[
                 )
             continue
         returned = [
-            signed_amount(el)
-            for el in findall(answer, "Clienten/Client/Prestaties/Prestatie/IngediendBedrag")
+            signed_amount(el, doc)
+            for el in doc.findall(answer, "Clienten/Client/Prestaties/Prestatie/IngediendBedrag")
         ]
-        submitted = signed_amount(submitted_element)
+        submitted = signed_amount(submitted_element, doc)
         if tr342_difference(submitted, granted, returned) != 0:
             yield Violation(
                 granted_element,

@@ -81,14 +81,18 @@ class Rule:
     def run(self, doc: MessageDocument, context: RuleContext) -> Iterator[Finding]:
         """Run the check and turn its violations into findings."""
         for violation in self.check(doc, context):
-            yield Finding(
-                rule=self.code,
-                message=violation.message,
-                retourcode=self.retourcode,
-                path=element_path(violation.element),
-                line=source_line(violation.element),
-                level=self.level.report_level,
-            )
+            yield self.finding(violation)
+
+    def finding(self, violation: Violation) -> Finding:
+        """The report entry for one violation of this rule."""
+        return Finding(
+            rule=self.code,
+            message=violation.message,
+            retourcode=self.retourcode,
+            path=element_path(violation.element),
+            line=source_line(violation.element),
+            level=self.level.report_level,
+        )
 
 
 class RuleRegistry:
@@ -96,6 +100,10 @@ class RuleRegistry:
 
     def __init__(self) -> None:
         self._rules: dict[str, Rule] = {}
+        # Rules by message type, in registration order, with the number of rules it was built
+        # from: rule modules may register after the first message, and rules are never
+        # removed, so a different count means the index is stale (also under a race).
+        self._by_type: tuple[int, dict[str, tuple[Rule, ...]]] = (0, {})
 
     def rule(
         self,
@@ -138,17 +146,36 @@ class RuleRegistry:
         """All registered rule codes in registration order."""
         return list(self._rules)
 
+    def for_type(self, message_type: str) -> tuple[Rule, ...]:
+        """The rules covering a message type, in registration order, whatever the context."""
+        built_from, by_type = self._by_type
+        if built_from != len(self._rules):
+            registered = tuple(self._rules.values())
+            grouped: dict[str, list[Rule]] = {}
+            for rule in registered:
+                for covered in rule.message_types:
+                    grouped.setdefault(covered, []).append(rule)
+            by_type = {covered: tuple(rules) for covered, rules in grouped.items()}
+            self._by_type = (len(registered), by_type)
+        return by_type.get(message_type, ())
+
     def for_message(self, message_type: str, context: RuleContext) -> list[Rule]:
         """The rules that apply to a message type given what the context holds."""
-        return [r for r in self._rules.values() if r.applies_to(message_type, context)]
+        return [r for r in self.for_type(message_type) if r.applies_to(message_type, context)]
 
 
 def run_rules(
     rules: Iterable[Rule], doc: MessageDocument, context: RuleContext
 ) -> tuple[Finding, ...]:
     """Run every applicable rule and collect the findings in rule order."""
+    message_type = doc.message_type
+    type_matched = isinstance(rules, RuleRegistry)
+    candidates = rules.for_type(message_type) if isinstance(rules, RuleRegistry) else rules
     findings: list[Finding] = []
-    for rule in rules:
-        if rule.applies_to(doc.message_type, context):
-            findings.extend(rule.run(doc, context))
+    for rule in candidates:
+        # The registry's index has matched the type already; only context needs remain.
+        if (rule.needs or not type_matched) and not rule.applies_to(message_type, context):
+            continue
+        for violation in rule.check(doc, context):
+            findings.append(rule.finding(violation))
     return tuple(findings)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from gateway.core.document import Element, MessageDocument
-from gateway.core.rules.common import child, date_number, is_filled, open_or_after_2020, raw
+from gateway.core.rules.common import date_number, is_filled, open_or_after_2020, raw
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
 
@@ -51,11 +51,14 @@ def _types(*classes: ProductClass) -> set[str]:
 
 def _products(
     doc: MessageDocument, classes: tuple[ProductClass, ...]
-) -> Iterator[tuple[ProductClass, Element]]:
-    for product_class in classes:
-        if product_class.message_type == doc.message_type:
-            for el in doc.iter_local(product_class.name):
-                yield product_class, el
+) -> list[tuple[ProductClass, Element]]:
+    message_type = doc.message_type
+    return [
+        (product_class, el)
+        for product_class in classes
+        if product_class.message_type == message_type
+        for el in doc.all_local(product_class.name)
+    ]
 
 
 # --- Omvang / Budget / Product / Einddatum combinations ---------------------------------------
@@ -70,8 +73,8 @@ def _products(
 def check_code_needs_volume(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD041: a specific product (with Code) is assigned with an Omvang."""
     for product_class, product in _products(doc, WITH_PRODUCT):
-        code = child(product, "Product/Code")
-        if is_filled(code) and child(product, "Omvang") is None:
+        code = doc.find(product, "Product/Code")
+        if is_filled(code) and doc.find(product, "Omvang") is None:
             yield Violation(
                 product, f"{product_class.name} has Product/Code {raw(code)} but no Omvang."
             )
@@ -85,8 +88,8 @@ def check_code_needs_volume(doc: MessageDocument, ctx: RuleContext) -> Iterator[
 def check_budget_needs_end(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD075: a budget is always for a closed period."""
     for product_class, product in _products(doc, ALL_PRODUCT_CLASSES):
-        budget = child(product, "Budget")
-        end_missing = not is_filled(child(product, product_class.end))
+        budget = doc.find(product, "Budget")
+        end_missing = not is_filled(doc.find(product, product_class.end))
         if budget is not None and is_filled(budget) and end_missing:
             yield Violation(
                 budget, f"{product_class.name} has a Budget but no {product_class.end}."
@@ -101,8 +104,8 @@ def check_budget_needs_end(doc: MessageDocument, ctx: RuleContext) -> Iterator[V
 def check_weekly_needs_end(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD076: a weekly volume is always for a closed period."""
     for product_class, product in _products(doc, ALL_PRODUCT_CLASSES):
-        frequency = child(product, "Omvang/Frequentie")
-        end_missing = not is_filled(child(product, product_class.end))
+        frequency = doc.find(product, "Omvang/Frequentie")
+        end_missing = not is_filled(doc.find(product, product_class.end))
         if frequency is not None and raw(frequency) == "2" and end_missing:
             yield Violation(
                 frequency,
@@ -119,8 +122,8 @@ def check_weekly_needs_end(doc: MessageDocument, ctx: RuleContext) -> Iterator[V
 def check_budget_excludes_volume(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD077: a budget product has no volume."""
     for product_class, product in _products(doc, ALL_PRODUCT_CLASSES):
-        budget = child(product, "Budget")
-        if budget is not None and is_filled(budget) and child(product, "Omvang") is not None:
+        budget = doc.find(product, "Budget")
+        if budget is not None and is_filled(budget) and doc.find(product, "Omvang") is not None:
             yield Violation(
                 budget, f"{product_class.name} has a Budget, so it may not have Omvang."
             )
@@ -134,8 +137,8 @@ def check_budget_excludes_volume(doc: MessageDocument, ctx: RuleContext) -> Iter
 def check_volume_excludes_budget(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD078: a volume product has no budget."""
     for product_class, product in _products(doc, ALL_PRODUCT_CLASSES):
-        volume = child(product, "Omvang")
-        if volume is not None and child(product, "Budget") is not None:
+        volume = doc.find(product, "Omvang")
+        if volume is not None and doc.find(product, "Budget") is not None:
             yield Violation(
                 volume, f"{product_class.name} has Omvang, so it may not have a Budget."
             )
@@ -149,17 +152,17 @@ def check_volume_excludes_budget(doc: MessageDocument, ctx: RuleContext) -> Iter
 def check_product_without_budget(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD079: without a budget the product must be named."""
     for product_class, product in _products(doc, WITH_PRODUCT):
-        if not is_filled(child(product, "Budget")) and child(product, "Product") is None:
+        if not is_filled(doc.find(product, "Budget")) and doc.find(product, "Product") is None:
             yield Violation(product, f"{product_class.name} has neither a Budget nor a Product.")
 
 
 def _volume_without_code(doc: MessageDocument, product_class: ProductClass) -> Iterator[Violation]:
     """Omvang present with an open or post-2020 end date → Product/Code must be filled."""
     for _, product in _products(doc, (product_class,)):
-        volume = child(product, "Omvang")
-        if volume is None or not open_or_after_2020(child(product, product_class.end)):
+        volume = doc.find(product, "Omvang")
+        if volume is None or not open_or_after_2020(doc.find(product, product_class.end)):
             continue
-        if not is_filled(child(product, "Product/Code")):
+        if not is_filled(doc.find(product, "Product/Code")):
             yield Violation(
                 volume,
                 f"{product_class.name} has Omvang without Product/Code while its "
@@ -206,12 +209,12 @@ def _unit_needs_periodic_frequency(
     doc: MessageDocument, classes: tuple[ProductClass, ...]
 ) -> Iterator[Violation]:
     for product_class, product in _products(doc, classes):
-        unit = child(product, "Omvang/Eenheid")
+        unit = doc.find(product, "Omvang/Eenheid")
         if unit is None or raw(unit) not in _PER_DAY_NOT_ALLOWED_UNITS:
             continue
-        if not open_or_after_2020(child(product, product_class.end)):
+        if not open_or_after_2020(doc.find(product, product_class.end)):
             continue
-        frequency = child(product, "Omvang/Frequentie")
+        frequency = doc.find(product, "Omvang/Frequentie")
         if raw(frequency) not in _PERIODIC_FREQUENCIES:
             yield Violation(
                 frequency if frequency is not None else unit,
@@ -254,9 +257,9 @@ def check_requested_unit_frequency(doc: MessageDocument, ctx: RuleContext) -> It
 def check_deletion_is_zero_length(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS335: a deleted assignment is closed on its own start date."""
     for _, product in _products(doc, (TOEGEWEZEN,)):
-        if raw(child(product, "RedenWijziging")) != "13":
+        if raw(doc.find(product, "RedenWijziging")) != "13":
             continue
-        start, end = child(product, "Ingangsdatum"), child(product, "Einddatum")
+        start, end = doc.find(product, "Ingangsdatum"), doc.find(product, "Einddatum")
         if start is not None and end is not None and raw(start) != raw(end):
             yield Violation(
                 end,
@@ -273,7 +276,7 @@ def check_deletion_is_zero_length(doc: MessageDocument, ctx: RuleContext) -> Ite
 def check_obsolete_reason(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CS336: reason 01 was withdrawn; 14 replaces it."""
     for _, product in _products(doc, (TOEGEWEZEN,)):
-        reason = child(product, "RedenWijziging")
+        reason = doc.find(product, "RedenWijziging")
         if reason is not None and raw(reason) == "01":
             yield Violation(reason, "RedenWijziging 01 is obsolete and may not be used (use 14).")
 
@@ -281,11 +284,11 @@ def check_obsolete_reason(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vi
 # --- overlapping periods of the same product --------------------------------------------------
 
 
-def _same_product(this: Element, other: Element) -> bool:
+def _same_product(doc: MessageDocument, this: Element, other: Element) -> bool:
     """The XSLT's product match: equal code and category; else equal category when either has
     no code; and a product without code and category matches anything."""
-    this_code, other_code = child(this, "Product/Code"), child(other, "Product/Code")
-    this_cat, other_cat = child(this, "Product/Categorie"), child(other, "Product/Categorie")
+    this_code, other_code = doc.find(this, "Product/Code"), doc.find(other, "Product/Code")
+    this_cat, other_cat = doc.find(this, "Product/Categorie"), doc.find(other, "Product/Categorie")
     categories_equal = (
         this_cat is not None and other_cat is not None and raw(this_cat) == raw(other_cat)
     )
@@ -297,12 +300,14 @@ def _same_product(this: Element, other: Element) -> bool:
     return (this_code is None and this_cat is None) or (other_code is None and other_cat is None)
 
 
-def _overlap(this: Element, other: Element, product_class: ProductClass) -> bool:
+def _overlap(
+    doc: MessageDocument, this: Element, other: Element, product_class: ProductClass
+) -> bool:
     """The XSLT's period overlap with inclusive ends; an absent end is open."""
-    this_start = date_number(raw(child(this, product_class.begin))) or 0
-    other_start = date_number(raw(child(other, product_class.begin))) or 0
-    this_end = date_number(raw(child(this, product_class.end)))
-    other_end = date_number(raw(child(other, product_class.end)))
+    this_start = date_number(raw(doc.find(this, product_class.begin))) or 0
+    other_start = date_number(raw(doc.find(other, product_class.begin))) or 0
+    this_end = date_number(raw(doc.find(this, product_class.end)))
+    other_end = date_number(raw(doc.find(other, product_class.end)))
     if this_end is not None and other_end is not None:
         return not (this_end < other_start or other_end < this_start)
     if this_end is not None:
@@ -312,29 +317,31 @@ def _overlap(this: Element, other: Element, product_class: ProductClass) -> bool
     return True
 
 
-def _ignored_for_overlap(product: Element) -> bool:
+def _ignored_for_overlap(doc: MessageDocument, product: Element) -> bool:
     """TR302 skips deleted (13) and reden-01 assignments of zero length."""
-    if raw(child(product, "RedenWijziging")) not in _DELETED_OR_OBSOLETE_CORRECTION:
+    if raw(doc.find(product, "RedenWijziging")) not in _DELETED_OR_OBSOLETE_CORRECTION:
         return False
-    end = child(product, "Einddatum")
+    end = doc.find(product, "Einddatum")
     if not is_filled(end):
         return False
-    return date_number(raw(child(product, "Ingangsdatum"))) == date_number(raw(end))
+    return date_number(raw(doc.find(product, "Ingangsdatum"))) == date_number(raw(end))
 
 
 def _overlapping_products(
     doc: MessageDocument, product_class: ProductClass, *, skip_deleted: bool
 ) -> Iterator[Violation]:
     for _, product in _products(doc, (product_class,)):
-        if skip_deleted and _ignored_for_overlap(product):
+        if skip_deleted and _ignored_for_overlap(doc, product):
             continue
         parent = product.getparent()
         if parent is None:
             continue
         for earlier in product.itersiblings(preceding=True):
-            if skip_deleted and _ignored_for_overlap(earlier):
+            if skip_deleted and _ignored_for_overlap(doc, earlier):
                 continue
-            if _same_product(product, earlier) and _overlap(product, earlier, product_class):
+            if _same_product(doc, product, earlier) and _overlap(
+                doc, product, earlier, product_class
+            ):
                 yield Violation(
                     product,
                     f"{product_class.name} {parent.index(product) + 1} has the same product as "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gateway.core.document import MessageDocument, date_at, find, findall, text
+from gateway.core.document import MessageDocument
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
 
@@ -32,9 +32,9 @@ WOONPLAATSBEGINSEL = "8"
 )
 def beschikking_date_with_number(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD043: a requested product carries both beschikking fields or neither."""
-    for product in doc.iter_local("AangevraagdProduct"):
-        number = find(product, "BeschikkingNummer")
-        start = find(product, "BeschikkingIngangsdatum")
+    for product in doc.all_local("AangevraagdProduct"):
+        number = doc.find(product, "BeschikkingNummer")
+        start = doc.find(product, "BeschikkingIngangsdatum")
         if number is not None and start is None:
             yield Violation(
                 number,
@@ -54,12 +54,12 @@ def beschikking_date_with_number(doc: MessageDocument, ctx: RuleContext) -> Iter
 )
 def referrer_code_excludes_name(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD066: a professional referrer identified by AGB code is not also named."""
-    for referrer in doc.iter_local("Verwijzer"):
-        kind = text(referrer, "Type")
-        name = find(referrer, "Naam")
+    for referrer in doc.all_local("Verwijzer"):
+        kind = doc.text(referrer, "Type")
+        name = doc.find(referrer, "Naam")
         if (
             kind in PROFESSIONAL_REFERRER_TYPES
-            and find(referrer, "ZorgverlenerCode") is not None
+            and doc.find(referrer, "ZorgverlenerCode") is not None
             and name is not None
         ):
             yield Violation(
@@ -75,12 +75,12 @@ def referrer_code_excludes_name(doc: MessageDocument, ctx: RuleContext) -> Itera
 )
 def referrer_needs_code_or_name(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD067: a professional referrer is identified by AGB code or, failing that, by name."""
-    for referrer in doc.iter_local("Verwijzer"):
-        kind = text(referrer, "Type")
+    for referrer in doc.all_local("Verwijzer"):
+        kind = doc.text(referrer, "Type")
         if (
             kind in PROFESSIONAL_REFERRER_TYPES
-            and find(referrer, "ZorgverlenerCode") is None
-            and find(referrer, "Naam") is None
+            and doc.find(referrer, "ZorgverlenerCode") is None
+            and doc.find(referrer, "Naam") is None
         ):
             yield Violation(
                 referrer,
@@ -97,9 +97,9 @@ def referrer_code_only_for_professionals(
     doc: MessageDocument, ctx: RuleContext
 ) -> Iterator[Violation]:
     """CD068: only professional referrers (Type 02-05) carry an AGB code."""
-    for referrer in doc.iter_local("Verwijzer"):
-        kind = text(referrer, "Type")
-        code = find(referrer, "ZorgverlenerCode")
+    for referrer in doc.all_local("Verwijzer"):
+        kind = doc.text(referrer, "Type")
+        code = doc.find(referrer, "ZorgverlenerCode")
         if kind not in PROFESSIONAL_REFERRER_TYPES and code is not None:
             yield Violation(
                 code,
@@ -116,9 +116,9 @@ def referrer_code_only_for_professionals(
 def request_references_unique(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR383: every requested product has its own ReferentieAanbieder; repeats are flagged."""
     seen: set[str] = set()
-    for product in doc.iter_local("AangevraagdProduct"):
-        reference = find(product, "ReferentieAanbieder")
-        value = text(reference)
+    for product in doc.all_local("AangevraagdProduct"):
+        reference = doc.find(product, "ReferentieAanbieder")
+        value = doc.text(reference)
         if reference is None or value is None:
             continue
         if value in seen:
@@ -139,8 +139,8 @@ def request_references_unique(doc: MessageDocument, ctx: RuleContext) -> Iterato
 )
 def change_request_lists_current(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR352: a VOW starts from at least one current assignment, so one must be listed."""
-    for request in doc.iter_local("Verzoek"):
-        current = findall(request, "OngewijzigdeProducten/OngewijzigdProduct") + findall(
+    for request in doc.all_local("Verzoek"):
+        current = doc.findall(request, "OngewijzigdeProducten/OngewijzigdProduct") + doc.findall(
             request, "TeWijzigenProducten/TeWijzigenProduct"
         )
         if not current:
@@ -158,8 +158,8 @@ def change_request_lists_current(doc: MessageDocument, ctx: RuleContext) -> Iter
 )
 def change_request_changes_something(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR353: a VOW that changes nothing has no reason to exist."""
-    for request in doc.iter_local("Verzoek"):
-        changes = findall(request, "TeWijzigenProducten/TeWijzigenProduct") + findall(
+    for request in doc.all_local("Verzoek"):
+        changes = doc.findall(request, "TeWijzigenProducten/TeWijzigenProduct") + doc.findall(
             request, "NieuweProducten/NieuwProduct"
         )
         if not changes:
@@ -182,9 +182,9 @@ def new_product_starts_after_dagtekening(
     dagtekening = doc.dagtekening
     if dagtekening is None:
         return
-    for product in doc.iter_local("NieuwProduct"):
-        wanted = find(product, "GewensteIngangsdatum")
-        start = date_at(wanted)
+    for product in doc.all_local("NieuwProduct"):
+        wanted = doc.find(product, "GewensteIngangsdatum")
+        start = doc.date_at(wanted)
         if wanted is not None and start is not None and start <= dagtekening:
             yield Violation(
                 wanted,
@@ -203,9 +203,9 @@ def new_product_starts_after_dagtekening(
 )
 def rejection_has_reason(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD085: a rejected request says why."""
-    for answer in doc.iter_local("Antwoord"):
-        verdict = find(answer, "VerzoekAntwoord")
-        if text(verdict) == REJECTED and find(answer, "RedenAfwijzingVerzoek") is None:
+    for answer in doc.all_local("Antwoord"):
+        verdict = doc.find(answer, "VerzoekAntwoord")
+        if doc.text(verdict) == REJECTED and doc.find(answer, "RedenAfwijzingVerzoek") is None:
             yield Violation(
                 answer,
                 "VerzoekAntwoord is 1 (rejected) but RedenAfwijzingVerzoek is missing.",
@@ -219,13 +219,13 @@ def rejection_has_reason(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vio
 )
 def investigation_has_no_reason(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """CD086: a request under investigation has not been rejected, so it has no reason."""
-    for answer in doc.iter_local("Antwoord"):
-        reason = find(answer, "RedenAfwijzingVerzoek")
-        if text(answer, "VerzoekAntwoord") == UNDER_INVESTIGATION and reason is not None:
+    for answer in doc.all_local("Antwoord"):
+        reason = doc.find(answer, "RedenAfwijzingVerzoek")
+        if doc.text(answer, "VerzoekAntwoord") == UNDER_INVESTIGATION and reason is not None:
             yield Violation(
                 reason,
                 f"VerzoekAntwoord is 2 (under investigation) but RedenAfwijzingVerzoek "
-                f"{text(reason)!r} is filled.",
+                f"{doc.text(reason)!r} is filled.",
             )
 
 
@@ -239,12 +239,12 @@ def investigation_has_no_reason(doc: MessageDocument, ctx: RuleContext) -> Itera
 )
 def woonplaatsbeginsel_required(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR377: a rejection for woonplaatsbeginsel names the responsible municipality."""
-    for answer in doc.iter_local("Antwoord"):
-        reason = find(answer, "RedenAfwijzingVerzoek")
+    for answer in doc.all_local("Antwoord"):
+        reason = doc.find(answer, "RedenAfwijzingVerzoek")
         if (
             reason is not None
-            and text(reason) == WOONPLAATSBEGINSEL
-            and find(answer, "Woonplaatsbeginsel") is None
+            and doc.text(reason) == WOONPLAATSBEGINSEL
+            and doc.find(answer, "Woonplaatsbeginsel") is None
         ):
             yield Violation(
                 reason,
@@ -269,9 +269,9 @@ def woonplaatsbeginsel_only_for_reason_8(
     Like the official XSLT, the rule is anchored on a filled RedenAfwijzingVerzoek: an answer
     without any reden is CD085's business (rejected) or carries no reden at all (CD086).
     """
-    for answer in doc.iter_local("Antwoord"):
-        reason = text(answer, "RedenAfwijzingVerzoek")
-        woonplaats = find(answer, "Woonplaatsbeginsel")
+    for answer in doc.all_local("Antwoord"):
+        reason = doc.text(answer, "RedenAfwijzingVerzoek")
+        woonplaats = doc.find(answer, "Woonplaatsbeginsel")
         if reason is not None and reason != WOONPLAATSBEGINSEL and woonplaats is not None:
             yield Violation(
                 woonplaats,

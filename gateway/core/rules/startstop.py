@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gateway.core.document import MessageDocument, date_at, find, text
+from gateway.core.document import MessageDocument
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
 
@@ -23,9 +23,9 @@ def status_aanlevering_first_or_delete(
 ) -> Iterator[Violation]:
     """CS058: start and stop deliveries are either new (1) or a deletion (3)."""
     for product_name in ("StartProduct", "StopProduct"):
-        for product in doc.iter_local(product_name):
-            status = find(product, "StatusAanlevering")
-            value = text(status)
+        for product in doc.all_local(product_name):
+            status = doc.find(product, "StatusAanlevering")
+            value = doc.text(status)
             if status is not None and value not in ALLOWED_STATUS_AANLEVERING:
                 yield Violation(
                     status,
@@ -41,10 +41,10 @@ def status_aanlevering_first_or_delete(
 )
 def stop_ends_after_start(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR018: a delivery cannot end before it began."""
-    for product in doc.iter_local("StopProduct"):
-        end_element = find(product, "Einddatum")
-        begin = date_at(product, "Begindatum")
-        end = date_at(end_element)
+    for product in doc.all_local("StopProduct"):
+        end_element = doc.find(product, "Einddatum")
+        begin = doc.date_at(product, "Begindatum")
+        end = doc.date_at(end_element)
         if end_element is not None and begin is not None and end is not None and end < begin:
             yield Violation(
                 end_element,
