@@ -22,6 +22,7 @@ from gateway.core.retry import RetryPolicy
 from gateway.delivery import Delivery
 from gateway.inbox_watcher import InboxWatcher
 from gateway.logs import get_logger
+from gateway.operator import retention_job
 from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
 from gateway.server import create_app
@@ -108,6 +109,11 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
     scheduler.every("housekeeping", HOUSEKEEPING_SECONDS, service.process_stuck)
+    scheduler.every(
+        "retention",
+        settings.retention.interval_hours * 3600,
+        retention_job(service, settings.retention),
+    )
     scheduler.start()
     log.info(
         "gateway_started",

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.cli_daemon import add_daemon_commands
+from gateway.console import add_console_commands
 from gateway.core.errors import GatewayError
 from gateway.rules_cli import add_rules_command
 from gateway.translate_cli import add_translate_commands
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate_command(subparsers)
     add_schema_commands(subparsers)
     add_daemon_commands(subparsers)
+    add_console_commands(subparsers)
     add_rules_command(subparsers)
     add_translate_commands(subparsers)
     return parser

@@ -86,6 +86,20 @@ class DeliverySettings(_Section):
     inbox_poll_seconds: Annotated[float, Field(gt=0)] = 1.0
 
 
+class RetentionSettings(_Section):
+    """``[retention]``: how long payloads of finished messages are kept (0 = forever).
+
+    Only payloads go; metadata, history, findings and the audit trail stay. Queued, held,
+    sending and dead messages are never touched whatever their age.
+    """
+
+    delivered_days: Annotated[int, Field(ge=0)] = 90
+    rejected_days: Annotated[int, Field(ge=0)] = 30
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    interval_hours: Annotated[float, Field(gt=0)] = 24.0
+    reclaim_space: bool = True
+
+
 class PartySettings(_Section):
     """One ``[[parties]]`` entry."""
 
@@ -133,6 +147,7 @@ class _RawSettings(_Section):
     limits: LimitSettings = LimitSettings()
     retry: RetrySettings = RetrySettings()
     delivery: DeliverySettings = DeliverySettings()
+    retention: RetentionSettings = RetentionSettings()
     parties: tuple[PartySettings, ...] = ()
 
 
@@ -150,6 +165,7 @@ class Settings(_Section):
     retry: RetrySettings
     delivery: DeliverySettings
     parties: tuple[Party, ...]
+    retention: RetentionSettings = RetentionSettings()
 
     @property
     def max_body_bytes(self) -> int:
@@ -295,6 +311,7 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         retry=parsed.retry,
         delivery=parsed.delivery,
         parties=parties,
+        retention=parsed.retention,
     )
 
 

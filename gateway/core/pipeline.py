@@ -17,6 +17,8 @@ from gateway.core.report import Level, ValidationReport
 from gateway.core.route import Party, PartyRegistry, PartyRole, addressing, may_transmit_as
 
 OPERATOR_HOLD = "operator hold"
+# Reason prefix of a hold an operator put on one message: releasing its party leaves it held.
+MESSAGE_HOLD = "operator hold (message)"
 
 
 @dataclass(frozen=True, slots=True)

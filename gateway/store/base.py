@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from gateway.core.model import Event, Message, State
@@ -30,6 +31,8 @@ class NewMessage:
     direction: str = "inbound"
     in_reply_to: str | None = None
     recipient: str | None = None
+    replay_of: str | None = None
+    """Set for an operator replay: the original's id. A replay skips the idempotency check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,100 @@ class MessageQuery:
     message_type: str | None = None
     after_id: str | None = None
     limit: int = 100
+
+
+class KeyKind(StrEnum):
+    """Searchable values extracted from a message (at intake) or its findings."""
+
+    CLIENT = "client"  # privacy.client_key of a BSN, never the BSN itself
+    TOEWIJZING = "toewijzing"
+    DECLARATIE = "declaratie"
+    RULE = "rule"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """Operator search: all filters optional and combined with AND; keyset-paginated by id.
+
+    ``party`` matches sender or recipient. ``since``/``until`` bound the arrival time (ids sort
+    by arrival, so the bound is an id range). ``cursor`` is the last id of the previous page;
+    ``newest_first`` decides the direction of the pages.
+    """
+
+    party: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    direction: str | None = None
+    message_type: str | None = None
+    states: tuple[State, ...] = ()
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    bericht_id: str | None = None
+    toewijzing: str | None = None
+    declaratie: str | None = None
+    rule: str | None = None
+    client_key: str | None = None
+    cursor: str | None = None
+    newest_first: bool = True
+    limit: int = 50
+
+    def keys(self) -> list[tuple[KeyKind, str]]:
+        """The filters answered by the key index, most selective first."""
+        wanted = (
+            (KeyKind.CLIENT, self.client_key),
+            (KeyKind.DECLARATIE, self.declaratie),
+            (KeyKind.TOEWIJZING, self.toewijzing),
+            (KeyKind.RULE, self.rule),
+        )
+        return [(kind, value) for kind, value in wanted if value is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of search results and the cursor of the next page (None on the last)."""
+
+    messages: list[Message]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """A message linked to another one, and how (``retour``, ``answers``, ``replay of``...)."""
+
+    relation: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Filters for the audit trail; newest first."""
+
+    target: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: dt.datetime | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One recorded operator action."""
+
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """What a retention pass dropped (or would drop, on a dry run)."""
+
+    payloads: dict[str, int]
+    bytes_freed: int = 0
 
 
 class Store(Protocol):
@@ -92,8 +189,13 @@ class Store(Protocol):
         """All events of a message, oldest first."""
         ...
 
-    def claim_due(self, now: dt.datetime, lease_until: dt.datetime, limit: int,
-                  recipients: Sequence[str] | None = None) -> list[Message]:
+    def claim_due(
+        self,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        limit: int,
+        recipients: Sequence[str] | None = None,
+    ) -> list[Message]:
         """Move up to ``limit`` due ``queued`` messages to ``sending`` with a lease.
 
         Due means ``next_attempt_at`` is null or <= now. Oldest first per recipient, so a
@@ -117,8 +219,9 @@ class Store(Protocol):
         """recipient → received_at of its oldest queued/held message."""
         ...
 
-    def record_audit(self, at: dt.datetime, actor: str, action: str, target: str,
-                     reason: str | None) -> None:
+    def record_audit(
+        self, at: dt.datetime, actor: str, action: str, target: str, reason: str | None
+    ) -> None:
         """Append an operator action to the audit trail."""
         ...
 
@@ -126,8 +229,7 @@ class Store(Protocol):
         """Parties an operator has put on hold: party id → reason (persists across restarts)."""
         ...
 
-    def set_party_hold(self, party: str, reason: str | None, at: dt.datetime,
-                       actor: str) -> None:
+    def set_party_hold(self, party: str, reason: str | None, at: dt.datetime, actor: str) -> None:
         """Put ``party`` on hold with ``reason``, or release it when ``reason`` is None.
 
         Idempotent; callers record the operator action with :meth:`record_audit`.
@@ -136,3 +238,119 @@ class Store(Protocol):
     def healthy(self) -> bool:
         """True when the store answers a trivial query."""
         ...
+
+    # -- operator console ------------------------------------------------------------------
+
+    def search(self, q: SearchQuery) -> SearchPage:
+        """One page of messages matching ``q``, sorted by id, with the next page's cursor."""
+        ...
+
+    def count(self, q: SearchQuery) -> int:
+        """How many messages match ``q`` (ignores cursor and limit); for dry runs."""
+        ...
+
+    def keys_of(self, message_id: str) -> dict[KeyKind, list[str]]:
+        """The searchable values indexed for a message."""
+        ...
+
+    def related(self, message_id: str) -> list[Related]:
+        """Retours, originals, replays and messages with the same BerichtIdentificatie."""
+        ...
+
+    def replay_of(self, message_id: str) -> str | None:
+        """The original of a replayed message (None for an original)."""
+        ...
+
+    def delivered_copies(self, message: Message) -> list[Message]:
+        """Delivered messages with the same sender, BerichtIdentificatie and content.
+
+        The original and every replay of it: what the recipient has already acknowledged.
+        """
+        ...
+
+    def audit_entries(self, q: AuditQuery) -> list[AuditEntry]:
+        """Recorded operator actions matching ``q``, newest first."""
+        ...
+
+    def last_delivered(self) -> dict[str, dt.datetime]:
+        """recipient → when its most recent delivered message was delivered."""
+        ...
+
+    def purge(
+        self, cutoffs: dict[State, dt.datetime], *, batch_size: int, dry_run: bool
+    ) -> PurgeResult:
+        """Drop payloads of messages in the given states last moved before their cutoff.
+
+        Only ``delivered`` and ``rejected`` may be given; metadata, history, findings, search
+        keys and the audit trail stay. Deletes in batches of ``batch_size`` (one transaction
+        each) so intake never waits long.
+        """
+        ...
+
+    def reclaim_space(self, full: bool = False) -> int:
+        """Return freed pages to the file system (SQLite); bytes freed (0 on PostgreSQL)."""
+        ...
+
+    # -- group commit ----------------------------------------------------------------------
+
+    def new_message_id(self, at: dt.datetime) -> str:
+        """A fresh message id, sortable by ``at``, for a message that intake is preparing."""
+        ...
+
+    def write_batch(
+        self, records: Sequence[IntakeRecord], moves: Sequence[Move] = ()
+    ) -> BatchResult:
+        """Store received messages and make state moves, all in one transaction.
+
+        For each record: the message row in its final intake state, the raw bytes, the
+        ``received`` event and the record's ``moves``, its findings and search keys, and its
+        generated retour (row, bytes, events) if any. A record whose (sender, bericht_id,
+        content_hash) is already stored, or appears earlier in the same batch, writes
+        nothing (nor its retour) and returns the stored message with ``created=False``.
+
+        Each :class:`Move` is a compare-and-set like :meth:`apply_transition`, in the given
+        order: written with its event only if the row is still in ``expected``, otherwise
+        nothing is written for it and its result is False. One move that finds its message
+        moved does not affect the others.
+
+        Returns only after the commit; a failure stores none of the batch. Raises
+        ``ValueError`` when a record's moves do not lead from ``received`` to its message's
+        state, or when a move's event does not describe the move.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRecord:
+    """A received message and everything intake decided about it, to be stored at once.
+
+    ``message`` is the message as intake leaves it: ``queued``, ``held`` or ``rejected``, or
+    ``received`` when processing failed (housekeeping processes it later). ``moves`` are the
+    events that ``core.lifecycle.advance`` made on the way from ``received``; ``actor`` is who
+    submitted it (the actor of the ``received`` event). ``retour`` is the answer the gateway
+    generated on the recipient's behalf; it is stored only together with a new message.
+    """
+
+    message: Message
+    raw: bytes
+    actor: str
+    moves: tuple[Event, ...] = ()
+    findings: tuple[dict[str, Any], ...] = ()
+    retour: IntakeRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One lifecycle move made by ``core.lifecycle.advance``: write it if still ``expected``."""
+
+    moved: Message
+    event: Event
+    expected: State
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What :meth:`Store.write_batch` did: one ``Saved`` per record, one flag per move."""
+
+    saved: list[Saved]
+    moved: list[bool]

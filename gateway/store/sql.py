@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +36,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     create_engine,
     delete,
     event,
+    exists,
     func,
     insert,
     or_,
@@ -65,7 +67,28 @@ from gateway.core.errors import IllegalTransition, StoreError
 from gateway.core.ids import IdGenerator
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Event, Message, State
-from gateway.store.base import MessageQuery, NewMessage, Saved
+from gateway.store.base import (
+    AuditEntry,
+    AuditQuery,
+    BatchResult,
+    IntakeRecord,
+    KeyKind,
+    MessageQuery,
+    Move,
+    NewMessage,
+    PurgeResult,
+    Related,
+    Saved,
+    SearchPage,
+    SearchQuery,
+)
+from gateway.store.search import (
+    count_statement,
+    extract_keys,
+    key_rows,
+    rule_keys,
+    search_statements,
+)
 
 if TYPE_CHECKING:
     from gateway.store.base import Store
@@ -134,6 +157,7 @@ class MessageRow(_Table, table=True):
     lease_until: dt.datetime | None = Field(default=None, sa_column=Column(UtcDateTime))
     reason: str | None = Field(default=None, sa_column=Column(Text))
     in_reply_to: str | None = Field(default=None, sa_column=Column(String(26)))
+    replay_of: str | None = Field(default=None, sa_column=Column(String(26)))
 
 
 class PayloadRow(_Table, table=True):
@@ -208,6 +232,24 @@ class PartyHoldRow(_Table, table=True):
     actor: str = Field(sa_column=Column(String(100), nullable=False))
 
 
+class MessageKeyRow(_Table, table=True):
+    """A searchable value of a message (client key, ToewijzingNummer, DeclaratieNummer, rule).
+
+    The primary key (kind, value, message_id) is the search index itself: one range, already in
+    message-id order, per value.
+    """
+
+    __tablename__ = "message_keys"
+
+    kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    value: str = Field(sa_column=Column(String(100), primary_key=True))
+    message_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+
+
 class SchemaVersionRow(_Table, table=True):
     """One applied migration."""
 
@@ -226,18 +268,39 @@ FINDINGS: Table = METADATA.tables["findings"]
 AUDIT: Table = METADATA.tables["audit"]
 PARTY_HOLDS: Table = METADATA.tables["party_holds"]
 SCHEMA_VERSION: Table = METADATA.tables["schema_version"]
+MESSAGE_KEYS: Table = METADATA.tables["message_keys"]
 
 # Delivery looks up due messages per recipient; the idempotency key treats a missing
 # BerichtIdentificatie as "" so resubmitting the same unparseable bytes is idempotent too.
 Index("ix_messages_due", MESSAGES.c.recipient, MESSAGES.c.state, MESSAGES.c.next_attempt_at)
-Index(
+# An operator replay is a deliberate copy of its original, so it is outside the key.
+IDEMPOTENCY_INDEX = Index(
     "ux_messages_idempotency",
     MESSAGES.c.sender,
     func.coalesce(MESSAGES.c.bericht_id, ""),
     MESSAGES.c.content_hash,
     unique=True,
+    sqlite_where=MESSAGES.c.replay_of.is_(None),
+    postgresql_where=MESSAGES.c.replay_of.is_(None),
 )
 Index("ix_messages_sender", MESSAGES.c.sender, MESSAGES.c.id)
+# Operator search walks (filter column, id) in id order for keyset pages; status reads the
+# last delivery per recipient; show finds retours, replays and namesakes of a message.
+SEARCH_INDEXES = (
+    Index("ix_messages_recipient_id", MESSAGES.c.recipient, MESSAGES.c.id),
+    Index("ix_messages_state_id", MESSAGES.c.state, MESSAGES.c.id),
+    Index("ix_messages_type_id", MESSAGES.c.message_type, MESSAGES.c.id),
+    Index("ix_messages_bericht_id", MESSAGES.c.bericht_id),
+    Index(
+        "ix_messages_recipient_state_updated",
+        MESSAGES.c.recipient,
+        MESSAGES.c.state,
+        MESSAGES.c.updated_at,
+    ),
+    Index("ix_messages_in_reply_to", MESSAGES.c.in_reply_to),
+    Index("ix_messages_replay_of", MESSAGES.c.replay_of),
+    Index("ix_message_keys_message", MESSAGE_KEYS.c.message_id),
+)
 
 # Columns a state move may change; identity and intake facts never change after intake.
 _MOVABLE_COLUMNS = (
@@ -266,8 +329,54 @@ def _create_tables(conn: Connection) -> None:
     METADATA.create_all(conn)
 
 
+def _operator_search(conn: Connection) -> None:
+    """Version 2: replay links, the key index and the search indexes; backfill the keys."""
+    conn.execute(text("ALTER TABLE messages ADD COLUMN replay_of VARCHAR(26)"))
+    MESSAGE_KEYS.create(conn)
+    conn.execute(text("DROP INDEX ux_messages_idempotency"))
+    IDEMPOTENCY_INDEX.create(conn)
+    for index in SEARCH_INDEXES:
+        if index.table is MESSAGES:  # the key table's own index came with the table
+            index.create(conn)
+    backfill_keys(conn)
+
+
+def backfill_keys(conn: Connection, batch: int = 1000) -> int:
+    """Index the keys of every stored message that has none yet (payloads and findings).
+
+    Used by the migration that introduced the key index; safe to run again. Returns how many
+    messages got keys.
+    """
+    done = 0
+    after = ""
+    while True:
+        rows = conn.execute(
+            select(PAYLOADS.c.message_id, PAYLOADS.c.raw, FINDINGS.c.findings_json)
+            .outerjoin(FINDINGS, FINDINGS.c.message_id == PAYLOADS.c.message_id)
+            .where(
+                PAYLOADS.c.message_id > after,
+                ~exists().where(MESSAGE_KEYS.c.message_id == PAYLOADS.c.message_id),
+            )
+            .order_by(PAYLOADS.c.message_id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return done
+        values: list[dict[str, str]] = []
+        for message_id, raw, findings_json in rows:
+            keys = extract_keys(bytes(raw))
+            if findings_json:
+                keys += rule_keys(json.loads(findings_json))
+            values += key_rows(message_id, keys)
+            done += 1 if keys else 0
+        if values:
+            conn.execute(insert(MESSAGE_KEYS), values)
+        after = rows[-1][0]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
+    Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""
@@ -373,6 +482,9 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
+            # Only takes effect on a new file (or at the next VACUUM): lets retention hand
+            # freed pages back to the file system without a full rewrite of the database.
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -417,6 +529,12 @@ class SqlStore:
             raise StoreError(f"unsupported store URL scheme {parsed.drivername!r}")
         self._ids = ids or IdGenerator()
         self._ids_lock = threading.Lock()
+        # SQLite has one writer at a time anyway. Inside this process writers queue on this
+        # lock, which wakes the next one at once, instead of in SQLite's busy handler, which
+        # polls in sleeps of up to 100 ms; other processes still meet the busy timeout.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
 
     @property
     def engine(self) -> Engine:
@@ -429,7 +547,7 @@ class SqlStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
+        with self._write_lock, self._engine.connect() as conn:
             conn.execution_options(gateway_write=True)
             with conn.begin():
                 yield conn
@@ -498,6 +616,7 @@ class SqlStore:
                 MESSAGES.c.sender == new.sender,
                 MESSAGES.c.content_hash == new.content_hash,
                 same_bericht,
+                MESSAGES.c.replay_of.is_(None),
             )
         ).first()
         return _message(row) if row is not None else None
@@ -509,9 +628,11 @@ class SqlStore:
         ``created=False``, also when two requests race (the unique index decides).
         """
         direction = Direction(new.direction)
+        # Outside the transaction: the scan is cheap but needs no lock.
+        keys = extract_keys(new.raw)
         try:
             with _driver_errors("saving a received message"), self._write() as conn:
-                existing = self._find_duplicate(conn, new)
+                existing = None if new.replay_of else self._find_duplicate(conn, new)
                 if existing is not None:
                     return Saved(existing, created=False)
                 message = Message(
@@ -531,8 +652,11 @@ class SqlStore:
                 values = dataclasses.asdict(message)
                 values["state"] = message.state.value
                 values["direction"] = message.direction.value
+                values["replay_of"] = new.replay_of
                 conn.execute(insert(MESSAGES).values(**values))
                 conn.execute(insert(PAYLOADS).values(message_id=message.id, raw=new.raw))
+                if keys:
+                    conn.execute(insert(MESSAGE_KEYS), key_rows(message.id, keys))
                 received = Event(
                     message_id=message.id,
                     at=new.received_at,
@@ -713,6 +837,15 @@ class SqlStore:
         with _driver_errors("recording findings"), self._write() as conn:
             conn.execute(delete(FINDINGS).where(FINDINGS.c.message_id == message_id))
             conn.execute(insert(FINDINGS).values(message_id=message_id, findings_json=encoded))
+            conn.execute(
+                delete(MESSAGE_KEYS).where(
+                    MESSAGE_KEYS.c.message_id == message_id,
+                    MESSAGE_KEYS.c.kind == KeyKind.RULE.value,
+                )
+            )
+            rules = rule_keys(findings)
+            if rules:
+                conn.execute(insert(MESSAGE_KEYS), key_rows(message_id, rules))
 
     def claim_due(
         self,
@@ -808,6 +941,399 @@ class SqlStore:
         with _driver_errors("purging payloads"), self._write() as conn:
             result = conn.execute(delete(PAYLOADS).where(PAYLOADS.c.message_id.in_(finished)))
         return int(result.rowcount)
+
+    # -- operator console ------------------------------------------------------------------
+
+    def search(self, q: SearchQuery) -> SearchPage:
+        """One page of messages matching ``q``, sorted by id, with the next page's cursor."""
+        limit = max(q.limit, 0)
+        statements = search_statements(q, MESSAGES, MESSAGE_KEYS, limit + 1)
+        with _driver_errors("searching messages"), self._read() as conn:
+            rows = [row for stmt in statements for row in conn.execute(stmt).all()]
+        found = sorted((_message(r) for r in rows), key=lambda m: m.id, reverse=q.newest_first)
+        page = found[:limit]
+        more = len(found) > limit
+        return SearchPage(page, page[-1].id if more and page else None)
+
+    def count(self, q: SearchQuery) -> int:
+        """How many messages match ``q`` (ignores cursor and limit)."""
+        stmt = select(func.count()).select_from(
+            count_statement(q, MESSAGES, MESSAGE_KEYS).subquery()
+        )
+        with _driver_errors("counting messages"), self._read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def keys_of(self, message_id: str) -> dict[KeyKind, list[str]]:
+        """The searchable values indexed for a message."""
+        stmt = (
+            select(MESSAGE_KEYS.c.kind, MESSAGE_KEYS.c.value)
+            .where(MESSAGE_KEYS.c.message_id == message_id)
+            .order_by(MESSAGE_KEYS.c.kind, MESSAGE_KEYS.c.value)
+        )
+        with _driver_errors("reading message keys"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+        keys: dict[KeyKind, list[str]] = {}
+        for kind, value in rows:
+            keys.setdefault(KeyKind(kind), []).append(value)
+        return keys
+
+    def replay_of(self, message_id: str) -> str | None:
+        """The original of a replayed message (None for an original or an unknown id)."""
+        with _driver_errors("reading a message"), self._read() as conn:
+            found = conn.execute(
+                select(MESSAGES.c.replay_of).where(MESSAGES.c.id == message_id)
+            ).scalar()
+        return str(found) if found is not None else None
+
+    def related(self, message_id: str) -> list[Related]:
+        """Retours, originals, replays and messages with the same BerichtIdentificatie."""
+        with _driver_errors("reading related messages"), self._read() as conn:
+            row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).first()
+            if row is None:
+                return []
+            me = row._mapping
+            labelled: list[tuple[str, Any]] = [
+                ("retour", MESSAGES.c.in_reply_to == message_id),
+                ("replayed as", MESSAGES.c.replay_of == message_id),
+            ]
+            if me["in_reply_to"]:
+                labelled.append(("answers", MESSAGES.c.id == me["in_reply_to"]))
+            if me["replay_of"]:
+                labelled.append(("replay of", MESSAGES.c.id == me["replay_of"]))
+                labelled.append(("other replay", MESSAGES.c.replay_of == me["replay_of"]))
+            if me["bericht_id"]:
+                labelled.append(
+                    (
+                        "same BerichtIdentificatie",
+                        and_(
+                            MESSAGES.c.bericht_id == me["bericht_id"],
+                            MESSAGES.c.sender == me["sender"],
+                        ),
+                    )
+                )
+            found: dict[str, Related] = {}
+            for relation, condition in labelled:
+                stmt = (
+                    select(MESSAGES)
+                    .where(condition, MESSAGES.c.id != message_id)
+                    .order_by(MESSAGES.c.id)
+                    .limit(50)
+                )
+                for r in conn.execute(stmt).all():
+                    found.setdefault(r._mapping["id"], Related(relation, _message(r)))
+        return sorted(found.values(), key=lambda rel: rel.message.id)
+
+    def delivered_copies(self, message: Message) -> list[Message]:
+        """Delivered messages with the same sender, BerichtIdentificatie and content."""
+        same_bericht = (
+            MESSAGES.c.bericht_id.is_(None)
+            if message.bericht_id is None
+            else MESSAGES.c.bericht_id == message.bericht_id
+        )
+        stmt = (
+            select(MESSAGES)
+            .where(
+                MESSAGES.c.sender == message.sender,
+                same_bericht,
+                MESSAGES.c.content_hash == message.content_hash,
+                MESSAGES.c.state == State.DELIVERED.value,
+            )
+            .order_by(MESSAGES.c.id)
+        )
+        with _driver_errors("looking for delivered copies"), self._read() as conn:
+            return [_message(r) for r in conn.execute(stmt).all()]
+
+    def audit_entries(self, q: AuditQuery) -> list[AuditEntry]:
+        """Recorded operator actions matching ``q``, newest first."""
+        conditions = []
+        if q.target is not None:
+            conditions.append(AUDIT.c.target == q.target)
+        if q.actor is not None:
+            conditions.append(AUDIT.c.actor == q.actor)
+        if q.action is not None:
+            conditions.append(AUDIT.c.action == q.action)
+        if q.since is not None:
+            conditions.append(AUDIT.c.at >= q.since)
+        if q.before_id is not None:
+            conditions.append(AUDIT.c.id < q.before_id)
+        stmt = select(AUDIT).where(*conditions).order_by(AUDIT.c.id.desc()).limit(q.limit)
+        with _driver_errors("reading the audit trail"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            AuditEntry(
+                id=int(r._mapping["id"]),
+                at=r._mapping["at"],
+                actor=r._mapping["actor"],
+                action=r._mapping["action"],
+                target=r._mapping["target"],
+                reason=r._mapping["reason"],
+            )
+            for r in rows
+        ]
+
+    def last_delivered(self) -> dict[str, dt.datetime]:
+        """recipient → when its most recent delivered message was delivered."""
+        stmt = (
+            select(MESSAGES.c.recipient, func.max(MESSAGES.c.updated_at))
+            .where(MESSAGES.c.state == State.DELIVERED.value, MESSAGES.c.recipient.is_not(None))
+            .group_by(MESSAGES.c.recipient)
+        )
+        with _driver_errors("reading the last deliveries"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return {row[0]: row[1] for row in rows}
+
+    def purge(
+        self, cutoffs: dict[State, dt.datetime], *, batch_size: int, dry_run: bool
+    ) -> PurgeResult:
+        """Drop payloads of ``delivered``/``rejected`` messages last moved before the cutoff.
+
+        Metadata, history, findings, search keys and the audit trail stay. Each batch is its
+        own short transaction, so intake and delivery never wait long behind a purge.
+        """
+        allowed = {State.DELIVERED, State.REJECTED}
+        if set(cutoffs) - allowed:
+            raise ValueError("retention only drops payloads of delivered or rejected messages")
+        counts: dict[str, int] = {}
+        for state, before in cutoffs.items():
+            candidates = (
+                select(PAYLOADS.c.message_id)
+                .join(MESSAGES, MESSAGES.c.id == PAYLOADS.c.message_id)
+                .where(MESSAGES.c.state == state.value, MESSAGES.c.updated_at < before)
+            )
+            if dry_run:
+                with _driver_errors("counting purgeable payloads"), self._read() as conn:
+                    counts[state.value] = int(
+                        conn.execute(
+                            select(func.count()).select_from(candidates.subquery())
+                        ).scalar()
+                        or 0
+                    )
+                continue
+            dropped = 0
+            while True:
+                with _driver_errors("purging payloads"), self._write() as conn:
+                    ids = list(conn.execute(candidates.limit(batch_size)).scalars())
+                    if not ids:
+                        break
+                    # Re-check the state inside the write: a message cannot leave delivered or
+                    # rejected, but the guard keeps the promise local and obvious.
+                    result = conn.execute(
+                        delete(PAYLOADS).where(
+                            PAYLOADS.c.message_id.in_(ids),
+                            PAYLOADS.c.message_id.in_(
+                                select(MESSAGES.c.id).where(
+                                    MESSAGES.c.id.in_(ids), MESSAGES.c.state == state.value
+                                )
+                            ),
+                        )
+                    )
+                    dropped += int(result.rowcount)
+                if len(ids) < batch_size:
+                    break
+            counts[state.value] = dropped
+        return PurgeResult(counts)
+
+    def database_bytes(self) -> int:
+        """The size of the database as the engine counts it (pages in use on SQLite)."""
+        with _driver_errors("measuring the database"), self._read() as conn:
+            if self.dialect == "sqlite":
+                pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar() or 0)
+                free = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar() or 0)
+                size = int(conn.exec_driver_sql("PRAGMA page_size").scalar() or 0)
+                return (pages - free) * size
+            return int(
+                conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar() or 0
+            )
+
+    def reclaim_space(self, full: bool = False) -> int:
+        """Hand freed pages back to the file system; returns bytes the file shrank by.
+
+        SQLite: ``PRAGMA incremental_vacuum`` when the file was created in incremental mode,
+        otherwise only with ``full`` a ``VACUUM`` (which rewrites the file once and switches
+        it to incremental mode for next time). PostgreSQL reuses the space of deleted rows
+        by itself (autovacuum); nothing to do here.
+        """
+        if self.dialect != "sqlite":
+            return 0
+        # VACUUM cannot run inside a transaction, so use the driver connection directly (it
+        # is in autocommit mode: the connect hook sets isolation_level None).
+        with _driver_errors("reclaiming disk space"):
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                size = int(cursor.execute("PRAGMA page_size").fetchone()[0])
+                before = int(cursor.execute("PRAGMA page_count").fetchone()[0])
+                mode = int(cursor.execute("PRAGMA auto_vacuum").fetchone()[0])
+                if mode == 2:
+                    cursor.execute("PRAGMA incremental_vacuum").fetchall()
+                elif full:
+                    cursor.execute("VACUUM")
+                after = int(cursor.execute("PRAGMA page_count").fetchone()[0])
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                cursor.close()
+            finally:
+                raw.close()
+        return max(before - after, 0) * size
+
+    # -- batched intake (group commit) -----------------------------------------------------
+
+    def new_message_id(self, at: dt.datetime) -> str:
+        """A fresh message id, sortable by ``at``, for a message that intake is preparing."""
+        return self._new_id(at)
+
+    def write_batch(
+        self, records: Sequence[IntakeRecord], moves: Sequence[Move] = ()
+    ) -> BatchResult:
+        """Store received messages and make state moves in one transaction (see Store).
+
+        A batch costs a fixed number of statements, not some per message: one multi-row
+        ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` for the message rows (the
+        idempotency index decides which are new, also between two records of one batch and
+        against another process), then one executemany each for payloads, events, findings
+        and keys of the new ones. Only a re-submission costs a SELECT, and each move its own
+        compare-and-set UPDATE.
+        """
+        retours = [r.retour for r in records if r.retour is not None]
+        for record in (*records, *retours):
+            self._check_intake(record)
+        for move in moves:
+            if (move.event.message_id, move.event.from_state, move.event.to_state) != (
+                move.moved.id,
+                move.expected,
+                move.moved.state,
+            ):
+                raise ValueError("the event does not describe this move")
+        # Outside the transaction: the byte scans need no lock.
+        keys = {
+            r.message.id: extract_keys(r.raw) + rule_keys(r.findings) for r in (*records, *retours)
+        }
+        with _driver_errors("saving received messages"), self._write() as conn:
+            saved = self._insert_intake(conn, records, retours, keys) if records else []
+            moved = [False] * len(moves)
+            # In id order, so two processes moving the same rows lock them in the same order.
+            for index in sorted(range(len(moves)), key=lambda i: moves[i].moved.id):
+                move = moves[index]
+                result = conn.execute(
+                    update(MESSAGES)
+                    .where(
+                        MESSAGES.c.id == move.moved.id,
+                        MESSAGES.c.state == move.expected.value,
+                    )
+                    .values(**_movable_values(move.moved))
+                )
+                moved[index] = result.rowcount == 1
+            events = [_event_values(m.event) for m, done in zip(moves, moved, strict=True) if done]
+            if events:
+                conn.execute(insert(EVENTS), events)
+        return BatchResult(saved, moved)
+
+    def _insert_intake(
+        self,
+        conn: Connection,
+        records: Sequence[IntakeRecord],
+        retours: Sequence[IntakeRecord],
+        keys: dict[str, list[tuple[KeyKind, str]]],
+    ) -> list[Saved]:
+        upsert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        insert_new = upsert(MESSAGES).on_conflict_do_nothing().returning(MESSAGES.c.id)
+        rows = [self._intake_row(r.message) for r in records]
+        created = {row[0] for row in conn.execute(insert_new, rows)}
+        answers = [r for r in retours if r.message.in_reply_to in created]
+        if answers:
+            rows = [self._intake_row(r.message) for r in answers]
+            created |= {row[0] for row in conn.execute(insert_new, rows)}
+        stored = [r for r in (*records, *answers) if r.message.id in created]
+        if stored:
+            conn.execute(
+                insert(PAYLOADS), [{"message_id": r.message.id, "raw": r.raw} for r in stored]
+            )
+            conn.execute(
+                insert(EVENTS),
+                [_event_values(ev) for r in stored for ev in self._intake_events(r)],
+            )
+        findings = [
+            {
+                "message_id": r.message.id,
+                "findings_json": json.dumps(list(r.findings), ensure_ascii=False, default=str),
+            }
+            for r in stored
+            if r.findings
+        ]
+        if findings:
+            conn.execute(insert(FINDINGS), findings)
+        key_values = [row for r in stored for row in key_rows(r.message.id, keys[r.message.id])]
+        if key_values:
+            conn.execute(insert(MESSAGE_KEYS), key_values)
+        return [
+            Saved(r.message, created=True)
+            if r.message.id in created
+            else Saved(self._stored_original(conn, r.message), created=False)
+            for r in records
+        ]
+
+    @staticmethod
+    def _check_intake(record: IntakeRecord) -> None:
+        msg = record.message
+        state = State.RECEIVED
+        for ev in record.moves:
+            if ev.message_id != msg.id or ev.from_state is not state:
+                raise ValueError(f"the moves of message {msg.id} do not follow from {state}")
+            state = ev.to_state
+        if state is not msg.state:
+            raise ValueError(f"the moves of message {msg.id} end in {state}, not {msg.state}")
+        if record.retour is not None and record.retour.message.in_reply_to != msg.id:
+            raise ValueError(f"the retour of message {msg.id} does not reply to it")
+
+    @staticmethod
+    def _intake_row(msg: Message) -> dict[str, Any]:
+        return {
+            "id": msg.id,
+            "state": msg.state.value,
+            "sender": msg.sender,
+            "recipient": msg.recipient,
+            "message_type": msg.message_type,
+            "bericht_id": msg.bericht_id,
+            "content_hash": msg.content_hash,
+            "size": msg.size,
+            "received_at": msg.received_at,
+            "updated_at": msg.updated_at,
+            "direction": msg.direction.value,
+            "attempts": msg.attempts,
+            "next_attempt_at": msg.next_attempt_at,
+            "lease_until": msg.lease_until,
+            "reason": msg.reason,
+            "in_reply_to": msg.in_reply_to,
+            "replay_of": None,
+        }
+
+    @staticmethod
+    def _intake_events(record: IntakeRecord) -> list[Event]:
+        msg = record.message
+        received = Event(
+            message_id=msg.id,
+            at=msg.received_at,
+            from_state=None,
+            to_state=State.RECEIVED,
+            reason=RECEIVED_REASON,
+            actor=record.actor,
+        )
+        return [received, *record.moves]
+
+    @staticmethod
+    def _stored_original(conn: Connection, msg: Message) -> Message:
+        """The stored message that ``msg`` re-submits (same idempotency key)."""
+        # The same expression as the unique index, so the index answers.
+        row = conn.execute(
+            select(MESSAGES).where(
+                MESSAGES.c.sender == msg.sender,
+                func.coalesce(MESSAGES.c.bericht_id, "") == (msg.bericht_id or ""),
+                MESSAGES.c.content_hash == msg.content_hash,
+                MESSAGES.c.replay_of.is_(None),
+            )
+        ).first()
+        if row is None:
+            raise StoreError(f"message id {msg.id} is already in use")
+        return _message(row)
 
 
 if TYPE_CHECKING:

@@ -1,0 +1,229 @@
+"""``gateway show ID``: everything about one message, BSNs masked unless ``--reveal``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from typing import Any
+
+from lxml import etree
+
+from gateway.console.common import (
+    EXIT_OK,
+    ConsoleError,
+    Subparsers,
+    add_command,
+    colour_enabled,
+    message_json,
+    open_store,
+    print_json,
+    require_reason,
+    settings_of,
+    when,
+    with_operator,
+)
+from gateway.core.document import findall, text
+from gateway.core.privacy import mask_bsn, mask_free_text, masked_copy
+from gateway.core.xmlsafe import parse_safely
+from gateway.store.base import KeyKind
+from gateway.store.sql import SqlStore
+from gateway.terminal import style
+
+EXAMPLES = """
+  gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC            # header, history, findings, related
+  gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC --json
+  gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC --xml      # the XML with BSNs masked
+  gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC --xml --reveal --reason "ticket 4711"  # audited
+"""
+
+
+def header_summary(raw: bytes | None) -> dict[str, Any]:
+    """Header fields and a masked view of the clients: nothing that identifies a person."""
+    if raw is None:
+        return {"purged": True}
+    parsed = parse_safely(raw)
+    if parsed.tree is None:
+        return {"readable": False}
+    root = parsed.tree.getroot()
+    bsns = [el.text or "" for el in root.iter("{*}Bsn")]
+    return {
+        "afzender": text(root, "Header/Afzender"),
+        "ontvanger": text(root, "Header/Ontvanger"),
+        "identificatie": text(root, "Header/BerichtIdentificatie/Identificatie"),
+        "dagtekening": text(root, "Header/BerichtIdentificatie/Dagtekening"),
+        "clients": sorted({mask_bsn(b) for b in bsns if b}),
+        "declaratie_periode": _period(root),
+    }
+
+
+def _period(root: etree._Element) -> str | None:
+    periods = findall(root, "Declaratie/DeclaratiePeriode")
+    if not periods:
+        return None
+    return f"{text(periods[0], 'Begindatum')} .. {text(periods[0], 'Einddatum')}"
+
+
+def gather(store: SqlStore, message_id: str) -> dict[str, Any]:
+    """The whole picture of one message as JSON-ready data."""
+    msg = store.get(message_id)
+    if msg is None:
+        raise ConsoleError(
+            f"no message {message_id}; find it with 'gateway messages --bericht-id ...'"
+        )
+    keys = store.keys_of(message_id)
+    return {
+        **message_json(msg),
+        "replay_of": store.replay_of(message_id),
+        "header": header_summary(store.payload(message_id)),
+        "toewijzingen": keys.get(KeyKind.TOEWIJZING, []),
+        "declaratie": keys.get(KeyKind.DECLARATIE, []),
+        "history": [
+            {
+                "at": e.at.isoformat(),
+                "from": e.from_state.value if e.from_state else None,
+                "to": e.to_state.value,
+                "actor": e.actor,
+                "reason": mask_free_text(e.reason),
+            }
+            for e in store.history(message_id)
+        ],
+        "findings": [
+            {**f, "message": mask_free_text(str(f.get("message", "")))}
+            for f in store.findings(message_id)
+        ],
+        # Filled once the translation work records what it changed per message.
+        "translations": [],
+        "related": [
+            {
+                "relation": rel.relation,
+                "id": rel.message.id,
+                "message_type": rel.message.message_type,
+                "state": rel.message.state.value,
+                "sender": rel.message.sender,
+                "recipient": rel.message.recipient,
+            }
+            for rel in store.related(message_id)
+        ],
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show one message; ``--xml`` prints its content with BSNs masked."""
+    settings = settings_of(args)
+    if args.reveal:
+        if not args.xml:
+            raise ConsoleError("--reveal only applies to --xml")
+        reason = require_reason(args, "revealing BSNs")
+        revealed = with_operator(args, lambda op: op.reveal(args.id, reason))
+        sys.stdout.write(revealed.decode("utf-8", "replace"))
+        return EXIT_OK
+    with open_store(settings) as store:
+        if args.xml:
+            if store.get(args.id) is None:
+                raise ConsoleError(f"no message {args.id}")
+            raw = store.payload(args.id)
+            if raw is None:
+                raise ConsoleError(f"the content of message {args.id} was purged by retention")
+            sys.stdout.write(masked_xml(raw))
+            return EXIT_OK
+        data = gather(store, args.id)
+    if args.json:
+        print_json(data)
+    else:
+        _print(data)
+    return EXIT_OK
+
+
+def masked_xml(raw: bytes) -> str:
+    """The message with every BSN masked (anything nine-digit when it cannot be parsed)."""
+    parsed = parse_safely(raw)
+    if parsed.tree is None:
+        return mask_free_text(raw.decode("utf-8", "replace"))
+    copy = masked_copy(parsed.tree)
+    return etree.tostring(copy, encoding="unicode", xml_declaration=False) + "\n"
+
+
+def _header_lines(header: dict[str, Any]) -> list[str]:
+    if header.get("purged"):
+        return ["  content       purged by retention (metadata and history kept)"]
+    if header.get("readable") is False:
+        return ["  content       not readable XML"]
+    lines = [
+        f"  header        {header['afzender']} -> {header['ontvanger']}, "
+        f"identificatie {header['identificatie']}, dagtekening {header['dagtekening']}"
+    ]
+    if header["clients"]:
+        lines.append(f"  clients       {', '.join(header['clients'])}")
+    if header.get("declaratie_periode"):
+        lines.append(f"  period        {header['declaratie_periode']}")
+    return lines
+
+
+def _print(data: dict[str, Any]) -> None:
+    colour = colour_enabled(sys.stdout)
+    out: list[str] = []
+    state = style(data["state"], "bold", colour)
+    out.append(f"{data['id']}  {data['message_type'] or '?'}  {state}  {data['reason'] or ''}")
+    for label, key in (
+        ("from", "sender"),
+        ("to", "recipient"),
+        ("direction", "direction"),
+        ("bericht-id", "bericht_id"),
+        ("received", "received_at"),
+        ("updated", "updated_at"),
+        ("attempts", "attempts"),
+        ("next attempt", "next_attempt_at"),
+        ("answers", "in_reply_to"),
+        ("replay of", "replay_of"),
+        ("size", "size"),
+    ):
+        if data.get(key) not in (None, ""):
+            out.append(f"  {label:<14}{data[key]}")
+    out += _header_lines(data["header"])
+    if data["toewijzingen"]:
+        out.append(f"  toewijzingen  {', '.join(data['toewijzingen'])}")
+    if data["declaratie"]:
+        out.append(f"  declaratie    {', '.join(data['declaratie'])}")
+    out.append(style("history", "bold", colour))
+    for event in data["history"]:
+        out.append(
+            f"  {when_iso(event['at'])}  {event['from'] or '-':>9} -> {event['to']:<9} "
+            f"{event['actor']}: {event['reason']}"
+        )
+    if data["findings"]:
+        out.append(style("findings", "bold", colour))
+        for finding in data["findings"]:
+            code = f" [{finding['retourcode']}]" if finding.get("retourcode") else ""
+            where = f" {finding['path']}" if finding.get("path") else ""
+            out.append(f"  {finding['rule']}{code}{where}: {finding['message']}")
+    if data["related"]:
+        out.append(style("related", "bold", colour))
+        for rel in data["related"]:
+            out.append(
+                f"  {rel['relation']:<26} {rel['id']}  {rel['message_type'] or '?'}  "
+                f"{rel['state']}  {rel['sender']} -> {rel['recipient'] or '-'}"
+            )
+    print("\n".join(out))
+
+
+def when_iso(value: str) -> str:
+    """An ISO time from JSON data, printed like the tables."""
+    return when(dt.datetime.fromisoformat(value))
+
+
+def add_show_command(subparsers: Subparsers) -> None:
+    """Register ``show``."""
+    cmd = add_command(
+        subparsers, "show", "show one message: header, history, findings, links", EXAMPLES
+    )
+    cmd.add_argument("id", help="message id (from 'gateway messages')")
+    cmd.add_argument("--json", action="store_true", help="JSON for scripts")
+    cmd.add_argument("--xml", action="store_true", help="print the XML (BSNs masked)")
+    cmd.add_argument(
+        "--reveal",
+        action="store_true",
+        help="with --xml: do not mask BSNs (needs --reason; audited)",
+    )
+    cmd.add_argument("--reason", help="why the BSNs must be seen (kept in the audit trail)")
+    cmd.set_defaults(func=cmd_show)

@@ -1,0 +1,145 @@
+"""``gateway status [--watch]``: every party at a glance."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from typing import Any
+
+from gateway.config import Settings
+from gateway.console.common import (
+    EXIT_OK,
+    Subparsers,
+    add_command,
+    age,
+    colour_enabled,
+    open_store,
+    print_json,
+    render_table,
+    settings_of,
+    when,
+)
+from gateway.core.model import State
+from gateway.store.sql import SqlStore
+from gateway.terminal import style
+
+EXAMPLES = """
+  gateway status                     # readiness, queue, oldest waiting, dead, last delivery
+  gateway status --watch             # refresh every 2 seconds until Ctrl-C
+  gateway status --json
+"""
+
+
+def party_status(settings: Settings, store: SqlStore, now: dt.datetime) -> list[dict[str, Any]]:
+    """One row per configured party (and per unknown recipient still in the store)."""
+    counts = store.counts_by_party()
+    oldest = store.oldest_waiting()
+    last = store.last_delivered()
+    holds = store.party_holds()
+    rows: list[dict[str, Any]] = []
+    for party in settings.parties:
+        readiness = party.hold_reason(now.date()) or (
+            f"held: {holds[party.id]}" if party.id in holds else "ready"
+        )
+        rows.append(
+            {
+                "party": party.id,
+                "role": party.role.value,
+                "channel": party.channel.value,
+                "readiness": readiness,
+                "queued": counts.get((party.id, State.QUEUED.value), 0)
+                + counts.get((party.id, State.SENDING.value), 0),
+                "held": counts.get((party.id, State.HELD.value), 0),
+                "dead": counts.get((party.id, State.DEAD.value), 0),
+                "oldest_waiting": oldest[party.id].isoformat() if party.id in oldest else None,
+                "oldest_waiting_age": age(oldest.get(party.id), now)
+                if party.id in oldest
+                else None,
+                "last_delivered": last[party.id].isoformat() if party.id in last else None,
+                # Filled by the dossier work (answer/retour clocks per OP090); none yet.
+                "overdue_deadlines": None,
+            }
+        )
+    return rows
+
+
+def _render(rows: list[dict[str, Any]], now: dt.datetime) -> None:
+    colour = colour_enabled(sys.stdout)
+    table = []
+    for row in rows:
+        last = row["last_delivered"]
+        table.append(
+            [
+                row["party"],
+                row["channel"],
+                row["readiness"][:40],
+                str(row["queued"]),
+                str(row["held"]),
+                str(row["dead"]),
+                row["oldest_waiting_age"] or "-",
+                when(dt.datetime.fromisoformat(last)) if last else "-",
+                "-" if row["overdue_deadlines"] is None else str(row["overdue_deadlines"]),
+            ]
+        )
+    print(f"gateway status at {when(now)} UTC")
+    render_table(
+        [
+            "PARTY",
+            "CHANNEL",
+            "READINESS",
+            "QUEUED",
+            "HELD",
+            "DEAD",
+            "OLDEST",
+            "LAST DELIVERED",
+            "OVERDUE",
+        ],
+        table,
+        sys.stdout,
+    )
+    dead = sum(r["dead"] for r in rows)
+    if dead:
+        print(style(f"{dead} dead message(s): gateway messages --state dead", "red", colour))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the per-party overview once, or refresh it with ``--watch``."""
+    settings = settings_of(args)
+    shown = 0
+    with open_store(settings) as store:
+        while True:
+            now = dt.datetime.now(dt.UTC)
+            rows = party_status(settings, store, now)
+            if args.json:
+                print_json({"at": now.isoformat(), "parties": rows})
+            else:
+                if args.watch and sys.stdout.isatty():
+                    sys.stdout.write("\x1b[H\x1b[2J")
+                _render(rows, now)
+            shown += 1
+            if not args.watch or (args.iterations and shown >= args.iterations):
+                return EXIT_OK
+            sys.stdout.flush()
+            try:
+                time.sleep(args.interval)
+            except KeyboardInterrupt:
+                return EXIT_OK
+
+
+def add_status_command(subparsers: Subparsers) -> None:
+    """Register ``status``."""
+    cmd = add_command(
+        subparsers, "status", "per party: readiness, queue, dead, last delivery", EXAMPLES
+    )
+    cmd.add_argument("--watch", action="store_true", help="refresh until interrupted")
+    cmd.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    cmd.add_argument(
+        "--iterations",
+        type=int,
+        default=0,
+        help="with --watch: stop after this many refreshes (0 = never)",
+    )
+    cmd.add_argument("--json", action="store_true", help="JSON for scripts")
+    cmd.set_defaults(func=cmd_status)
