@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -35,6 +36,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import psycopg
@@ -84,14 +86,16 @@ def free_port() -> int:
         return port
 
 
-def write_config(folder: Path, port: int, store_url: str | None) -> Path:
+def write_config(
+    folder: Path, port: int, store_url: str | None, delivery_interval: float = 1.0
+) -> Path:
     lines = [
         "[server]",
         f"port = {port}",
         "[paths]",
         f'schemas = ["{OFFICIAL}"]',
         "[delivery]",
-        "interval_seconds = 1",
+        f"interval_seconds = {delivery_interval}",
         "batch_size = 200",
     ]
     if store_url:
@@ -148,56 +152,132 @@ class Phase:
         )
 
 
-async def _post(session: aiohttp.ClientSession, url: str, sender: str, raw: bytes) -> int:
-    async with session.post(
-        url, data=raw, headers={"Authorization": f"Bearer {token(sender)}"}
-    ) as response:
-        await response.read()
-        return response.status
+class Poster(Protocol):
+    """Submits one message over a kept-alive connection; returns the HTTP status."""
+
+    async def post(self, sender: str, raw: bytes) -> int: ...
+
+    async def close(self) -> None: ...
 
 
-async def full_speed(base: str, count: int, clients: int, prefix: str) -> Phase:
+class AiohttpPoster:
+    """aiohttp's client: complete, but about as costly per request as the daemon's server."""
+
+    def __init__(self, base: str, limit: int) -> None:
+        self.url = f"{base}/v1/messages"
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit))
+
+    async def post(self, sender: str, raw: bytes) -> int:
+        headers = {"Authorization": f"Bearer {token(sender)}"}
+        async with self.session.post(self.url, data=raw, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class RawPoster:
+    """Plain asyncio streams speaking just the HTTP/1.1 the benchmark needs (keep-alive,
+    Content-Length answers): a fraction of aiohttp's client cost, so on 2 cores more of the
+    machine is left to the daemon. Idle connections are pooled, up to ``limit``."""
+
+    def __init__(self, base: str, limit: int) -> None:
+        address = base.removeprefix("http://")
+        self.host, _, port = address.partition(":")
+        self.port = int(port)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots = asyncio.Semaphore(limit)
+        self.all: list[asyncio.StreamWriter] = []
+
+    async def post(self, sender: str, raw: bytes) -> int:
+        async with self.slots:
+            if self.idle:
+                reader, writer = self.idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                self.all.append(writer)
+            head = (
+                f"POST /v1/messages HTTP/1.1\r\nHost: {self.host}\r\n"
+                f"Authorization: Bearer {token(sender)}\r\n"
+                f"Content-Type: application/xml\r\nContent-Length: {len(raw)}\r\n\r\n"
+            )
+            writer.write(head.encode() + raw)
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionError("the daemon closed the connection")
+            status = int(status_line.split()[1])
+            length, keep = 0, True
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and b"close" in value.lower():
+                    keep = False
+                elif name == b"transfer-encoding":
+                    raise ConnectionError("chunked answers are not expected from intake")
+            await reader.readexactly(length)
+            if keep:
+                self.idle.append((reader, writer))
+            else:
+                writer.close()
+            return status
+
+    async def close(self) -> None:
+        for writer in self.all:
+            writer.close()
+
+
+def poster(kind: str, base: str, limit: int) -> Poster:
+    return RawPoster(base, limit) if kind == "raw" else AiohttpPoster(base, limit)
+
+
+async def full_speed(base: str, count: int, clients: int, prefix: str, kind: str) -> Phase:
     phase = Phase()
     numbers: Iterator[int] = iter(range(count))
-    url = f"{base}/v1/messages"
+    client = poster(kind, base, clients)
 
-    async def client() -> None:
-        async with aiohttp.ClientSession() as session:
-            for number in numbers:
-                sender, raw = message(number, prefix)
-                start = time.perf_counter()
-                status = await _post(session, url, sender, raw)
-                phase.record(status, time.perf_counter() - start)
+    async def one_client() -> None:
+        for number in numbers:
+            sender, raw = message(number, prefix)
+            start = time.perf_counter()
+            status = await client.post(sender, raw)
+            phase.record(status, time.perf_counter() - start)
 
     start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    try:
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+    finally:
+        await client.close()
     phase.elapsed = time.perf_counter() - start
     return phase
 
 
-async def offered_rate(base: str, rate: float, seconds: float, prefix: str) -> Phase:
+async def offered_rate(base: str, rate: float, seconds: float, prefix: str, kind: str) -> Phase:
     """Open loop: message i leaves at start + i/rate, whether or not earlier ones returned."""
     phase = Phase()
-    url = f"{base}/v1/messages"
     total = int(rate * seconds)
-    connector = aiohttp.TCPConnector(limit=200)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    client = poster(kind, base, 200)
 
-        async def one(number: int) -> None:
-            sender, raw = message(number, prefix)
-            sent = time.perf_counter()
-            status = await _post(session, url, sender, raw)
-            phase.record(status, time.perf_counter() - sent)
+    async def one(number: int) -> None:
+        sender, raw = message(number, prefix)
+        sent = time.perf_counter()
+        status = await client.post(sender, raw)
+        phase.record(status, time.perf_counter() - sent)
 
-        tasks = []
-        start = time.perf_counter()
+    tasks = []
+    start = time.perf_counter()
+    try:
         for number in range(total):
             delay = start + number / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)  # the load schedule itself
             tasks.append(asyncio.create_task(one(number)))
         await asyncio.gather(*tasks)
-        phase.elapsed = time.perf_counter() - start
+    finally:
+        await client.close()
+    phase.elapsed = time.perf_counter() - start
     return phase
 
 
@@ -237,7 +317,7 @@ async def bench_store(label: str, store_url: str | None, args: argparse.Namespac
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         folder = Path(tmp)
         port = free_port()
-        config = write_config(folder, port, store_url)
+        config = write_config(folder, port, store_url, args.delivery_interval)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         with (folder / "gateway.log").open("wb") as log:
             process = subprocess.Popen(
@@ -259,10 +339,27 @@ async def bench_store(label: str, store_url: str | None, args: argparse.Namespac
             await wait_ready(base, process)
             sampler = asyncio.create_task(sample())
             print(f"\n== {label}: {args.messages} messages, {args.clients} clients")
-            fast = await full_speed(base, args.messages, args.clients, "F")
+            batches_before = await write_batches(base)
+            cpu_before, client_before = cpu_seconds(process.pid), time.process_time()
+            spy = start_py_spy(args.py_spy, process.pid) if args.py_spy else None
+            fast = await full_speed(base, args.messages, args.clients, "F", args.client)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
+            daemon_cpu = cpu_seconds(process.pid) - cpu_before
+            client_cpu = time.process_time() - client_before
             print(f"full speed:      {fast.summary()}")
-            paced = await offered_rate(base, args.rate, args.rate_seconds, "R")
+            print(
+                f"                 daemon CPU {daemon_cpu:.1f} s = "
+                f"{daemon_cpu / max(fast.elapsed, 1e-9):.2f} cores, "
+                f"{daemon_cpu / max(len(fast.latencies), 1) * 1000:.2f} ms per accepted message; "
+                f"load generator ({args.client}) CPU {client_cpu:.1f} s"
+            )
+            batches_after = await write_batches(base)
+            print(f"                 {batch_summary(batches_before, batches_after)}")
+            paced = await offered_rate(base, args.rate, args.rate_seconds, "R", args.client)
             print(f"offered {args.rate:.0f}/s:    {paced.summary()}")
+            print(f"                 {batch_summary(batches_after, await write_batches(base))}")
             samples.append(rss_kib(process.pid))
             sampler.cancel()
             mib = [s / 1024 for s in samples if s]
@@ -270,9 +367,50 @@ async def bench_store(label: str, store_url: str | None, args: argparse.Namespac
                 f"daemon RSS:      first {mib[0]:.0f} MiB, last {mib[-1]:.0f} MiB, "
                 f"max {max(mib):.0f} MiB ({len(mib)} samples every {args.rss_every:.0f} s)"
             )
+            step = max(1, len(mib) // 12)
+            print(f"                 RSS series (MiB): {' '.join(f'{m:.0f}' for m in mib[::step])}")
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=120)
+
+
+async def write_batches(base: str) -> dict[str, float]:
+    """The daemon's group-commit counters from /metrics (empty for a daemon without them)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("gateway_write_batch"):
+            found[name] = float(value)
+    return found
+
+
+def batch_summary(before: dict[str, float], after: dict[str, float]) -> str:
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    batches = delta.get("gateway_write_batches_total", 0.0)
+    if not batches:
+        return "no group-commit counters"
+    return (
+        f"{batches:.0f} write transactions, "
+        f"{delta['gateway_write_batch_records_total'] / batches:.1f} messages and "
+        f"{delta['gateway_write_batch_moves_total'] / batches:.1f} moves each, "
+        f"{delta['gateway_write_batch_seconds_total'] / batches * 1000:.1f} ms each"
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_py_spy(output: Path, pid: int) -> subprocess.Popen[bytes]:
+    """Record the daemon with py-spy (raw folded stacks) until interrupted."""
+    exe = shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy"
+    command = [exe, "record", "--pid", str(pid), "--format", "raw", "--output", str(output)]
+    # --gil: only the thread holding the GIL, i.e. where the daemon's Python time goes.
+    return subprocess.Popen([*command, "--rate", "200", "--nonblocking", "--gil"])
 
 
 def fresh_database(dsn: str) -> tuple[str, str, str]:
@@ -294,6 +432,21 @@ def main() -> int:
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--rss-every", type=float, default=5.0, help="RSS sampling interval")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--client",
+        choices=["raw", "aiohttp"],
+        default="raw",
+        help="load generator: plain asyncio HTTP/1.1 (light) or aiohttp's client",
+    )
+    parser.add_argument(
+        "--delivery-interval",
+        type=float,
+        default=1.0,
+        help="seconds between delivery passes (e.g. 3600: intake alone, nothing delivered)",
+    )
+    parser.add_argument(
+        "--py-spy", type=Path, default=None, help="record the daemon's full-speed phase here"
+    )
     args = parser.parse_args()
 
     print(f"machine: {os.cpu_count()} cores; client and daemon share them")

@@ -71,5 +71,22 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+WRITE_BATCH_COUNTERS: dict[str, str] = {
+    "gateway_write_batches_total": "Transactions written by the group commit",
+    "gateway_write_batch_records_total": "Received messages stored through the group commit",
+    "gateway_write_batch_moves_total": "State moves written through the group commit",
+    "gateway_write_batch_seconds_total": "Time spent writing group-commit transactions",
+}
+
+
+def render_write_batches(values: Mapping[str, float]) -> str:
+    """Group-commit counters in the text format (batch size = records / batches)."""
+    lines: list[str] = []
+    for metric, help_text in WRITE_BATCH_COUNTERS.items():
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
+        lines.append(f"{metric} {values.get(metric, 0):g}")
+    return "\n".join(lines) + "\n"
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

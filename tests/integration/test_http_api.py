@@ -165,7 +165,7 @@ async def test_store_failure_answers_503_never_202(harness: Harness, monkeypatch
     def broken(*_args: object) -> object:
         raise StoreError("saving a received message failed: disk I/O error")
 
-    monkeypatch.setattr(harness.store, "save_received", broken)
+    monkeypatch.setattr(harness.store, "write_batch", broken)
     response = await harness.post("diemen", example("JW301"))
     assert response.status == 503
     assert "store is unavailable" in (await response.json())["error"]
