@@ -55,7 +55,9 @@ def add_validate_command(subparsers: argparse._SubParsersAction[argparse.Argumen
     cmd.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
                      help="size limit per message (default 25 MB)")
     cmd.add_argument("--today", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
-                     help="the date to validate as of (default: today)")
+                     help="also check, as a receiver would on that date, that no Dagtekening "
+                     "lies in the future (TR135); without it only the official in-message "
+                     "layers run")
     cmd.set_defaults(func=run_validate)
 
 
@@ -113,7 +115,9 @@ def _schema_set(args: argparse.Namespace) -> SchemaSet:
 def run_validate(args: argparse.Namespace) -> int:
     """Validate every file; stream one result per file so 10,000 files stay cheap."""
     schemas = _schema_set(args)
-    context = RuleContext(today=args.today or dt.date.today())
+    # Without --today the verdict is the official validation's (XSD + in-message rules);
+    # TR135 needs the receiver's system date, which a file on disk does not have.
+    context = RuleContext(today=args.today)
     retour_writer = _RetourWriter(args.retour_dir, schemas, context) if args.retour_dir else None
     files = list(_expand(args.paths))
     progress = Progress(len(files), sys.stderr, enabled=not args.json or not sys.stdout.isatty())

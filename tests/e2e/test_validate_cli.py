@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -161,3 +162,17 @@ def test_help_has_examples(command: list[str]) -> None:
     result = gateway(*command)
     assert result.returncode == 0
     assert "usage:" in result.stdout
+
+
+def test_future_dagtekening_is_checked_only_as_of_a_given_date() -> None:
+    """By default validate gives the official verdict; --today adds the receiver's TR135."""
+    message = EXAMPLES_DIR / "JW305.xml"
+    raw = message.read_bytes()
+    dagtekening = dt.date.fromisoformat(raw.split(b"<ijw:Dagtekening>", 1)[1][:10].decode())
+    assert gateway("validate", "--json", message).returncode == 0
+    day_before = (dagtekening - dt.timedelta(days=1)).isoformat()
+    result = gateway("validate", "--json", "--today", day_before, message)
+    assert result.returncode == 1
+    (obj,) = json_lines(result.stdout)
+    assert obj["level"] == "external"
+    assert [f["rule"] for f in obj["findings"]] == ["TR135"]  # type: ignore[union-attr,index]
