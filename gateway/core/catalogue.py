@@ -29,8 +29,9 @@ class MessageKind:
         return self.answers is not None
 
 
-def _kind(name: str, code: str, sender: Role, answered_by: str | None = None,
-          answers: str | None = None) -> MessageKind:
+def _kind(
+    name: str, code: str, sender: Role, answered_by: str | None = None, answers: str | None = None
+) -> MessageKind:
     return MessageKind(name, code, sender, answered_by, answers)
 
 

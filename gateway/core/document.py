@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Final
+from typing import Final, TypeVar, cast
 
 from lxml import etree
 
@@ -35,6 +35,22 @@ _PATH_STEPS: dict[str, tuple[str, ...] | None] = {}
 _NOT_CACHED: Final[tuple[str, ...]] = ()
 #: ``{namespace}Name`` → ``Name``: a message uses a few dozen tags, read thousands of times.
 _LOCAL_NAMES: dict[str, str] = {}
+#: Per message type, the local names rules asked :meth:`MessageDocument.all_local` for so far.
+#: A document scans the tree once for all of them (one C pass instead of one per name). Only
+#: the speed depends on it; each set is replaced whole, never changed, so threads can share it.
+_SCANNED_NAMES: dict[str, frozenset[str]] = {}
+_MAX_SCANNED_NAMES: Final = 256
+
+_T = TypeVar("_T")
+
+
+def _tag_to_local(tag: str) -> str:
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag[tag.rfind("}") + 1 :]
+        if len(_LOCAL_NAMES) < _MAX_CACHED_PATHS:
+            _LOCAL_NAMES[tag] = name
+    return name
 
 
 def local_name(el: Element) -> str:
@@ -69,6 +85,32 @@ def _plain_steps(path: str) -> tuple[str, ...] | None:
 def find(el: Element, path: str) -> Element | None:
     """The first element at a local-name path below ``el``, or None."""
     return el.find(wildcard(path))
+
+
+def first_at(el: Element, path: str) -> Element | None:
+    """Like :func:`find`, through lxml's C tag matching when the path is plain local names.
+
+    For an element read once or twice this is cheaper than both ElementPath and a child index.
+    The order is ElementPath's: the first match below the first step's first element that has
+    one.
+    """
+    steps = _PATH_STEPS.get(path)
+    if steps is None:
+        steps = _plain_steps(path)
+        if steps is None:
+            return el.find(wildcard(path))
+    return _first_at_steps(el, steps, 0)
+
+
+def _first_at_steps(el: Element, steps: tuple[str, ...], index: int) -> Element | None:
+    last = index == len(steps) - 1
+    for match in el.iterchildren("{*}" + steps[index]):
+        if last:
+            return match
+        found = _first_at_steps(match, steps, index + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def findall(el: Element, path: str) -> list[Element]:
@@ -157,6 +199,9 @@ class MessageDocument:
         default_factory=dict, init=False, repr=False
     )
     _header_texts: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
+    _memo: dict[Callable[[MessageDocument], object], object] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @cached_property
     def root(self) -> Element:
@@ -185,7 +230,9 @@ class MessageDocument:
         # indexing the Header's dozen children; the answer is the same (see :func:`text`).
         cache = self._header_texts
         if path not in cache:
-            cache[path] = text(self.header, path)
+            found = first_at(self.header, path)
+            value = None if found is None else found.text
+            cache[path] = None if value is None else value.strip()
         return cache[path]
 
     @cached_property
@@ -206,15 +253,51 @@ class MessageDocument:
     def all_local(self, name: str) -> tuple[Element, ...]:
         """Like :meth:`iter_local`, as a tuple (computed once per name and document)."""
         found = self._by_local_name.get(name)
-        if found is None:
+        return found if found is not None else self._scan_local(name)
+
+    def _scan_local(self, name: str) -> tuple[Element, ...]:
+        by_local_name = self._by_local_name
+        message_type = self.schema.message_type
+        known = _SCANNED_NAMES.get(message_type, frozenset())
+        if name not in known and len(known) < _MAX_SCANNED_NAMES:
+            known = known | {name}
+            _SCANNED_NAMES[message_type] = known
+        if by_local_name or name not in known:
+            # Names asked for after the first scan (or beyond the cap): one scan each.
             found = tuple(self.root.iter("{*}" + name))
-            self._by_local_name[name] = found
-        return found
+            by_local_name[name] = found
+            return found
+        # The first request of this document: one pass for every name its type has used.
+        grouped: dict[str, list[Element]] = {wanted: [] for wanted in known}
+        local_names = _LOCAL_NAMES
+        for el in self.root.iter(*["{*}" + wanted for wanted in known]):
+            tag = el.tag
+            local = local_names.get(tag)
+            grouped[local if local is not None else _tag_to_local(tag)].append(el)
+        for wanted, elements in grouped.items():
+            by_local_name[wanted] = tuple(elements)
+        return by_local_name[name]
+
+    def memo(self, build: Callable[[MessageDocument], _T]) -> _T:
+        """``build(self)``, computed once per document (rules share records through this).
+
+        ``build`` is the cache key, so it must be a module-level function whose result depends
+        on the document alone.
+        """
+        cache = self._memo
+        if build in cache:
+            return cast(_T, cache[build])
+        value = build(self)
+        cache[build] = value
+        return value
 
     def children(self, el: Element) -> Mapping[str, Sequence[Element]]:
         """The element's child elements by local name, each list in document order."""
         by_name = self._children.get(el)
-        return by_name if by_name is not None else self._index_children(el)
+        if by_name is None:
+            by_name = self._index_children(el)
+        # The index also remembers answers to longer paths and misses (see _find_slow).
+        return {name: found for name, found in by_name.items() if found and "/" not in name}
 
     def _index_children(self, el: Element) -> dict[str, list[Element]]:
         by_name: dict[str, list[Element]] = {}
@@ -224,9 +307,7 @@ class MessageDocument:
             if tag.__class__ is str:  # skips comments and processing instructions
                 name = local_names.get(tag)
                 if name is None:
-                    name = tag[tag.rfind("}") + 1 :]
-                    if len(local_names) < _MAX_CACHED_PATHS:
-                        local_names[tag] = name
+                    name = _tag_to_local(tag)
                 same = by_name.get(name)
                 if same is None:
                     by_name[name] = [child]
@@ -240,22 +321,28 @@ class MessageDocument:
         by_name = self._children.get(el)
         if by_name is None:
             by_name = self._index_children(el)
-        # A one-step path is its own key; only a miss needs to know what kind of path it is.
+        # A one-step path is its own key, and _find_slow stores every other answer under its
+        # path (an empty list for "none"), so each path is resolved once per element.
         found = by_name.get(path)
         if found is not None:
-            return found[0]
+            return found[0] if found else None
         return self._find_slow(el, by_name, path)
 
     def _find_slow(
-        self, el: Element, by_name: Mapping[str, Sequence[Element]], path: str
+        self, el: Element, by_name: dict[str, list[Element]], path: str
     ) -> Element | None:
         steps = _PATH_STEPS.get(path)
         if steps is None:
             steps = _plain_steps(path)
             if steps is None:
                 return el.find(wildcard(path))
-        if len(steps) == 1:
-            return None
+        found = None if len(steps) == 1 else self._resolve(by_name, steps)
+        by_name[path] = [] if found is None else [found]
+        return found
+
+    def _resolve(
+        self, by_name: Mapping[str, Sequence[Element]], steps: tuple[str, ...]
+    ) -> Element | None:
         # ElementPath order: the first match below the first step's first element that has one.
         first, second = steps[0], steps[1]
         deeper = "/".join(steps[2:]) if len(steps) > 2 else None
@@ -278,10 +365,15 @@ class MessageDocument:
         if steps is None:
             return el.findall(wildcard(path))
         level: Sequence[Element] = (el,)
+        children = self._children
         for step in steps:
-            level = [
-                match for parent in level for match in self.children(parent).get(step, _NO_CHILDREN)
-            ]
+            matches: list[Element] = []
+            for parent in level:
+                by_name = children.get(parent)
+                if by_name is None:
+                    by_name = self._index_children(parent)
+                matches.extend(by_name.get(step, _NO_CHILDREN))
+            level = matches
         return list(level)
 
     def text(self, el: Element | None, path: str | None = None) -> str | None:
@@ -294,8 +386,10 @@ class MessageDocument:
             if by_name is None:
                 by_name = self._index_children(el)
             found = by_name.get(path)
-            if found is not None:
+            if found:
                 el = found[0]
+            elif found is not None:
+                return None
             else:
                 target = self._find_slow(el, by_name, path)
                 if target is None:

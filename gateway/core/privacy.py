@@ -13,12 +13,30 @@ from lxml import etree
 
 # Elements whose content identifies or describes a person. Code values (categories, units,
 # retourcodes) are not personal and stay readable in findings.
-PERSONAL_ELEMENTS: frozenset[str] = frozenset({
-    "Bsn", "Geboortedatum", "Datum", "Achternaam", "Voorvoegsel", "Partnernaam",
-    "Voornamen", "Voorletters", "Straatnaam", "Huisnummer", "Huisletter",
-    "HuisnummerToevoeging", "Postcode", "Plaatsnaam", "Telefoonnummer", "Emailadres",
-    "Commentaar", "Nummer", "Naam", "Taal",
-})
+PERSONAL_ELEMENTS: frozenset[str] = frozenset(
+    {
+        "Bsn",
+        "Geboortedatum",
+        "Datum",
+        "Achternaam",
+        "Voorvoegsel",
+        "Partnernaam",
+        "Voornamen",
+        "Voorletters",
+        "Straatnaam",
+        "Huisnummer",
+        "Huisletter",
+        "HuisnummerToevoeging",
+        "Postcode",
+        "Plaatsnaam",
+        "Telefoonnummer",
+        "Emailadres",
+        "Commentaar",
+        "Nummer",
+        "Naam",
+        "Taal",
+    }
+)
 
 _QUOTED_VALUE = re.compile(r"(The value )'([^']*)'")
 _NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
@@ -41,8 +59,9 @@ def mask_schema_message(message: str, element_name: str | None) -> str:
     """Hide the offending value in a schema error when it belongs to a personal element."""
     if element_name not in PERSONAL_ELEMENTS:
         return message
-    return _QUOTED_VALUE.sub(lambda m: f"{m.group(1)}(masked, {len(m.group(2))} characters)",
-                             message)
+    return _QUOTED_VALUE.sub(
+        lambda m: f"{m.group(1)}(masked, {len(m.group(2))} characters)", message
+    )
 
 
 def mask_free_text(text: str) -> str:

@@ -8,6 +8,7 @@ top are shared with the other rule modules of this rule set.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 
 from gateway.core.document import Element, MessageDocument, find
@@ -24,6 +25,8 @@ BIRTH_DATE_MESSAGES = ("JW301", "JW302", "JW305", "JW306", "JW307", "JW308", "JW
 
 #: The 11-proof weights of the official XSLT, leftmost digit first; the last digit counts -1.
 _BSN_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
+_BSN_WEIGHT_SUM = sum(_BSN_WEIGHTS)
+_ASCII_ZERO = ord("0")
 _ONE_YEAR_AS_DATE_NUMBER = 10_000  # the XSLT adds years to yyyymmdd numbers
 
 
@@ -78,6 +81,10 @@ def bsn_passes_eleven_proof(bsn: str) -> bool:
     """The official 11-proof: weights 9..2 on the first eight digits, -1 on the last."""
     if len(bsn) != len(_BSN_WEIGHTS) or not bsn.isdigit():
         return False
+    if bsn.isascii():
+        # The same sum over the ASCII codes, in C: each digit is its code minus 48.
+        weighted: int = sum(map(operator.mul, _BSN_WEIGHTS, bsn.encode("ascii")))
+        return (weighted - _ASCII_ZERO * _BSN_WEIGHT_SUM) % 11 == 0
     return sum(w * int(d) for w, d in zip(_BSN_WEIGHTS, bsn, strict=True)) % 11 == 0
 
 

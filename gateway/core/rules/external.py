@@ -39,9 +39,12 @@ def _lists(ctx: RuleContext) -> ExternalLists:
 )
 def dagtekening_not_in_future(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR135: a message cannot be dated after the day it is received."""
-    element = find(doc.header, "BerichtIdentificatie/Dagtekening")
-    day = date_at(element)
-    if element is not None and day is not None and ctx.today is not None and day > ctx.today:
+    # The document's cached Dagtekening is the same value; the element is looked up only
+    # for a finding.
+    day = doc.dagtekening
+    if day is not None and ctx.today is not None and day > ctx.today:
+        element = find(doc.header, "BerichtIdentificatie/Dagtekening")
+        assert element is not None  # a Dagtekening was read from it
         yield Violation(
             element,
             f"Dagtekening {day.isoformat()} lies after the system date {ctx.today.isoformat()}.",
