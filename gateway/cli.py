@@ -7,6 +7,7 @@ configuration, I/O), so no command prints a traceback for something the user can
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -51,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``gateway messages | head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except GatewayError as exc:
         print(f"gateway {args.command}: {_cause_chain(exc)}", file=sys.stderr)
         return EXIT_USAGE

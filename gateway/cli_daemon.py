@@ -8,35 +8,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-from pathlib import Path
 
 from gateway.clock import SystemClock
-from gateway.config import Settings, check_paths, load_config
-from gateway.core.errors import ConfigError
+from gateway.console.common import config_option, settings_of
 from gateway.logs import configure_logging
 
-CONFIG_ENV = "GATEWAY_CONFIG"
 EXIT_OK, EXIT_USAGE = 0, 2
 
-
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help=f"configuration file (default: ${CONFIG_ENV} or ./config.toml)",
-    )
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    path = args.config or Path(os.environ.get(CONFIG_ENV, "config.toml"))
-    settings = load_config(path, os.environ)
-    problems = check_paths(settings)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return settings
 
 
 # -- run / check-config ---------------------------------------------------------------------
@@ -44,7 +22,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the daemon in the foreground."""
-    settings = _settings(args)
+    settings = settings_of(args)
     configure_logging()
     # Imported on use: the composition root pulls in aiohttp and the scheduler, which the
     # other commands never need (it keeps their start-up fast).
@@ -55,7 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration and print a summary."""
-    settings = _settings(args)
+    settings = settings_of(args)
     print(f"{settings.config_path}: configuration is valid")
     print(f"  server   http://{settings.server.host}:{settings.server.port}")
     print(f"  store    {_redacted(settings.store_url)}")
@@ -93,11 +71,11 @@ def add_daemon_commands(
 ) -> None:
     """Register run and check-config (operator commands live in :mod:`gateway.console`)."""
     cmd = subparsers.add_parser("run", help="run the gateway daemon in the foreground")
-    _config_option(cmd)
+    config_option(cmd)
     cmd.set_defaults(func=cmd_run)
 
     cmd = subparsers.add_parser(
         "check-config", help="validate config.toml and print a summary (exit 2 on errors)"
     )
-    _config_option(cmd)
+    config_option(cmd)
     cmd.set_defaults(func=cmd_check_config)
