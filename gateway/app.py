@@ -23,6 +23,7 @@ from gateway.delivery import Delivery
 from gateway.inbox_watcher import InboxWatcher
 from gateway.logs import get_logger
 from gateway.operator import retention_job
+from gateway.retour_deadlines import OverdueNotices
 from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
 from gateway.server import create_app
@@ -109,6 +110,9 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
     scheduler.every("housekeeping", HOUSEKEEPING_SECONDS, service.process_stuck)
+    scheduler.every(
+        "retour_deadlines", HOUSEKEEPING_SECONDS, OverdueNotices(gateway.store, service.clock).run
+    )
     scheduler.every(
         "retention",
         settings.retention.interval_hours * 3600,

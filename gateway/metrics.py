@@ -88,5 +88,17 @@ def render_write_batches(values: Mapping[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_overdue_retours(overdue: Mapping[str, int]) -> str:
+    """``gateway_overdue_retours{party}``: retours (and JW325s) the party owes past due."""
+    metric = "gateway_overdue_retours"
+    lines = [
+        f"# HELP {metric} Originals addressed to the party whose retour is past its due date",
+        f"# TYPE {metric} gauge",
+    ]
+    for party, count in sorted(overdue.items()):
+        lines.append(f'{metric}{{party="{_label(party)}"}} {count}')
+    return "\n".join(lines) + "\n"
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

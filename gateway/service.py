@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from gateway.clock import Clock
 from gateway.core.catalogue import MESSAGE_KINDS
+from gateway.core.correlate import Correlation, correlation_of
 from gateway.core.errors import GatewayError, IllegalTransition
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Event, Message, State
@@ -39,7 +40,8 @@ from gateway.core.rules import RuleContext
 from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
 from gateway.logs import get_logger
-from gateway.metrics import Metrics, render_write_batches
+from gateway.metrics import Metrics, render_overdue_retours, render_write_batches
+from gateway.retour_deadlines import overdue_by_party, retour_deadlines
 from gateway.store.base import (
     BatchResult,
     IntakeRecord,
@@ -353,7 +355,11 @@ class GatewayService:
         counts = await self._db(self.store.counts_by_party)
         oldest = await self._db(self.store.oldest_waiting)
         text = self.metrics.render(counts, oldest, self.clock.now())
-        return text + render_write_batches(self.commits.counters())
+        deadlines = await self._db(retour_deadlines, self.store, self.clock.now())
+        overdue = {p.id: 0 for p in self.registry} | overdue_by_party(deadlines)
+        return (
+            text + render_write_batches(self.commits.counters()) + render_overdue_retours(overdue)
+        )
 
     def stop_intake(self) -> None:
         """Refuse new submissions from now on (shutdown)."""
@@ -457,7 +463,9 @@ class GatewayService:
             received, decision.state, decision.reason, "pipeline", self.clock.now(), **changes
         )
         findings = tuple(f.as_dict() for f in report.findings)
-        return IntakeRecord(moved, raw, actor, (event,), findings, retour)
+        return IntakeRecord(
+            moved, raw, actor, (event,), findings, retour, _correlation(report, decision)
+        )
 
     def _retour_record(
         self,
@@ -529,6 +537,9 @@ class GatewayService:
         moved = await self.move(msg, decision.state, decision.reason, "pipeline", **changes)
         if decision.rejected:
             self.metrics.inc("rejected", sender.id)
+        correlation = _correlation(report, decision)
+        if correlation is not None:
+            await self._db(self.store.record_correlation, msg.id, correlation)
         return moved
 
     async def _answer(
@@ -758,6 +769,13 @@ class GatewayService:
             if len(page) < _PAGE:
                 return moved
             after = page[-1].id
+
+
+def _correlation(report: ValidationReport, decision: Decision) -> Correlation | None:
+    """The exchange an accepted message opens or answers; a rejected one takes part in none."""
+    if decision.rejected or report.document is None:
+        return None
+    return correlation_of(report.document)
 
 
 def message_summary(msg: Message) -> dict[str, Any]:

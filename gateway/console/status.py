@@ -22,11 +22,12 @@ from gateway.console.common import (
     when,
 )
 from gateway.core.model import State
+from gateway.retour_deadlines import overdue_by_party, retour_deadlines
 from gateway.store.sql import SqlStore
 from gateway.terminal import style
 
 EXAMPLES = """
-  gateway status                     # readiness, queue, oldest waiting, dead, last delivery
+  gateway status                     # readiness, queue, oldest, dead, last delivery, overdue
   gateway status --watch             # refresh every 2 seconds until Ctrl-C
   gateway status --json
 """
@@ -38,6 +39,7 @@ def party_status(settings: Settings, store: SqlStore, now: dt.datetime) -> list[
     oldest = store.oldest_waiting()
     last = store.last_delivered()
     holds = store.party_holds()
+    overdue = overdue_by_party(retour_deadlines(store, now))
     rows: list[dict[str, Any]] = []
     for party in settings.parties:
         readiness = party.hold_reason(now.date()) or (
@@ -58,8 +60,8 @@ def party_status(settings: Settings, store: SqlStore, now: dt.datetime) -> list[
                 if party.id in oldest
                 else None,
                 "last_delivered": last[party.id].isoformat() if party.id in last else None,
-                # Filled by the dossier work (answer/retour clocks per OP090); none yet.
-                "overdue_deadlines": None,
+                # Retours (and JW325s) this party owes past their due date (OP090).
+                "overdue_deadlines": overdue.get(party.id, 0),
             }
         )
     return rows
@@ -102,6 +104,9 @@ def _render(rows: list[dict[str, Any]], now: dt.datetime) -> None:
     dead = sum(r["dead"] for r in rows)
     if dead:
         print(style(f"{dead} dead message(s): gateway messages --state dead", "red", colour))
+    late = sum(r["overdue_deadlines"] or 0 for r in rows)
+    if late:
+        print(style(f"{late} overdue retour(s): gateway deadlines --overdue", "red", colour))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from gateway.core.calendar import add_working_days
 
@@ -37,6 +38,9 @@ ANSWER_WORKING_DAYS = 5
 FINAL_ANSWER_WEEKS = 8
 DECLARATION_ANSWER_WORKING_DAYS = 10
 REQUEST_TYPES = frozenset({"JW315", "JW317"})
+#: The days of iJw deadlines are Dutch days: a message received at 23:30 UTC in summer
+#: arrived on the next day in the Netherlands.
+DUTCH_TIME = ZoneInfo("Europe/Amsterdam")
 
 
 class Clock(StrEnum):
@@ -153,3 +157,18 @@ def _clock(
 ) -> Deadline:
     answered = candidates[0].sent if candidates else None
     return Deadline(clock=clock, started=started, due=due, answered=answered)
+
+
+def dutch_day(at: dt.datetime) -> dt.date:
+    """The Dutch calendar day of an aware moment (the day a deadline counts from)."""
+    return at.astimezone(DUTCH_TIME).date()
+
+
+def retour_due(message_type: str, received: dt.date) -> dt.date | None:
+    """The last day for the retour of an original received on ``received``: 3 working days for
+    a technical retour, 10 for the JW325 answering a JW323; None for a type that gets none."""
+    if message_type in RETOUR_OF:
+        return add_working_days(received, RETOUR_WORKING_DAYS)
+    if message_type == "JW323":
+        return add_working_days(received, DECLARATION_ANSWER_WORKING_DAYS)
+    return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from gateway.core.correlate import Correlation
 from gateway.core.model import Event, Message, State
 
 
@@ -140,6 +141,14 @@ class AuditEntry:
     action: str
     target: str
     reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOriginal:
+    """An original still waiting for its retour, and when its overdue notice was logged."""
+
+    message: Message
+    overdue_logged_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +300,27 @@ class Store(Protocol):
         """Return freed pages to the file system (SQLite); bytes freed (0 on PostgreSQL)."""
         ...
 
+    # -- heen/retour correlation -------------------------------------------------------------
+
+    def record_correlation(self, message_id: str, correlation: Correlation) -> None:
+        """Remember a stored message's place in an exchange and link it to its counterpart
+        if that is already stored (a retour to its original, an original to its retour)."""
+
+    def linked_message(self, message_id: str) -> str | None:
+        """The other side of a message's exchange: a retour's original, an original's first
+        retour (an inbound one, or the one the gateway made); None while unlinked."""
+        ...
+
+    def open_originals(self, party: str | None = None) -> list[OpenOriginal]:
+        """Originals (not rejected) with no retour linked yet, oldest first; ``party`` limits
+        them to those sent by or addressed to that party."""
+        ...
+
+    def mark_overdue_logged(self, message_ids: Sequence[str], at: dt.datetime) -> list[str]:
+        """Record that the overdue notice of these originals was logged; returns only those
+        not marked before (so two processes, or a restart, never log one twice)."""
+        ...
+
     # -- group commit ----------------------------------------------------------------------
 
     def new_message_id(self, at: dt.datetime) -> str:
@@ -329,6 +359,7 @@ class IntakeRecord:
     events that ``core.lifecycle.advance`` made on the way from ``received``; ``actor`` is who
     submitted it (the actor of the ``received`` event). ``retour`` is the answer the gateway
     generated on the recipient's behalf; it is stored only together with a new message.
+    ``correlation`` links the message to its original or its retour, whichever is stored.
     """
 
     message: Message
@@ -337,6 +368,8 @@ class IntakeRecord:
     moves: tuple[Event, ...] = ()
     findings: tuple[dict[str, Any], ...] = ()
     retour: IntakeRecord | None = None
+    correlation: Correlation | None = None
+    """The exchange the message opens or answers (see :mod:`gateway.core.correlate`)."""
 
 
 @dataclass(frozen=True, slots=True)

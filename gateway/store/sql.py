@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +63,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from gateway.core.correlate import Correlation, Side
 from gateway.core.errors import IllegalTransition, StoreError
 from gateway.core.ids import IdGenerator
 from gateway.core.lifecycle import advance
@@ -76,6 +77,7 @@ from gateway.store.base import (
     MessageQuery,
     Move,
     NewMessage,
+    OpenOriginal,
     PurgeResult,
     Related,
     Saved,
@@ -250,6 +252,32 @@ class MessageKeyRow(_Table, table=True):
     )
 
 
+class CorrelationRow(_Table, table=True):
+    """A message's place in a heen/retour exchange (see :mod:`gateway.core.correlate`).
+
+    The original is named by header values (type, Afzender identity, Identificatie), not by
+    party id, so a retour finds its original also when a BVO transmitted it on a party's
+    behalf. ``linked_id`` is the other side once both are stored: for a retour its original,
+    for an original its first retour (inbound, or the one the gateway made). An original with
+    ``linked_id`` null is waiting for its retour; ``overdue_logged_at`` remembers that its
+    overdue notice was logged, so a restart does not log it again.
+    """
+
+    __tablename__ = "correlations"
+
+    message_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    side: str = Field(sa_column=Column(String(8), nullable=False))
+    original_type: str = Field(sa_column=Column(String(16), nullable=False))
+    afzender: str = Field(sa_column=Column(String(20), nullable=False))
+    bericht_id: str = Field(sa_column=Column(String(200), nullable=False))
+    linked_id: str | None = Field(default=None, sa_column=Column(String(26)))
+    overdue_logged_at: dt.datetime | None = Field(default=None, sa_column=Column(UtcDateTime))
+
+
 class SchemaVersionRow(_Table, table=True):
     """One applied migration."""
 
@@ -269,6 +297,7 @@ AUDIT: Table = METADATA.tables["audit"]
 PARTY_HOLDS: Table = METADATA.tables["party_holds"]
 SCHEMA_VERSION: Table = METADATA.tables["schema_version"]
 MESSAGE_KEYS: Table = METADATA.tables["message_keys"]
+CORRELATIONS: Table = METADATA.tables["correlations"]
 
 # Delivery looks up due messages per recipient; the idempotency key treats a missing
 # BerichtIdentificatie as "" so resubmitting the same unparseable bytes is idempotent too.
@@ -301,6 +330,17 @@ SEARCH_INDEXES = (
     Index("ix_messages_replay_of", MESSAGES.c.replay_of),
     Index("ix_message_keys_message", MESSAGE_KEYS.c.message_id),
 )
+
+# A retour looks up its original (and an original its waiting retours) by the key; open
+# originals are one range of (side, linked_id) with linked_id null.
+Index(
+    "ix_correlations_key",
+    CORRELATIONS.c.bericht_id,
+    CORRELATIONS.c.afzender,
+    CORRELATIONS.c.original_type,
+    CORRELATIONS.c.side,
+)
+Index("ix_correlations_linked", CORRELATIONS.c.side, CORRELATIONS.c.linked_id)
 
 # Columns a state move may change; identity and intake facts never change after intake.
 _MOVABLE_COLUMNS = (
@@ -374,9 +414,18 @@ def backfill_keys(conn: Connection, batch: int = 1000) -> int:
         after = rows[-1][0]
 
 
+def _correlations(conn: Connection) -> None:
+    """Version 3: the heen/retour correlation table and its indexes.
+
+    Messages stored before it are not correlated (they never show as waiting for a retour).
+    """
+    CORRELATIONS.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
     Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
+    Migration(3, "heen/retour correlations and retour deadlines", _correlations),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""
@@ -412,6 +461,72 @@ def _driver_errors(doing: str) -> Iterator[None]:
         yield
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(f"{_reason(exc)} while {doing}") from exc
+
+
+def _correlation_row(message_id: str, correlation: Correlation) -> dict[str, Any]:
+    key = correlation.key
+    return {
+        "message_id": message_id,
+        "side": correlation.side.value,
+        "original_type": key.original_type,
+        "afzender": key.afzender[:20],
+        "bericht_id": key.bericht_id[:200],
+        "linked_id": None,
+        "overdue_logged_at": None,
+    }
+
+
+def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> None:
+    """Link every unlinked exchange with one of ``bericht_ids`` whose both sides are stored.
+
+    Two set-based statements, whatever arrived first (OP080): waiting retours get the most
+    recent original with their key, then waiting originals get their first retour, an
+    inbound one or the one the gateway generated (``messages.in_reply_to``).
+    """
+    if not bericht_ids:
+        return
+    ids = sorted(set(bericht_ids))
+    other = CORRELATIONS.alias("other")
+    same_key = (
+        other.c.bericht_id == CORRELATIONS.c.bericht_id,
+        other.c.afzender == CORRELATIONS.c.afzender,
+        other.c.original_type == CORRELATIONS.c.original_type,
+    )
+    original_of_retour = (
+        select(other.c.message_id)
+        .where(other.c.side == Side.ORIGINAL.value, *same_key)
+        .order_by(other.c.message_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    conn.execute(
+        update(CORRELATIONS)
+        .where(
+            CORRELATIONS.c.side == Side.RETOUR.value,
+            CORRELATIONS.c.linked_id.is_(None),
+            CORRELATIONS.c.bericht_id.in_(ids),
+        )
+        .values(linked_id=original_of_retour)
+    )
+    inbound_retour = (
+        select(func.min(other.c.message_id))
+        .where(other.c.side == Side.RETOUR.value, other.c.linked_id == CORRELATIONS.c.message_id)
+        .scalar_subquery()
+    )
+    generated_retour = (
+        select(func.min(MESSAGES.c.id))
+        .where(MESSAGES.c.in_reply_to == CORRELATIONS.c.message_id)
+        .scalar_subquery()
+    )
+    conn.execute(
+        update(CORRELATIONS)
+        .where(
+            CORRELATIONS.c.side == Side.ORIGINAL.value,
+            CORRELATIONS.c.linked_id.is_(None),
+            CORRELATIONS.c.bericht_id.in_(ids),
+        )
+        .values(linked_id=func.coalesce(inbound_retour, generated_retour))
+    )
 
 
 def _message(row: Row[Any]) -> Message:
@@ -1175,6 +1290,62 @@ class SqlStore:
                 raw.close()
         return max(before - after, 0) * size
 
+    # -- heen/retour correlation -------------------------------------------------------------
+
+    def record_correlation(self, message_id: str, correlation: Correlation) -> None:
+        """Remember a stored message's place in an exchange and link what pairs up (idempotent:
+        a message already recorded keeps its row)."""
+        upsert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        with _driver_errors("recording a correlation"), self._write() as conn:
+            conn.execute(
+                upsert(CORRELATIONS)
+                .values(**_correlation_row(message_id, correlation))
+                .on_conflict_do_nothing()
+            )
+            _link_correlations(conn, [correlation.key.bericht_id])
+
+    def linked_message(self, message_id: str) -> str | None:
+        """The other side of a message's exchange, once linked."""
+        with _driver_errors("reading a correlation"), self._read() as conn:
+            found = conn.execute(
+                select(CORRELATIONS.c.linked_id).where(CORRELATIONS.c.message_id == message_id)
+            ).scalar()
+        return str(found) if found is not None else None
+
+    def open_originals(self, party: str | None = None) -> list[OpenOriginal]:
+        """Originals (not rejected) with no retour linked yet, oldest first."""
+        stmt = (
+            select(MESSAGES, CORRELATIONS.c.overdue_logged_at)
+            .join(CORRELATIONS, CORRELATIONS.c.message_id == MESSAGES.c.id)
+            .where(
+                CORRELATIONS.c.side == Side.ORIGINAL.value,
+                CORRELATIONS.c.linked_id.is_(None),
+                MESSAGES.c.state.not_in([State.REJECTED.value, State.RECEIVED.value]),
+            )
+            .order_by(MESSAGES.c.id)
+        )
+        if party is not None:
+            stmt = stmt.where(or_(MESSAGES.c.sender == party, MESSAGES.c.recipient == party))
+        with _driver_errors("listing originals waiting for a retour"), self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [OpenOriginal(_message(r), r._mapping["overdue_logged_at"]) for r in rows]
+
+    def mark_overdue_logged(self, message_ids: Sequence[str], at: dt.datetime) -> list[str]:
+        """Mark the overdue notice of these originals logged; returns those not marked before."""
+        if not message_ids:
+            return []
+        with _driver_errors("marking overdue notices"), self._write() as conn:
+            marked = conn.execute(
+                update(CORRELATIONS)
+                .where(
+                    CORRELATIONS.c.message_id.in_(list(message_ids)),
+                    CORRELATIONS.c.overdue_logged_at.is_(None),
+                )
+                .values(overdue_logged_at=at)
+                .returning(CORRELATIONS.c.message_id)
+            )
+            return sorted(str(row[0]) for row in marked)
+
     # -- batched intake (group commit) -----------------------------------------------------
 
     def new_message_id(self, at: dt.datetime) -> str:
@@ -1264,6 +1435,10 @@ class SqlStore:
         key_values = [row for r in stored for row in key_rows(r.message.id, keys[r.message.id])]
         if key_values:
             conn.execute(insert(MESSAGE_KEYS), key_values)
+        correlated = [(r.message.id, r.correlation) for r in stored if r.correlation is not None]
+        if correlated:
+            conn.execute(insert(CORRELATIONS), [_correlation_row(*pair) for pair in correlated])
+            _link_correlations(conn, [c.key.bericht_id for _, c in correlated])
         return [
             Saved(r.message, created=True)
             if r.message.id in created

@@ -1,0 +1,112 @@
+"""Retour deadlines of stored originals: which exchanges still wait for their retour, until when.
+
+Every original the gateway passed on (JW301, 305, 307, 315, 317, 319) is owed its technical
+retour within 3 working days, a JW323 its JW325 within 10 (spec section 8, computed by
+:mod:`gateway.core.deadlines`). The clock starts on the Dutch day the gateway received the
+original, also while the recipient is held (not ready, or on hold): the sender is waiting all
+the same. The party that owes the retour is the original's recipient.
+
+Read by ``gateway deadlines``, ``gateway status``, ``/metrics`` and the housekeeping job that
+logs ``retour_overdue`` once per original (the store remembers it, so a restart is silent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.clock import Clock
+from gateway.core.deadlines import dutch_day, retour_due
+from gateway.core.model import Message
+from gateway.logs import get_logger
+from gateway.store.base import Store
+
+log = get_logger("gateway.deadlines")
+
+
+@dataclass(frozen=True, slots=True)
+class RetourDeadline:
+    """An original waiting for its retour: when it arrived, when the retour is due."""
+
+    message: Message
+    received: dt.date
+    due: dt.date
+    overdue: bool
+    overdue_logged_at: dt.datetime | None = None
+
+    @property
+    def owed_by(self) -> str | None:
+        """The party that has to send the retour (the original's recipient)."""
+        return self.message.recipient
+
+    def as_json(self, today: dt.date) -> dict[str, Any]:
+        """The JSON shape for ``gateway deadlines --json`` (metadata only, never content)."""
+        msg = self.message
+        return {
+            "id": msg.id,
+            "message_type": msg.message_type,
+            "bericht_id": msg.bericht_id,
+            "sender": msg.sender,
+            "owed_by": self.owed_by,
+            "state": msg.state.value,
+            "received": self.received.isoformat(),
+            "due": self.due.isoformat(),
+            "overdue": self.overdue,
+            "days_overdue": max((today - self.due).days, 0),
+        }
+
+
+def retour_deadlines(
+    store: Store, now: dt.datetime, party: str | None = None
+) -> list[RetourDeadline]:
+    """The originals waiting for their retour (sent by or addressed to ``party``), oldest
+    first, each with its due date and whether it is overdue on ``now``'s Dutch day."""
+    today = dutch_day(now)
+    found: list[RetourDeadline] = []
+    for waiting in store.open_originals(party):
+        msg = waiting.message
+        received = dutch_day(msg.received_at)
+        due = retour_due(msg.message_type or "", received)
+        if due is None:
+            continue
+        found.append(RetourDeadline(msg, received, due, today > due, waiting.overdue_logged_at))
+    return found
+
+
+def overdue_by_party(deadlines: list[RetourDeadline]) -> dict[str, int]:
+    """Owing party → how many of its retours are overdue."""
+    counts = Counter(d.owed_by for d in deadlines if d.overdue and d.owed_by is not None)
+    return {party: counts[party] for party in sorted(p for p in counts if p is not None)}
+
+
+class OverdueNotices:
+    """The housekeeping job: log ``retour_overdue`` once per original when it becomes overdue."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def run(self) -> int:
+        """Log the originals that became overdue since the last run; returns how many."""
+        now = self.clock.now()
+        deadlines = await asyncio.to_thread(retour_deadlines, self.store, now)
+        due = {d.message.id: d for d in deadlines if d.overdue and d.overdue_logged_at is None}
+        if not due:
+            return 0
+        # Only what this call marked is logged: another process that got there first logs it.
+        marked = await asyncio.to_thread(self.store.mark_overdue_logged, sorted(due), now)
+        for message_id in marked:
+            item = due[message_id]
+            log.warning(
+                "retour_overdue",
+                message_id=message_id,
+                message_type=item.message.message_type,
+                party=item.owed_by,
+                sender=item.message.sender,
+                received=item.received.isoformat(),
+                due=item.due.isoformat(),
+            )
+        return len(marked)
