@@ -1,4 +1,4 @@
-"""status, report held, purge, audit, completion and --help as subprocesses (SQLite)."""
+"""status, report held, purge, audit, completion and --help as subprocesses."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from gateway.cli import build_parser
 from gateway.core.lifecycle import advance
 from gateway.core.model import Message, State
@@ -18,9 +20,13 @@ from gateway.store.sql import SqlStore
 from tests.e2e.console_env import BSN_A, example, make_env
 
 
-def test_status_and_report_held_with_declaration_totals(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_status_and_report_held_with_declaration_totals(tmp_path: Path, backend: str) -> None:
     """status counts per party; report held totals JW323 per month in csv and json."""
-    env = next(make_env(tmp_path, "sqlite"))
+    environments = make_env(tmp_path, backend)  # kept alive: closing it drops the PG schema
+    env = next(environments)
     env.submit(
         ("provider-a", example("JW323.xml", identificatie="600000001", bsns=(BSN_A,))),
         ("provider-a", example("JW323.xml", identificatie="600000002", declaratie="DN602")),
@@ -94,10 +100,14 @@ def _stored(store: SqlStore, n: int, state: State, at: dt.datetime) -> Message:
     return msg
 
 
-def test_purge_keeps_what_it_must(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_purge_keeps_what_it_must(tmp_path: Path, backend: str) -> None:
     """purge drops only old delivered/rejected payloads; waiting and dead ones, metadata,
     history and the audit trail stay; a dry run changes nothing; a real run needs a reason."""
-    env = next(make_env(tmp_path, "sqlite"))
+    environments = make_env(tmp_path, backend)  # kept alive: closing it drops the PG schema
+    env = next(environments)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     recent = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     store = env.store()
