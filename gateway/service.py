@@ -47,7 +47,6 @@ from gateway.store.base import (
     IntakeRecord,
     MessageQuery,
     Move,
-    NewMessage,
     Saved,
     Store,
 )
@@ -513,72 +512,33 @@ class GatewayService:
         return IntakeRecord(placed, retour, actor, (event,))
 
     async def process(self, msg: Message, raw: bytes, sender: Party) -> Message:
-        """Validate, decide, answer and move one ``received`` message."""
-        today = self.today()
-        report: ValidationReport = await asyncio.to_thread(
-            validate,
-            raw,
-            self.schemas,
-            RuleContext(today=today),
-            max_bytes=self.max_message_bytes,
-        )
-        if report.findings:
-            await self._db(
-                self.store.record_findings, msg.id, [f.as_dict() for f in report.findings]
-            )
-        decision = decide(report, sender, self.registry, today, self._holds)
-        if decision.answer_for is not None:
-            await self._answer(msg, report, decision, sender, today)
-        changes: dict[str, object] = {}
-        if report.message_type:
-            changes["message_type"] = report.message_type
-        if not decision.rejected and decision.recipient is not None:
-            changes["recipient"] = decision.recipient.id
-        moved = await self.move(msg, decision.state, decision.reason, "pipeline", **changes)
-        if decision.rejected:
-            self.metrics.inc("rejected", sender.id)
-        correlation = _correlation(report, decision)
-        if correlation is not None:
-            await self._db(self.store.record_correlation, msg.id, correlation)
-        return moved
+        """Validate, decide, answer and move one stored ``received`` message (housekeeping).
 
-    async def _answer(
-        self,
-        msg: Message,
-        report: ValidationReport,
-        decision: Decision,
-        sender: Party,
-        today: dt.date,
-    ) -> None:
-        """Build the retour on the recipient's behalf and queue it back to the sender."""
-        answering = decision.answer_for
-        assert answering is not None
-        identity = RetourIdentity(identificatie=retour_identificatie(msg.id), dagtekening=today)
-        try:
-            retour = await asyncio.to_thread(
-                build_retour_for_report, report, identity, self.schemas
-            )
-        except RetourError as exc:
-            log.error("retour_failed", message_id=msg.id, party=sender.id, error=str(exc))
-            return
-        message_type, _ = sniff_header(retour)
-        saved = await self._db(
-            self.store.save_received,
-            NewMessage(
-                sender=answering.id,
-                raw=retour,
-                content_hash=hashlib.sha256(retour).hexdigest(),
-                bericht_id=identity.identificatie,
-                message_type=message_type,
-                received_at=self.clock.now(),
-                actor=f"gateway for {answering.id} by {answering.answered_by}",
-                direction=Direction.GENERATED.value,
-                in_reply_to=msg.id,
-                recipient=sender.id,
-            ),
+        The same preparation as intake; only the writing differs, because the message row
+        exists already: findings, the generated retour and the move are recorded in turn, each
+        of them idempotent, so a crash in between is repaired by the next housekeeping pass.
+        """
+        record = await asyncio.to_thread(self._prepare, msg, raw, sender, "pipeline")
+        if record.findings:
+            await self._db(self.store.record_findings, msg.id, list(record.findings))
+        if record.retour is not None:
+            await self.commits.save(record.retour)
+        (event,) = record.moves
+        await self.commits.move(Move(record.message, event, msg.state))
+        log.info(
+            "message_moved",
+            message_id=msg.id,
+            party=record.message.recipient or record.message.sender,
+            from_state=msg.state.value,
+            state=record.message.state.value,
+            reason=record.message.reason,
+            actor="pipeline",
         )
-        if saved.message.state is State.RECEIVED:
-            await self._place(saved.message, sender, "retour")
+        if record.message.state is State.REJECTED:
+            self.metrics.inc("rejected", sender.id)
+        if record.correlation is not None:
+            await self._db(self.store.record_correlation, msg.id, record.correlation)
+        return record.message
 
     async def _place(self, msg: Message, recipient: Party, what: str) -> Message:
         state, reason = placement(recipient, self.today(), self._holds)

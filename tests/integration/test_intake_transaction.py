@@ -108,3 +108,26 @@ async def test_operator_moves_go_through_the_group_commit(harness: Harness, stat
     moves = harness.service.commits.counters()["gateway_write_batch_moves_total"] - before
     assert moves == (1 if state is State.HELD else 2)
     assert harness.store.history(msg.id)[-1].to_state is state
+
+
+async def test_housekeeping_answers_a_reprocessed_message_once(
+    harness: Harness, monkeypatch: Any
+) -> None:
+    """A JW305 left as received is later queued with its JW306 retour, however often it runs."""
+
+    def crash(*_args: object, **_kwargs: object) -> object:
+        raise RuntimeError("validator bug")
+
+    monkeypatch.setattr("gateway.service.validate", crash)
+    data = await harness.submit("provider-b", example("JW305"))
+    monkeypatch.undo()
+    assert harness.store.query(MessageQuery(recipient="provider-b")) == []
+    harness.clock.advance(seconds=120)
+    assert await harness.service.process_stuck() == 1
+    assert await harness.service.process_stuck() == 0
+    original = harness.store.get(str(data["id"]))
+    assert original is not None and original.state is State.QUEUED
+    (retour,) = harness.store.query(MessageQuery(recipient="provider-b"))
+    assert retour.in_reply_to == data["id"]
+    assert retour.message_type == "JW306"
+    assert retour.state is State.QUEUED
