@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
+from gateway.core.errors import ConfigError
 from gateway.core.retry import RetryPolicy
 from gateway.delivery import Delivery
 from gateway.inbox_watcher import InboxWatcher
@@ -104,7 +105,15 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        address = f"{settings.server.host}:{settings.server.port}"
+        raise ConfigError(
+            f"cannot listen on {address}: {exc.strerror or exc}; is another gateway running, "
+            "or set [server] port in the configuration"
+        ) from None
 
     scheduler = Scheduler()
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)

@@ -178,3 +178,15 @@ def test_operator_commands_hold_release_retry_list(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "no party 'nobody'" in unknown.stderr
     missing = _gateway("retry", "01NOPE", "--config", config, cwd=tmp_path)
     assert missing.returncode == 2 and "no message" in missing.stderr
+
+
+def test_run_on_a_busy_port_says_so_and_exits_two(tmp_path: Path) -> None:
+    """A port already taken gives one clear line naming the address, no traceback, exit 2."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _gateway("run", "--config", str(_config(tmp_path, port)), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
