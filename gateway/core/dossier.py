@@ -161,6 +161,36 @@ class ClaimLine:
         return self.bedrag < 0 or self.vorig_referentie_nummer is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """A message's Identificatie per sender and message type (TR056)."""
+
+    sender: str
+    message_type: str
+    identificatie: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryChange:
+    """A start or stop line as delivered: StatusAanlevering 1 adds it, 3 deletes it."""
+
+    delivery: Delivery
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """A DeclaratieNummer of which at least one line was accepted (TR333)."""
+
+    aanbieder: str
+    gemeente: str
+    declaratie_nummer: str
+
+
+Entry = Identification | Allocation | DeliveryChange | Request | Answer | Declaration | ClaimLine
+"""What an accepted message adds to the history; see :func:`entries_of`."""
+
+
 class History(Protocol):
     """What cross-message rules may ask about earlier accepted messages.
 
@@ -217,6 +247,13 @@ class History(Protocol):
 
     def allocation_claims(self, gemeente: str, toewijzing_nummer: int) -> Sequence[ClaimLine]:
         """Accepted lines (debit and credit) claimed on this gemeente's ToewijzingNummer."""
+        ...
+
+    def submitted_declaration(
+        self, aanbieder: str, gemeente: str, identificatie: str
+    ) -> SubmittedDeclaration | None:
+        """The JW323 ``aanbieder`` sent ``gemeente`` with this BerichtIdentificatie/Identificatie,
+        as SUBMITTED: every line, accepted or rejected (a JW325 answers all of them)."""
         ...
 
 
@@ -436,6 +473,182 @@ def _claim_line(
     )
 
 
+# --- the claim as submitted (provider-side JW325 checks) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedLine:
+    """A JW323 Prestatie as submitted, whatever its verdict; ``tarief`` is ProductTarief."""
+
+    line: ClaimLine
+    tarief: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedDeclaration:
+    """A JW323 as the aanbieder submitted it: what its JW325 must match (TR337, TR366, TR367,
+    TR371, TR376). ``totaal`` is TotaalIngediendBedrag, signed like :attr:`ClaimLine.bedrag`."""
+
+    aanbieder: str
+    gemeente: str
+    identificatie: str
+    dagtekening: dt.date | None
+    declaratie_nummer: str
+    basisschema_xsd_versie: str | None
+    bericht_xsd_versie: str | None
+    totaal: int | None
+    lines: tuple[SubmittedLine, ...]
+
+
+def submitted_declaration_in(doc: MessageDocument) -> SubmittedDeclaration | None:
+    """A JW323 read as a :class:`SubmittedDeclaration`; None for any other message type."""
+    if doc.message_type != "JW323":
+        return None
+    totaal = int_at(doc.root, "Declaratie/TotaalIngediendBedrag/TotaalBedrag")
+    if totaal is not None and text(doc.root, "Declaratie/TotaalIngediendBedrag/DebetCredit") == (
+        CREDIT
+    ):
+        totaal = -totaal
+    return SubmittedDeclaration(
+        aanbieder=doc.header_text("Afzender") or "",
+        gemeente=doc.header_text("Ontvanger") or "",
+        identificatie=doc.header_text("BerichtIdentificatie/Identificatie") or "",
+        dagtekening=doc.dagtekening,
+        declaratie_nummer=text(doc.root, "Declaratie/DeclaratieNummer") or "",
+        basisschema_xsd_versie=doc.header_text("XsdVersie/BasisschemaXsdVersie"),
+        bericht_xsd_versie=doc.header_text("XsdVersie/BerichtXsdVersie"),
+        totaal=totaal,
+        lines=tuple(
+            SubmittedLine(line, int_at(prestatie, "ProductTarief"))
+            for prestatie, line in claim_lines_in(doc)
+        ),
+    )
+
+
+# --- what an accepted message establishes ------------------------------------------------------
+
+
+def entries_of(doc: MessageDocument, rejected_lines: Collection[str] = ()) -> list[Entry]:
+    """Everything an ACCEPTED message adds to the history, in document order.
+
+    Every message adds its :class:`Identification`. Of a JW323 only the prestaties whose
+    ReferentieNummer is not in ``rejected_lines`` count, and its :class:`Declaration` only when
+    at least one of them does. Both history implementations fold exactly these entries.
+    """
+    entries: list[Entry] = [
+        Identification(
+            doc.header_text("Afzender") or "",
+            doc.message_type,
+            doc.header_text("BerichtIdentificatie/Identificatie") or "",
+        )
+    ]
+    match doc.message_type:
+        case "JW301":
+            entries += [allocation for _, allocation in allocations_in(doc)]
+        case "JW305" | "JW307":
+            entries += [DeliveryChange(line.delivery, line.status) for line in deliveries_in(doc)]
+        case "JW315" | "JW317":
+            entries += [request for _, request in requests_in(doc)]
+        case "JW319":
+            found = answer_in(doc)
+            if found is not None:
+                entries.append(found[1])
+        case "JW323":
+            rejected = frozenset(rejected_lines)
+            lines = [
+                line for _, line in claim_lines_in(doc) if line.referentie_nummer not in rejected
+            ]
+            if lines:
+                first = lines[0]
+                entries.append(
+                    Declaration(first.aanbieder, first.gemeente, first.declaratie_nummer)
+                )
+            entries += lines
+        case _:
+            pass
+    return entries
+
+
+def fold_deliveries(
+    current: Sequence[Delivery], changes: Sequence[DeliveryChange]
+) -> list[Delivery]:
+    """The current deliveries after one message's start/stop lines.
+
+    A correction is delete + new in one message (IV008), so the message's deletes apply first;
+    a delete of an unknown delivery and a repeated delivery change nothing.
+    """
+    result = list(current)
+    for change in sorted(changes, key=lambda c: c.status != DELETE_DELIVERY):
+        if change.status == DELETE_DELIVERY:
+            if change.delivery in result:
+                result.remove(change.delivery)
+        elif change.status == FIRST_DELIVERY and change.delivery not in result:
+            result.append(change.delivery)
+    return result
+
+
+# --- verdicts: what counts as accepted (OP286) ----------------------------------------------
+
+
+class Verdict(StrEnum):
+    """Whether a message's entries count: ``pending`` ones count until the recipient's retour
+    rejects them (OP080: later messages may arrive before that retour); ``rejected`` ones are
+    as if never sent (OP286)."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+# Codes that say "no remarks", "not assessed" or "fully granted": they reject nothing by
+# themselves (a class with 0233 sits beside a class with the real code).
+_NOT_REJECTING = frozenset({"0200", "0233", "8001"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetourVerdict:
+    """What a received retour decides about its original: everything rejected, or (JW325)
+    only the returned prestaties; an empty ``rejected_lines`` with ``rejects_all`` False
+    accepts the whole original."""
+
+    rejects_all: bool
+    rejected_lines: frozenset[str] = frozenset()
+
+
+def retour_verdict(doc: MessageDocument) -> RetourVerdict:
+    """Read a retour (JW302 ... JW325): which part of its original it rejects.
+
+    A retour without faults carries no RetourCode (302-320) or only ``0200``/``8001`` (325).
+    Any other code on any class rejects the whole original, except in a JW325 whose header
+    and DeclaratieAntwoord accept: there only the returned prestaties are rejected.
+    """
+    if doc.message_type != "JW325":
+        codes = {text(el) for el in doc.iter_local("RetourCode")}
+        return RetourVerdict(rejects_all=bool(codes - _NOT_REJECTING))
+    header_codes = {text(el) for el in findall(doc.header, "RetourCodes/RetourCode")}
+    antwoord = findall(doc.root, "DeclaratieAntwoord")
+    antwoord_codes = {text(el) for a in antwoord for el in findall(a, "RetourCodes/RetourCode")}
+    if header_codes - _NOT_REJECTING or not antwoord or antwoord_codes - _NOT_REJECTING:
+        return RetourVerdict(rejects_all=True)
+    returned = {
+        text(p, "ProductReferentie/ReferentieNummer")
+        for p in findall(antwoord[0], "Clienten/Client/Prestaties/Prestatie")
+    }
+    return RetourVerdict(False, frozenset(r for r in returned if r is not None))
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterUpdate:
+    """What one stored message does to the register: its entries with their verdict, and for a
+    received retour what it decides about its original's pending entries."""
+
+    entries: tuple[Entry, ...]
+    verdict: Verdict
+    retour: RetourVerdict | None = None
+    submitted: SubmittedDeclaration | None = None
+    """A JW323 as submitted, all lines, whatever their verdict (for the JW325 checks)."""
+
+
 # --- the in-memory implementation --------------------------------------------------------------
 
 
@@ -450,6 +663,7 @@ class InMemoryHistory:
         self._answers: dict[tuple[str, str], list[Answer]] = defaultdict(list)
         self._declarations: set[tuple[str, str]] = set()
         self._lines: dict[tuple[str, str, str], ClaimLine] = {}
+        self._submitted: dict[tuple[str, str, str], SubmittedDeclaration] = {}
 
     # -- folding --
 
@@ -459,50 +673,50 @@ class InMemoryHistory:
         Call it only for messages that were accepted; a rejected message changes nothing
         (OP286). For a JW323, ``rejected_lines`` names the ReferentieNummers of the prestaties
         that were rejected; only the others are recorded, and the DeclaratieNummer only when at
-        least one line was accepted.
+        least one line was accepted. A JW323 is also remembered as submitted, all lines
+        included (see :meth:`remember_submission`).
         """
-        sender = doc.header_text("Afzender") or ""
-        identificatie = doc.header_text("BerichtIdentificatie/Identificatie") or ""
-        self._identifications.add((sender, doc.message_type, identificatie))
-        match doc.message_type:
-            case "JW301":
-                for _, allocation in allocations_in(doc):
-                    key = (allocation.gemeente, allocation.toewijzing_nummer)
-                    self._allocations[key][allocation.moment] = allocation
-            case "JW305" | "JW307":
-                self._fold_deliveries(deliveries_in(doc))
-            case "JW315" | "JW317":
-                for _, request in requests_in(doc):
-                    self._requests[(request.aanbieder, request.referentie)].append(request)
-            case "JW319":
-                found = answer_in(doc)
-                if found is not None:
-                    answer = found[1]
-                    self._answers[(answer.aanbieder, answer.referentie)].append(answer)
-            case "JW323":
-                self._fold_claims(doc, frozenset(rejected_lines))
-            case _:
-                pass
+        self.fold(entries_of(doc, rejected_lines))
+        self.remember_submission(doc)
 
-    def _fold_deliveries(self, lines: Sequence[DeliveryLine]) -> None:
-        # A correction is delete + new in one message (IV008): apply the deletes first.
-        for line in sorted(lines, key=lambda ln: ln.status != DELETE_DELIVERY):
-            d = line.delivery
-            current = self._deliveries[(d.aanbieder, d.gemeente, d.bsn)]
-            if line.status == DELETE_DELIVERY:
-                if d in current:
-                    current.remove(d)
-            elif line.status == FIRST_DELIVERY and d not in current:
-                current.append(d)
+    def remember_submission(self, doc: MessageDocument) -> None:
+        """Remember a JW323 as submitted, whatever its verdict; other messages are ignored.
 
-    def _fold_claims(self, doc: MessageDocument, rejected: frozenset[str]) -> None:
-        accepted = [
-            line for _, line in claim_lines_in(doc) if line.referentie_nummer not in rejected
-        ]
-        for line in accepted:
-            self._lines[(line.aanbieder, line.gemeente, line.referentie_nummer)] = line
-        if accepted:
-            self._declarations.add((accepted[0].aanbieder, accepted[0].declaratie_nummer))
+        Also for a JW323 rejected as a whole: its JW325 still answers it.
+        """
+        submitted = submitted_declaration_in(doc)
+        if submitted is not None:
+            key = (submitted.aanbieder, submitted.gemeente, submitted.identificatie)
+            self._submitted[key] = submitted
+
+    def fold(self, entries: Iterable[Entry]) -> None:
+        """Fold the entries of one accepted message (see :func:`entries_of`)."""
+        changes: list[DeliveryChange] = []
+        for entry in entries:
+            match entry:
+                case Identification():
+                    key = (entry.sender, entry.message_type, entry.identificatie)
+                    self._identifications.add(key)
+                case Allocation():
+                    self._allocations[(entry.gemeente, entry.toewijzing_nummer)][entry.moment] = (
+                        entry
+                    )
+                case DeliveryChange():
+                    changes.append(entry)
+                case Request():
+                    self._requests[(entry.aanbieder, entry.referentie)].append(entry)
+                case Answer():
+                    self._answers[(entry.aanbieder, entry.referentie)].append(entry)
+                case Declaration():
+                    self._declarations.add((entry.aanbieder, entry.declaratie_nummer))
+                case ClaimLine():
+                    self._lines[(entry.aanbieder, entry.gemeente, entry.referentie_nummer)] = entry
+        by_client: dict[tuple[str, str, str], list[DeliveryChange]] = defaultdict(list)
+        for change in changes:
+            d = change.delivery
+            by_client[(d.aanbieder, d.gemeente, d.bsn)].append(change)
+        for client, client_changes in by_client.items():
+            self._deliveries[client] = fold_deliveries(self._deliveries[client], client_changes)
 
     # -- History queries --
 
@@ -583,6 +797,12 @@ class InMemoryHistory:
             for line in self._lines.values()
             if line.gemeente == gemeente and line.toewijzing_nummer == toewijzing_nummer
         ]
+
+    def submitted_declaration(
+        self, aanbieder: str, gemeente: str, identificatie: str
+    ) -> SubmittedDeclaration | None:
+        """See :meth:`History.submitted_declaration`."""
+        return self._submitted.get((aanbieder, gemeente, identificatie))
 
 
 def history_of(

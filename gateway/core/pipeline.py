@@ -12,9 +12,22 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from gateway.core.catalogue import MESSAGE_KINDS
+from gateway.core.document import element_path
+from gateway.core.dossier import (
+    RegisterUpdate,
+    Verdict,
+    claim_lines_in,
+    entries_of,
+    retour_verdict,
+    submitted_declaration_in,
+)
 from gateway.core.model import State
 from gateway.core.report import Level, ValidationReport
 from gateway.core.route import Party, PartyRegistry, PartyRole, addressing, may_transmit_as
+from gateway.core.rules import RuleContext
+from gateway.core.rules.engine import run_rules
+from gateway.core.rules.provider import PROVIDER_RULES, warnings_only
+from gateway.core.rules.registry import REGISTRY
 
 OPERATOR_HOLD = "operator hold"
 # Reason prefix of a hold an operator put on one message: releasing its party leaves it held.
@@ -29,12 +42,15 @@ class Decision:
     why. ``recipient`` is the party it is routed to (None when it could not be routed).
     ``answer_for`` is set when the gateway answers with a retour on the recipient's behalf:
     then a retour is built and sent back to the party that transmitted the message.
+    ``rejected_lines`` is set only for a JW323 the gateway answered and accepted in part.
     """
 
     state: State
     reason: str
     recipient: Party | None = None
     answer_for: Party | None = None
+    rejected_lines: frozenset[str] = frozenset()
+    """Of a JW323 accepted in part: the ReferentieNummers of the rejected prestaties."""
 
     @property
     def rejected(self) -> bool:
@@ -71,7 +87,9 @@ def decide(
     answers those through the transport); then the header must name the sender itself (or a
     party the sender answers for); then the recipient must be known; only then do the rules
     decide between rejection and delivery. The gateway answers on the recipient's behalf when
-    the recipient is configured with ``answered_by``, and never answers a retour.
+    the recipient is configured with ``answered_by``, and never answers a retour. A JW325
+    whose only findings are the provider-side checks is delivered all the same: those
+    findings are the aanbieder's to judge (they are kept, and the edge logs a warning).
     """
     if report.level is Level.MALFORMED:
         return Decision(State.REJECTED, f"malformed message ({_summary(report)})")
@@ -96,7 +114,8 @@ def decide(
     answers = kind is not None and not kind.is_retour and recipient.answered_by is not None
     answer_for = recipient if answers else None
 
-    if not report.ok:
+    rejected_lines = rejected_claim_lines(report) if answer_for is not None else None
+    if not report.ok and rejected_lines is None and not warnings_only(report):
         return Decision(
             State.REJECTED,
             f"{report.level.value} check failed ({_summary(report)})",
@@ -104,4 +123,126 @@ def decide(
             answer_for=answer_for,
         )
     state, reason = placement(recipient, today, holds)
-    return Decision(state, reason, recipient=recipient, answer_for=answer_for)
+    return Decision(
+        state,
+        reason,
+        recipient=recipient,
+        answer_for=answer_for,
+        rejected_lines=rejected_lines or frozenset(),
+    )
+
+
+_DOSSIER_NEEDS = frozenset({"history", "lists"})
+_PROVIDER_CHECKED = frozenset({"JW325"})
+_CHECKED_LEVELS = (Level.RULES, Level.STATE, Level.EXTERNAL)
+
+
+def needs_dossier(report: ValidationReport, decision: Decision) -> bool:
+    """True when the gateway must run the cross-message and list rules on this message.
+
+    Only for a message it answers on the recipient's behalf, and only once the message has
+    passed the XSD and the in-message rules (an in-message fault decides alone, ``0001``).
+    Any other recipient checks these rules itself and answers with its own retour. The one
+    exception is a JW325 on its way to an aanbieder: the provider-side checks (TR337, TR366,
+    TR367, TR371, TR376) run on every one, since they only warn and never stop it.
+    """
+    if report.document is None or report.level not in (Level.OK, Level.STATE, Level.EXTERNAL):
+        return False
+    if decision.answer_for is not None:
+        return True
+    return (
+        report.message_type in _PROVIDER_CHECKED
+        and decision.recipient is not None
+        and not decision.rejected
+    )
+
+
+def with_dossier_findings(report: ValidationReport, context: RuleContext) -> ValidationReport:
+    """``report`` plus the findings of the rules that read the dossier or the external lists.
+
+    The rules that need only the message (and today's date) ran already; the level is the
+    shallowest failing one, as :func:`gateway.core.validate.validate` decides it. A retour
+    gets only the provider-side checks: its sender (the gemeente) is not answered for, so the
+    list rules are not the gateway's to apply to it.
+    """
+    doc = report.document
+    if doc is None:
+        return report
+    rules = [rule for rule in REGISTRY.for_type(doc.message_type) if rule.needs & _DOSSIER_NEEDS]
+    kind = MESSAGE_KINDS.get(doc.message_type)
+    if kind is not None and kind.is_retour:
+        rules = [rule for rule in rules if rule.code in PROVIDER_RULES]
+    added = run_rules(rules, doc, context)
+    if not added:
+        return report
+    findings = (*report.findings, *added)
+    level = next(lv for lv in _CHECKED_LEVELS if any(f.level is lv for f in findings))
+    return ValidationReport(level, findings, report.message_type, report.release, doc)
+
+
+def rejected_claim_lines(report: ValidationReport) -> frozenset[str] | None:
+    """The prestaties to reject when a JW323 can be accepted in part; None when it cannot.
+
+    Spec section 4: cross-message and external faults reject only the prestaties they are
+    found in. Any in-message fault, or a fault on the header, the Declaratie or a Client,
+    rejects the whole message; so does a fault in every prestatie, since nothing is left.
+    An empty set means there is nothing to reject.
+    """
+    if report.message_type != "JW323" or report.document is None:
+        return None
+    if report.level not in (Level.OK, Level.STATE, Level.EXTERNAL):
+        return None
+    lines = {
+        element_path(prestatie): line.referentie_nummer
+        for prestatie, line in claim_lines_in(report.document)
+    }
+    rejected: set[str] = set()
+    for finding in report.findings:
+        found = _line_of(finding.path, lines)
+        if found is None:
+            return None
+        rejected.add(found)
+    if rejected and rejected >= set(lines.values()):
+        return None
+    return frozenset(rejected)
+
+
+def _line_of(path: str | None, lines: dict[str, str]) -> str | None:
+    if path is None:
+        return None
+    for prestatie_path, referentie in lines.items():
+        if path == prestatie_path or path.startswith(prestatie_path + "/"):
+            return referentie
+    return None
+
+
+def register_update(report: ValidationReport, decision: Decision) -> RegisterUpdate | None:
+    """What a decided message writes to the dossier register (None for a rejected one).
+
+    A retour is accepted as it passes and settles its original's pending entries. An original
+    the gateway answered for has its verdict now: accepted, a JW323 perhaps in part. Any other
+    original waits for its recipient's retour, and its entries count meanwhile (OP080).
+    A rejected JW323 establishes nothing, but is remembered as submitted when it was routed
+    to a known recipient (the JW325 that answers it names it, and the provider checks look it
+    up).
+    """
+    doc = report.document
+    if doc is None:
+        return None
+    if decision.rejected:
+        submitted = submitted_declaration_in(doc) if decision.recipient is not None else None
+        if submitted is None:
+            return None
+        return RegisterUpdate((), Verdict.REJECTED, submitted=submitted)
+    kind = MESSAGE_KINDS.get(doc.message_type)
+    if kind is None:
+        return None
+    if kind.is_retour:
+        # Other retours repeat their original's Identificatie; a JW325 has its own.
+        own = entries_of(doc) if doc.message_type == "JW325" else []
+        return RegisterUpdate(tuple(own), Verdict.ACCEPTED, retour_verdict(doc))
+    submitted = submitted_declaration_in(doc)
+    if decision.answer_for is not None:
+        entries = entries_of(doc, decision.rejected_lines)
+        return RegisterUpdate(tuple(entries), Verdict.ACCEPTED, submitted=submitted)
+    return RegisterUpdate(tuple(entries_of(doc)), Verdict.PENDING, submitted=submitted)

@@ -1,0 +1,535 @@
+"""The dossier register in the SQL store: what messages established, for the B rules.
+
+Intake writes the entries of every message that passes (see
+:func:`gateway.core.pipeline.register_update`) in the same transaction as the message itself;
+:class:`SqlHistory` answers the :class:`~gateway.core.dossier.History` protocol from them.
+
+Verdicts (OP286, OP080): entries of a message the gateway answered for are ``accepted`` (or,
+of a JW323, only its accepted lines are written); entries of a message its recipient answers
+are ``pending`` and count for the rules until the recipient's retour settles them, whichever
+of the two arrives first. ``rejected`` entries are invisible to every query.
+
+Privacy: the register holds no BSN. A client is its :func:`~gateway.core.privacy.client_key`
+in a column, and the JSON body carries every field of the record except the BSN. A
+:class:`SqlHistory` is made per message with the plain BSNs of that message: records of those
+clients come back with their BSN, records of other clients with an opaque ``key:<hash>``, so
+the rules' equality tests give the same answers as with plain BSNs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from enum import Enum
+from typing import Any, TypeVar, get_args, get_type_hints
+
+from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy.engine import Connection
+
+from gateway.core.correlate import Side
+from gateway.core.dossier import (
+    Allocation,
+    Answer,
+    ClaimLine,
+    Declaration,
+    Delivery,
+    DeliveryChange,
+    Entry,
+    Identification,
+    RegisterUpdate,
+    Request,
+    RetourVerdict,
+    SubmittedDeclaration,
+    SubmittedLine,
+    Verdict,
+    fold_deliveries,
+)
+from gateway.core.privacy import client_key
+from gateway.store.sql import CORRELATIONS, REGISTER, SqlStore
+
+OTHER_CLIENT_PREFIX = "key:"
+"""The ``bsn`` of a record about a client the message being checked does not name."""
+
+RETOUR_VERDICT = "retour_verdict"
+SUBMITTED = "submitted"
+
+_KINDS: dict[type[Any], str] = {
+    Identification: "identification",
+    Allocation: "allocation",
+    DeliveryChange: "delivery",
+    Request: "request",
+    Answer: "answer",
+    Declaration: "declaration",
+    ClaimLine: "claim_line",
+}
+
+R = TypeVar("R")
+
+
+# --- rows -----------------------------------------------------------------------------------
+
+
+def entry_rows(message_id: str, update_: RegisterUpdate) -> list[dict[str, Any]]:
+    """The register rows of one message: its entries, and a received retour's verdict."""
+    rows = [_row(message_id, entry, update_.verdict) for entry in update_.entries]
+    if update_.submitted is not None:
+        rows.append(_submitted_row(message_id, update_.submitted))
+    if update_.retour is not None:
+        body = {
+            "rejects_all": update_.retour.rejects_all,
+            "rejected_lines": sorted(update_.retour.rejected_lines),
+        }
+        rows.append(_blank(message_id, RETOUR_VERDICT, Verdict.ACCEPTED, body))
+    return rows
+
+
+def _submitted_row(message_id: str, submitted: SubmittedDeclaration) -> dict[str, Any]:
+    body = _encode(submitted)
+    body["lines"] = [
+        {"line": _encode(s.line), "client_key": _key_of(s.line.bsn), "tarief": s.tarief}
+        for s in submitted.lines
+    ]
+    # A fact about what was sent: no retour's verdict changes it.
+    row = _blank(message_id, SUBMITTED, Verdict.ACCEPTED, body)
+    row |= {"gemeente": submitted.gemeente, "aanbieder": submitted.aanbieder}
+    row["referentie"] = submitted.identificatie
+    return row
+
+
+def _blank(message_id: str, kind: str, verdict: Verdict, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "kind": kind,
+        "verdict": verdict.value,
+        "gemeente": None,
+        "aanbieder": None,
+        "client_key": None,
+        "toewijzing_nummer": None,
+        "referentie": None,
+        "vorig_referentie": None,
+        "declaratie_nummer": None,
+        "body": json.dumps(body, sort_keys=True),
+    }
+
+
+def _row(message_id: str, entry: Entry, verdict: Verdict) -> dict[str, Any]:
+    row = _blank(message_id, _KINDS[type(entry)], verdict, _encode(entry))
+    match entry:
+        case Identification():
+            # The sender may be either party; the key is "<type>:<Identificatie>".
+            row["aanbieder"] = entry.sender
+            row["referentie"] = _identification_key(entry.message_type, entry.identificatie)
+        case Allocation():
+            row |= _client(entry.gemeente, entry.aanbieder, entry.bsn)
+            row["toewijzing_nummer"] = entry.toewijzing_nummer
+            row["referentie"] = entry.referentie_aanbieder
+        case DeliveryChange():
+            d = entry.delivery
+            row |= _client(d.gemeente, d.aanbieder, d.bsn)
+            row["toewijzing_nummer"] = d.key.toewijzing_nummer
+        case Request():
+            row |= _client(entry.gemeente, entry.aanbieder, entry.bsn)
+            row["referentie"] = entry.referentie
+        case Answer():
+            row |= {"gemeente": entry.gemeente, "aanbieder": entry.aanbieder}
+            row["referentie"] = entry.referentie
+        case Declaration():
+            row |= {"gemeente": entry.gemeente, "aanbieder": entry.aanbieder}
+            row["declaratie_nummer"] = entry.declaratie_nummer
+        case ClaimLine():
+            row |= _client(entry.gemeente, entry.aanbieder, entry.bsn)
+            row["toewijzing_nummer"] = entry.toewijzing_nummer
+            row["referentie"] = entry.referentie_nummer
+            row["vorig_referentie"] = entry.vorig_referentie_nummer
+            row["declaratie_nummer"] = entry.declaratie_nummer
+    return row
+
+
+def _client(gemeente: str, aanbieder: str, bsn: str) -> dict[str, Any]:
+    return {"gemeente": gemeente, "aanbieder": aanbieder, "client_key": _key_of(bsn)}
+
+
+def _key_of(bsn: str) -> str:
+    """The stored key of a BSN, or of an opaque ``key:<hash>`` handed out by a history."""
+    if bsn.startswith(OTHER_CLIENT_PREFIX):
+        return bsn[len(OTHER_CLIENT_PREFIX) :]
+    return client_key(bsn)
+
+
+def _identification_key(message_type: str, identificatie: str) -> str:
+    return f"{message_type}:{identificatie}"
+
+
+def _encode(record: Any) -> dict[str, Any]:
+    """The record's fields as JSON values, without any BSN."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        if f.name == "bsn":
+            continue
+        out[f.name] = _encode_value(getattr(record, f.name))
+    return out
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encode(value)
+    return value
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _decode(cls: type[R], body: dict[str, Any], bsn: str) -> R:
+    values: dict[str, Any] = {}
+    for name, hint in _hints(cls).items():
+        values[name] = bsn if name == "bsn" else _decode_value(hint, body.get(name), bsn)
+    return cls(**values)
+
+
+def _decode_value(hint: Any, value: Any, bsn: str) -> Any:
+    if value is None:
+        return None
+    target = next((a for a in get_args(hint) if a is not type(None)), hint)
+    if target is dt.date:
+        return dt.date.fromisoformat(value)
+    if target is dt.time:
+        return dt.time.fromisoformat(value)
+    if isinstance(target, type) and issubclass(target, Enum):
+        return target(value)
+    if isinstance(target, type) and dataclasses.is_dataclass(target):
+        return _decode(target, value, bsn)
+    return value
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def write_entries(
+    conn: Connection, updates: Sequence[tuple[str, RegisterUpdate]], replaces: str | None = None
+) -> None:
+    """Insert the register rows of stored messages and settle what their retours decide.
+
+    Call it after the messages' correlations are recorded and linked. ``replaces`` is the
+    original of an operator replay: the replay adds nothing while the original's entries
+    still count (they stand for both).
+    """
+    if (
+        replaces is not None
+        and conn.execute(
+            select(REGISTER.c.id)
+            .where(REGISTER.c.message_id == replaces, REGISTER.c.verdict != Verdict.REJECTED.value)
+            .limit(1)
+        ).first()
+    ):
+        return
+    written = {message_id for message_id, _ in updates}
+    have = set(
+        conn.execute(
+            select(REGISTER.c.message_id).where(REGISTER.c.message_id.in_(sorted(written)))
+        ).scalars()
+    )
+    rows = [row for mid, upd in updates if mid not in have for row in entry_rows(mid, upd)]
+    if rows:
+        conn.execute(REGISTER.insert(), rows)
+    settle(conn, written)
+
+
+def settle(conn: Connection, message_ids: Collection[str]) -> None:
+    """Apply every linked retour's verdict to its original's pending entries.
+
+    Looks at exchanges where one of ``message_ids`` is the retour or the original, so either
+    arrival order settles (OP080). Only pending entries change: an original the gateway
+    answered for is decided already, and the first retour decides.
+    """
+    if not message_ids:
+        return
+    ids = sorted(message_ids)
+    pairs = conn.execute(
+        select(CORRELATIONS.c.message_id, CORRELATIONS.c.linked_id, REGISTER.c.body)
+        .join(REGISTER, REGISTER.c.message_id == CORRELATIONS.c.message_id)
+        .where(
+            CORRELATIONS.c.side == Side.RETOUR.value,
+            CORRELATIONS.c.linked_id.is_not(None),
+            CORRELATIONS.c.message_id.in_(ids) | CORRELATIONS.c.linked_id.in_(ids),
+            REGISTER.c.kind == RETOUR_VERDICT,
+        )
+        .order_by(CORRELATIONS.c.message_id)
+    ).all()
+    for _retour_id, original_id, body in pairs:
+        data = json.loads(body)
+        _apply(
+            conn,
+            str(original_id),
+            RetourVerdict(data["rejects_all"], frozenset(data["rejected_lines"])),
+        )
+
+
+def _apply(conn: Connection, original_id: str, verdict: RetourVerdict) -> None:
+    pending = and_(
+        REGISTER.c.message_id == original_id, REGISTER.c.verdict == Verdict.PENDING.value
+    )
+    if verdict.rejects_all:
+        conn.execute(update(REGISTER).where(pending).values(verdict=Verdict.REJECTED.value))
+        return
+    if verdict.rejected_lines:
+        conn.execute(
+            update(REGISTER)
+            .where(
+                pending,
+                REGISTER.c.kind == _KINDS[ClaimLine],
+                REGISTER.c.referentie.in_(sorted(verdict.rejected_lines)),
+            )
+            .values(verdict=Verdict.REJECTED.value)
+        )
+        lines_left = conn.execute(
+            select(REGISTER.c.id).where(
+                REGISTER.c.message_id == original_id,
+                REGISTER.c.kind == _KINDS[ClaimLine],
+                REGISTER.c.verdict != Verdict.REJECTED.value,
+            )
+        ).first()
+        if lines_left is None:
+            # Nothing of the declaration was accepted: its number was never used (TR333).
+            conn.execute(update(REGISTER).where(pending).values(verdict=Verdict.REJECTED.value))
+            return
+    conn.execute(update(REGISTER).where(pending).values(verdict=Verdict.ACCEPTED.value))
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+class SqlHistory:
+    """The :class:`~gateway.core.dossier.History` of the register, for checking one message.
+
+    ``known_bsns`` are the plain BSNs of the message being checked; ``exclude_messages`` are
+    message ids whose entries must not count (the original of an operator replay, so the
+    replay does not collide with itself on uniqueness rules such as TR056 or TR333).
+    Answers are those :class:`~gateway.core.dossier.InMemoryHistory` gives for the same
+    accepted messages folded in arrival order.
+    """
+
+    def __init__(
+        self,
+        store: SqlStore,
+        known_bsns: Iterable[str] = (),
+        exclude_messages: Iterable[str] = (),
+    ) -> None:
+        self._engine = store.engine
+        self._bsn_by_key = {client_key(bsn): bsn for bsn in known_bsns}
+        self._excluded = sorted(set(exclude_messages))
+
+    # -- plumbing --
+
+    def _rows(self, kind: type[Any] | str, *where: ColumnElement[bool]) -> list[Any]:
+        stmt = (
+            select(REGISTER.c.message_id, REGISTER.c.client_key, REGISTER.c.body)
+            .where(
+                REGISTER.c.kind == (kind if isinstance(kind, str) else _KINDS[kind]),
+                REGISTER.c.verdict != Verdict.REJECTED.value,
+                *where,
+            )
+            .order_by(REGISTER.c.id)
+        )
+        if self._excluded:
+            stmt = stmt.where(REGISTER.c.message_id.not_in(self._excluded))
+        with self._engine.connect() as conn:
+            return list(conn.execute(stmt).all())
+
+    def _bsn(self, key: str | None) -> str:
+        if key is None:
+            return ""
+        return self._bsn_by_key.get(key, OTHER_CLIENT_PREFIX + key)
+
+    def _records(self, kind: type[R], *where: ColumnElement[bool]) -> list[R]:
+        return [
+            _decode(kind, json.loads(body), self._bsn(key))
+            for _, key, body in self._rows(kind, *where)
+        ]
+
+    def _allocations(self, *where: ColumnElement[bool]) -> list[Allocation]:
+        """Every version of the numbers that have a version matching ``where``; a later entry
+        with the same moment replaces an earlier one, as in the in-memory history."""
+        numbers = {(a.gemeente, a.toewijzing_nummer) for a in self._records(Allocation, *where)}
+        versions: dict[tuple[str, int], dict[dt.datetime, Allocation]] = defaultdict(dict)
+        for gemeente, nummer in sorted(numbers):
+            for version in self._records(
+                Allocation,
+                REGISTER.c.gemeente == gemeente,
+                REGISTER.c.toewijzing_nummer == nummer,
+            ):
+                versions[(gemeente, nummer)][version.moment] = version
+        return [v for by_moment in versions.values() for v in by_moment.values()]
+
+    def _lines(self, *where: ColumnElement[bool]) -> list[ClaimLine]:
+        """Claim lines matching ``where``, the latest per ReferentieNummer."""
+        latest: dict[tuple[str, str, str], ClaimLine] = {}
+        for line in self._records(ClaimLine, *where):
+            latest[(line.aanbieder, line.gemeente, line.referentie_nummer)] = line
+        return list(latest.values())
+
+    # -- History --
+
+    def message_seen(self, sender: str, message_type: str, identificatie: str) -> bool:
+        """See :meth:`History.message_seen`."""
+        return bool(
+            self._rows(
+                Identification,
+                REGISTER.c.aanbieder == sender,
+                REGISTER.c.referentie == _identification_key(message_type, identificatie),
+            )
+        )
+
+    def allocation_versions(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Allocation]:
+        """See :meth:`History.allocation_versions`."""
+        return self._allocations(
+            REGISTER.c.gemeente == gemeente, REGISTER.c.toewijzing_nummer == toewijzing_nummer
+        )
+
+    def client_allocations(self, gemeente: str, aanbieder: str, bsn: str) -> Sequence[Allocation]:
+        """See :meth:`History.client_allocations`."""
+        return [
+            v
+            for v in self._allocations(
+                REGISTER.c.gemeente == gemeente,
+                REGISTER.c.aanbieder == aanbieder,
+                REGISTER.c.client_key == _key_of(bsn),
+            )
+            if v.aanbieder == aanbieder and v.bsn == bsn
+        ]
+
+    def allocations_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Allocation]:
+        """See :meth:`History.allocations_with_reference`."""
+        return [
+            v
+            for v in self._allocations(
+                REGISTER.c.aanbieder == aanbieder, REGISTER.c.referentie == referentie
+            )
+            if v.aanbieder == aanbieder and v.referentie_aanbieder == referentie
+        ]
+
+    def deliveries(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Delivery]:
+        """See :meth:`History.deliveries`."""
+        rows = self._rows(
+            DeliveryChange,
+            REGISTER.c.aanbieder == aanbieder,
+            REGISTER.c.gemeente == gemeente,
+            REGISTER.c.client_key == _key_of(bsn),
+        )
+        # Fold message by message, in arrival order, exactly as the in-memory history does.
+        by_message: dict[str, list[DeliveryChange]] = {}
+        for message_id, key, body in rows:
+            change = _decode(DeliveryChange, json.loads(body), self._bsn(key))
+            by_message.setdefault(message_id, []).append(change)
+        current: list[Delivery] = []
+        for changes in by_message.values():
+            current = fold_deliveries(current, changes)
+        return current
+
+    def requests_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Request]:
+        """See :meth:`History.requests_with_reference`."""
+        return self._records(
+            Request, REGISTER.c.aanbieder == aanbieder, REGISTER.c.referentie == referentie
+        )
+
+    def client_requests(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Request]:
+        """See :meth:`History.client_requests`."""
+        return self._records(
+            Request,
+            REGISTER.c.aanbieder == aanbieder,
+            REGISTER.c.gemeente == gemeente,
+            REGISTER.c.client_key == _key_of(bsn),
+        )
+
+    def answers(self, aanbieder: str, referentie: str) -> Sequence[Answer]:
+        """See :meth:`History.answers`."""
+        return self._records(
+            Answer, REGISTER.c.aanbieder == aanbieder, REGISTER.c.referentie == referentie
+        )
+
+    def declaration_number_seen(self, aanbieder: str, declaratie_nummer: str) -> bool:
+        """See :meth:`History.declaration_number_seen`."""
+        return bool(
+            self._rows(
+                Declaration,
+                REGISTER.c.aanbieder == aanbieder,
+                REGISTER.c.declaratie_nummer == declaratie_nummer,
+            )
+        )
+
+    def claim_line(self, aanbieder: str, gemeente: str, referentie_nummer: str) -> ClaimLine | None:
+        """See :meth:`History.claim_line`."""
+        lines = self._lines(
+            REGISTER.c.aanbieder == aanbieder,
+            REGISTER.c.gemeente == gemeente,
+            REGISTER.c.referentie == referentie_nummer,
+        )
+        return lines[0] if lines else None
+
+    def credits_of(
+        self, aanbieder: str, gemeente: str, referentie_nummer: str
+    ) -> Sequence[ClaimLine]:
+        """See :meth:`History.credits_of`."""
+        return [
+            line
+            for line in self._lines(
+                REGISTER.c.aanbieder == aanbieder,
+                REGISTER.c.gemeente == gemeente,
+                REGISTER.c.vorig_referentie == referentie_nummer,
+            )
+            if line.credit
+        ]
+
+    def allocation_claims(self, gemeente: str, toewijzing_nummer: int) -> Sequence[ClaimLine]:
+        """See :meth:`History.allocation_claims`."""
+        return self._lines(
+            REGISTER.c.gemeente == gemeente, REGISTER.c.toewijzing_nummer == toewijzing_nummer
+        )
+
+    def submitted_declaration(
+        self, aanbieder: str, gemeente: str, identificatie: str
+    ) -> SubmittedDeclaration | None:
+        """See :meth:`History.submitted_declaration`."""
+        rows = self._rows(
+            SUBMITTED,
+            REGISTER.c.aanbieder == aanbieder,
+            REGISTER.c.gemeente == gemeente,
+            REGISTER.c.referentie == identificatie,
+        )
+        if not rows:
+            return None
+        body = json.loads(rows[-1][2])
+        lines = tuple(
+            SubmittedLine(
+                _decode(ClaimLine, item["line"], self._bsn(item["client_key"])), item["tarief"]
+            )
+            for item in body.pop("lines")
+        )
+        hints = _hints(SubmittedDeclaration)
+        values = {name: _decode_value(hints[name], value, "") for name, value in body.items()}
+        return SubmittedDeclaration(**values, lines=lines)
+
+
+HistoryFactory = Callable[[Collection[str], Collection[str]], SqlHistory]
+"""Builds the history for one message: (its plain BSNs, message ids to leave out)."""
+
+
+def history_factory(store: SqlStore) -> HistoryFactory:
+    """A factory of :class:`SqlHistory` over ``store``, for the service."""
+
+    def build(known_bsns: Collection[str], exclude_messages: Collection[str]) -> SqlHistory:
+        return SqlHistory(store, known_bsns, exclude_messages)
+
+    return build
