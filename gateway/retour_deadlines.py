@@ -8,21 +8,39 @@ the same. The party that owes the retour is the original's recipient.
 
 Read by ``gateway deadlines``, ``gateway status``, ``/metrics`` and the housekeeping job that
 logs ``retour_overdue`` once per original (the store remembers it, so a restart is silent).
+
+Request clocks (:func:`request_deadlines`): a JW315 product or JW317 request is owed its
+functional answer, a JW319 or a JW301 carrying its ReferentieAanbieder, within 5 working days;
+after a JW319 "in onderzoek" (VerzoekAntwoord 2) the final answer (a JW301, or a JW319
+"afgewezen") within 8 weeks. They are fed from the dossier register (requests and answers that
+were not rejected) and owed by the gemeente the request was addressed to; their overdue notice
+``request_answer_overdue`` is logged once per request and clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.clock import Clock
-from gateway.core.deadlines import dutch_day, retour_due
+from gateway.core.deadlines import (
+    Clock as DeadlineClock,
+)
+from gateway.core.deadlines import (
+    DeadlineStatus,
+    Response,
+    deadlines_for,
+    dutch_day,
+    retour_due,
+)
 from gateway.core.model import Message
 from gateway.logs import get_logger
-from gateway.store.base import Store
+from gateway.store.base import RequestExchange, Store
 
 log = get_logger("gateway.deadlines")
 
@@ -76,8 +94,83 @@ def retour_deadlines(
     return found
 
 
-def overdue_by_party(deadlines: list[RetourDeadline]) -> dict[str, int]:
-    """Owing party → how many of its retours are overdue."""
+#: The request clocks: the answer within 5 working days, the final answer within 8 weeks.
+REQUEST_CLOCKS = (DeadlineClock.ANSWER, DeadlineClock.FINAL_ANSWER)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDeadline:
+    """A request still waiting for its (final) answer: which clock, since when, until when."""
+
+    exchange: RequestExchange
+    clock: DeadlineClock
+    started: dt.date
+    due: dt.date
+    overdue: bool
+    overdue_logged_at: dt.datetime | None = None
+
+    @property
+    def message(self) -> Message:
+        """The request message (JW315 or JW317)."""
+        return self.exchange.message
+
+    @property
+    def owed_by(self) -> str | None:
+        """The party that has to answer: the gemeente the request was addressed to."""
+        return self.exchange.message.recipient
+
+    @property
+    def key(self) -> str:
+        """What the once-only overdue notice is remembered by."""
+        return f"{self.clock.value}:{self.message.id}:{self.exchange.referentie}"
+
+    def as_json(self, today: dt.date) -> dict[str, Any]:
+        """The JSON shape for ``gateway deadlines --json`` (metadata only, never content)."""
+        msg = self.message
+        return {
+            "id": msg.id,
+            "clock": self.clock.value,
+            "message_type": msg.message_type,
+            "bericht_id": msg.bericht_id,
+            "referentie": self.exchange.referentie,
+            "sender": msg.sender,
+            "owed_by": self.owed_by,
+            "state": msg.state.value,
+            "started": self.started.isoformat(),
+            "due": self.due.isoformat(),
+            "overdue": self.overdue,
+            "days_overdue": max((today - self.due).days, 0),
+        }
+
+
+def request_deadlines(
+    store: Store, now: dt.datetime, party: str | None = None
+) -> list[RequestDeadline]:
+    """The requests still waiting for an answer or a final answer (sent by or addressed to
+    ``party``), oldest first, each with its running clock and whether it is overdue on
+    ``now``'s Dutch day. A clock that was met (even late) is not listed."""
+    today = dutch_day(now)
+    found: list[RequestDeadline] = []
+    for exchange in store.request_exchanges(party):
+        msg = exchange.message
+        responses = [
+            Response(a.message_type, dutch_day(a.received_at), a.verzoek_antwoord)
+            for a in exchange.answers
+        ]
+        clocks = deadlines_for(msg.message_type or "", dutch_day(msg.received_at), responses)
+        for deadline in clocks:
+            if deadline.clock not in REQUEST_CLOCKS or deadline.answered is not None:
+                continue
+            overdue = deadline.status(today) is DeadlineStatus.OVERDUE
+            found.append(
+                RequestDeadline(exchange, deadline.clock, deadline.started, deadline.due, overdue)
+            )
+    logged = store.logged_notices([d.key for d in found])
+    return [dataclasses.replace(d, overdue_logged_at=logged.get(d.key)) for d in found]
+
+
+def overdue_by_party(deadlines: Sequence[RetourDeadline | RequestDeadline]) -> dict[str, int]:
+    """Owing party → how many of its retours (or answers) are overdue."""
     counts = Counter(d.owed_by for d in deadlines if d.overdue and d.owed_by is not None)
     return {party: counts[party] for party in sorted(p for p in counts if p is not None)}
 
@@ -90,12 +183,14 @@ class OverdueNotices:
         self.clock = clock
 
     async def run(self) -> int:
-        """Log the originals that became overdue since the last run; returns how many."""
+        """Log the originals (and requests) that became overdue since the last run; returns
+        how many notices were logged."""
         now = self.clock.now()
         deadlines = await asyncio.to_thread(retour_deadlines, self.store, now)
         due = {d.message.id: d for d in deadlines if d.overdue and d.overdue_logged_at is None}
+        requests = await self._requests(now)
         if not due:
-            return 0
+            return requests
         # Only what this call marked is logged: another process that got there first logs it.
         marked = await asyncio.to_thread(self.store.mark_overdue_logged, sorted(due), now)
         for message_id in marked:
@@ -107,6 +202,28 @@ class OverdueNotices:
                 party=item.owed_by,
                 sender=item.message.sender,
                 received=item.received.isoformat(),
+                due=item.due.isoformat(),
+            )
+        return len(marked) + requests
+
+    async def _requests(self, now: dt.datetime) -> int:
+        """Log ``request_answer_overdue`` once per request and clock; returns how many."""
+        deadlines = await asyncio.to_thread(request_deadlines, self.store, now)
+        due = {d.key: d for d in deadlines if d.overdue and d.overdue_logged_at is None}
+        if not due:
+            return 0
+        marked = await asyncio.to_thread(self.store.mark_notices_logged, sorted(due), now)
+        for key in marked:
+            item = due[key]
+            log.warning(
+                "request_answer_overdue",
+                message_id=item.message.id,
+                message_type=item.message.message_type,
+                clock=item.clock.value,
+                referentie=item.exchange.referentie,
+                party=item.owed_by,
+                sender=item.message.sender,
+                started=item.started.isoformat(),
                 due=item.due.isoformat(),
             )
         return len(marked)

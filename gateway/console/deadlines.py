@@ -1,4 +1,10 @@
-"""``gateway deadlines``: exchanges waiting for their retour, and which of them are late."""
+"""``gateway deadlines``: exchanges waiting for their retour or answer, and which are late.
+
+Two kinds of clock: every original waits for its retour (3 working days; a JW323 for its JW325,
+10), and every request (JW315 product, JW317) waits for its functional answer (a JW319 or a
+JW301 honouring it, 5 working days) and, after a JW319 "in onderzoek", for its final answer
+(8 weeks). The gemeente a request was sent to owes its answer.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +24,16 @@ from gateway.console.common import (
     settings_of,
 )
 from gateway.core.deadlines import DUTCH_TIME, dutch_day
-from gateway.retour_deadlines import retour_deadlines
+from gateway.retour_deadlines import (
+    RequestDeadline,
+    RetourDeadline,
+    request_deadlines,
+    retour_deadlines,
+)
 from gateway.terminal import style
 
 EXAMPLES = """
-  gateway deadlines                      # every original still waiting for its retour
+  gateway deadlines                      # originals waiting for a retour, requests for an answer
   gateway deadlines --overdue            # only those past their due date
   gateway deadlines --party provider-a   # sent by or addressed to one party
   gateway deadlines --overdue --as-of 2026-06-01 --json
@@ -47,15 +58,32 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     today = dutch_day(now)
     with open_store(settings) as store:
         found = retour_deadlines(store, now, args.party)
+        requests = request_deadlines(store, now, args.party)
     if args.overdue:
         found = [d for d in found if d.overdue]
+        requests = [d for d in requests if d.overdue]
     if args.json:
-        print_json({"as_of": today.isoformat(), "deadlines": [d.as_json(today) for d in found]})
-        return EXIT_OK
-    if not found:
-        print("no overdue retours" if args.overdue else "no originals waiting for a retour")
+        print_json(
+            {
+                "as_of": today.isoformat(),
+                "deadlines": [d.as_json(today) for d in found],
+                "requests": [d.as_json(today) for d in requests],
+            }
+        )
         return EXIT_OK
     colour = colour_enabled(sys.stdout)
+    _print_retours(found, today, colour, args.overdue)
+    if requests:
+        _print_requests(requests, today, colour)
+    return EXIT_OK
+
+
+def _print_retours(
+    found: list[RetourDeadline], today: dt.date, colour: bool, overdue: bool
+) -> None:
+    if not found:
+        print("no overdue retours" if overdue else "no originals waiting for a retour")
+        return
     rows = []
     for item in found:
         msg = item.message
@@ -78,10 +106,35 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
         rows,
         sys.stdout,
     )
-    overdue = sum(1 for d in found if d.overdue)
-    summary = f"{len(found)} waiting, {overdue} overdue (working days as of {today.isoformat()})"
-    print(style(summary, "red", colour) if overdue else summary)
-    return EXIT_OK
+    late_count = sum(1 for d in found if d.overdue)
+    summary = f"{len(found)} waiting, {late_count} overdue (working days as of {today.isoformat()})"
+    print(style(summary, "red", colour) if late_count else summary)
+
+
+def _print_requests(requests: list[RequestDeadline], today: dt.date, colour: bool) -> None:
+    print()
+    rows = [
+        [
+            item.message.id,
+            item.message.message_type or "-",
+            item.exchange.referentie,
+            item.message.sender,
+            item.owed_by or "-",
+            "answer" if item.clock.value == "answer" else "final answer",
+            item.started.isoformat(),
+            item.due.isoformat(),
+            f"{(today - item.due).days}d late" if item.overdue else "open",
+        ]
+        for item in requests
+    ]
+    render_table(
+        ["ID", "TYPE", "REFERENTIE", "FROM", "OWED BY", "CLOCK", "SINCE", "DUE", "STATUS"],
+        rows,
+        sys.stdout,
+    )
+    late_count = sum(1 for d in requests if d.overdue)
+    summary = f"{len(requests)} request(s) waiting for an answer, {late_count} overdue"
+    print(style(summary, "red", colour) if late_count else summary)
 
 
 def add_deadlines_command(subparsers: Subparsers) -> None:
@@ -89,7 +142,8 @@ def add_deadlines_command(subparsers: Subparsers) -> None:
     cmd = add_command(
         subparsers,
         "deadlines",
-        "originals waiting for their retour (3 working days; JW325: 10) and which are late",
+        "originals waiting for their retour (3 working days; JW325: 10), requests for their "
+        "answer (5 working days; 8 weeks after in onderzoek), and which are late",
         EXAMPLES,
     )
     cmd.add_argument("--overdue", action="store_true", help="only those past their due date")

@@ -11,6 +11,7 @@ from gateway.core.rules import (  # noqa: F401  (imported for their registration
     declaration,
     external,
     products,
+    provider,
     requests,
     startstop,
     state,
