@@ -12,6 +12,7 @@ import datetime as dt
 from gateway.clock import SystemClock
 from gateway.console.common import config_option, settings_of
 from gateway.logs import configure_logging
+from gateway.mappings import load_mappings
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -40,12 +41,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  inbox    {settings.inbox}")
     print(f"  outbox   {settings.outbox}")
     print(f"  schemas  {', '.join(str(s) for s in settings.schemas)}")
+    if settings.translates:
+        # Loaded exactly as the daemon loads them: a broken table is exit 2 with file:line.
+        summary = load_mappings(settings.mappings).summary()
+        print(f"  mappings {settings.mappings} ({summary['sets']} set(s), {summary['rows']} rows)")
     print(f"  parties  {len(settings.parties)}")
     today = _today()
     for party in settings.parties:
         readiness = party.hold_reason(today) or "ready"
         extra = f", answered by {party.answered_by}" if party.answered_by else ""
         token = "token" if party.token_sha256 else "no token"
+        if party.generations:
+            extra += f", speaks {party.generation_on(today) or '-'}"
         print(
             f"    {party.id:<18} {party.role.value:<10} {party.identity or '-':<9} "
             f"{party.channel.value:<8} {token:<9} {readiness}{extra}"

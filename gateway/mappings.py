@@ -172,25 +172,17 @@ class _Loader:
         except (OSError, UnicodeDecodeError) as exc:
             self.problem(path, None, f"unreadable: {exc}")
             return None
-        meta: dict[str, list[str]] = {}
-        header: list[str] | None = None
+        meta, found, records = split_commented_csv(lines)
+        if found is None:
+            self.problem(path, None, "no header row")
+            return None
+        header_line, header = found
+        missing = [c for c in columns if c not in header]
+        if missing:
+            self.problem(path, header_line, f"header lacks column(s) {', '.join(missing)}")
+            return None
         rows: list[tuple[int, dict[str, str]]] = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            if line.lstrip().startswith("#"):
-                key, sep, value = line.lstrip()[1:].partition(":")
-                if sep and header is None:
-                    meta.setdefault(key.strip().lower(), []).append(value.strip())
-                continue
-            cells = next(csv.reader([line]))
-            if header is None:
-                header = [c.strip() for c in cells]
-                missing = [c for c in columns if c not in header]
-                if missing:
-                    self.problem(path, number, f"header lacks column(s) {', '.join(missing)}")
-                    return None
-                continue
+        for number, cells in records:
             if len(cells) != len(header):
                 self.problem(
                     path,
@@ -200,9 +192,6 @@ class _Loader:
                 )
                 continue
             rows.append((number, {h: c.strip() for h, c in zip(header, cells, strict=True)}))
-        if header is None:
-            self.problem(path, None, "no header row")
-            return None
         return _CsvFile(str(path), meta, rows)
 
     def _csv_files(self, sub: str) -> Iterator[Path]:
@@ -579,3 +568,42 @@ def _overlap(a: MappingRow, b: MappingRow) -> bool:
     if a.source_kind is SourceKind.PRODUCT:
         return True
     return periods(a.dbc_opened_from, a.dbc_opened_to, b.dbc_opened_from, b.dbc_opened_to)
+
+
+def load_code_list(folder: Path, name: str) -> ProductCodeList:
+    """One product code list of a mapping folder by its ``# list:`` name (e.g. ``JZ21``);
+    raises :class:`MappingError` when it is missing or invalid."""
+    loader = _Loader(folder)
+    lists = loader._read_code_lists()
+    if loader.problems or name not in lists:
+        where = str(folder / "codes")
+        raise MappingError(loader.problems or [Problem(where, None, f"no code list {name!r}")])
+    return lists[name]
+
+
+def split_commented_csv(
+    lines: list[str],
+) -> tuple[dict[str, list[str]], tuple[int, list[str]] | None, list[tuple[int, list[str]]]]:
+    """Split the lines of a mappings/ CSV file into (``# key: value`` metadata before the
+    header, (line number, header columns), data records with their line numbers).
+
+    Blank lines and other ``#`` comment lines are skipped; line numbers count from 1 so
+    errors can name them.
+    """
+    meta: dict[str, list[str]] = {}
+    header: tuple[int, list[str]] | None = None
+    records: list[tuple[int, list[str]]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("#"):
+            key, sep, value = line.lstrip()[1:].partition(":")
+            if sep and header is None:
+                meta.setdefault(key.strip().lower(), []).append(value.strip())
+            continue
+        cells = next(csv.reader([line]))
+        if header is None:
+            header = (number, [c.strip() for c in cells])
+        else:
+            records.append((number, cells))
+    return meta, header, records

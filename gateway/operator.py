@@ -21,6 +21,7 @@ from gateway.core.model import Direction, Message, State
 from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, placement
 from gateway.service import GatewayService, NotFoundError
 from gateway.store.base import NewMessage, PurgeResult, SearchQuery, Store
+from gateway.translation import waits_for_decision
 
 T = TypeVar("T")
 
@@ -64,6 +65,15 @@ def retention_cutoffs(retention: RetentionSettings, now: dt.datetime) -> dict[St
     if retention.rejected_days:
         cutoffs[State.REJECTED] = now - dt.timedelta(days=retention.rejected_days)
     return cutoffs
+
+
+def _refuse_undecided(msg: Message) -> None:
+    """A message waiting for a mapping decision would go out untranslated: refuse."""
+    if waits_for_decision(msg):
+        raise OperatorError(
+            f"message {msg.id} waits for a mapping decision; release it with "
+            "'gateway mappings decide ID --target CAT/CODE --reason ...'"
+        )
 
 
 class Operator:
@@ -121,6 +131,7 @@ class Operator:
     async def retry(self, message_id: str, reason: str | None) -> Message:
         """Deliver now: ``dead``/``held`` → ``queued``; a queued message in backoff is due now."""
         msg = await self.message(message_id)
+        _refuse_undecided(msg)
         note = reason or "retry now"
         if msg.state in (State.DEAD, State.HELD):
             moved = await self.service.move(
@@ -168,6 +179,7 @@ class Operator:
             raise OperatorError(
                 f"message {message_id} is {msg.state.value}; only a held message can be released"
             )
+        _refuse_undecided(msg)
         moved = await self.service.move(
             msg,
             State.QUEUED,

@@ -11,6 +11,19 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from gateway.console.common import (
+    config_option,
+    open_store,
+    operator_name,
+    parse_moment,
+    print_json,
+    render_table,
+    require_reason,
+    settings_of,
+    when,
+    with_operator,
+)
+from gateway.contracts import check_contract_table, contract_files
 from gateway.core.errors import GatewayError
 from gateway.core.ledger import InMemoryLedger
 from gateway.core.mapping import MappingTable
@@ -92,6 +105,55 @@ def add_translate_commands(
     explain.add_argument("--category", metavar="C", help="only rows in this productcategorie")
     _mappings_option(explain)
     explain.set_defaults(func=run_explain)
+    _add_daemon_subcommands(sub)
+
+
+DECIDE_EXAMPLES = """\
+examples:
+  gateway mappings decide 01JQ3V6X9N8W2M4K7P5R1T0ABC --target 45/IJ01P --reason "gezinsplan"
+  gateway mappings decide 01JQ3V6X9N8W2M4K7P5R1T0ABC --target 45/IJ01P --reason "..." --dry-run
+exit status: 0 decided (or shown, with --dry-run), 2 when the decision does not apply.
+"""
+
+COVERAGE_EXAMPLES = """\
+examples:
+  gateway mappings coverage                    products that waited for a decision, most first
+  gateway mappings coverage --since 30d --json
+"""
+
+
+def _add_daemon_subcommands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """``mappings decide`` and ``mappings coverage``: they work on the daemon's store."""
+    decide = sub.add_parser(
+        "decide",
+        help="pick the target of a message held with 'needs mapping decision' and release it",
+        description="Record the target product in the translation ledger (origin operator) and "
+        "the audit trail, translate the message with it and queue it for delivery. Every later "
+        "message about the same allocation uses the same pair.",
+        epilog=DECIDE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    decide.add_argument("message_id", metavar="MESSAGE_ID")
+    decide.add_argument("--target", required=True, metavar="CAT/CODE", help="e.g. 45/IJ01P")
+    decide.add_argument("--reason", required=True, help="why this target (kept in the audit)")
+    decide.add_argument("--dry-run", action="store_true", help="show the rewrites, change nothing")
+    config_option(decide)
+    decide.set_defaults(func=run_decide)
+
+    coverage = sub.add_parser(
+        "coverage",
+        help="codes seen in traffic that the tables could not translate, with counts",
+        description="Products in translated traffic that waited for a mapping decision (no "
+        "mapping, one-to-many, unit change), grouped per gemeente and generation pair.",
+        epilog=COVERAGE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    coverage.add_argument("--since", metavar="WHEN", help="received since (date, 7d, 24h)")
+    coverage.add_argument("--json", action="store_true", help="JSON for scripts")
+    config_option(coverage)
+    coverage.set_defaults(func=run_coverage)
 
 
 def _mappings_option(cmd: argparse.ArgumentParser) -> None:
@@ -152,12 +214,17 @@ def run_translate(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     """``gateway mappings check``."""
     table, problems = check_mappings(args.mappings)
+    contracts = contract_files(args.mappings)
+    for path in contracts:
+        problems += check_contract_table(path, args.mappings)[1]
     if problems or table is None:
         for problem in problems:
             print(str(problem), file=sys.stderr)
         print(f"{len(problems)} problem(s) in {args.mappings}", file=sys.stderr)
         return EXIT_USAGE
     _print_summary(table, args.mappings)
+    for path in contracts:
+        print(f"  contracts {path.name}: ok")
     return EXIT_OK
 
 
@@ -203,4 +270,77 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"    Eenheid {row.unit_from} -> {row.unit_to}{factor}")
         if row.note:
             print(f"    note: {row.note}")
+    return EXIT_OK
+
+
+def run_decide(args: argparse.Namespace) -> int:
+    """``gateway mappings decide``."""
+    # Imported on use: it pulls in the service (aiohttp), which the table commands never need.
+    from gateway.translation import decide_mapping  # noqa: PLC0415
+
+    reason = require_reason(args, "a mapping decision")
+    outcome = with_operator(
+        args,
+        lambda op: decide_mapping(
+            op.service,
+            args.message_id,
+            args.target,
+            reason=reason,
+            actor=operator_name(),
+            dry_run=args.dry_run,
+        ),
+    )
+    for entry in outcome.entries:
+        print(f"ledger {entry.key}: {entry.original} <-> {entry.translated} ({entry.origin.value})")
+    for rewrite in outcome.rewrites:
+        print(f"rewrite {rewrite}")
+    if outcome.dry_run:
+        print(f"dry run: message {outcome.message.id} stays {outcome.message.state.value}")
+    else:
+        print(f"message {outcome.message.id} is {outcome.message.state.value}")
+    return EXIT_OK
+
+
+def run_coverage(args: argparse.Namespace) -> int:
+    """``gateway mappings coverage``."""
+    settings = settings_of(args)
+    since = parse_moment(args.since) if args.since else None
+    with open_store(settings) as store:
+        rows = store.translation_coverage(since)
+    if args.json:
+        print_json(
+            [
+                {
+                    "gemeente": r.gemeente,
+                    "from": r.from_generation,
+                    "to": r.to_generation,
+                    "product": r.product,
+                    "problem": r.problem,
+                    "messages": r.messages,
+                    "first_seen": r.first_seen.isoformat(),
+                    "last_seen": r.last_seen.isoformat(),
+                }
+                for r in rows
+            ]
+        )
+        return EXIT_OK
+    if not rows:
+        print("every product seen in translated traffic had a mapping")
+        return EXIT_OK
+    render_table(
+        ("GEMEENTE", "FROM", "TO", "PRODUCT", "PROBLEM", "MESSAGES", "LAST SEEN"),
+        [
+            (
+                r.gemeente,
+                r.from_generation,
+                r.to_generation,
+                r.product,
+                r.problem,
+                str(r.messages),
+                when(r.last_seen),
+            )
+            for r in rows
+        ],
+        sys.stdout,
+    )
     return EXIT_OK

@@ -92,8 +92,7 @@ def gather(store: SqlStore, message_id: str) -> dict[str, Any]:
             {**f, "message": mask_free_text(str(f.get("message", "")))}
             for f in store.findings(message_id)
         ],
-        # Filled once the translation work records what it changed per message.
-        "translations": [],
+        "translations": translation_summary(store, message_id),
         "related": [
             {
                 "relation": rel.relation,
@@ -106,6 +105,63 @@ def gather(store: SqlStore, message_id: str) -> dict[str, Any]:
             for rel in store.related(message_id)
         ],
     }
+
+
+def translation_summary(store: SqlStore, message_id: str) -> list[dict[str, Any]]:
+    """Original and translated code per rewrite, and what waits for a mapping decision."""
+    stored = store.translation_of(message_id)
+    if stored is None:
+        return []
+    return [
+        {
+            "gemeente": stored.gemeente,
+            "from": stored.from_generation,
+            "to": stored.to_generation,
+            "delivered_translated": stored.has_payload,
+            "rewrites": [
+                {
+                    "path": r.path,
+                    "original": r.old,
+                    "translated": r.new,
+                    "basis": r.basis,
+                    "ledger": r.key,
+                }
+                for r in stored.rewrites
+            ],
+            "undecided": [
+                {
+                    "path": u.path,
+                    "original": str(u.product) if u.product is not None else None,
+                    "reason": u.reason,
+                    "ledger": u.key,
+                    "candidates": [str(c) for c in u.candidates],
+                }
+                for u in stored.undecided
+            ],
+        }
+    ]
+
+
+def _translation_lines(translations: list[dict[str, Any]], colour: bool) -> list[str]:
+    out: list[str] = []
+    for item in translations:
+        out.append(
+            style(f"translation {item['from']} -> {item['to']}", "bold", colour)
+            + f"  (gemeente {item['gemeente']})"
+        )
+        for rewrite in item["rewrites"]:
+            out.append(
+                f"  {rewrite['original']:<10} -> {rewrite['translated']:<10} "
+                f"{rewrite['path']}  [{rewrite['basis']}]"
+            )
+        for waiting in item["undecided"]:
+            options = ", ".join(waiting["candidates"])
+            suffix = f" (candidates: {options})" if options else ""
+            out.append(
+                f"  {waiting['original'] or '-':<10} -> ?          {waiting['path']}: "
+                f"{waiting['reason']}{suffix}"
+            )
+    return out
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -191,6 +247,7 @@ def _print(data: dict[str, Any]) -> None:
             f"  {when_iso(event['at'])}  {event['from'] or '-':>9} -> {event['to']:<9} "
             f"{event['actor']}: {event['reason']}"
         )
+    out += _translation_lines(data["translations"], colour)
     if data["findings"]:
         out.append(style("findings", "bold", colour))
         for finding in data["findings"]:

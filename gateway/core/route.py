@@ -34,6 +34,14 @@ class Channel(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class GenerationStep:
+    """From ``since`` (None: from the start) the party speaks product-code ``generation``."""
+
+    generation: str
+    since: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Party:
     """One configured party. ``token_sha256`` is the hex SHA-256 of its API token, if any."""
 
@@ -47,6 +55,18 @@ class Party:
     not_ready_until: dt.date | None = None
     answered_by: str | None = None
     name: str | None = None
+    generations: tuple[GenerationStep, ...] = ()
+
+    def generation_on(self, day: dt.date) -> str | None:
+        """The product-code generation the party's software speaks on ``day``, if configured.
+
+        None means the party takes part in no translation: its messages pass as they are.
+        """
+        current: str | None = None
+        for step in self.generations:
+            if step.since is None or step.since <= day:
+                current = step.generation
+        return current
 
     def hold_reason(self, today: dt.date) -> str | None:
         """Why messages for this party must wait today, or None when it is ready."""

@@ -1,0 +1,423 @@
+"""Product-code translation in the daemon: which messages, into which generation, and the
+operator's decision for what the mapping tables cannot answer.
+
+The pure work is :func:`gateway.core.translate.translate`; this module decides when it runs
+and what happens around it (docs/translation.md, "In the daemon"):
+
+* A message is translated when the party that transmits it and its recipient speak different
+  code generations on the message's Dagtekening (``Party.generation_on``).
+* X and XSD validation ran on the message as sent. The cross-message (B) and external (E)
+  rules run again on the translated message, so they see the receiver's codes; the translated
+  message is XSD-checked on the way (a translation must never break the schema).
+* A product the tables cannot translate on their own holds the message with the reason
+  "needs mapping decision"; :func:`decide_mapping` records the operator's target in the ledger
+  and the audit trail, translates and releases the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gateway.core.document import MessageDocument, date_at
+from gateway.core.errors import GatewayError
+from gateway.core.ledger import (
+    InMemoryLedger,
+    KeyKind,
+    LedgerConflict,
+    LedgerEntry,
+    LedgerKey,
+    Origin,
+    TranslationLedger,
+)
+from gateway.core.lists import ExternalLists
+from gateway.core.mapping import MappingTable, Product
+from gateway.core.model import Message, State
+from gateway.core.pipeline import placement
+from gateway.core.report import Level, ValidationReport
+from gateway.core.route import Party, PartyRegistry, addressing
+from gateway.core.rules import REGISTRY, Rule, RuleContext, RuleLevel
+from gateway.core.schemaset import SchemaSet
+from gateway.core.translate import (
+    NEEDS_MAPPING_DECISION,
+    Rewrite,
+    Translation,
+    TranslationError,
+    Undecided,
+    translate,
+)
+from gateway.core.validate import validate
+from gateway.store.base import Store, TranslationRecord
+
+if TYPE_CHECKING:
+    from gateway.service import GatewayService
+
+__all__ = [
+    "NEEDS_MAPPING_DECISION",
+    "DecisionError",
+    "DecisionOutcome",
+    "StoreLedger",
+    "Translator",
+    "decide_mapping",
+    "hold_reason",
+    "waits_for_decision",
+]
+
+DECIDE_ACTION = "mapping-decision"
+"""The audit action of an operator's mapping decision."""
+
+
+class DecisionError(GatewayError):
+    """The mapping decision cannot be applied to this message as asked."""
+
+
+def waits_for_decision(msg: Message) -> bool:
+    """True for a message held until an operator picks a mapping target."""
+    return msg.state is State.HELD and (msg.reason or "").startswith(NEEDS_MAPPING_DECISION)
+
+
+def hold_reason(undecided: tuple[Undecided, ...]) -> str:
+    """The state reason of a held message: what waits, without any client data."""
+    first = undecided[0]
+    what = f"{first.product} " if first.product is not None else ""
+    more = f" (+{len(undecided) - 1} more)" if len(undecided) > 1 else ""
+    return f"{NEEDS_MAPPING_DECISION}: {what}{first.reason}{more}"
+
+
+class StoreLedger:
+    """The translation ledger in the store, as :class:`gateway.core.ledger.TranslationLedger`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, key: LedgerKey) -> LedgerEntry | None:
+        """The pair recorded for ``key``, or None."""
+        return self.store.ledger_entry(key)
+
+    def requests(self, gemeente: str, referentie: str) -> tuple[LedgerEntry, ...]:
+        """Every request entry of a ReferentieAanbieder."""
+        return self.store.ledger_requests(gemeente, referentie)
+
+    def record(self, entry: LedgerEntry) -> None:
+        """Store a pair first-wins; a different pair already recorded is a LedgerConflict."""
+        self.store.record_ledger([entry], None)
+        kept = self.store.ledger_entry(entry.key)
+        if kept is not None and (kept.original, kept.translated) != (
+            entry.original,
+            entry.translated,
+        ):
+            raise LedgerConflict(
+                f"ledger {entry.key} already maps {kept.original} <-> {kept.translated}"
+            )
+
+
+@dataclass
+class _Overlay:
+    """Pairs about to be recorded, read before the store's (a dry run writes nothing)."""
+
+    base: StoreLedger
+    pending: InMemoryLedger = field(default_factory=InMemoryLedger)
+
+    def get(self, key: LedgerKey) -> LedgerEntry | None:
+        return self.pending.get(key) or self.base.get(key)
+
+    def requests(self, gemeente: str, referentie: str) -> tuple[LedgerEntry, ...]:
+        return self.pending.requests(gemeente, referentie) + self.base.requests(
+            gemeente, referentie
+        )
+
+    def record(self, entry: LedgerEntry) -> None:
+        self.pending.record(entry)
+
+
+def _later_rules() -> tuple[Rule, ...]:
+    # Looked up per call: rule modules may register after this module is imported.
+    return tuple(rule for rule in REGISTRY if rule.level is not RuleLevel.IN_MESSAGE)
+
+
+@dataclass(frozen=True)
+class Translator:
+    """The daemon's translation step, over the mapping tables loaded once at start-up."""
+
+    table: MappingTable
+
+    def generations(
+        self, report: ValidationReport, sender: Party, registry: PartyRegistry, today: dt.date
+    ) -> tuple[str, str] | None:
+        """(from, to) generations when the transmitter and the recipient speak different ones.
+
+        The transmitter is the party the header names (a BVO may send on a member's behalf);
+        the date is the message's Dagtekening.
+        """
+        doc = report.document
+        if doc is None:
+            return None
+        route = addressing(
+            report.message_type, doc.header_text("Afzender"), doc.header_text("Ontvanger")
+        )
+        recipient = registry.by_identity(route.destination)
+        if recipient is None:
+            return None
+        transmitter = registry.by_identity(route.transmitter) or sender
+        day = date_at(doc.root, "Header/BerichtIdentificatie/Dagtekening") or today
+        spoken, wanted = transmitter.generation_on(day), recipient.generation_on(day)
+        if spoken is None or wanted is None or spoken == wanted:
+            return None
+        return spoken, wanted
+
+    def translate(
+        self,
+        source: MessageDocument | bytes,
+        from_generation: str,
+        to_generation: str,
+        ledger: TranslationLedger,
+    ) -> tuple[TranslationRecord, Translation | None]:
+        """Translate one message; a message that cannot be read as iJw waits for a decision."""
+        try:
+            result = translate(source, self.table, to_generation=to_generation, ledger=ledger)
+        except TranslationError as exc:
+            problem = Undecided("/Bericht", None, f"cannot translate: {exc}")
+            return TranslationRecord("", from_generation, to_generation, undecided=(problem,)), None
+        record = TranslationRecord(
+            gemeente=result.gemeente,
+            from_generation=from_generation,
+            to_generation=to_generation,
+            translated=result.xml if result.changed and not result.needs_decision else None,
+            rewrites=result.rewrites,
+            undecided=result.undecided,
+            entries=result.new_entries,
+        )
+        return record, result
+
+    def apply(
+        self,
+        report: ValidationReport,
+        sender: Party,
+        registry: PartyRegistry,
+        *,
+        today: dt.date,
+        context: RuleContext,
+        schemas: SchemaSet,
+        ledger: TranslationLedger,
+        max_bytes: int,
+    ) -> tuple[ValidationReport, TranslationRecord | None]:
+        """Translate a message that passed X validation and re-run the B and E rules on it.
+
+        Returns the report the pipeline decides on (its document is the translated message,
+        so the register sees the receiver's codes) and the translation to store with the
+        message, or (``report``, None) when no translation applies.
+        """
+        doc = report.document
+        if doc is None or report.level not in (Level.OK, Level.STATE, Level.EXTERNAL):
+            return report, None
+        pair = self.generations(report, sender, registry, today)
+        if pair is None:
+            return report, None
+        record, _ = self.translate(doc, pair[0], pair[1], ledger)
+        if record.needs_decision:
+            # B/E findings on the sender's codes mean nothing to the receiver: the message
+            # waits for the decision with only what X validation said (nothing).
+            return _without_later_findings(report), record
+        if record.translated is None:
+            return report, record
+        later = validate(
+            record.translated,
+            schemas,
+            self.receiver_context(context, pair[1]),
+            rules=_later_rules(),
+            max_bytes=max_bytes,
+        )
+        if later.level in (Level.MALFORMED, Level.XSD) or later.document is None:
+            broken = Undecided(
+                "/Bericht",
+                None,
+                f"the translated message is not valid against the XSD "
+                f"({', '.join(later.rule_codes[:3]) or 'unreadable'}); not delivered",
+            )
+            failed = TranslationRecord(
+                record.gemeente,
+                record.from_generation,
+                record.to_generation,
+                rewrites=record.rewrites,
+                undecided=(broken,),
+            )
+            return _without_later_findings(report), failed
+        return later, record
+
+    def receiver_context(self, context: RuleContext, generation: str) -> RuleContext:
+        """The rule context with the receiver's code list for TR381 (S329): the translated
+        message carries the receiver's codes, which need not be on the national list."""
+        spoken = self.table.generation(generation)
+        lists = context.lists
+        if spoken is None or not isinstance(lists, ExternalLists):
+            return context
+        return dataclasses.replace(
+            context, lists=dataclasses.replace(lists, product_codes=spoken.codes)
+        )
+
+
+def _without_later_findings(report: ValidationReport) -> ValidationReport:
+    kept = tuple(f for f in report.findings if f.level not in (Level.STATE, Level.EXTERNAL))
+    level = report.level if kept else Level.OK
+    return ValidationReport(level, kept, report.message_type, report.release, report.document)
+
+
+def answer_report(
+    report: ValidationReport, original: ValidationReport, record: TranslationRecord | None
+) -> ValidationReport:
+    """The report a retour is built from: the findings on the original document.
+
+    A retour goes back to the sender, so it must carry the sender's codes; translation only
+    changes element text, so the findings' paths point at the same elements in both.
+    """
+    if record is None or record.translated is None or original.document is None:
+        return report
+    return ValidationReport(
+        report.level, report.findings, report.message_type, report.release, original.document
+    )
+
+
+# -- the operator's decision ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    """What a mapping decision did (or, on a dry run, would do) to one message."""
+
+    message: Message
+    entries: tuple[LedgerEntry, ...]
+    rewrites: tuple[Rewrite, ...]
+    dry_run: bool
+
+
+def parse_product(value: str) -> Product:
+    """``45/IJ01P`` as a product; raises :class:`DecisionError` for anything else."""
+    categorie, slash, code = value.strip().partition("/")
+    if not slash or not (len(categorie) == 2 and categorie.isdigit()) or not 1 <= len(code) <= 5:
+        raise DecisionError(f"target {value!r}: write CATEGORIE/CODE, e.g. 45/IJ01P")
+    return Product(categorie, code)
+
+
+def _key_of(text: str) -> LedgerKey:
+    gemeente, kind, number = text.split("/", 2)
+    return LedgerKey(gemeente, KeyKind(kind), number)
+
+
+def _decidable(undecided: tuple[Undecided, ...], ledger: StoreLedger) -> Product:
+    """The one product an operator decides for; refuses what a decision cannot fix."""
+    for item in undecided:
+        if item.key is None or item.product is None:
+            raise DecisionError(
+                f"{item.path}: {item.reason}; a mapping decision needs a product with a "
+                "ToewijzingNummer or ReferentieAanbieder (cancel the message and ask the sender)"
+            )
+        existing = ledger.get(_key_of(item.key))
+        if existing is not None:
+            raise DecisionError(
+                f"{item.key} already travels as {existing.original} <-> {existing.translated}: "
+                f"{item.reason}. A decision cannot change a recorded pair or recompute amounts; "
+                "cancel the message (gateway cancel ID) and ask the sender for a corrected one"
+            )
+    products = sorted({item.product for item in undecided if item.product is not None})
+    if len(products) != 1:
+        shown = ", ".join(map(str, products))
+        raise DecisionError(f"the message waits for several products ({shown}); not supported yet")
+    return products[0]
+
+
+async def decide_mapping(
+    service: GatewayService,
+    message_id: str,
+    target_text: str,
+    *,
+    reason: str,
+    actor: str,
+    dry_run: bool = False,
+) -> DecisionOutcome:
+    """Record an operator's target for a held message, translate it and release it.
+
+    The pair goes into the ledger (origin ``operator``), so every later message about the
+    allocation uses it; the decision is in the audit trail. The B and E rules are not run again
+    on release (the lifecycle has no way back from ``held`` to ``rejected``).
+    """
+    translator = service.translator
+    if translator is None:
+        raise DecisionError("no party declares a code generation: nothing is translated")
+    msg = await asyncio.to_thread(service.store.get, message_id)
+    if msg is None:
+        raise DecisionError(f"no message {message_id}")
+    if not waits_for_decision(msg):
+        raise DecisionError(
+            f"message {message_id} is {msg.state.value} ({msg.reason or 'no reason'}); only "
+            f"messages held with '{NEEDS_MAPPING_DECISION}' take a mapping decision"
+        )
+    raw = await asyncio.to_thread(service.store.payload, message_id)
+    stored = await asyncio.to_thread(service.store.translation_of, message_id)
+    recipient = service.registry.get(msg.recipient or "")
+    if raw is None or stored is None or recipient is None:
+        raise DecisionError(f"message {message_id} has no stored content or translation")
+    target = parse_product(target_text)
+    to_generation = stored.to_generation
+    if not translator.table.speaks(to_generation, target):
+        raise DecisionError(
+            f"{target} is not a {to_generation} code (see gateway mappings explain)"
+        )
+    ledger = _Overlay(StoreLedger(service.store))
+    record, _ = await asyncio.to_thread(
+        translator.translate, raw, stored.from_generation, to_generation, ledger
+    )
+    decided: list[LedgerEntry] = []
+    if record.needs_decision:
+        product = await asyncio.to_thread(_decidable, record.undecided, ledger.base)
+        today = service.today()
+        for item in record.undecided:
+            assert item.key is not None
+            entry = LedgerEntry(
+                key=_key_of(item.key),
+                original=product,
+                translated=target,
+                original_generation=stored.from_generation,
+                translated_generation=to_generation,
+                origin=Origin.OPERATOR,
+                basis=f"operator decision: {reason}",
+                recorded_on=today,
+                decided_by=actor,
+            )
+            ledger.record(entry)
+            decided.append(entry)
+        record, _ = await asyncio.to_thread(
+            translator.translate, raw, stored.from_generation, to_generation, ledger
+        )
+        if record.needs_decision:
+            raise DecisionError(
+                "still undecided after the decision: " + hold_reason(record.undecided)
+            )
+    entries = tuple(decided) + tuple(e for e in record.entries if ledger.pending.get(e.key) is None)
+    if dry_run:
+        return DecisionOutcome(msg, entries, record.rewrites, dry_run=True)
+    final = TranslationRecord(
+        record.gemeente,
+        record.from_generation,
+        record.to_generation,
+        translated=record.translated,
+        rewrites=record.rewrites,
+        entries=entries,
+    )
+    await asyncio.to_thread(service.store.save_translation, message_id, final)
+    summary = ", ".join(f"{e.key}: {e.original} -> {e.translated}" for e in decided)
+    await asyncio.to_thread(
+        service.store.record_audit,
+        service.clock.now(),
+        actor,
+        DECIDE_ACTION,
+        message_id,
+        f"{summary or 'translated with the ledger'}; {reason}",
+    )
+    moved = await service.move(msg, State.QUEUED, f"mapping decided: {reason}", actor)
+    state, why = placement(recipient, service.today(), service.holds)
+    if state is State.HELD:
+        moved = await service.move(moved, State.HELD, why, actor)
+    return DecisionOutcome(moved, entries, record.rewrites, dry_run=False)
