@@ -6,24 +6,29 @@ readiness, and starts a *lane* for every ready push party that has none running.
 its party's due messages oldest first and delivers them one after another, so a party's
 messages go out in order (held messages are released in arrival order too). Lanes run side by
 side, at most ``max_lanes`` at once; the pass waits at most ``pass_wait`` seconds for the lanes
-it started and then returns, leaving slow lanes running. What a lane does after its pass
+it started and then returns, leaving slow lanes running (``None`` waits until they finish:
+tests use it to see a pass's outcome in its own report). What a lane does after its pass
 returned is reported by a later pass.
 
 One slow or failing party therefore holds up nobody but itself: while its lane is busy the
 following passes skip the party, so its messages are not claimed again and no attempts are
 burnt, and every other party is served as usual.
 
-Leases: a lane claims a chunk that its lease can cover (``lease // http_timeout`` pushes, or
-up to ``batch_size`` file writes) and never starts an attempt that could outlive the lease:
-a push's timeout is cut to what is left of the lease minus a margin for recording the result.
-Another process can only take over a message once nobody can still be delivering it. Within
-this process, lease recovery skips the messages its own lanes hold.
+Leases (:class:`gateway.core.retry.LeasePlan`): a lane claims a chunk that its lease can
+cover (``lease // http_timeout`` pushes, or up to ``batch_size`` file writes) and never starts
+an attempt that could outlive the lease: a push's timeout is cut to what is left of the lease
+minus a margin for recording the result; settings whose lease cannot cover one full attempt
+are refused. Another process can only take over a message once nobody can still be delivering
+it. Within this process, lease recovery skips the messages its own lanes hold. Should a late
+outcome arrive anyway (a folder write has no timeout), the store refuses it: a move out of
+``sending`` compares the claim (the lease) and not only the state, so it cannot overwrite a
+newer claim of another worker.
 
 Shutdown (:meth:`Delivery.close`): lanes start no new attempt and give back what they claimed
-but did not try; the attempt in flight may finish within a grace period, after which its lane
-is cancelled and the message stays ``sending`` until its lease expires and it returns to the
-queue (after a restart too). Nothing is lost; a folder delivery repeated this way rewrites the
-same file name, so a recipient never gets two files.
+but did not try, without counting an attempt; the attempt in flight may finish within a grace
+period, after which its lane is cancelled and the message stays ``sending`` until its lease
+expires and it returns to the queue (after a restart too). Nothing is lost; a folder delivery
+repeated this way rewrites the same file name, so a recipient never gets two files.
 
 Channels: ``folder`` writes ``outbox/<party>/<id>.xml`` atomically (a retry rewrites the same
 name); ``http`` POSTs the XML (2xx delivered; connection errors, timeouts, 429 and 5xx retry
@@ -49,7 +54,7 @@ from gateway.core.errors import (
 )
 from gateway.core.model import Message, State
 from gateway.core.pipeline import placement
-from gateway.core.retry import GiveUp, RetryPolicy
+from gateway.core.retry import FOLDER_WRITE_SECONDS, GiveUp, LeasePlan, RetryPolicy
 from gateway.core.route import Channel, Party, outbox_name
 from gateway.logs import get_logger
 from gateway.outbox_writer import write_atomically
@@ -66,12 +71,6 @@ PASS_WAIT_SECONDS = 1.0
 """How long a pass waits for the lanes it started; keep it below the pass interval."""
 SHUTDOWN_GRACE_SECONDS = 10.0
 """How long :meth:`Delivery.close` lets attempts in flight finish before cancelling them."""
-RECORD_MARGIN_SECONDS = 5.0
-"""Lease time kept back after an attempt to record its outcome (at most a quarter lease)."""
-FOLDER_WRITE_SECONDS = 0.5
-"""What one folder delivery (write, fsync, rename, record) may take, for sizing claims."""
-SMALLEST_ATTEMPT_SECONDS = 0.5
-"""An attempt with less lease than this left is not started (at most half a lease)."""
 
 
 @dataclass
@@ -115,12 +114,14 @@ class Delivery:
         lease: dt.timedelta = dt.timedelta(seconds=120),
         http_timeout: float = 30.0,
         max_lanes: int = MAX_LANES,
-        pass_wait: float = PASS_WAIT_SECONDS,
+        pass_wait: float | None = PASS_WAIT_SECONDS,
     ) -> None:
         if max_lanes < 1:
             raise ValueError("max_lanes must be at least 1")
-        if lease <= dt.timedelta(0):
-            raise ValueError("the delivery lease must be positive")
+        if pass_wait is not None and pass_wait < 0:
+            raise ValueError("pass_wait must not be negative")
+        # Refuses a lease that cannot cover one attempt and the recording of its outcome.
+        self.plan = LeasePlan(lease.total_seconds(), http_timeout, batch_size)
         self.service = service
         self.outbox = outbox
         self.policy = policy
@@ -130,11 +131,6 @@ class Delivery:
         self.http_timeout = http_timeout
         self.max_lanes = max_lanes
         self.pass_wait = pass_wait
-        lease_seconds = lease.total_seconds()
-        self._record_margin = min(RECORD_MARGIN_SECONDS, lease_seconds / 4)
-        self._smallest_attempt = min(
-            SMALLEST_ATTEMPT_SECONDS, (lease_seconds - self._record_margin) / 2
-        )
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(max_lanes)
         self._lanes: dict[str, asyncio.Task[None]] = {}
@@ -227,7 +223,7 @@ class Delivery:
             elif not self._stopping:
                 started.append(self._start_lane(party))
         report.lanes_started = len(started)
-        if started and self.pass_wait > 0:
+        if started and (self.pass_wait is None or self.pass_wait > 0):
             await asyncio.wait(started, timeout=self.pass_wait)
         report.add(self._take_outcomes())
         if report.eventful:
@@ -298,8 +294,7 @@ class Delivery:
     def _chunk_size(self, party: Party) -> int:
         """How many messages one lease can cover for this party's channel."""
         per_attempt = self.http_timeout if party.channel is Channel.HTTP else FOLDER_WRITE_SECONDS
-        fits = int((self.lease.total_seconds() - self._record_margin) // per_attempt)
-        return max(1, min(self.batch_size, fits))
+        return self.plan.claim_size(per_attempt)
 
     async def _claim(self, party: Party, limit: int) -> list[Message]:
         now = self.service.clock.now()
@@ -307,11 +302,11 @@ class Delivery:
             self.service.store.claim_due, now, now + self.lease, limit, [party.id]
         )
 
-    def _budget(self, msg: Message) -> float:
+    def _budget(self, msg: Message) -> float | None:
         """Seconds an attempt may take and still be recorded before the lease runs out."""
         assert msg.lease_until is not None  # claimed messages carry a lease
         left = (msg.lease_until - self.service.clock.now()).total_seconds()
-        return left - self._record_margin
+        return self.plan.attempt_budget(left)
 
     async def _deliver_chunk(self, party: Party, claimed: Sequence[Message]) -> None:
         ids = {msg.id for msg in claimed}
@@ -319,7 +314,7 @@ class Delivery:
         try:
             for index, msg in enumerate(claimed):
                 budget = self._budget(msg)
-                if self._stopping or budget < self._smallest_attempt:
+                if self._stopping or budget is None:
                     why = "the gateway is stopping" if self._stopping else "its lease ran short"
                     await self._give_back(claimed[index:], f"returned unattempted: {why}")
                     return
@@ -335,17 +330,18 @@ class Delivery:
             self._owned -= ids
 
     async def _give_back(self, unattempted: Sequence[Message], reason: str) -> None:
-        """Return claimed messages to the queue (the lifecycle counts it as an attempt)."""
+        """Return claimed messages to the queue; no attempt was made, so none is counted."""
         for msg in unattempted:
             try:
-                await self.service.move(msg, State.QUEUED, reason, ACTOR)
+                await self.service.move(msg, State.QUEUED, reason, ACTOR, attempted=False)
                 self._outcomes.returned += 1
             except Exception:
                 # Left ``sending``: lease recovery returns it once the lease has expired.
                 log.exception("give_back_failed", message_id=msg.id, party=msg.recipient)
 
     async def _deliver_one(self, party: Party, msg: Message, budget: float) -> None:
-        raw = await asyncio.to_thread(self.service.store.payload, msg.id)
+        # The translated bytes when the message was translated for this party (raw stays).
+        raw = await asyncio.to_thread(self.service.store.delivery_payload, msg.id)
         if raw is None:
             await self._dead(msg, "content purged before delivery")
             return

@@ -62,7 +62,8 @@ def advance(
 
     - ``updated_at`` becomes ``now`` and ``reason`` becomes ``reason``;
     - a move out of ``sending`` other than to ``delivered`` is a failed attempt, so ``attempts``
-      goes up by one; the lease always ends when a message leaves ``sending``;
+      goes up by one (except through :func:`return_unattempted`); the lease always ends when a
+      message leaves ``sending``;
     - a move to ``sending`` needs a ``lease_until`` after ``now``; a move to ``queued``,
       ``held`` or ``sending`` needs a recipient;
     - an operator's ``dead`` → ``queued`` starts over: attempts 0 and due at once unless
@@ -71,6 +72,33 @@ def advance(
     Raises ``IllegalTransition`` when the lifecycle does not allow the move or the result would
     be inconsistent, and ``TypeError`` for a change to a field the caller does not own.
     """
+    return _advance(msg, to, reason, actor, now, changes=changes, attempted=True)
+
+
+def return_unattempted(
+    msg: Message, reason: str, actor: str, now: dt.datetime
+) -> tuple[Message, Event]:
+    """Hand a claimed (``sending``) message back to ``queued`` without having tried it.
+
+    Unlike a failed attempt this leaves ``attempts`` and ``next_attempt_at`` as they were: a
+    worker that stops before trying a message must not bring its backoff or dead-lettering
+    any closer. Raises ``IllegalTransition`` for a message that is not ``sending``.
+    """
+    if msg.state is not State.SENDING:
+        raise IllegalTransition(f"message {msg.id} is {msg.state}, not a claim to return")
+    return _advance(msg, State.QUEUED, reason, actor, now, changes={}, attempted=False)
+
+
+def _advance(
+    msg: Message,
+    to: State,
+    reason: str,
+    actor: str,
+    now: dt.datetime,
+    *,
+    changes: Mapping[str, object],
+    attempted: bool,
+) -> tuple[Message, Event]:
     if not can_move(msg.state, to):
         raise IllegalTransition(f"message {msg.id} cannot move from {msg.state} to {to}")
     unknown = set(changes) - CHANGEABLE_FIELDS
@@ -84,7 +112,7 @@ def advance(
     lease_until = msg.lease_until
     if msg.state is State.SENDING:
         lease_until = None
-        if to is not State.DELIVERED:
+        if to is not State.DELIVERED and attempted:
             attempts += 1
     if msg.state is State.DEAD and to is State.QUEUED:
         attempts = 0

@@ -111,3 +111,71 @@ class RetryPolicy:
         if now - since >= self.max_age:
             return GiveUp(f"gave up after waiting longer than {self.max_age}{last}")
         return RetryAt(now + self.delay(attempts, rng))
+
+
+RECORD_MARGIN_SECONDS = 5.0
+"""Lease time kept back after an attempt to record its outcome (at most a quarter lease)."""
+FOLDER_WRITE_SECONDS = 0.5
+"""What one folder delivery (write, fsync, rename, record) may take, for sizing claims."""
+SMALLEST_ATTEMPT_SECONDS = 0.5
+"""An attempt with less lease than this left is not started (at most half a lease)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeasePlan:
+    """How a delivery worker spends one lease: claims that fit it, attempts that end inside it.
+
+    A worker claims at most :meth:`claim_size` messages under one lease and gives each attempt
+    at most :meth:`attempt_budget` seconds, so every attempt it starts ends, and its outcome is
+    recorded, before the lease runs out; only then may another worker take the message over.
+    The plan refuses a lease too short for one full attempt of either channel (an HTTP push
+    with its whole timeout, or a folder write) plus the margin for recording the outcome.
+    """
+
+    lease_seconds: float
+    http_timeout_seconds: float
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds <= 0 or self.http_timeout_seconds <= 0:
+            raise ValueError("the delivery lease and the HTTP timeout must be positive")
+        if self.batch_size < 1:
+            raise ValueError("the delivery batch size must be at least 1")
+        longest = max(self.http_timeout_seconds, FOLDER_WRITE_SECONDS)
+        if self.lease_seconds - self.record_margin < longest:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must cover one attempt "
+                f"({longest:g} s: the HTTP timeout or a folder write) plus "
+                f"{self.record_margin:g} s to record its outcome"
+            )
+
+    @property
+    def record_margin(self) -> float:
+        """Seconds of lease kept back after an attempt to record its outcome."""
+        return min(RECORD_MARGIN_SECONDS, self.lease_seconds / 4)
+
+    @property
+    def smallest_attempt(self) -> float:
+        """An attempt with a smaller budget than this is not started."""
+        return min(SMALLEST_ATTEMPT_SECONDS, (self.lease_seconds - self.record_margin) / 2)
+
+    def claim_size(self, per_attempt_seconds: float) -> int:
+        """How many messages one claim may take when each attempt may last this long.
+
+        ``claim_size * per_attempt_seconds + record_margin`` never exceeds the lease; an
+        attempt longer than the lease allows raises ``ValueError``.
+        """
+        if per_attempt_seconds <= 0:
+            raise ValueError("an attempt takes a positive time")
+        fits = int((self.lease_seconds - self.record_margin) // per_attempt_seconds)
+        if fits < 1:
+            raise ValueError(f"a {per_attempt_seconds:g} s attempt does not fit the lease")
+        return min(self.batch_size, fits)
+
+    def attempt_budget(self, lease_left_seconds: float) -> float | None:
+        """The seconds an attempt may take with this much lease left; ``None``: do not start.
+
+        What is left minus the recording margin, so the outcome is recorded inside the lease.
+        """
+        budget = lease_left_seconds - self.record_margin
+        return budget if budget >= self.smallest_attempt else None

@@ -23,10 +23,11 @@ from gateway.core.ids import first_id_at
 from gateway.core.privacy import client_key
 from gateway.store.base import KeyKind, SearchQuery
 
-_TAG = rb"<(?:[\w.-]+:)?%s>\s*([^<\s]{1,%d})\s*</"
-_BSN = re.compile(_TAG % (b"Bsn", 9))
-_TOEWIJZING = re.compile(_TAG % (b"ToewijzingNummer", 20))
-_DECLARATIE = re.compile(_TAG % (b"DeclaratieNummer", 40))
+# One pass over the bytes for all three elements; each kind's length limit is checked after.
+_KEYED = re.compile(
+    rb"<(?:[\w.-]+:)?(Bsn|ToewijzingNummer|DeclaratieNummer)>\s*([^<\s]{1,40})\s*</"
+)
+_LONGEST = {b"Bsn": 9, b"ToewijzingNummer": 20, b"DeclaratieNummer": 40}
 _MAX_VALUE = 100
 
 
@@ -34,16 +35,23 @@ def extract_keys(raw: bytes) -> list[tuple[KeyKind, str]]:
     """The (kind, value) pairs to index for a message's raw bytes, without duplicates.
 
     BSNs become :func:`gateway.core.privacy.client_key` hashes; only nine-digit values count.
+    Clients come first, then ToewijzingNummers, then DeclaratieNummers, each in document order.
     """
-    found: dict[tuple[KeyKind, str], None] = {}
-    for match in _BSN.finditer(raw):
-        bsn = match.group(1).decode("ascii", "replace")
-        if len(bsn) == 9 and bsn.isdigit():
-            found[(KeyKind.CLIENT, client_key(bsn))] = None
-    for pattern, kind in ((_TOEWIJZING, KeyKind.TOEWIJZING), (_DECLARATIE, KeyKind.DECLARATIE)):
-        for match in pattern.finditer(raw):
-            found[(kind, match.group(1).decode("utf-8", "replace"))] = None
-    return list(found)
+    clients: dict[tuple[KeyKind, str], None] = {}
+    numbers: dict[tuple[KeyKind, str], None] = {}
+    declarations: dict[tuple[KeyKind, str], None] = {}
+    for match in _KEYED.finditer(raw):
+        tag, value = match.group(1), match.group(2)
+        if len(value) > _LONGEST[tag]:
+            continue
+        if tag == b"Bsn":
+            if len(value) == 9 and value.isdigit():
+                clients[(KeyKind.CLIENT, client_key(value.decode("ascii")))] = None
+        elif tag == b"ToewijzingNummer":
+            numbers[(KeyKind.TOEWIJZING, value.decode("utf-8", "replace"))] = None
+        else:
+            declarations[(KeyKind.DECLARATIE, value.decode("utf-8", "replace"))] = None
+    return [*clients, *numbers, *declarations]
 
 
 def rule_keys(findings: Iterable[dict[str, Any]]) -> list[tuple[KeyKind, str]]:

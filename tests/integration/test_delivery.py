@@ -13,11 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gateway.app import build_app
+from gateway.config import load_config
 from gateway.core.model import State
 from gateway.delivery import Delivery
 from gateway.outbox_writer import write_atomically
 from gateway.store.base import MessageQuery
-from tests.integration.conftest import Harness, example, variant
+from tests.integration.conftest import Harness, example, variant, write_config
 
 
 class Receiver:
@@ -365,9 +367,10 @@ async def test_busy_lane_keeps_its_messages_even_past_the_lease(
     await asyncio.wait_for(delivery.settle(["diemen"]), NEVER)
     # The attempt in flight is recorded; the second is not started on an expired lease.
     assert _state(harness, first)[:2] == (State.DELIVERED, 0)
+    # Given back untried: no attempt counted, so no backoff and no step toward dead.
     assert _state(harness, second) == (
         State.QUEUED,
-        1,
+        0,
         "returned unattempted: its lease ran short",
     )
     report = await delivery.tick()
@@ -440,7 +443,7 @@ async def test_shutdown_lets_attempt_finish_and_gives_back_the_rest(
     assert _state(harness, first)[:2] == (State.DELIVERED, 0)
     assert _state(harness, second) == (
         State.QUEUED,
-        1,
+        0,
         "returned unattempted: the gateway is stopping",
     )
     assert peer.received == [first]
@@ -505,15 +508,70 @@ async def test_http_lane_delivers_released_messages_in_order_across_claims(
 async def test_push_timeout_is_cut_to_fit_the_lease(
     make_harness: Callable[..., Any], hanging_peer: Callable[..., Any]
 ) -> None:
-    """With a lease shorter than the HTTP timeout, a hanging push gives up before the lease."""
+    """A hanging push gives up with what is left of the lease minus the recording margin."""
     peer, url = await hanging_peer()
     harness: Harness = await make_harness(
-        {"diemen": {"channel": "http", "url": url}}, extra="[delivery]\nlease_seconds = 0.4"
+        {"diemen": {"channel": "http", "url": url}},
+        extra="[delivery]\nlease_seconds = 0.8\nhttp_timeout_seconds = 0.6",
     )
     message_id = (await harness.submit("provider-a", example("JW302")))["id"]
     await harness.gateway.delivery.tick()
     await asyncio.wait_for(harness.gateway.delivery.settle(), NEVER)
     state, attempts, reason = _state(harness, message_id)
     assert (state, attempts) == (State.QUEUED, 1)
-    assert "timeout pushing to" in reason and "(0.3 s)" in reason
+    assert "timeout pushing to" in reason and "(0.6 s)" in reason
     assert peer.received == [message_id]
+
+
+def test_lanes_and_pass_wait_are_configured_from_delivery_settings(tmp_path: Path) -> None:
+    """``[delivery] max_lanes`` and ``pass_wait_seconds`` reach the daemon's Delivery."""
+    config = write_config(tmp_path, extra="[delivery]\nmax_lanes = 3\npass_wait_seconds = 0.25")
+    gateway = build_app(load_config(config, {}))
+    try:
+        assert (gateway.delivery.max_lanes, gateway.delivery.pass_wait) == (3, 0.25)
+        assert gateway.delivery.plan.claim_size(30) == 3  # the default 120 s lease
+    finally:
+        gateway.store.close()
+
+
+async def test_a_lane_whose_lease_was_taken_over_cannot_record_its_late_push(
+    make_harness: Callable[..., Any], hanging_peer: Callable[..., Any]
+) -> None:
+    """Two deliveries (as two processes): A's push outlives its lease, B recovers and claims
+    the message again; when both pushes return, only B, the owner of the claim, records."""
+    peer, url = await hanging_peer()
+    harness: Harness = await make_harness({"diemen": {"channel": "http", "url": url}})
+    first = harness.gateway.delivery
+    first.pass_wait = 0
+    second = Delivery(
+        harness.service,
+        outbox=harness.folder / "outbox",
+        policy=first.policy,
+        rng=random.Random(11),
+        pass_wait=0,
+    )
+    try:
+        message_id = (await harness.submit("provider-a", example("JW302")))["id"]
+        await first.tick()
+        await asyncio.wait_for(peer.arrived.wait(), NEVER)
+        peer.arrived.clear()
+
+        harness.clock.advance(seconds=121)  # A's lease has run out, its push still hangs
+        assert (await second.tick()).recovered == 1
+        harness.clock.advance(minutes=11)  # past the retry backoff (cap 600 s)
+        await second.tick()
+        await asyncio.wait_for(peer.arrived.wait(), NEVER)
+        assert peer.received == [message_id, message_id]
+        assert _state(harness, message_id) == (State.SENDING, 1, "claimed for delivery")
+
+        peer.release.set()
+        await asyncio.wait_for(first.settle(), NEVER)
+        await asyncio.wait_for(second.settle(), NEVER)
+        late, owner = await first.tick(), await second.tick()
+        assert (late.delivered, late.errors) == (0, 0)
+        assert owner.delivered == 1
+        assert _state(harness, message_id)[:2] == (State.DELIVERED, 1)
+        history = harness.store.history(str(message_id))
+        assert [e.to_state for e in history].count(State.DELIVERED) == 1
+    finally:
+        await second.close()

@@ -128,7 +128,8 @@ def write_config(
         "inbox_poll_seconds = 5",
         f"batch_size = {batch_size}",
         f"lease_seconds = {lease_seconds}",
-        "http_timeout_seconds = 30",
+        # The lease must cover one whole push plus a quarter lease to record it.
+        f"http_timeout_seconds = {min(30.0, lease_seconds * 0.75)}",
     ]
     if store_url is not None:
         lines += ["[store]", f'url = "{store_url}"']

@@ -1,0 +1,77 @@
+"""Intake's store work per batch must not grow with the number of stored messages.
+
+Counted in SQLite virtual-machine steps (its progress handler), not in time, so the test is
+deterministic on a loaded host. Regression: linking heen/retour correlations walked every
+original still waiting for its retour, on every intake batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from gateway.core.correlate import Correlation, CorrelationKey, Side
+from gateway.store.base import IntakeRecord
+from gateway.store.sql import SqlStore
+from tests.contract.test_write_batch import _queued
+
+STEP = 100  # VM instructions per progress callback
+
+
+def _original(store: SqlStore, number: int) -> IntakeRecord:
+    """A queued JW301 that opens an exchange nobody answers (it stays waiting)."""
+    bericht = f"B{number}"
+    record = _queued(store, f"<m>{number}</m>".encode(), bericht=bericht)
+    key = CorrelationKey("JW301", "0384", bericht)
+    return IntakeRecord(
+        record.message,
+        record.raw,
+        record.actor,
+        record.moves,
+        correlation=Correlation(Side.ORIGINAL, key),
+    )
+
+
+@pytest.fixture
+def counted(tmp_path: Path) -> Iterator[tuple[SqlStore, list[int]]]:
+    """A migrated SQLite store whose connections count VM steps into the list's one cell."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+    store.migrate()
+    steps = [0]
+
+    def tick() -> int:
+        steps[0] += 1
+        return 0  # 0: go on
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        assert isinstance(dbapi_connection, sqlite3.Connection)
+        dbapi_connection.set_progress_handler(tick, STEP)
+
+    event.listen(store._engine, "checkout", on_checkout)
+    yield store, steps
+    store.close()
+
+
+def _steps_of_one_batch(store: SqlStore, steps: list[int], first: int) -> int:
+    batch = [_original(store, first + i) for i in range(8)]
+    steps[0] = 0
+    store.write_batch(batch)
+    return steps[0]
+
+
+def test_a_batch_costs_the_same_with_thousands_of_waiting_originals(
+    counted: tuple[SqlStore, list[int]],
+) -> None:
+    store, steps = counted
+    empty_store = _steps_of_one_batch(store, steps, 0)
+    for start in range(100, 4100, 500):
+        store.write_batch([_original(store, start + i) for i in range(500)])
+    assert len(store.open_originals()) == 4008
+    full_store = _steps_of_one_batch(store, steps, 10_000)
+    # Index depth grows a little with the store; a walk over 4,000 waiting rows would be ~10x.
+    assert full_store < empty_store * 1.5, (empty_store, full_store)
