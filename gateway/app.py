@@ -18,22 +18,29 @@ from aiohttp import web
 
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
+from gateway.contracts import load_contract_table
+from gateway.core.codes import ProductCodeList
 from gateway.core.errors import ConfigError
+from gateway.core.lists import ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
 from gateway.delivery import Delivery
 from gateway.inbox_watcher import InboxWatcher
 from gateway.logs import get_logger
+from gateway.mappings import load_code_list, load_mappings
 from gateway.operator import retention_job
 from gateway.retour_deadlines import OverdueNotices
 from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
 from gateway.server import create_app
 from gateway.service import GatewayService
+from gateway.store.register import history_factory
 from gateway.store.sql import SqlStore
+from gateway.translation import Translator
 
 log = get_logger("gateway.app")
 
 HOUSEKEEPING_SECONDS = 60.0
+GEMEENTEN_FILE = "gemeenten_cbs.csv"
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 
@@ -59,6 +66,48 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def translator(settings: Settings) -> Translator | None:
+    """The translation step, with the mapping tables loaded once (None: no party needs it).
+
+    A broken table raises ``MappingError`` (a ``ConfigError``) listing every problem as
+    ``file:line: message``, so ``gateway run`` stops with exit 2 before serving anything.
+    """
+    if not settings.translates:
+        return None
+    return Translator(load_mappings(settings.mappings))
+
+
+def external_lists(settings: Settings) -> ExternalLists:
+    """The lists the level-E rules consult, loaded once: the CBS gemeente list and the product
+    code lists named in ``[rules] product_codes`` from the mapping folder (their union), and the
+    contract tariffs of ``[lists] contracts`` when configured
+    (``gateway.contracts.load_contract_table``).
+
+    A missing or broken list raises ``ConfigError``, so ``gateway run`` stops with exit 2.
+    """
+    path = settings.mappings / GEMEENTEN_FILE
+    try:
+        with path.open(encoding="utf-8", newline="") as lines:
+            gemeenten = parse_gemeenten(lines)
+    except (OSError, UnicodeDecodeError, ListFormatError) as exc:
+        raise ConfigError(f"{path}: cannot load the gemeente list: {exc}") from exc
+    # Several lists may be named, comma-separated (JZ21 lacks category 55, for instance).
+    names = [name.strip() for name in settings.rules.product_codes.split(",") if name.strip()]
+    codes = (
+        ProductCodeList.union(
+            "+".join(names), [load_code_list(settings.mappings, name) for name in names]
+        )
+        if names
+        else None
+    )
+    contracts = (
+        load_contract_table(settings.contracts, settings.mappings)
+        if settings.contracts is not None
+        else None
+    )
+    return ExternalLists(gemeenten=gemeenten, product_codes=codes, contracts=contracts)
+
+
 def build_app(
     settings: Settings,
     *,
@@ -77,6 +126,9 @@ def build_app(
         clock=clock,
         max_message_bytes=settings.limits.max_message_bytes,
         lease=lease,
+        translator=translator(settings),
+        history=history_factory(store) if settings.rules.dossier else None,
+        lists=external_lists(settings) if settings.rules.dossier else None,
     )
     delivery = Delivery(
         service,
@@ -86,6 +138,8 @@ def build_app(
         batch_size=settings.delivery.batch_size,
         lease=lease,
         http_timeout=settings.delivery.http_timeout_seconds,
+        max_lanes=settings.delivery.max_lanes,
+        pass_wait=settings.delivery.pass_wait,
     )
     watcher = InboxWatcher(service, settings.inbox)
     web_app = create_app(service, settings.max_body_bytes)

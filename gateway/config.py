@@ -17,7 +17,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.core.errors import ConfigError
-from gateway.core.route import Channel, Party, PartyRegistry, PartyRole, token_digest
+from gateway.core.retry import LeasePlan
+from gateway.core.route import (
+    Channel,
+    GenerationStep,
+    Party,
+    PartyRegistry,
+    PartyRole,
+    token_digest,
+)
+from gateway.mappings import GENERATIONS_FILE, SHIPPED_MAPPINGS
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 STORE_URL_ENV = "GATEWAY_STORE_URL"
@@ -53,6 +62,13 @@ class PathSettings(_Section):
     outbox: Path = Path("outbox")
     schemas: tuple[Path, ...] = (Path("schemas/ijw-3.2"),)
     data: Path = Path("data")
+    mappings: Path | None = None
+
+
+class ListSettings(_Section):
+    """``[lists]``: external lists for the level-E rules, relative to the configuration file."""
+
+    contracts: Path | None = None
 
 
 class LimitSettings(_Section):
@@ -77,13 +93,36 @@ class RetrySettings(_Section):
 
 
 class DeliverySettings(_Section):
-    """``[delivery]``: how often and how much the delivery pass does."""
+    """``[delivery]``: how often and how much the delivery pass does.
+
+    ``max_lanes`` parties are delivered side by side; a pass waits ``pass_wait_seconds`` for
+    the lanes it started (below ``interval_seconds``, so passes do not queue up). The lease
+    must cover one HTTP push with its whole timeout plus the time to record its outcome.
+    """
 
     interval_seconds: Annotated[float, Field(gt=0)] = 2.0
     batch_size: Annotated[int, Field(ge=1)] = 50
     lease_seconds: Annotated[float, Field(gt=0)] = 120.0
     http_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     inbox_poll_seconds: Annotated[float, Field(gt=0)] = 1.0
+    max_lanes: Annotated[int, Field(ge=1, le=1000)] = 16
+    pass_wait_seconds: Annotated[float | None, Field(ge=0)] = None
+    """``None`` (left out): 1 s, or half of ``interval_seconds`` if that is shorter."""
+
+    @property
+    def pass_wait(self) -> float:
+        """The pass wait in effect."""
+        if self.pass_wait_seconds is not None:
+            return self.pass_wait_seconds
+        return min(1.0, self.interval_seconds / 2)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeliverySettings:
+        if self.pass_wait >= self.interval_seconds:
+            raise ValueError("pass_wait_seconds must be smaller than interval_seconds")
+        # The same check the delivery lanes rely on (claims sized to fit the lease).
+        LeasePlan(self.lease_seconds, self.http_timeout_seconds, self.batch_size)
+        return self
 
 
 class RetentionSettings(_Section):
@@ -100,6 +139,26 @@ class RetentionSettings(_Section):
     reclaim_space: bool = True
 
 
+class RuleSettings(_Section):
+    """``[rules]``: what the daemon checks beyond the message itself.
+
+    ``dossier`` runs the cross-message (B) and external-list (E) rules on messages the
+    gateway answers for, against the dossier register; ``product_codes`` names the code lists
+    (``# list:`` names in the mapping folder's ``codes/``, comma-separated; their union) TR381
+    checks against, "" for none.
+    """
+
+    dossier: bool = True
+    product_codes: str = "JZ21"
+
+
+class GenerationStepSettings(_Section):
+    """One step of a party's ``generation`` list: ``{generation = "...", from = 2018-01-01}``."""
+
+    generation: str
+    since: dt.date | None = Field(default=None, alias="from")
+
+
 class PartySettings(_Section):
     """One ``[[parties]]`` entry."""
 
@@ -114,6 +173,7 @@ class PartySettings(_Section):
     readiness: Literal["ready", "paused"] = "ready"
     not_ready_until: dt.date | None = None
     answered_by: str | None = None
+    generation: str | tuple[GenerationStepSettings, ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PartySettings:
@@ -137,7 +197,29 @@ class PartySettings(_Section):
             raise ValueError(f"party {self.id!r}: url is only used with channel 'http'")
         if self.url and not self.url.startswith(("http://", "https://")):
             raise ValueError("url must start with http:// or https://")
+        if isinstance(self.generation, tuple):
+            _check_generation_steps(self.generation)
         return self
+
+    def generation_steps(self) -> tuple[GenerationStep, ...]:
+        """The ``generation`` key as steps ordered by date (a plain name is one open step)."""
+        if self.generation is None:
+            return ()
+        if isinstance(self.generation, str):
+            return (GenerationStep(self.generation),)
+        steps = sorted(self.generation, key=lambda s: s.since or dt.date.min)
+        return tuple(GenerationStep(s.generation, s.since) for s in steps)
+
+
+def _check_generation_steps(steps: tuple[GenerationStepSettings, ...]) -> None:
+    if not steps:
+        raise ValueError("generation: give a name or at least one {generation, from} step")
+    open_steps = [s for s in steps if s.since is None]
+    if len(open_steps) > 1:
+        raise ValueError("generation: only one step may leave out 'from'")
+    dates = [s.since for s in steps if s.since is not None]
+    if len(dates) != len(set(dates)):
+        raise ValueError("generation: two steps start on the same date")
 
 
 class _RawSettings(_Section):
@@ -148,6 +230,8 @@ class _RawSettings(_Section):
     retry: RetrySettings = RetrySettings()
     delivery: DeliverySettings = DeliverySettings()
     retention: RetentionSettings = RetentionSettings()
+    rules: RuleSettings = RuleSettings()
+    lists: ListSettings = ListSettings()
     parties: tuple[PartySettings, ...] = ()
 
 
@@ -166,6 +250,14 @@ class Settings(_Section):
     delivery: DeliverySettings
     parties: tuple[Party, ...]
     retention: RetentionSettings = RetentionSettings()
+    mappings: Path = SHIPPED_MAPPINGS
+    rules: RuleSettings = RuleSettings()
+    contracts: Path | None = None
+
+    @property
+    def translates(self) -> bool:
+        """True when any party declares a code generation (the mapping tables are needed)."""
+        return any(party.generations for party in self.parties)
 
     @property
     def max_body_bytes(self) -> int:
@@ -240,7 +332,33 @@ def _party(entry: PartySettings, environ: Mapping[str, str], path: Path, index: 
         not_ready_until=entry.not_ready_until,
         answered_by=entry.answered_by,
         name=entry.name,
+        generations=entry.generation_steps(),
     )
+
+
+def _check_generations(parties: tuple[Party, ...], mappings: Path, path: Path) -> None:
+    """Every generation a party names must be declared in the mapping folder's generations."""
+    named = [(i, p, s.generation) for i, p in enumerate(parties) for s in p.generations]
+    if not named:
+        return
+    gen_file = mappings / GENERATIONS_FILE
+    try:
+        declared = tomllib.loads(gen_file.read_text(encoding="utf-8")).get("generations", {})
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path}: paths.mappings: {gen_file} not found (parties name code generations)"
+        ) from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{gen_file}: cannot read generations: {exc}") from exc
+    known = sorted(declared) if isinstance(declared, dict) else []
+    problems = [
+        f"  parties[{index}] (id {party.id!r}).generation: unknown generation {name!r} "
+        f"(declared in {gen_file}: {', '.join(known) or 'none'})"
+        for index, party, name in named
+        if name not in known
+    ]
+    if problems:
+        raise ConfigError("\n".join([f"{path}: invalid configuration", *problems]))
 
 
 def _check_registry(parties: tuple[Party, ...], path: Path) -> None:
@@ -299,6 +417,8 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         _party(entry, environ, path, index) for index, entry in enumerate(parsed.parties)
     )
     _check_registry(parties, path)
+    mappings = _resolve(base, parsed.paths.mappings) if parsed.paths.mappings else SHIPPED_MAPPINGS
+    _check_generations(parties, mappings, path)
     return Settings(
         config_path=path.resolve(),
         server=parsed.server,
@@ -312,6 +432,9 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         delivery=parsed.delivery,
         parties=parties,
         retention=parsed.retention,
+        mappings=mappings,
+        rules=parsed.rules,
+        contracts=_resolve(base, parsed.lists.contracts) if parsed.lists.contracts else None,
     )
 
 

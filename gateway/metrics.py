@@ -100,5 +100,18 @@ def render_overdue_retours(overdue: Mapping[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_overdue_answers(overdue: Mapping[str, int]) -> str:
+    """``gateway_overdue_answers{party}``: requests (JW315/JW317) the party owes an answer or a
+    final answer past its due date (5 working days; 8 weeks after "in onderzoek")."""
+    metric = "gateway_overdue_answers"
+    lines = [
+        f"# HELP {metric} Requests addressed to the party whose (final) answer is past due",
+        f"# TYPE {metric} gauge",
+    ]
+    for party, count in sorted(overdue.items()):
+        lines.append(f'{metric}{{party="{_label(party)}"}} {count}')
+    return "\n".join(lines) + "\n"
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -21,27 +21,46 @@ import datetime as dt
 import hashlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.clock import Clock
-from gateway.core.catalogue import MESSAGE_KINDS
+from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.correlate import Correlation, correlation_of
+from gateway.core.dossier import History, RegisterUpdate
 from gateway.core.errors import GatewayError, IllegalTransition
-from gateway.core.lifecycle import advance
+from gateway.core.lifecycle import advance, return_unattempted
+from gateway.core.lists import ExternalLists
 from gateway.core.model import Direction, Event, Message, State
-from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, Decision, decide, placement
+from gateway.core.pipeline import (
+    MESSAGE_HOLD,
+    OPERATOR_HOLD,
+    Decision,
+    decide,
+    needs_dossier,
+    placement,
+    register_update,
+    with_dossier_findings,
+)
+from gateway.core.privacy import client_key
 from gateway.core.report import ValidationReport
 from gateway.core.retour import RetourError, RetourIdentity, build_retour_for_report
 from gateway.core.route import Channel, Party, PartyRegistry
 from gateway.core.rules import RuleContext
+from gateway.core.rules.provider import warnings_only
 from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
 from gateway.logs import get_logger
-from gateway.metrics import Metrics, render_overdue_retours, render_write_batches
-from gateway.retour_deadlines import overdue_by_party, retour_deadlines
+from gateway.metrics import (
+    Metrics,
+    render_overdue_answers,
+    render_overdue_retours,
+    render_write_batches,
+)
+from gateway.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
 from gateway.store.base import (
     BatchResult,
     IntakeRecord,
@@ -49,6 +68,14 @@ from gateway.store.base import (
     Move,
     Saved,
     Store,
+    TranslationRecord,
+)
+from gateway.translation import (
+    StoreLedger,
+    Translator,
+    answer_report,
+    hold_reason,
+    waits_for_decision,
 )
 
 log = get_logger("gateway.service")
@@ -59,9 +86,13 @@ _BERICHTCODE = re.compile(rb"<(?:[\w.-]+:)?BerichtCode>\s*(\d{3})\s*<")
 _IDENTIFICATIE = re.compile(
     rb"<(?:[\w.-]+:)?BerichtIdentificatie>\s*<(?:[\w.-]+:)?Identificatie>\s*([^<\s]{1,40})\s*<"
 )
+_BSN = re.compile(rb"<(?:[\w.-]+:)?Bsn>\s*(\d{9})\s*<")
 _TYPE_BY_CODE = {kind.berichtcode: kind.name for kind in MESSAGE_KINDS.values()}
 _SNIFF_BYTES = 4096
 _PAGE = 500
+
+HistoryFactory = Callable[[Collection[str], Collection[str]], History]
+"""Builds the dossier history for one message from (its plain BSNs, message ids to leave out)."""
 
 GROUP_COMMIT_MAX_BATCH = 64
 """Most intake records committed in one transaction (bounds the time one commit holds the
@@ -112,6 +143,58 @@ def sniff_header(raw: bytes) -> tuple[str | None, str | None]:
     message_type = _TYPE_BY_CODE.get(code.group(1).decode()) if code else None
     bericht_id = ident.group(1).decode("utf-8", "replace") if ident else None
     return message_type, bericht_id
+
+
+def sniff_bsns(raw: bytes) -> list[str]:
+    """The distinct BSNs a message names, sorted; read without parsing (a JW323 may name
+    many clients)."""
+    return sorted({match.group(1).decode() for match in _BSN.finditer(raw)})
+
+
+def client_keys(raw: bytes) -> list[str]:
+    """The client keys of the BSNs in a message, sorted (the order locks are taken in)."""
+    return sorted({client_key(bsn) for bsn in sniff_bsns(raw)})
+
+
+class ClientLocks:
+    """One asyncio lock per client key, created on demand and dropped when unused.
+
+    :meth:`hold` takes the locks of several clients in sorted order, so two messages about
+    overlapping clients never wait for each other in a circle.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, keys: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the locks of ``keys`` for the duration of the block."""
+        acquired: list[str] = []
+        try:
+            for key in sorted(set(keys)):
+                lock = self._locks.setdefault(key, asyncio.Lock())
+                self._users[key] = self._users.get(key, 0) + 1
+                try:
+                    await lock.acquire()
+                except BaseException:
+                    self._drop(key)
+                    raise
+                acquired.append(key)
+            yield
+        finally:
+            for key in reversed(acquired):
+                self._locks[key].release()
+                self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        self._users[key] -= 1
+        if self._users[key] == 0:
+            del self._users[key], self._locks[key]
+
+    def __len__(self) -> int:
+        """How many clients have a lock now (held or waited for)."""
+        return len(self._locks)
 
 
 def retour_identificatie(original_id: str) -> str:
@@ -165,8 +248,9 @@ class GroupCommit:
         self._moves.append((move, done))
         self._wake()
         if not await done:
+            claim = " under this claim" if move.lease is not None else ""
             raise IllegalTransition(
-                f"message {move.moved.id} is no longer {move.expected}; "
+                f"message {move.moved.id} is no longer {move.expected}{claim}; "
                 f"not moved to {move.moved.state}"
             )
 
@@ -286,8 +370,16 @@ class GatewayService:
         max_message_bytes: int,
         lease: dt.timedelta = dt.timedelta(seconds=120),
         metrics: Metrics | None = None,
+        translator: Translator | None = None,
+        history: HistoryFactory | None = None,
+        lists: ExternalLists | None = None,
     ) -> None:
         self.store = store
+        self.history = history
+        self.lists = lists
+        self._client_locks = ClientLocks()
+        self.translator = translator
+        self._ledger = StoreLedger(store)
         self.registry = registry
         self.schemas = schemas
         self.clock = clock
@@ -312,11 +404,29 @@ class GatewayService:
         return await asyncio.to_thread(fn, *args)
 
     async def move(
-        self, msg: Message, to: State, reason: str, actor: str, **changes: object
+        self,
+        msg: Message,
+        to: State,
+        reason: str,
+        actor: str,
+        *,
+        attempted: bool = True,
+        **changes: object,
     ) -> Message:
-        """Move a message through the lifecycle and record it (compare-and-set in the store)."""
-        moved, event = advance(msg, to, reason, actor, self.clock.now(), **changes)
-        await self.commits.move(Move(moved, event, msg.state))
+        """Move a message through the lifecycle and record it (compare-and-set in the store).
+
+        ``attempted=False`` returns an unattempted claim without counting an attempt.
+        """
+        now = self.clock.now()
+        if attempted:
+            moved, event = advance(msg, to, reason, actor, now, **changes)
+        elif to is State.QUEUED and not changes:
+            moved, event = return_unattempted(msg, reason, actor, now)
+        else:
+            raise ValueError("only a claim returned to queued, unchanged, can be unattempted")
+        # Out of ``sending`` only while the row still carries this claim (see Move.lease).
+        claim = msg.lease_until if msg.state is State.SENDING else None
+        await self.commits.move(Move(moved, event, msg.state, claim))
         log.info(
             "message_moved",
             message_id=msg.id,
@@ -356,8 +466,13 @@ class GatewayService:
         text = self.metrics.render(counts, oldest, self.clock.now())
         deadlines = await self._db(retour_deadlines, self.store, self.clock.now())
         overdue = {p.id: 0 for p in self.registry} | overdue_by_party(deadlines)
+        requests = await self._db(request_deadlines, self.store, self.clock.now())
+        unanswered = {p.id: 0 for p in self.registry} | overdue_by_party(requests)
         return (
-            text + render_write_batches(self.commits.counters()) + render_overdue_retours(overdue)
+            text
+            + render_write_batches(self.commits.counters())
+            + render_overdue_retours(overdue)
+            + render_overdue_answers(unanswered)
         )
 
     def stop_intake(self) -> None:
@@ -408,14 +523,17 @@ class GatewayService:
             received_at=now,
             updated_at=now,
         )
-        try:
-            record = await asyncio.to_thread(self._prepare, received, raw, party, actor)
-        except Exception:
-            # Stored as received all the same: housekeeping processes it again later, and the
-            # sender's acknowledgement stands because nothing acknowledged may be lost.
-            log.exception("processing_failed", message_id=received.id, party=party.id)
-            record = IntakeRecord(received, raw, actor)
-        saved = await self.commits.save(record)
+        # Two messages about one client must not both pass a uniqueness rule: each sees the
+        # other's register entries only once committed, so the lock spans check and commit.
+        async with self._client_locks.hold(client_keys(raw)):
+            try:
+                record = await asyncio.to_thread(self._prepare, received, raw, party, actor)
+            except Exception:
+                # Stored as received all the same: housekeeping processes it again later, and
+                # the sender's acknowledgement stands because nothing acknowledged may be lost.
+                log.exception("processing_failed", message_id=received.id, party=party.id)
+                record = IntakeRecord(received, raw, actor)
+            saved = await self.commits.save(record)
         msg = saved.message
         self.metrics.inc("received", party.id)
         if not saved.created:
@@ -439,20 +557,47 @@ class GatewayService:
         )
         return Receipt(msg, created=True)
 
-    def _prepare(self, received: Message, raw: bytes, sender: Party, actor: str) -> IntakeRecord:
+    def _prepare(
+        self,
+        received: Message,
+        raw: bytes,
+        sender: Party,
+        actor: str,
+        replay_of: str | None = None,
+    ) -> IntakeRecord:
         """Validate, decide and answer a message not stored yet (in a worker thread).
 
         Runs in one thread hop from start to end: the parts are synchronous and pure but for
-        the clock, and the operator holds are only read.
+        the clock and the register reads, and the operator holds are only read.
         """
         today = self.today()
-        report = validate(
-            raw, self.schemas, RuleContext(today=today), max_bytes=self.max_message_bytes
-        )
+        context = RuleContext(today=today)
+        report = validate(raw, self.schemas, context, max_bytes=self.max_message_bytes)
+        original = report
+        report, translation = self._translate(report, sender, today, context)
         decision = decide(report, sender, self.registry, today, self._holds)
+        # A message waiting for a mapping decision is held here, before the dossier rules:
+        # they would read the sender's codes.
+        decision, translation = _with_translation(decision, translation)
+        if needs_dossier(report, decision):
+            # After translation: the B and E rules read the recipient's (gemeente's) codes.
+            context = self._for_recipient(self._rule_context(today, raw, replay_of), decision)
+            report = with_dossier_findings(report, context)
+            decision = decide(report, sender, self.registry, today, self._holds)
+            decision, translation = _with_translation(decision, translation)
+        if warnings_only(report) and not decision.rejected:
+            # Delivered all the same; the rule codes only (a finding never names a BSN).
+            log.warning(
+                "delivered_with_provider_findings",
+                message_id=received.id,
+                party=sender.id,
+                message_type=report.message_type,
+                rules=sorted(set(report.rule_codes)),
+            )
         retour = None
         if decision.answer_for is not None:
-            retour = self._retour_record(received, report, decision, sender, today)
+            answered = answer_report(report, original, translation)
+            retour = self._retour_record(received, answered, decision, sender, today)
         changes: dict[str, object] = {}
         if report.message_type:
             changes["message_type"] = report.message_type
@@ -463,7 +608,56 @@ class GatewayService:
         )
         findings = tuple(f.as_dict() for f in report.findings)
         return IntakeRecord(
-            moved, raw, actor, (event,), findings, retour, _correlation(report, decision)
+            moved,
+            raw,
+            actor,
+            (event,),
+            findings,
+            retour,
+            _correlation(report, decision),
+            translation,
+            _register_update(report, original, decision),
+        )
+
+    def _rule_context(self, today: dt.date, raw: bytes, replay_of: str | None) -> RuleContext:
+        """What the rules may consult: today, the dossier register, the external lists.
+
+        The register is read for this message's clients; a replay does not see its original's
+        entries, so it does not collide with itself (TR056, TR314, TR332...).
+        """
+        history = None
+        if self.history is not None:
+            excluded = (replay_of,) if replay_of is not None else ()
+            history = self.history(sniff_bsns(raw), excluded)
+        return RuleContext(today=today, history=history, lists=self.lists)
+
+    def _for_recipient(self, context: RuleContext, decision: Decision) -> RuleContext:
+        """TR381 (S329) checks the code list of the recipient's generation when it declares
+        one: after translation the message carries the recipient's codes, which need not be
+        on the national list."""
+        recipient = decision.recipient
+        if self.translator is None or recipient is None:
+            return context
+        generation = recipient.generation_on(context.today or self.today())
+        if generation is None:
+            return context
+        return self.translator.receiver_context(context, generation)
+
+    def _translate(
+        self, report: ValidationReport, sender: Party, today: dt.date, context: RuleContext
+    ) -> tuple[ValidationReport, TranslationRecord | None]:
+        """Rewrite product codes into the recipient's generation, before the B and E rules."""
+        if self.translator is None:
+            return report, None
+        return self.translator.apply(
+            report,
+            sender,
+            self.registry,
+            today=today,
+            context=context,
+            schemas=self.schemas,
+            ledger=self._ledger,
+            max_bytes=self.max_message_bytes,
         )
 
     def _retour_record(
@@ -518,11 +712,21 @@ class GatewayService:
         exists already: findings, the generated retour and the move are recorded in turn, each
         of them idempotent, so a crash in between is repaired by the next housekeeping pass.
         """
-        record = await asyncio.to_thread(self._prepare, msg, raw, sender, "pipeline")
+        async with self._client_locks.hold(client_keys(raw)):
+            return await self._process_locked(msg, raw, sender)
+
+    async def _process_locked(self, msg: Message, raw: bytes, sender: Party) -> Message:
+        replay_of = await self._db(self.store.replay_of, msg.id)
+        record = await asyncio.to_thread(self._prepare, msg, raw, sender, "pipeline", replay_of)
         if record.findings:
             await self._db(self.store.record_findings, msg.id, list(record.findings))
         if record.retour is not None:
             await self.commits.save(record.retour)
+        if record.translation is not None:
+            await self._db(self.store.save_translation, msg.id, record.translation)
+        if record.register is not None:
+            # Before the move: once the message leaves "received" nobody writes them again.
+            await self._db(self.store.record_register, msg.id, record.register, replay_of)
         (event,) = record.moves
         await self.commits.move(Move(record.message, event, msg.state))
         log.info(
@@ -626,7 +830,8 @@ class GatewayService:
     async def mailbox_payload(self, party: Party, message_id: str) -> bytes:
         """The XML of a message in ``party``'s mailbox."""
         await self._mailbox_message(party, message_id)
-        raw = await self._db(self.store.payload, message_id)
+        # The translated bytes when the message was translated for this party.
+        raw = await self._db(self.store.delivery_payload, message_id)
         if raw is None:
             raise NotFoundError(f"the content of message {message_id} has been purged")
         return raw
@@ -665,6 +870,10 @@ class GatewayService:
             raise OperatorRefusedError(
                 f"message {message_id} is {msg.state.value}; only dead or held messages "
                 "can be retried"
+            )
+        if waits_for_decision(msg):
+            raise OperatorRefusedError(
+                f"message {message_id} waits for a mapping decision; use 'gateway mappings decide'"
             )
         moved = await self.move(msg, State.QUEUED, "retried by operator", actor)
         await self._db(
@@ -716,6 +925,8 @@ class GatewayService:
             for msg in page:
                 if state is State.QUEUED and (msg.reason or "").startswith(MESSAGE_HOLD):
                     continue  # an operator held this one message; only they release it
+                if state is State.QUEUED and waits_for_decision(msg):
+                    continue  # only an operator's mapping decision releases it
                 try:
                     await self.move(
                         msg,
@@ -729,6 +940,37 @@ class GatewayService:
             if len(page) < _PAGE:
                 return moved
             after = page[-1].id
+
+
+def _with_translation(
+    decision: Decision, translation: TranslationRecord | None
+) -> tuple[Decision, TranslationRecord | None]:
+    """Hold an accepted message that waits for a mapping decision; a message that does not
+    go on records no ledger pairs."""
+    if translation is None:
+        return decision, None
+    if decision.rejected:
+        return decision, dataclasses.replace(translation, entries=())
+    if translation.needs_decision:
+        held = Decision(
+            State.HELD, hold_reason(translation.undecided), recipient=decision.recipient
+        )
+        return held, dataclasses.replace(translation, entries=())
+    return decision, translation
+
+
+def _register_update(
+    report: ValidationReport, original: ValidationReport, decision: Decision
+) -> RegisterUpdate | None:
+    """The register entries of a decided message, in the gemeente's code generation.
+
+    A message to a gemeente was translated into its codes (``report``); a message from a
+    gemeente is read as the gemeente wrote it (``original``).
+    """
+    kind = MESSAGE_KINDS.get(report.message_type or "")
+    from_gemeente = kind is not None and kind.sender is Role.GEMEENTE and not kind.is_retour
+    chosen = original if from_gemeente and original.document is not None else report
+    return register_update(chosen, decision)
 
 
 def _correlation(report: ValidationReport, decision: Decision) -> Correlation | None:

@@ -15,7 +15,10 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from gateway.core.correlate import Correlation
+from gateway.core.dossier import RegisterUpdate
+from gateway.core.ledger import LedgerEntry, LedgerKey
 from gateway.core.model import Event, Message, State
+from gateway.core.translate import Rewrite, Undecided
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,29 @@ class OpenOriginal:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestAnswer:
+    """A message answering a request: a JW301 honouring its ReferentieAanbieder or a JW319
+    (``verzoek_antwoord`` 1 rejected, 2 in onderzoek), with when the gateway received it."""
+
+    message_id: str
+    message_type: str
+    received_at: dt.datetime
+    verzoek_antwoord: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestExchange:
+    """A request (one JW315 AangevraagdProduct, or a JW317 Verzoek) that counts (not rejected),
+    with every answer in the dossier register carrying its ReferentieAanbieder."""
+
+    message: Message
+    referentie: str
+    gemeente: str
+    aanbieder: str
+    answers: tuple[RequestAnswer, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeResult:
     """What a retention pass dropped (or would drop, on a dry run)."""
 
@@ -181,9 +207,19 @@ class Store(Protocol):
         """The stored raw bytes (None when purged)."""
         ...
 
-    def apply_transition(self, moved: Message, event: Event, expected: State) -> None:
+    def apply_transition(
+        self,
+        moved: Message,
+        event: Event,
+        expected: State,
+        *,
+        lease: dt.datetime | None = None,
+    ) -> None:
         """Write ``moved`` and ``event`` in one transaction if the row is still ``expected``.
 
+        ``lease``, for a move out of ``sending``: the claim the mover holds (its
+        ``lease_until``); the row must still carry it, so a worker whose lease expired and
+        was re-claimed by another cannot record its late outcome over the new claim.
         Raises ``IllegalTransition`` when another worker moved it first.
         """
 
@@ -316,9 +352,59 @@ class Store(Protocol):
         them to those sent by or addressed to that party."""
         ...
 
+    def record_register(
+        self, message_id: str, update: RegisterUpdate, replay_of: str | None = None
+    ) -> None:
+        """Write a stored message's dossier-register entries (once; idempotent) and settle
+        the verdicts its retour link decides. A replay adds nothing while the entries of
+        ``replay_of`` still count."""
+
     def mark_overdue_logged(self, message_ids: Sequence[str], at: dt.datetime) -> list[str]:
         """Record that the overdue notice of these originals was logged; returns only those
         not marked before (so two processes, or a restart, never log one twice)."""
+        ...
+
+    def request_exchanges(self, party: str | None = None) -> list[RequestExchange]:
+        """Requests (JW315 products, JW317) in the dossier register that were not rejected,
+        each with its answers (JW301/JW319 entries with its ReferentieAanbieder, not rejected),
+        oldest request first; ``party`` limits them to requests sent by or addressed to it."""
+        ...
+
+    def mark_notices_logged(self, keys: Sequence[str], at: dt.datetime) -> list[str]:
+        """Record that the overdue notice of these deadline keys was logged; returns only the
+        keys not marked before (the once-only log of the request clocks)."""
+        ...
+
+    def logged_notices(self, keys: Sequence[str]) -> dict[str, dt.datetime]:
+        """When the overdue notice of each of these deadline keys was logged, if it was."""
+        ...
+
+    # -- product-code translation -----------------------------------------------------------
+
+    def ledger_entry(self, key: LedgerKey) -> LedgerEntry | None:
+        """The pair recorded for an allocation or request, or None."""
+        ...
+
+    def ledger_requests(self, gemeente: str, referentie: str) -> tuple[LedgerEntry, ...]:
+        """Every request pair of a ReferentieAanbieder (one per requested product)."""
+        ...
+
+    def record_ledger(self, entries: Sequence[LedgerEntry], message_id: str | None) -> None:
+        """Record pairs first-wins: a key that has a pair already keeps it."""
+
+    def save_translation(self, message_id: str, record: TranslationRecord) -> None:
+        """Store (or replace) a message's translation and record its ledger pairs."""
+
+    def translation_of(self, message_id: str) -> StoredTranslation | None:
+        """The stored translation of a message, or None when it was never translated."""
+        ...
+
+    def delivery_payload(self, message_id: str) -> bytes | None:
+        """The bytes to deliver: the translation when there is one, else the raw bytes."""
+        ...
+
+    def translation_coverage(self, since: dt.datetime | None = None) -> list[CoverageRow]:
+        """Products in messages received since ``since`` that waited for a mapping decision."""
         ...
 
     # -- group commit ----------------------------------------------------------------------
@@ -370,15 +456,76 @@ class IntakeRecord:
     retour: IntakeRecord | None = None
     correlation: Correlation | None = None
     """The exchange the message opens or answers (see :mod:`gateway.core.correlate`)."""
+    translation: TranslationRecord | None = None
+    """The product-code translation into the recipient's generation, when one was needed."""
+    register: RegisterUpdate | None = None
+    """What the message adds to the dossier register (see :mod:`gateway.store.register`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationRecord:
+    """What translating one message into the recipient's code generation produced.
+
+    ``translated`` is the XML to deliver (None when nothing changed or the message waits for a
+    mapping decision: then the stored raw bytes go out, or nothing does). ``entries`` are the
+    ledger pairs the message starts; the store records them first-wins, and only for a message
+    that goes on (a held or rejected message records none).
+    """
+
+    gemeente: str
+    from_generation: str
+    to_generation: str
+    translated: bytes | None = None
+    rewrites: tuple[Rewrite, ...] = ()
+    undecided: tuple[Undecided, ...] = ()
+    entries: tuple[LedgerEntry, ...] = ()
+
+    @property
+    def needs_decision(self) -> bool:
+        """True when an operator must pick a target before the message can go on."""
+        return bool(self.undecided)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTranslation:
+    """A message's translation as stored: generations, rewrites and what waits for a decision."""
+
+    gemeente: str
+    from_generation: str
+    to_generation: str
+    has_payload: bool
+    rewrites: tuple[Rewrite, ...]
+    undecided: tuple[Undecided, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageRow:
+    """A product seen in traffic that the tables could not translate on their own."""
+
+    gemeente: str
+    from_generation: str
+    to_generation: str
+    product: str
+    problem: str
+    messages: int
+    first_seen: dt.datetime
+    last_seen: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """One lifecycle move made by ``core.lifecycle.advance``: write it if still ``expected``."""
+    """One lifecycle move made by ``core.lifecycle.advance``: write it if still ``expected``.
+
+    ``lease`` is the claim token of a move out of ``sending``: the ``lease_until`` the mover
+    was given when it claimed the message. Every claim of a message has a later lease than the
+    one before (a message is re-claimed only after its lease expired), so a row that still
+    carries it is still the mover's claim. ``None`` compares the state alone.
+    """
 
     moved: Message
     event: Event
     expected: State
+    lease: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

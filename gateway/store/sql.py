@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -36,7 +40,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -60,18 +66,26 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import registry
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from gateway.core.correlate import Correlation, Side
+from gateway.core.dossier import RegisterUpdate
 from gateway.core.errors import IllegalTransition, StoreError
 from gateway.core.ids import IdGenerator
+from gateway.core.ledger import KeyKind as LedgerKind
+from gateway.core.ledger import LedgerEntry, LedgerKey, Origin
 from gateway.core.lifecycle import advance
+from gateway.core.mapping import Product
 from gateway.core.model import Direction, Event, Message, State
+from gateway.core.translate import Rewrite, Undecided
 from gateway.store.base import (
     AuditEntry,
     AuditQuery,
     BatchResult,
+    CoverageRow,
     IntakeRecord,
     KeyKind,
     MessageQuery,
@@ -80,9 +94,13 @@ from gateway.store.base import (
     OpenOriginal,
     PurgeResult,
     Related,
+    RequestAnswer,
+    RequestExchange,
     Saved,
     SearchPage,
     SearchQuery,
+    StoredTranslation,
+    TranslationRecord,
 )
 from gateway.store.search import (
     count_statement,
@@ -278,6 +296,117 @@ class CorrelationRow(_Table, table=True):
     overdue_logged_at: dt.datetime | None = Field(default=None, sa_column=Column(UtcDateTime))
 
 
+class RegisterEntryRow(_Table, table=True):
+    """One entry of the dossier register: what a message established for the B rules.
+
+    ``kind`` names the record (``gateway.store.register`` reads and writes them), ``verdict``
+    is ``pending`` until the recipient's retour settles it, or ``accepted``/``rejected``. The
+    key columns answer the rules' lookups; ``body`` holds the record's other fields as JSON.
+    Clients are held only as ``client_key``: no column and no body holds a BSN.
+    """
+
+    __tablename__ = "register_entries"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    message_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    verdict: str = Field(sa_column=Column(String(10), nullable=False))
+    gemeente: str | None = Field(default=None, sa_column=Column(String(20)))
+    aanbieder: str | None = Field(default=None, sa_column=Column(String(20)))
+    client_key: str | None = Field(default=None, sa_column=Column(String(64)))
+    toewijzing_nummer: int | None = Field(default=None, sa_column=Column(BigInteger))
+    referentie: str | None = Field(default=None, sa_column=Column(String(200)))
+    vorig_referentie: str | None = Field(default=None, sa_column=Column(String(200)))
+    declaratie_nummer: str | None = Field(default=None, sa_column=Column(String(200)))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class LedgerRow(_Table, table=True):
+    """The translation ledger: the pair of codes one allocation or request travels under.
+
+    Keyed by (gemeente, kind, number) as :class:`gateway.core.ledger.LedgerKey`; the first pair
+    recorded for a key wins and never changes, so a round trip always restores the original.
+    """
+
+    __tablename__ = "translation_ledger"
+
+    gemeente: str = Field(sa_column=Column(String(4), primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    number: str = Field(sa_column=Column(String(100), primary_key=True))
+    original_categorie: str = Field(sa_column=Column(String(2), nullable=False))
+    original_code: str = Field(sa_column=Column(String(5), nullable=False))
+    translated_categorie: str = Field(sa_column=Column(String(2), nullable=False))
+    translated_code: str = Field(sa_column=Column(String(5), nullable=False))
+    original_generation: str = Field(sa_column=Column(String(50), nullable=False))
+    translated_generation: str = Field(sa_column=Column(String(50), nullable=False))
+    origin: str = Field(sa_column=Column(String(16), nullable=False))
+    basis: str = Field(sa_column=Column(Text, nullable=False))
+    unit_original: str | None = Field(default=None, sa_column=Column(String(2)))
+    unit_translated: str | None = Field(default=None, sa_column=Column(String(2)))
+    volume_factor: str | None = Field(default=None, sa_column=Column(String(40)))
+    recorded_on: str | None = Field(default=None, sa_column=Column(String(10)))
+    decided_by: str | None = Field(default=None, sa_column=Column(String(100)))
+    message_id: str | None = Field(default=None, sa_column=Column(String(26)))
+    recorded_at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
+class TranslationRow(_Table, table=True):
+    """A message translated into its recipient's code generation, and the bytes to deliver.
+
+    ``translated`` is what delivery sends (the raw bytes stay in ``payloads`` for audit); it is
+    null when nothing changed, while the message waits for a decision, or after retention.
+    """
+
+    __tablename__ = "translations"
+
+    message_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    gemeente: str = Field(sa_column=Column(String(4), nullable=False))
+    from_generation: str = Field(sa_column=Column(String(50), nullable=False))
+    to_generation: str = Field(sa_column=Column(String(50), nullable=False))
+    translated: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+
+
+class RewriteRow(_Table, table=True):
+    """One field a translation changed, or one product that waits for a mapping decision."""
+
+    __tablename__ = "translation_rewrites"
+
+    message_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    # "rewrite", a problem ("no mapping", "one-to-many", ...) or "decided <problem>".
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    original: str | None = Field(default=None, sa_column=Column(String(50)))
+    translated: str | None = Field(default=None, sa_column=Column(String(50)))
+    basis: str = Field(sa_column=Column(Text, nullable=False))
+    ledger_key: str | None = Field(default=None, sa_column=Column(String(150)))
+    candidates: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class DeadlineNoticeRow(_Table, table=True):
+    """A deadline whose overdue notice was logged (request clocks; retour clocks use
+    ``correlations.overdue_logged_at``), so two processes or a restart log it only once."""
+
+    __tablename__ = "deadline_notices"
+
+    key: str = Field(sa_column=Column(String(300), primary_key=True))
+    logged_at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
 class SchemaVersionRow(_Table, table=True):
     """One applied migration."""
 
@@ -298,6 +427,11 @@ PARTY_HOLDS: Table = METADATA.tables["party_holds"]
 SCHEMA_VERSION: Table = METADATA.tables["schema_version"]
 MESSAGE_KEYS: Table = METADATA.tables["message_keys"]
 CORRELATIONS: Table = METADATA.tables["correlations"]
+REGISTER: Table = METADATA.tables["register_entries"]
+LEDGER: Table = METADATA.tables["translation_ledger"]
+TRANSLATIONS: Table = METADATA.tables["translations"]
+REWRITES: Table = METADATA.tables["translation_rewrites"]
+DEADLINE_NOTICES: Table = METADATA.tables["deadline_notices"]
 
 # Delivery looks up due messages per recipient; the idempotency key treats a missing
 # BerichtIdentificatie as "" so resubmitting the same unparseable bytes is idempotent too.
@@ -341,6 +475,31 @@ Index(
     CORRELATIONS.c.side,
 )
 Index("ix_correlations_linked", CORRELATIONS.c.side, CORRELATIONS.c.linked_id)
+# The register's lookups: by ToewijzingNummer, by reference (ReferentieAanbieder or a claim
+# line's ReferentieNummer), by client and by DeclaratieNummer; ``kind`` leads each of them.
+REGISTER_INDEXES = (
+    Index(
+        "ix_register_toewijzing",
+        REGISTER.c.kind,
+        REGISTER.c.gemeente,
+        REGISTER.c.toewijzing_nummer,
+    ),
+    Index("ix_register_referentie", REGISTER.c.kind, REGISTER.c.aanbieder, REGISTER.c.referentie),
+    Index(
+        "ix_register_client",
+        REGISTER.c.kind,
+        REGISTER.c.aanbieder,
+        REGISTER.c.gemeente,
+        REGISTER.c.client_key,
+    ),
+    Index(
+        "ix_register_declaratie",
+        REGISTER.c.kind,
+        REGISTER.c.aanbieder,
+        REGISTER.c.declaratie_nummer,
+    ),
+    Index("ix_register_vorig", REGISTER.c.kind, REGISTER.c.aanbieder, REGISTER.c.vorig_referentie),
+)
 
 # Columns a state move may change; identity and intake facts never change after intake.
 _MOVABLE_COLUMNS = (
@@ -422,10 +581,32 @@ def _correlations(conn: Connection) -> None:
     CORRELATIONS.create(conn, checkfirst=True)
 
 
+def _register(conn: Connection) -> None:
+    """Version 4: the dossier register the cross-message rules read (with its indexes).
+
+    Messages stored before it are not in the register: the rules see only later traffic.
+    """
+    REGISTER.create(conn, checkfirst=True)
+
+
+def _translation(conn: Connection) -> None:
+    """Version 5: the translation ledger, per-message translations and their rewrites."""
+    for table in (LEDGER, TRANSLATIONS, REWRITES):
+        table.create(conn, checkfirst=True)
+
+
+def _deadline_notices(conn: Connection) -> None:
+    """Version 6: the once-only overdue notices of the request clocks."""
+    DEADLINE_NOTICES.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
     Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
     Migration(3, "heen/retour correlations and retour deadlines", _correlations),
+    Migration(4, "dossier register for the cross-message rules", _register),
+    Migration(5, "product-code translation: ledger, translations, rewrites", _translation),
+    Migration(6, "overdue notices of the request clocks", _deadline_notices),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""
@@ -463,6 +644,13 @@ def _driver_errors(doing: str) -> Iterator[None]:
         raise StoreError(f"{_reason(exc)} while {doing}") from exc
 
 
+def _register_module() -> ModuleType:
+    # The register module reads this module's tables, so it is imported when first used.
+    from gateway.store import register  # noqa: PLC0415
+
+    return register
+
+
 def _correlation_row(message_id: str, correlation: Correlation) -> dict[str, Any]:
     key = correlation.key
     return {
@@ -476,6 +664,42 @@ def _correlation_row(message_id: str, correlation: Correlation) -> dict[str, Any
     }
 
 
+def _compare_and_set(
+    conn: Connection, moved: Message, expected: State, lease: dt.datetime | None
+) -> bool:
+    """Write ``moved`` if its row is still ``expected`` (and, with ``lease``, still that claim).
+
+    True when the row was written. The statement is built once per shape: building and keying
+    an UPDATE cost more than running it, on every delivered message.
+    """
+    params = {f"new_{name}": value for name, value in _movable_values(moved).items()}
+    params |= {"cas_id": moved.id, "cas_state": expected.value}
+    if lease is not None:
+        params["cas_lease"] = lease
+    return conn.execute(_move_statement(lease is not None), params).rowcount == 1
+
+
+@functools.cache
+def _insert_new_messages(dialect: str) -> ReturningInsert[str]:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` into messages, built once per dialect."""
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return upsert(MESSAGES).on_conflict_do_nothing().returning(MESSAGES.c.id)
+
+
+@functools.cache
+def _move_statement(with_lease: bool) -> Update:
+    conditions: list[ColumnElement[bool]] = [
+        MESSAGES.c.id == bindparam("cas_id"),
+        MESSAGES.c.state == bindparam("cas_state"),
+    ]
+    if with_lease:
+        conditions.append(MESSAGES.c.lease_until == bindparam("cas_lease"))
+    new_values = {
+        name: bindparam(f"new_{name}", type_=MESSAGES.c[name].type) for name in _MOVABLE_COLUMNS
+    }
+    return update(MESSAGES).where(*conditions).values(new_values)
+
+
 def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> None:
     """Link every unlinked exchange with one of ``bericht_ids`` whose both sides are stored.
 
@@ -485,7 +709,24 @@ def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> None:
     """
     if not bericht_ids:
         return
-    ids = sorted(set(bericht_ids))
+    ids = {"bericht_ids": sorted(set(bericht_ids))}
+    for statement in _link_statements():
+        conn.execute(statement, ids)
+
+
+@functools.cache
+def _link_statements() -> tuple[Update, Update]:
+    """The two linking UPDATEs of :func:`_link_correlations`, built once (intake runs them on
+    every batch; building them anew cost more than running them).
+
+    Both must find their rows through ``ix_correlations_key`` (a few rows per
+    BerichtIdentificatie). Given ``side = ? AND linked_id IS NULL``, SQLite's planner picks
+    ``ix_correlations_linked`` instead, which walks every exchange still waiting for its retour:
+    a cost that grew with the store on every intake batch. Comparing the side through an
+    expression keeps that index out of these two statements.
+    """
+    ids: BindParameter[list[str]] = bindparam("bericht_ids", expanding=True)
+    side = func.coalesce(CORRELATIONS.c.side, "")
     other = CORRELATIONS.alias("other")
     same_key = (
         other.c.bericht_id == CORRELATIONS.c.bericht_id,
@@ -499,10 +740,10 @@ def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> None:
         .limit(1)
         .scalar_subquery()
     )
-    conn.execute(
+    link_retours = (
         update(CORRELATIONS)
         .where(
-            CORRELATIONS.c.side == Side.RETOUR.value,
+            side == Side.RETOUR.value,
             CORRELATIONS.c.linked_id.is_(None),
             CORRELATIONS.c.bericht_id.in_(ids),
         )
@@ -518,15 +759,16 @@ def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> None:
         .where(MESSAGES.c.in_reply_to == CORRELATIONS.c.message_id)
         .scalar_subquery()
     )
-    conn.execute(
+    link_originals = (
         update(CORRELATIONS)
         .where(
-            CORRELATIONS.c.side == Side.ORIGINAL.value,
+            side == Side.ORIGINAL.value,
             CORRELATIONS.c.linked_id.is_(None),
             CORRELATIONS.c.bericht_id.in_(ids),
         )
         .values(linked_id=func.coalesce(inbound_retour, generated_retour))
     )
+    return link_retours, link_originals
 
 
 def _message(row: Row[Any]) -> Message:
@@ -578,6 +820,156 @@ def _movable_values(msg: Message) -> dict[str, Any]:
     values = {name: getattr(msg, name) for name in _MOVABLE_COLUMNS}
     values["state"] = msg.state.value
     return values
+
+
+def _utc(value: Any) -> dt.datetime:
+    """An aggregate of a time column (SQLite may hand back text) as an aware UTC datetime."""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, dt.datetime)
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def _ledger_values(entry: LedgerEntry, message_id: str | None, now: dt.datetime) -> dict[str, Any]:
+    factor = entry.volume_factor
+    return {
+        "gemeente": entry.key.gemeente,
+        "kind": entry.key.kind.value,
+        "number": entry.key.number,
+        "original_categorie": entry.original.categorie,
+        "original_code": entry.original.code,
+        "translated_categorie": entry.translated.categorie,
+        "translated_code": entry.translated.code,
+        "original_generation": entry.original_generation,
+        "translated_generation": entry.translated_generation,
+        "origin": entry.origin.value,
+        "basis": entry.basis,
+        "unit_original": entry.unit_original,
+        "unit_translated": entry.unit_translated,
+        "volume_factor": None if factor is None else str(factor),
+        "recorded_on": entry.recorded_on.isoformat() if entry.recorded_on else None,
+        "decided_by": entry.decided_by,
+        "message_id": message_id,
+        "recorded_at": now,
+    }
+
+
+def _ledger_entry(row: Row[Any]) -> LedgerEntry:
+    return LedgerEntry(
+        key=LedgerKey(row.gemeente, LedgerKind(row.kind), row.number),
+        original=Product(row.original_categorie, row.original_code),
+        translated=Product(row.translated_categorie, row.translated_code),
+        original_generation=row.original_generation,
+        translated_generation=row.translated_generation,
+        origin=Origin(row.origin),
+        basis=row.basis,
+        unit_original=row.unit_original,
+        unit_translated=row.unit_translated,
+        volume_factor=Fraction(row.volume_factor) if row.volume_factor else None,
+        recorded_on=dt.date.fromisoformat(row.recorded_on) if row.recorded_on else None,
+        decided_by=row.decided_by,
+    )
+
+
+def _product(value: str | None) -> Product | None:
+    if not value:
+        return None
+    categorie, _, code = value.partition("/")
+    return Product(categorie, code)
+
+
+def undecided_problem(item: Undecided) -> str:
+    """A short name for why a product waits for a decision (grouped by ``mappings coverage``)."""
+    if item.reason.startswith("no mapping"):
+        return "no mapping"
+    if item.reason.startswith("one-to-many"):
+        return "one-to-many"
+    if "Eenheid" in item.reason:
+        return "unit change"
+    return "other"
+
+
+DECIDED = "decided "
+"""Prefix of a rewrite row's kind once an operator decided it (kept for coverage)."""
+
+
+def _rewrite_rows(
+    message_id: str, record: TranslationRecord, first: int = 0
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {
+            "message_id": message_id,
+            "position": first + position,
+            "kind": "rewrite",
+            "path": rewrite.path,
+            "original": rewrite.old[:50],
+            "translated": rewrite.new[:50],
+            "basis": rewrite.basis,
+            "ledger_key": rewrite.key,
+            "candidates": None,
+        }
+        for position, rewrite in enumerate(record.rewrites)
+    ]
+    rows += [
+        {
+            "message_id": message_id,
+            "position": first + len(record.rewrites) + position,
+            "kind": undecided_problem(item),
+            "path": item.path,
+            "original": str(item.product) if item.product is not None else None,
+            "translated": None,
+            "basis": item.reason,
+            "ledger_key": item.key,
+            "candidates": ",".join(map(str, item.candidates)) or None,
+        }
+        for position, item in enumerate(record.undecided)
+    ]
+    return rows
+
+
+def _insert_ledger(
+    conn: Connection,
+    dialect: str,
+    entries: Sequence[LedgerEntry],
+    message_id: str | None,
+    now: dt.datetime,
+) -> None:
+    if not entries:
+        return
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # First translation wins: a key that has a pair keeps it (also against another process).
+    conn.execute(
+        upsert(LEDGER).on_conflict_do_nothing(),
+        [_ledger_values(entry, message_id, now) for entry in entries],
+    )
+
+
+def _write_translation(
+    conn: Connection, dialect: str, message_id: str, record: TranslationRecord, now: dt.datetime
+) -> None:
+    # Replaced rewrites go; what waited for a decision stays, marked decided, so coverage
+    # still counts the codes the tables could not translate.
+    mine = REWRITES.c.message_id == message_id
+    conn.execute(delete(REWRITES).where(mine, REWRITES.c.kind == "rewrite"))
+    conn.execute(
+        update(REWRITES)
+        .where(mine, ~REWRITES.c.kind.startswith(DECIDED))
+        .values(kind=DECIDED + REWRITES.c.kind)
+    )
+    first = conn.execute(select(func.max(REWRITES.c.position)).where(mine)).scalar()
+    conn.execute(delete(TRANSLATIONS).where(TRANSLATIONS.c.message_id == message_id))
+    conn.execute(
+        insert(TRANSLATIONS).values(
+            message_id=message_id,
+            gemeente=record.gemeente,
+            from_generation=record.from_generation,
+            to_generation=record.to_generation,
+            translated=record.translated,
+        )
+    )
+    rows = _rewrite_rows(message_id, record, 0 if first is None else int(first) + 1)
+    if rows:
+        conn.execute(insert(REWRITES), rows)
+    _insert_ledger(conn, dialect, record.entries, message_id, now)
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
@@ -922,11 +1314,20 @@ class SqlStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def apply_transition(self, moved: Message, event: Event, expected: State) -> None:
+    def apply_transition(
+        self,
+        moved: Message,
+        event: Event,
+        expected: State,
+        *,
+        lease: dt.datetime | None = None,
+    ) -> None:
         """Write ``moved`` and ``event`` in one transaction if the row is still ``expected``.
 
-        Raises ``IllegalTransition`` when the message is gone or another worker moved it first
-        (nothing is written then), ``ValueError`` when ``event`` does not describe the move.
+        With ``lease`` (the mover's claim of a ``sending`` message) the row must also still
+        carry that lease. Raises ``IllegalTransition`` when the message is gone or another
+        worker moved or re-claimed it first (nothing is written then), ``ValueError`` when
+        ``event`` does not describe the move.
         """
         if (event.message_id, event.from_state, event.to_state) != (
             moved.id,
@@ -935,12 +1336,7 @@ class SqlStore:
         ):
             raise ValueError("the event does not describe this move")
         with _driver_errors("moving a message"), self._write() as conn:
-            result = conn.execute(
-                update(MESSAGES)
-                .where(MESSAGES.c.id == moved.id, MESSAGES.c.state == expected.value)
-                .values(**_movable_values(moved))
-            )
-            if result.rowcount != 1:
+            if not _compare_and_set(conn, moved, expected, lease):
                 raise IllegalTransition(
                     f"message {moved.id} is no longer {expected}; not moved to {moved.state}"
                 )
@@ -1054,6 +1450,11 @@ class SqlStore:
             MESSAGES.c.updated_at < before,
         )
         with _driver_errors("purging payloads"), self._write() as conn:
+            conn.execute(
+                update(TRANSLATIONS)
+                .where(TRANSLATIONS.c.message_id.in_(finished))
+                .values(translated=None)
+            )
             result = conn.execute(delete(PAYLOADS).where(PAYLOADS.c.message_id.in_(finished)))
         return int(result.rowcount)
 
@@ -1232,6 +1633,19 @@ class SqlStore:
                         break
                     # Re-check the state inside the write: a message cannot leave delivered or
                     # rejected, but the guard keeps the promise local and obvious.
+                    # The translated copy holds the same BSNs: it goes with the raw bytes.
+                    conn.execute(
+                        update(TRANSLATIONS)
+                        .where(
+                            TRANSLATIONS.c.message_id.in_(ids),
+                            TRANSLATIONS.c.message_id.in_(
+                                select(MESSAGES.c.id).where(
+                                    MESSAGES.c.id.in_(ids), MESSAGES.c.state == state.value
+                                )
+                            ),
+                        )
+                        .values(translated=None)
+                    )
                     result = conn.execute(
                         delete(PAYLOADS).where(
                             PAYLOADS.c.message_id.in_(ids),
@@ -1303,6 +1717,7 @@ class SqlStore:
                 .on_conflict_do_nothing()
             )
             _link_correlations(conn, [correlation.key.bericht_id])
+            _register_module().settle(conn, [message_id])
 
     def linked_message(self, message_id: str) -> str | None:
         """The other side of a message's exchange, once linked."""
@@ -1330,6 +1745,13 @@ class SqlStore:
             rows = conn.execute(stmt).all()
         return [OpenOriginal(_message(r), r._mapping["overdue_logged_at"]) for r in rows]
 
+    def record_register(
+        self, message_id: str, update: RegisterUpdate, replay_of: str | None = None
+    ) -> None:
+        """Write a stored message's register entries once and settle what its link decides."""
+        with _driver_errors("recording dossier entries"), self._write() as conn:
+            _register_module().write_entries(conn, [(message_id, update)], replaces=replay_of)
+
     def mark_overdue_logged(self, message_ids: Sequence[str], at: dt.datetime) -> list[str]:
         """Mark the overdue notice of these originals logged; returns those not marked before."""
         if not message_ids:
@@ -1345,6 +1767,219 @@ class SqlStore:
                 .returning(CORRELATIONS.c.message_id)
             )
             return sorted(str(row[0]) for row in marked)
+
+    # -- request clocks ------------------------------------------------------------------------
+
+    def request_exchanges(self, party: str | None = None) -> list[RequestExchange]:
+        """Requests that count, with their answers, oldest request first."""
+        counts = REGISTER.c.verdict != "rejected"
+        requests = (
+            select(MESSAGES, REGISTER.c.referentie, REGISTER.c.gemeente, REGISTER.c.aanbieder)
+            .join(REGISTER, REGISTER.c.message_id == MESSAGES.c.id)
+            .where(REGISTER.c.kind == "request", counts, REGISTER.c.referentie.is_not(None))
+            .order_by(MESSAGES.c.id, REGISTER.c.id)
+        )
+        if party is not None:
+            involved = or_(MESSAGES.c.sender == party, MESSAGES.c.recipient == party)
+            requests = requests.where(involved)
+        with _driver_errors("reading the request clocks"), self._read() as conn:
+            rows = conn.execute(requests).all()
+            references = sorted({str(r._mapping["referentie"]) for r in rows})
+            answers = (
+                conn.execute(
+                    select(
+                        REGISTER.c.message_id,
+                        REGISTER.c.kind,
+                        REGISTER.c.gemeente,
+                        REGISTER.c.aanbieder,
+                        REGISTER.c.referentie,
+                        REGISTER.c.body,
+                        MESSAGES.c.message_type,
+                        MESSAGES.c.received_at,
+                    )
+                    .join(MESSAGES, MESSAGES.c.id == REGISTER.c.message_id)
+                    .where(
+                        REGISTER.c.kind.in_(("answer", "allocation")),
+                        counts,
+                        REGISTER.c.referentie.in_(references),
+                    )
+                    .order_by(REGISTER.c.message_id)
+                ).all()
+                if references
+                else []
+            )
+        by_request: dict[tuple[str, str, str], dict[str, RequestAnswer]] = {}
+        for a in answers:
+            verzoek = json.loads(a.body).get("verzoek_antwoord") if a.kind == "answer" else None
+            found = RequestAnswer(str(a.message_id), a.message_type or "", a.received_at, verzoek)
+            # A JW301 honouring a request names it in every product: one answer per message.
+            key = (str(a.gemeente), str(a.aanbieder), str(a.referentie))
+            by_request.setdefault(key, {})[found.message_id] = found
+        result = []
+        for row in rows:
+            m = row._mapping
+            key = (str(m["gemeente"]), str(m["aanbieder"]), str(m["referentie"]))
+            result.append(
+                RequestExchange(
+                    message=_message(row),
+                    referentie=key[2],
+                    gemeente=key[0],
+                    aanbieder=key[1],
+                    answers=tuple(by_request.get(key, {}).values()),
+                )
+            )
+        return result
+
+    def mark_notices_logged(self, keys: Sequence[str], at: dt.datetime) -> list[str]:
+        """Mark these deadline keys' overdue notices logged; returns those not marked before."""
+        if not keys:
+            return []
+        upsert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        with _driver_errors("marking overdue notices"), self._write() as conn:
+            marked = conn.execute(
+                upsert(DEADLINE_NOTICES)
+                .values([{"key": key, "logged_at": at} for key in sorted(set(keys))])
+                .on_conflict_do_nothing()
+                .returning(DEADLINE_NOTICES.c.key)
+            )
+            return sorted(str(row[0]) for row in marked)
+
+    def logged_notices(self, keys: Sequence[str]) -> dict[str, dt.datetime]:
+        """When each of these deadline keys' overdue notice was logged."""
+        if not keys:
+            return {}
+        with _driver_errors("reading overdue notices"), self._read() as conn:
+            rows = conn.execute(
+                select(DEADLINE_NOTICES).where(DEADLINE_NOTICES.c.key.in_(sorted(set(keys))))
+            ).all()
+        return {str(r.key): r.logged_at for r in rows}
+
+    # -- product-code translation -----------------------------------------------------------
+
+    def ledger_entry(self, key: LedgerKey) -> LedgerEntry | None:
+        """The pair recorded for an allocation or request, or None."""
+        with _driver_errors("reading the translation ledger"), self._read() as conn:
+            row = conn.execute(
+                select(LEDGER).where(
+                    LEDGER.c.gemeente == key.gemeente,
+                    LEDGER.c.kind == key.kind.value,
+                    LEDGER.c.number == key.number,
+                )
+            ).first()
+        return _ledger_entry(row) if row is not None else None
+
+    def ledger_requests(self, gemeente: str, referentie: str) -> tuple[LedgerEntry, ...]:
+        """Every request pair of a ReferentieAanbieder, in key order."""
+        with _driver_errors("reading the translation ledger"), self._read() as conn:
+            rows = conn.execute(
+                select(LEDGER)
+                .where(
+                    LEDGER.c.gemeente == gemeente,
+                    LEDGER.c.kind == LedgerKind.VERZOEK.value,
+                    or_(LEDGER.c.number == referentie, LEDGER.c.number.like(f"{referentie}#%")),
+                )
+                .order_by(LEDGER.c.number)
+            ).all()
+        # LIKE treats '_' and '%' in the reference as wildcards; the exact check drops those.
+        entries = (_ledger_entry(row) for row in rows)
+        return tuple(e for e in entries if e.key.referentie == referentie)
+
+    def record_ledger(self, entries: Sequence[LedgerEntry], message_id: str | None) -> None:
+        """Record pairs first-wins: a key that has a pair already keeps it."""
+        with _driver_errors("recording translation pairs"), self._write() as conn:
+            _insert_ledger(conn, self.dialect, entries, message_id, dt.datetime.now(dt.UTC))
+
+    def save_translation(self, message_id: str, record: TranslationRecord) -> None:
+        """Store (or replace) a message's translation and record its ledger pairs."""
+        with _driver_errors("saving a translation"), self._write() as conn:
+            _write_translation(conn, self.dialect, message_id, record, dt.datetime.now(dt.UTC))
+
+    def translation_of(self, message_id: str) -> StoredTranslation | None:
+        """The stored translation of a message, or None when it was never translated."""
+        with _driver_errors("reading a translation"), self._read() as conn:
+            head = conn.execute(
+                select(
+                    TRANSLATIONS.c.gemeente,
+                    TRANSLATIONS.c.from_generation,
+                    TRANSLATIONS.c.to_generation,
+                    TRANSLATIONS.c.translated.is_not(None),
+                ).where(TRANSLATIONS.c.message_id == message_id)
+            ).first()
+            if head is None:
+                return None
+            rows = conn.execute(
+                select(REWRITES)
+                .where(REWRITES.c.message_id == message_id)
+                .order_by(REWRITES.c.position)
+            ).all()
+        rewrites = tuple(
+            Rewrite(r.path, r.original or "", r.translated or "", r.basis, r.ledger_key)
+            for r in rows
+            if r.kind == "rewrite"
+        )
+        undecided = tuple(
+            Undecided(
+                r.path,
+                _product(r.original),
+                r.basis,
+                r.ledger_key,
+                tuple(p for p in map(_product, (r.candidates or "").split(",")) if p),
+            )
+            for r in rows
+            if r.kind != "rewrite" and not r.kind.startswith(DECIDED)
+        )
+        return StoredTranslation(head[0], head[1], head[2], bool(head[3]), rewrites, undecided)
+
+    def delivery_payload(self, message_id: str) -> bytes | None:
+        """The bytes to deliver: the translation when there is one, else the raw bytes."""
+        with _driver_errors("reading a payload"), self._read() as conn:
+            row = conn.execute(
+                select(PAYLOADS.c.raw, TRANSLATIONS.c.translated)
+                .select_from(PAYLOADS)
+                .outerjoin(TRANSLATIONS, TRANSLATIONS.c.message_id == PAYLOADS.c.message_id)
+                .where(PAYLOADS.c.message_id == message_id)
+            ).first()
+        if row is None:
+            return None
+        chosen = row[1] if row[1] is not None else row[0]
+        return bytes(chosen)
+
+    def translation_coverage(self, since: dt.datetime | None = None) -> list[CoverageRow]:
+        """Products in messages received since ``since`` that waited for a mapping decision."""
+        product = REWRITES.c.original
+        problem = func.replace(REWRITES.c.kind, DECIDED, "")
+        query = (
+            select(
+                TRANSLATIONS.c.gemeente,
+                TRANSLATIONS.c.from_generation,
+                TRANSLATIONS.c.to_generation,
+                product,
+                problem,
+                func.count(func.distinct(REWRITES.c.message_id)),
+                func.min(MESSAGES.c.received_at),
+                func.max(MESSAGES.c.received_at),
+            )
+            .select_from(REWRITES)
+            .join(TRANSLATIONS, TRANSLATIONS.c.message_id == REWRITES.c.message_id)
+            .join(MESSAGES, MESSAGES.c.id == REWRITES.c.message_id)
+            .where(REWRITES.c.kind != "rewrite", product.is_not(None))
+            .group_by(
+                TRANSLATIONS.c.gemeente,
+                TRANSLATIONS.c.from_generation,
+                TRANSLATIONS.c.to_generation,
+                product,
+                problem,
+            )
+        )
+        if since is not None:
+            query = query.where(MESSAGES.c.received_at >= since)
+        with _driver_errors("reading translation coverage"), self._read() as conn:
+            rows = conn.execute(query).all()
+        found = [
+            CoverageRow(r[0], r[1], r[2], r[3], r[4], int(r[5]), _utc(r[6]), _utc(r[7]))
+            for r in rows
+        ]
+        return sorted(found, key=lambda c: (-c.messages, c.gemeente, c.product, c.problem))
 
     # -- batched intake (group commit) -----------------------------------------------------
 
@@ -1384,15 +2019,7 @@ class SqlStore:
             # In id order, so two processes moving the same rows lock them in the same order.
             for index in sorted(range(len(moves)), key=lambda i: moves[i].moved.id):
                 move = moves[index]
-                result = conn.execute(
-                    update(MESSAGES)
-                    .where(
-                        MESSAGES.c.id == move.moved.id,
-                        MESSAGES.c.state == move.expected.value,
-                    )
-                    .values(**_movable_values(move.moved))
-                )
-                moved[index] = result.rowcount == 1
+                moved[index] = _compare_and_set(conn, move.moved, move.expected, move.lease)
             events = [_event_values(m.event) for m, done in zip(moves, moved, strict=True) if done]
             if events:
                 conn.execute(insert(EVENTS), events)
@@ -1405,8 +2032,7 @@ class SqlStore:
         retours: Sequence[IntakeRecord],
         keys: dict[str, list[tuple[KeyKind, str]]],
     ) -> list[Saved]:
-        upsert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        insert_new = upsert(MESSAGES).on_conflict_do_nothing().returning(MESSAGES.c.id)
+        insert_new = _insert_new_messages(self.dialect)
         rows = [self._intake_row(r.message) for r in records]
         created = {row[0] for row in conn.execute(insert_new, rows)}
         answers = [r for r in retours if r.message.in_reply_to in created]
@@ -1439,6 +2065,14 @@ class SqlStore:
         if correlated:
             conn.execute(insert(CORRELATIONS), [_correlation_row(*pair) for pair in correlated])
             _link_correlations(conn, [c.key.bericht_id for _, c in correlated])
+        registered = [(r.message.id, r.register) for r in stored if r.register is not None]
+        if registered:
+            _register_module().write_entries(conn, registered)
+        for r in stored:
+            if r.translation is not None:
+                _write_translation(
+                    conn, self.dialect, r.message.id, r.translation, r.message.updated_at
+                )
         return [
             Saved(r.message, created=True)
             if r.message.id in created

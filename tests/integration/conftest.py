@@ -66,9 +66,17 @@ def write_config(
     folder: Path,
     overrides: dict[str, dict[str, object]] | None = None,
     extra: str = "",
+    rules: str = "dossier = false",
 ) -> Path:
-    """A config.toml for the example parties; ``overrides`` change or add party keys."""
+    """A config.toml for the example parties; ``overrides`` change or add party keys.
+
+    ``rules`` is the ``[rules]`` section: the dossier rules are off by default, because the
+    official examples do not form one dossier (tests/integration/test_dossier_daemon.py turns
+    them on).
+    """
     lines = [
+        "[rules]",
+        rules,
         "[paths]",
         f'schemas = ["{OFFICIAL_XSD_DIR}"]',
         "[retry]",
@@ -133,11 +141,16 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
     gateways: list[Gateway] = []
 
     async def factory(
-        overrides: dict[str, dict[str, object]] | None = None, extra: str = ""
+        overrides: dict[str, dict[str, object]] | None = None,
+        extra: str = "",
+        rules: str = "dossier = false",
     ) -> Harness:
-        settings = load_config(write_config(tmp_path, overrides, extra), {})
+        settings = load_config(write_config(tmp_path, overrides, extra, rules), {})
         clock = FakeClock(START)
         gateway = build_app(settings, clock=clock, rng=random.Random(7))
+        # A pass waits for the lanes it started, so its report holds their outcomes however
+        # loaded the host is (a bounded wait would flake); hanging-peer tests set 0.
+        gateway.delivery.pass_wait = None
         gateway.store.migrate()
         client = TestClient(TestServer(gateway.web_app))
         await client.start_server()
@@ -159,3 +172,33 @@ async def harness(make_harness: Callable[..., object]) -> Harness:
     built = await make_harness()  # type: ignore[misc]
     assert isinstance(built, Harness)
     return built
+
+
+async def start_harness(
+    folder: Path,
+    overrides: dict[str, dict[str, object]] | None = None,
+    extra: str = "",
+    rules: str = "dossier = false",
+    *,
+    now: dt.datetime = START,
+    build: Callable[..., Gateway] = build_app,
+) -> Harness:
+    """A harness outside the ``make_harness`` fixture, on the running loop (a sync test that
+    drives its own event loop, e.g. the dossier scenarios); close it with :func:`stop_harness`.
+    ``build`` may be a ``build_app`` that shares expensive parts (the schema set)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = load_config(write_config(folder, overrides, extra, rules), {})
+    clock = FakeClock(now)
+    gateway = build(settings, clock=clock, rng=random.Random(7))
+    gateway.delivery.pass_wait = None
+    gateway.store.migrate()
+    client = TestClient(TestServer(gateway.web_app))
+    await client.start_server()
+    return Harness(gateway, client, clock, folder)
+
+
+async def stop_harness(harness: Harness) -> None:
+    """Close what :func:`start_harness` opened."""
+    await harness.client.close()
+    await harness.gateway.delivery.close()
+    harness.gateway.store.close()
