@@ -1,0 +1,245 @@
+"""The shipped demo keeps its promises: docs/examples/ sent through a gateway built from the real
+config.toml, mappings/ and schemas/, with the demo tokens the README prints.
+
+docs/examples/README.md describes, file by file, who sends it, what the gateway does with it
+(translation, retour, retour codes) and in which state it ends; this test asserts exactly that,
+so the README's "Try it" section cannot drift from what the daemon does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+import shutil
+import tomllib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from lxml import etree
+
+from gateway.app import Gateway, build_app
+from gateway.clock import FakeClock
+from gateway.config import load_config
+from gateway.contracts import load_contract_table
+from gateway.core.model import State
+from gateway.core.validate import validate
+from gateway.schemas import load_schema_set
+from gateway.store.base import MessageQuery
+from tests.paths import OFFICIAL_XSD_DIR, REPO
+
+EXAMPLES = REPO / "docs" / "examples"
+# The day the demo is run in this test: after every Dagtekening of the dossier (TR135).
+DEMO_DAY = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+LEGACY_CODE = ("45", "45R14")  # what Jeugdhulp Oost (generation legacy) speaks
+PROFILE_CODE = ("45", "IJ09I")  # what Deventer (generation profile-2018) speaks
+
+
+@dataclass(frozen=True)
+class Step:
+    """One demo file: who sends it and what docs/examples/README.md promises for it."""
+
+    file: str
+    sender: str
+    recipient: str
+    state: State
+    retour_type: str | None  # the retour the gateway builds on the recipient's behalf
+    retour_codes: tuple[tuple[str, str], ...]  # (class, RetourCode) other than 0200/8001
+    delivered_code: tuple[str, str] | None  # the product code in the payload the recipient gets
+
+
+DOSSIER = (
+    Step("01-JW315.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW316", (),
+         PROFILE_CODE),
+    Step("02-JW301.xml", "gemeente-deventer", "jeugdhulp-oost", State.QUEUED, None, (),
+         LEGACY_CODE),
+    Step("03-JW305.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW306", (),
+         PROFILE_CODE),
+    Step("04-JW317.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW318", (), None),
+    Step("05-JW319.xml", "gemeente-deventer", "jeugdhulp-oost", State.QUEUED, None, (), None),
+    Step("06-JW307.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW308", (),
+         PROFILE_CODE),
+    Step("07-JW323.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW325", (),
+         PROFILE_CODE),
+)  # fmt: skip
+FAULTY = Step(
+    "90-JW305-no-allocation.xml", "zorgpartners", "gemeente-zwolle", State.REJECTED, "JW306",
+    (("StartProduct", "9019"),), None,
+)  # fmt: skip
+
+
+def demo_token(party: str) -> str:
+    """The public demo token of a party (docs/configuration.md, the README's curl lines)."""
+    return "demo-token-" + party.removeprefix("gemeente-").removesuffix("-ijsselland")
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[tuple[Gateway, TestClient]]:  # type: ignore[type-arg]
+    """A gateway on a copy of the shipped config.toml: its relative paths (schemas, mappings,
+    the contract table) resolve to the shipped folders, data/inbox/outbox stay in tmp_path."""
+    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    for shipped in ("schemas", "mappings"):
+        (tmp_path / shipped).symlink_to(REPO / shipped, target_is_directory=True)
+    settings = load_config(tmp_path / "config.toml", {})
+    gateway = build_app(settings, clock=FakeClock(DEMO_DAY), rng=random.Random(7))
+    gateway.delivery.pass_wait = None
+    gateway.store.migrate()
+    client = TestClient(TestServer(gateway.web_app))
+    await client.start_server()
+    yield gateway, client
+    await client.close()
+    await gateway.delivery.close()
+    gateway.store.close()
+
+
+def _retour_of(gateway: Gateway, message_id: str) -> bytes | None:
+    for message in gateway.store.query(MessageQuery(limit=1000)):
+        if message.in_reply_to == message_id:
+            return gateway.store.payload(message.id)
+    return None
+
+
+def _refusals(retour: bytes) -> list[tuple[str, str]]:
+    """(class, code) of every RetourCode other than an acceptance (RetourCode < RetourCodes <
+    the class it is about)."""
+    found = []
+    for code in etree.fromstring(retour).iter("{*}RetourCode"):
+        holder = code.getparent().getparent()  # type: ignore[union-attr]
+        if code.text not in ("0200", "8001") and holder is not None:
+            found.append((etree.QName(holder).localname, code.text or ""))
+    return found
+
+
+def _product_codes(raw: bytes) -> set[tuple[str, str]]:
+    """Every (categorie, code) a message carries, whichever class holds it."""
+    root = etree.fromstring(raw)
+    found: set[tuple[str, str]] = set()
+    for product in root.iter("{*}Product"):
+        categorie, code = product.find("{*}Categorie"), product.find("{*}Code")
+        if categorie is not None and code is not None:
+            found.add((categorie.text or "", code.text or ""))
+    for line in root.iter("{*}Prestatie"):
+        found.add(
+            (line.findtext("{*}ProductCategorie") or "", line.findtext("{*}ProductCode") or "")
+        )
+    return found
+
+
+def _message_type(raw: bytes) -> str:
+    """JW301 for .../ijw/3_2/jw301/schema."""
+    namespace = etree.QName(etree.fromstring(raw)).namespace or ""
+    return namespace.rsplit("/", 2)[-2].upper()
+
+
+def test_demo_tokens_are_the_configured_ones() -> None:
+    """The tokens the README prints are the ones config.toml stores the digest of."""
+    parties = tomllib.loads((REPO / "config.toml").read_text(encoding="utf-8"))["parties"]
+    for party in parties:
+        digest = hashlib.sha256(demo_token(party["id"]).encode()).hexdigest()
+        assert party["token_sha256"] == digest, party["id"]
+
+
+def test_every_demo_file_is_valid_against_the_official_schemas() -> None:
+    schemas = load_schema_set([OFFICIAL_XSD_DIR])
+    files = sorted(EXAMPLES.glob("*.xml"))
+    assert [f.name for f in files] == [s.file for s in (*DOSSIER, FAULTY)]
+    for file in files:
+        report = validate(file.read_bytes(), schemas)
+        assert report.ok, (file.name, [f.rule for f in report.findings])
+
+
+def test_the_declared_amount_is_volume_times_the_contract_tariff() -> None:
+    """TR418/TR346 as the gemeente sees the line: translated to its profile code, the tariff of
+    the shipped contract table, and IngediendBedrag = GeleverdVolume x that tariff."""
+    contracts = load_contract_table(
+        REPO / "mappings" / "contracts" / "SYNTHETIC_contracts_ijsselland.csv", REPO / "mappings"
+    )
+    line = next(etree.parse(EXAMPLES / "07-JW323.xml").iter("{*}Prestatie"))
+    begin = dt.date.fromisoformat(line.findtext("{*}ProductPeriode/{*}Begindatum") or "")
+    tariff = contracts.tariff("0150", "42420001", *PROFILE_CODE, begin)
+    assert tariff is not None
+    assert tariff.eenheid == line.findtext("{*}Eenheid")
+    assert line.findtext("{*}ProductTarief") == str(tariff.tarief)
+    volume = int(line.findtext("{*}GeleverdVolume") or "")
+    assert line.findtext("{*}IngediendBedrag/{*}Bedrag") == str(volume * tariff.tarief)
+
+
+async def test_the_demo_dossier_goes_through_as_documented(
+    demo: tuple[Gateway, TestClient],  # type: ignore[type-arg]
+) -> None:
+    gateway, client = demo
+    sent: dict[str, str] = {}
+    for step in (*DOSSIER, FAULTY):
+        response = await client.post(
+            "/v1/messages",
+            data=(EXAMPLES / step.file).read_bytes(),
+            headers={"Authorization": f"Bearer {demo_token(step.sender)}"},
+        )
+        assert response.status == 202, (step.file, await response.text())
+        message_id = str((await response.json())["id"])
+        sent[step.file] = message_id
+        stored = gateway.store.get(message_id)
+        assert stored is not None
+        findings = [f["rule"] for f in gateway.store.findings(message_id)]
+        assert stored.state is step.state, (step.file, stored.reason, findings)
+        if step.state is State.QUEUED:
+            assert (stored.recipient, findings) == (step.recipient, []), step.file
+        retour = _retour_of(gateway, message_id)
+        if step.retour_type is None:
+            assert retour is None, step.file
+        else:
+            assert retour is not None, step.file
+            assert _message_type(retour) == step.retour_type
+            assert _refusals(retour) == list(step.retour_codes), step.file
+            if step.retour_type == "JW325":  # the whole declaration is accepted
+                answer = etree.fromstring(retour)
+                declared = answer.findtext("{*}*/{*}TotaalIngediendBedrag/{*}TotaalBedrag")
+                granted = answer.findtext("{*}*/{*}TotaalToegekendBedrag/{*}TotaalBedrag")
+                assert declared == granted == "54000"
+        if step.delivered_code is not None:
+            payload = gateway.store.delivery_payload(message_id)
+            assert payload is not None
+            # Translated for the recipient's generation; the sender's codes stay in the original.
+            assert _product_codes(payload) == {step.delivered_code}, step.file
+            original = (EXAMPLES / step.file).read_bytes()
+            assert _product_codes(original) != {step.delivered_code}, step.file
+
+    # Nothing of the demo is held for a mapping decision (or for any other reason).
+    assert not [m for m in gateway.store.query(MessageQuery(limit=1000)) if m.state is State.HELD]
+
+    # Delivery: Deventer's folder gets the five translated originals, Zorgpartners' folder the
+    # JW306 with 9019; Jeugdhulp Oost's mailbox holds the JW301 (legacy code) and the retours.
+    await gateway.delivery.tick()
+    deventer = sorted((gateway.settings.outbox / "gemeente-deventer").glob("*.xml"))
+    assert sorted(_message_type(f.read_bytes()) for f in deventer) == sorted(
+        ["JW315", "JW305", "JW317", "JW307", "JW323"]
+    )
+    # The JW317 changes only the Omvang of the allocation: it names no product code.
+    assert all(_product_codes(f.read_bytes()) <= {PROFILE_CODE} for f in deventer)
+    [zorgpartners] = (gateway.settings.outbox / "zorgpartners").glob("*.xml")
+    assert _message_type(zorgpartners.read_bytes()) == "JW306"
+    assert _refusals(zorgpartners.read_bytes()) == [("StartProduct", "9019")]
+    zwolle = await client.get(
+        "/v1/mailbox", headers={"Authorization": f"Bearer {demo_token('gemeente-zwolle')}"}
+    )
+    assert (await zwolle.json())["messages"] == []  # the rejected start never reaches Zwolle
+
+    auth = {"Authorization": f"Bearer {demo_token('jeugdhulp-oost')}"}
+    listing = await client.get("/v1/mailbox", headers=auth)
+    assert listing.status == 200
+    mailbox = (await listing.json())["messages"]
+    assert sorted(item["message_type"] for item in mailbox) == sorted(
+        ["JW301", "JW316", "JW306", "JW318", "JW319", "JW308", "JW325"]
+    )
+    for item in mailbox:
+        fetched = await client.get(f"/v1/mailbox/{item['id']}", headers=auth)
+        carried = _product_codes(await fetched.read())
+        if item["message_type"] == "JW301":
+            assert carried == {LEGACY_CODE}
+        else:
+            # A clean retour is the header only; whatever it carries must be the provider's code.
+            assert carried <= {LEGACY_CODE}, item["message_type"]
