@@ -122,19 +122,32 @@ def main() -> int:
         root = etree.fromstring(raw, parser)
         return bool(xsd_by_ns[etree.QName(root).namespace].validate(root))
 
+    reused_parser = etree.XMLParser(resolve_entities=False, no_network=True)
+
+    def raw_lxml_reused_parser(raw: bytes) -> bool:
+        root = etree.fromstring(raw, reused_parser)
+        return bool(xsd_by_ns[etree.QName(root).namespace].validate(root))
+
     def ours(raw: bytes) -> bool:
         return validate(raw, schemas, context).ok
 
-    # Interleave the two sides twice so drift in machine load hits both alike.
-    lxml_rates, our_rates = [], []
+    # Interleave the sides twice so drift in machine load hits them alike.
+    lxml_rates, reused_rates, our_rates = [], [], []
     for _ in range(2):
         lxml_rates.append(_rate(raw_lxml, messages, args.seconds / 2))
         our_rates.append(_rate(ours, messages, args.seconds / 2))
-    lxml_rate, our_rate = max(lxml_rates), max(our_rates)
+        reused_rates.append(_rate(raw_lxml_reused_parser, messages, args.seconds / 4))
+    lxml_rate, our_rate, reused_rate = max(lxml_rates), max(our_rates), max(reused_rates)
     print(f"messages: {len(messages)} official examples, cycled")
     print(f"raw lxml parse + XSD:            {lxml_rate:10.0f} msg/s")
     print(f"gateway full validation:         {our_rate:10.0f} msg/s  (XSD + all in-message rules)")
     print(f"ratio ours / raw lxml:           {our_rate / lxml_rate:10.2f}   (target >= 0.50)")
+    # validate() keeps one parser per thread; the target compares with a parser per message,
+    # as above. This line shows the ratio against raw lxml reusing its parser too.
+    print(
+        f"raw lxml, parser reused:         {reused_rate:10.0f} msg/s  "
+        f"(ratio {our_rate / reused_rate:.2f})"
+    )
     if args.breakdown:
         _breakdown(messages, schemas, context, args.seconds)
 

@@ -16,8 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Final, TypeVar, cast
+from typing import Any, Final, Generic, TypeVar, cast, overload
 
 from lxml import etree
 
@@ -38,7 +37,9 @@ _LOCAL_NAMES: dict[str, str] = {}
 #: Per message type, the local names rules asked :meth:`MessageDocument.all_local` for so far.
 #: A document scans the tree once for all of them (one C pass instead of one per name). Only
 #: the speed depends on it; each set is replaced whole, never changed, so threads can share it.
-_SCANNED_NAMES: dict[str, frozenset[str]] = {}
+#: Each entry holds the names and their ``{*}Name`` tag patterns, built once per change.
+_SCANNED_NAMES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+_NOTHING_SCANNED: Final[tuple[frozenset[str], tuple[str, ...]]] = (frozenset(), ())
 _MAX_SCANNED_NAMES: Final = 256
 
 _T = TypeVar("_T")
@@ -179,6 +180,38 @@ def element_path(el: Element) -> str:
 _NO_CHILDREN: Final[Sequence[Element]] = ()
 
 
+class _cached_property(Generic[_T]):  # noqa: N801  (named like the functools decorator)
+    """``functools.cached_property`` without its lock.
+
+    On Python 3.11 every first read of a ``functools.cached_property`` takes one lock shared by
+    all instances of the class; a document is read a few times and then dropped, so that lock
+    is a cost per message. Without it, two threads reading the same fresh document may both
+    compute the value; the values here are pure functions of the document, so either is right.
+    """
+
+    def __init__(self, compute: Callable[[Any], _T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> _cached_property[_T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> _T | _cached_property[_T]:
+        if instance is None:
+            return self
+        value = self._compute(instance)
+        # A non-data descriptor: from now on the instance attribute answers directly.
+        instance.__dict__[self._name] = value
+        return value
+
+
 @dataclass(frozen=True, eq=False)
 class MessageDocument:
     """A well-formed message whose root matched a known schema.
@@ -203,7 +236,7 @@ class MessageDocument:
         default_factory=dict, init=False, repr=False
     )
 
-    @cached_property
+    @_cached_property
     def root(self) -> Element:
         """The ``Bericht`` element."""
         return self.tree.getroot()
@@ -218,7 +251,7 @@ class MessageDocument:
         """E.g. ``3.2``."""
         return self.schema.release
 
-    @cached_property
+    @_cached_property
     def header(self) -> Element:
         """The ``Header`` element (guaranteed present after the XSD layer)."""
         found = self.find(self.root, "Header")
@@ -235,7 +268,7 @@ class MessageDocument:
             cache[path] = None if value is None else value.strip()
         return cache[path]
 
-    @cached_property
+    @_cached_property
     def dagtekening(self) -> dt.date | None:
         """The message's Dagtekening, the reference date of many in-message rules."""
         value = self.header_text("BerichtIdentificatie/Dagtekening")
@@ -258,10 +291,11 @@ class MessageDocument:
     def _scan_local(self, name: str) -> tuple[Element, ...]:
         by_local_name = self._by_local_name
         message_type = self.schema.message_type
-        known = _SCANNED_NAMES.get(message_type, frozenset())
+        known, patterns = _SCANNED_NAMES.get(message_type, _NOTHING_SCANNED)
         if name not in known and len(known) < _MAX_SCANNED_NAMES:
             known = known | {name}
-            _SCANNED_NAMES[message_type] = known
+            patterns = tuple("{*}" + wanted for wanted in known)
+            _SCANNED_NAMES[message_type] = (known, patterns)
         if by_local_name or name not in known:
             # Names asked for after the first scan (or beyond the cap): one scan each.
             found = tuple(self.root.iter("{*}" + name))
@@ -270,7 +304,7 @@ class MessageDocument:
         # The first request of this document: one pass for every name its type has used.
         grouped: dict[str, list[Element]] = {wanted: [] for wanted in known}
         local_names = _LOCAL_NAMES
-        for el in self.root.iter(*["{*}" + wanted for wanted in known]):
+        for el in self.root.iter(*patterns):
             tag = el.tag
             local = local_names.get(tag)
             grouped[local if local is not None else _tag_to_local(tag)].append(el)

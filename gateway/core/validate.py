@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from lxml import etree
 
-from gateway.core.document import MessageDocument, first_at, local_name, source_line
+from gateway.core.document import MessageDocument, source_line
 from gateway.core.privacy import mask_schema_message
 from gateway.core.report import Finding, Level, ValidationReport
 from gateway.core.rules import REGISTRY, Rule, RuleContext, run_rules
@@ -36,31 +36,49 @@ def _readable_path(path: str | None) -> str | None:
 def identify(tree: etree._ElementTree, schemas: SchemaSet) -> MessageDocument | Finding:
     """Find the schema for a parsed message by root namespace and BerichtCode."""
     root = tree.getroot()
-    qname = etree.QName(root)
-    if local_name(root) != "Bericht" or qname.namespace is None:
+    # The root's tag is "{namespace}Name" or "Name" (what etree.QName reads, without building
+    # one).
+    tag = root.tag
+    namespace, _, root_name = tag[1:].partition("}") if tag[:1] == "{" else (None, "", tag)
+    if root_name != "Bericht" or namespace is None:
         return Finding(
             rule="XSD-UNKNOWN",
-            message=f"root element {qname.localname!r} in namespace {qname.namespace!r} "
-            "is not an iJw Bericht",
+            message=f"root element {root_name!r} in namespace {namespace!r} is not an iJw Bericht",
             line=source_line(root),
-            path="/" + qname.localname,
+            path="/" + root_name,
             level=Level.XSD,
         )
-    # C tag matching: cheaper than ElementPath for this one read, with the same answer.
-    code_element = first_at(root, "Header/BerichtCode")
+    code_element = _berichtcode_element(root)
     code_text = None if code_element is None else code_element.text
     berichtcode = None if code_text is None else code_text.strip()
-    schema = schemas.lookup(qname.namespace, berichtcode)
+    schema = schemas.lookup(namespace, berichtcode)
     if schema is None:
         known = ", ".join(schemas.releases) or "none"
         return Finding(
             rule="XSD-UNKNOWN",
-            message=f"no schema for namespace {qname.namespace!r} (releases loaded: {known})",
+            message=f"no schema for namespace {namespace!r} (releases loaded: {known})",
             line=source_line(root),
             path="/Bericht",
             level=Level.XSD,
         )
     return MessageDocument(tree, schema)
+
+
+def _named(tag: object, name: str) -> bool:
+    """``tag`` is an element tag with local name ``name`` (in any namespace or none)."""
+    return tag.__class__ is str and (tag == name or tag.endswith("}" + name))
+
+
+def _berichtcode_element(root: etree._Element) -> etree._Element | None:
+    """``first_at(root, "Header/BerichtCode")``: the first BerichtCode below the first Header
+    that has one. In a message the Header comes first and BerichtCode first in it, so a plain
+    walk reads two elements, cheaper than setting up tag matchers."""
+    for header in root:
+        if _named(header.tag, "Header"):
+            for code in header:
+                if _named(code.tag, "BerichtCode"):
+                    return code
+    return None
 
 
 def xsd_findings(doc: MessageDocument) -> tuple[Finding, ...]:

@@ -9,6 +9,7 @@ expansion bombs), no network access, and libxml2's own depth and size limits sta
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -22,7 +23,10 @@ _BOMS = {
     b"\xff\xfe": "UTF-16 (little-endian)",
     b"\xfe\xff": "UTF-16 (big-endian)",
 }
+#: A message starting with none of these bytes has no byte-order mark.
+_BOM_FIRST_BYTES = frozenset(bom[0] for bom in _BOMS)
 _DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_USUAL_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 
@@ -55,16 +59,26 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
     return line, column
 
 
+_PER_THREAD = threading.local()
+
+
 def _parser() -> etree.XMLParser:
-    # A fresh parser per call: lxml parsers are not safe to share between threads.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-    )
+    # One parser per thread: lxml parsers are not safe to share between threads, and reusing
+    # one skips setting up libxml2's parser context for every message (about a quarter of
+    # the parse). A parser keeps no state from one document to the next that changes a tree
+    # or an error.
+    parser: etree.XMLParser | None = getattr(_PER_THREAD, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_blank_text=False,
+        )
+        _PER_THREAD.parser = parser
+    return parser
 
 
 def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
@@ -77,7 +91,7 @@ def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
     # isspace() stops at the first non-blank byte; strip() would copy the whole message.
     if not raw or raw.isspace():
         return _malformed("XML-EMPTY", "message is empty")
-    for bom, name in _BOMS.items():
+    for bom, name in _BOMS.items() if raw[0] in _BOM_FIRST_BYTES else ():
         if raw.startswith(bom):
             return _malformed(
                 "XML-BOM",
@@ -86,7 +100,8 @@ def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
                 1,
                 1,
             )
-    declared = _DECLARED_ENCODING.match(raw)
+    # The usual declaration needs no regular expression: it declares UTF-8.
+    declared = None if raw.startswith(_USUAL_DECLARATION) else _DECLARED_ENCODING.match(raw)
     if declared and declared.group(1).decode("ascii").upper().replace("_", "-") not in (
         "UTF-8",
         "UTF8",
@@ -109,8 +124,9 @@ def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
             column,
         )
     # Both forbidden declarations start with "<!"; a plain byte search rules most messages out
-    # before the case-insensitive regular expressions run.
-    markup_declaration = b"<!" in raw
+    # before the case-insensitive regular expressions run. Most messages hold no "!" at all,
+    # and a one-byte search (memchr) is several times cheaper than a two-byte one.
+    markup_declaration = b"!" in raw and b"<!" in raw
     doctype = _DOCTYPE.search(raw) if markup_declaration else None
     if doctype is not None:
         line, column = _line_col(raw, doctype.start())

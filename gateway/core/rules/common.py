@@ -221,11 +221,22 @@ def _key_of(doc: MessageDocument, el: Element, key_paths: Iterable[str]) -> tupl
 def check_duplicate_lines(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR101: one finding per group of duplicates, on its last member (as the XSLT reports)."""
     for class_name, key_paths in DUPLICATE_KEYS.get(doc.message_type, {}).items():
+        elements = doc.all_local(class_name)
+        if len(elements) < 2:
+            continue
+        # A duplicate shares its parent, so an element alone under its parent is in no group
+        # that is reported: its key is not needed. Leaving it out keeps the reported groups
+        # and their order (by first member) as they were.
+        parents = [el.getparent() for el in elements]
+        siblings: dict[Element | None, int] = {}
+        for parent in parents:
+            siblings[parent] = siblings.get(parent, 0) + 1
         # Keyed by the parent proxy itself: lxml keeps one proxy per node while it is
         # referenced, whereas id() of a discarded proxy can be reused by another node.
         groups: dict[tuple[Element | None, tuple[str | None, ...]], list[Element]] = {}
-        for el in doc.all_local(class_name):
-            groups.setdefault((el.getparent(), _key_of(doc, el, key_paths)), []).append(el)
+        for el, parent in zip(elements, parents, strict=True):
+            if siblings[parent] > 1:
+                groups.setdefault((parent, _key_of(doc, el, key_paths)), []).append(el)
         for members in groups.values():
             if len(members) > 1:
                 yield Violation(

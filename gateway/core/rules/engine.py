@@ -104,6 +104,14 @@ class RuleRegistry:
         # from: rule modules may register after the first message, and rules are never
         # removed, so a different count means the index is stale (also under a race).
         self._by_type: tuple[int, dict[str, tuple[Rule, ...]]] = (0, {})
+        # The same per context: keyed by message type and which context needs are present,
+        # stamped like _by_type; each stamp gets a fresh dict, so a stale entry is never read.
+        self._by_context: tuple[int, tuple[str, ...], dict[Any, tuple[Rule, ...]]] = (0, (), {})
+        self._last_context: tuple[RuleContext | None, tuple[str, ...], tuple[bool, ...]] = (
+            None,
+            (),
+            (),
+        )
 
     def rule(
         self,
@@ -163,19 +171,39 @@ class RuleRegistry:
         """The rules that apply to a message type given what the context holds."""
         return [r for r in self.for_type(message_type) if r.applies_to(message_type, context)]
 
+    def for_context(self, message_type: str, context: RuleContext) -> tuple[Rule, ...]:
+        """:meth:`for_message` as a tuple, remembered per type and set of present needs."""
+        built_from, need_names, by_context = self._by_context
+        if built_from != len(self._rules):
+            need_names = tuple(sorted({n for rule in self._rules.values() for n in rule.needs}))
+            by_context = {}
+            self._by_context = (len(self._rules), need_names, by_context)
+        # The same test as Rule.applies_to, once per need instead of once per rule; a caller
+        # that validates many messages usually passes one (frozen) context for all of them.
+        last_context, last_names, present = self._last_context
+        if last_context is not context or last_names is not need_names:
+            present = tuple([getattr(context, name, None) is not None for name in need_names])
+            self._last_context = (context, need_names, present)
+        key = (message_type, present)
+        found = by_context.get(key)
+        if found is None:
+            found = tuple(self.for_message(message_type, context))
+            by_context[key] = found
+        return found
+
 
 def run_rules(
     rules: Iterable[Rule], doc: MessageDocument, context: RuleContext
 ) -> tuple[Finding, ...]:
     """Run every applicable rule and collect the findings in rule order."""
     message_type = doc.message_type
-    type_matched = isinstance(rules, RuleRegistry)
-    candidates = rules.for_type(message_type) if isinstance(rules, RuleRegistry) else rules
+    if isinstance(rules, RuleRegistry):
+        # The registry has matched type and context needs already.
+        candidates: Iterable[Rule] = rules.for_context(message_type, context)
+    else:
+        candidates = [rule for rule in rules if rule.applies_to(message_type, context)]
     findings: list[Finding] = []
     for rule in candidates:
-        # The registry's index has matched the type already; only context needs remain.
-        if (rule.needs or not type_matched) and not rule.applies_to(message_type, context):
-            continue
         for violation in rule.check(doc, context):
             findings.append(rule.finding(violation))
     return tuple(findings)
