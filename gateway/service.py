@@ -32,7 +32,8 @@ from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.correlate import Correlation, correlation_of
 from gateway.core.dossier import History, RegisterUpdate
 from gateway.core.errors import GatewayError, IllegalTransition
-from gateway.core.lifecycle import advance, return_unattempted
+from gateway.core.ledger import TranslationLedger
+from gateway.core.lifecycle import advance, return_unattempted, waits_for_mapping_decision
 from gateway.core.lists import ExternalLists
 from gateway.core.model import Direction, Event, Message, State
 from gateway.core.pipeline import (
@@ -71,6 +72,8 @@ from gateway.store.base import (
     TranslationRecord,
 )
 from gateway.translation import (
+    NEEDS_MAPPING_DECISION,
+    Decided,
     StoreLedger,
     Translator,
     answer_report,
@@ -564,24 +567,31 @@ class GatewayService:
         sender: Party,
         actor: str,
         replay_of: str | None = None,
+        *,
+        decided: Decided | None = None,
     ) -> IntakeRecord:
         """Validate, decide and answer a message not stored yet (in a worker thread).
 
-        Runs in one thread hop from start to end: the parts are synchronous and pure but for
-        the clock and the register reads, and the operator holds are only read.
+        Also a stored message again: one left ``received`` (housekeeping), or one held for a
+        mapping decision once the operator ``decided`` (translated with the decided pairs, the
+        move made by the operator). Runs in one thread hop from start to end: the parts are
+        synchronous and pure but for the clock and the register reads, and the operator holds
+        are only read.
         """
         today = self.today()
         context = RuleContext(today=today)
         report = validate(raw, self.schemas, context, max_bytes=self.max_message_bytes)
         original = report
-        report, translation = self._translate(report, sender, today, context)
+        ledger = decided.ledger if decided is not None else self._ledger
+        report, translation = self._translate(report, sender, today, context, ledger)
         decision = decide(report, sender, self.registry, today, self._holds)
         # A message waiting for a mapping decision is held here, before the dossier rules:
         # they would read the sender's codes.
         decision, translation = _with_translation(decision, translation)
         if needs_dossier(report, decision):
             # After translation: the B and E rules read the recipient's (gemeente's) codes.
-            context = self._for_recipient(self._rule_context(today, raw, replay_of), decision)
+            rules_context = self._rule_context(today, raw, replay_of, received.id)
+            context = self._for_recipient(rules_context, decision)
             report = with_dossier_findings(report, context)
             decision = decide(report, sender, self.registry, today, self._holds)
             decision, translation = _with_translation(decision, translation)
@@ -603,10 +613,23 @@ class GatewayService:
             changes["message_type"] = report.message_type
         if not decision.rejected and decision.recipient is not None:
             changes["recipient"] = decision.recipient.id
-        moved, event = advance(
-            received, decision.state, decision.reason, "pipeline", self.clock.now(), **changes
-        )
+        reason, mover = decision.reason, "pipeline"
+        if decided is not None:
+            reason, mover = f"mapping decided ({decided.reason}): {reason}", decided.actor
+            goes_on = not decision.rejected and not _waits_for_mapping(decision)
+            if translation is not None and goes_on:
+                # Like its own pairs (_with_translation), the decided ones are recorded only
+                # for a message that goes on.
+                known = {entry.key for entry in decided.entries}
+                own = tuple(e for e in translation.entries if e.key not in known)
+                translation = dataclasses.replace(translation, entries=decided.entries + own)
+        moved, event = advance(received, decision.state, reason, mover, self.clock.now(), **changes)
         findings = tuple(f.as_dict() for f in report.findings)
+        # A message held for a mapping decision registers nothing yet: its entries would carry
+        # the sender's codes and go unjudged; they are written once the operator decides.
+        register = (
+            None if _waits_for_mapping(decision) else _register_update(report, original, decision)
+        )
         return IntakeRecord(
             moved,
             raw,
@@ -616,18 +639,21 @@ class GatewayService:
             retour,
             _correlation(report, decision),
             translation,
-            _register_update(report, original, decision),
+            register,
         )
 
-    def _rule_context(self, today: dt.date, raw: bytes, replay_of: str | None) -> RuleContext:
+    def _rule_context(
+        self, today: dt.date, raw: bytes, replay_of: str | None, own_id: str | None = None
+    ) -> RuleContext:
         """What the rules may consult: today, the dossier register, the external lists.
 
-        The register is read for this message's clients; a replay does not see its original's
-        entries, so it does not collide with itself (TR056, TR314, TR332...).
+        The register is read for this message's clients without the message's own entries (a
+        message processed again after a crash or a mapping decision); a replay does not see its
+        original's entries either, so it does not collide with itself (TR056, TR314, TR332...).
         """
         history = None
         if self.history is not None:
-            excluded = (replay_of,) if replay_of is not None else ()
+            excluded = tuple(i for i in (replay_of, own_id) if i is not None)
             history = self.history(sniff_bsns(raw), excluded)
         return RuleContext(today=today, history=history, lists=self.lists)
 
@@ -644,7 +670,12 @@ class GatewayService:
         return self.translator.receiver_context(context, generation)
 
     def _translate(
-        self, report: ValidationReport, sender: Party, today: dt.date, context: RuleContext
+        self,
+        report: ValidationReport,
+        sender: Party,
+        today: dt.date,
+        context: RuleContext,
+        ledger: TranslationLedger,
     ) -> tuple[ValidationReport, TranslationRecord | None]:
         """Rewrite product codes into the recipient's generation, before the B and E rules."""
         if self.translator is None:
@@ -656,7 +687,7 @@ class GatewayService:
             today=today,
             context=context,
             schemas=self.schemas,
-            ledger=self._ledger,
+            ledger=ledger,
             max_bytes=self.max_message_bytes,
         )
 
@@ -715,10 +746,52 @@ class GatewayService:
         async with self._client_locks.hold(client_keys(raw)):
             return await self._process_locked(msg, raw, sender)
 
-    async def _process_locked(self, msg: Message, raw: bytes, sender: Party) -> Message:
+    async def process_decided(self, message_id: str, decided: Decided) -> Message:
+        """Process a message held for a mapping decision once the operator has decided.
+
+        The same preparation as intake, translated with the decided pairs: the B and E rules
+        run when the recipient is answered for, the retour goes back to the sender, and the
+        register, the correlation, the findings and the translation (with the decided pairs
+        in the ledger) are recorded; the message moves to ``queued``, ``held`` (recipient
+        not ready) or ``rejected``. Under the client lock, as intake; ``OperatorRefusedError``
+        when the message no longer waits for a decision.
+        """
+        msg, raw, sender = await self._decidable(message_id)
+        async with self._client_locks.hold(client_keys(raw)):
+            # Read again under the lock: an operator may have cancelled it meanwhile.
+            msg, raw, sender = await self._decidable(message_id)
+            return await self._process_locked(msg, raw, sender, decided)
+
+    async def preview_decided(self, message_id: str, decided: Decided) -> IntakeRecord:
+        """What :meth:`process_decided` would record, without writing anything (a dry run)."""
+        msg, raw, sender = await self._decidable(message_id)
         replay_of = await self._db(self.store.replay_of, msg.id)
-        record = await asyncio.to_thread(self._prepare, msg, raw, sender, "pipeline", replay_of)
-        if record.findings:
+        return await asyncio.to_thread(
+            self._prepare, msg, raw, sender, decided.actor, replay_of, decided=decided
+        )
+
+    async def _decidable(self, message_id: str) -> tuple[Message, bytes, Party]:
+        msg = await self._db(self.store.get, message_id)
+        if msg is None or not waits_for_mapping_decision(msg):
+            raise OperatorRefusedError(f"message {message_id} does not wait for a mapping decision")
+        raw = await self._db(self.store.payload, message_id)
+        sender = self.registry.get(msg.sender)
+        if raw is None or sender is None:
+            raise OperatorRefusedError(
+                f"message {message_id}: sender no longer configured or content purged"
+            )
+        return msg, raw, sender
+
+    async def _process_locked(
+        self, msg: Message, raw: bytes, sender: Party, decided: Decided | None = None
+    ) -> Message:
+        replay_of = await self._db(self.store.replay_of, msg.id)
+        actor = "pipeline" if decided is None else decided.actor
+        record = await asyncio.to_thread(
+            self._prepare, msg, raw, sender, actor, replay_of, decided=decided
+        )
+        if record.findings or decided is not None:
+            # Replacing what intake found: a decided message is judged on the translation.
             await self._db(self.store.record_findings, msg.id, list(record.findings))
         if record.retour is not None:
             await self.commits.save(record.retour)
@@ -736,7 +809,7 @@ class GatewayService:
             from_state=msg.state.value,
             state=record.message.state.value,
             reason=record.message.reason,
-            actor="pipeline",
+            actor=event.actor,
         )
         if record.message.state is State.REJECTED:
             self.metrics.inc("rejected", sender.id)
@@ -957,6 +1030,10 @@ def _with_translation(
         )
         return held, dataclasses.replace(translation, entries=())
     return decision, translation
+
+
+def _waits_for_mapping(decision: Decision) -> bool:
+    return decision.state is State.HELD and decision.reason.startswith(NEEDS_MAPPING_DECISION)
 
 
 def _register_update(

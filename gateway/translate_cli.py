@@ -298,6 +298,14 @@ def run_decide(args: argparse.Namespace) -> int:
         print(f"dry run: message {outcome.message.id} stays {outcome.message.state.value}")
     else:
         print(f"message {outcome.message.id} is {outcome.message.state.value}")
+    if outcome.outcome is not None:
+        would = "would be" if outcome.dry_run else "is"
+        print(f"after the rules it {would} {outcome.outcome.state.value}: {outcome.outcome.reason}")
+    if outcome.rules:
+        print(f"rules: {', '.join(outcome.rules)}")
+    if outcome.retour is not None:
+        sent = "would get" if outcome.dry_run else "gets"
+        print(f"{outcome.retour.recipient} {sent} retour {outcome.retour.message_type}")
     return EXIT_OK
 
 

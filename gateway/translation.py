@@ -11,7 +11,8 @@ and what happens around it (docs/translation.md, "In the daemon"):
   message is XSD-checked on the way (a translation must never break the schema).
 * A product the tables cannot translate on their own holds the message with the reason
   "needs mapping decision"; :func:`decide_mapping` records the operator's target in the ledger
-  and the audit trail, translates and releases the message.
+  and the audit trail, and the message is processed as intake would (B/E rules, retour,
+  register, correlation) and queued, held or rejected.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,10 +35,10 @@ from gateway.core.ledger import (
     Origin,
     TranslationLedger,
 )
+from gateway.core.lifecycle import waits_for_mapping_decision
 from gateway.core.lists import ExternalLists
 from gateway.core.mapping import MappingTable, Product
-from gateway.core.model import Message, State
-from gateway.core.pipeline import placement
+from gateway.core.model import Message
 from gateway.core.report import Level, ValidationReport
 from gateway.core.route import Party, PartyRegistry, addressing
 from gateway.core.rules import REGISTRY, Rule, RuleContext, RuleLevel
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NEEDS_MAPPING_DECISION",
+    "Decided",
     "DecisionError",
     "DecisionOutcome",
     "StoreLedger",
@@ -76,7 +79,21 @@ class DecisionError(GatewayError):
 
 def waits_for_decision(msg: Message) -> bool:
     """True for a message held until an operator picks a mapping target."""
-    return msg.state is State.HELD and (msg.reason or "").startswith(NEEDS_MAPPING_DECISION)
+    return waits_for_mapping_decision(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """An operator's mapping decision, as the pipeline applies it to the held message.
+
+    ``ledger`` is the store's ledger with the decided pairs on top (nothing is written until
+    the message is processed); ``entries`` are the pairs to record with its translation.
+    """
+
+    ledger: TranslationLedger
+    entries: tuple[LedgerEntry, ...]
+    actor: str
+    reason: str
 
 
 def hold_reason(undecided: tuple[Undecided, ...]) -> str:
@@ -288,9 +305,16 @@ class DecisionOutcome:
     """What a mapping decision did (or, on a dry run, would do) to one message."""
 
     message: Message
+    """The message as the decision left it (on a dry run: as it is, unchanged)."""
     entries: tuple[LedgerEntry, ...]
     rewrites: tuple[Rewrite, ...]
     dry_run: bool
+    outcome: Message | None = None
+    """The message as processing leaves (on a dry run: would leave) it: its state and why."""
+    retour: Message | None = None
+    """The retour built for the sender when the gateway answers for the recipient."""
+    rules: tuple[str, ...] = ()
+    """The rule codes the rules found on the (translated) message."""
 
 
 def parse_product(value: str) -> Product:
@@ -337,11 +361,14 @@ async def decide_mapping(
     actor: str,
     dry_run: bool = False,
 ) -> DecisionOutcome:
-    """Record an operator's target for a held message, translate it and release it.
+    """Record an operator's target for a held message and process it as intake would.
 
     The pair goes into the ledger (origin ``operator``), so every later message about the
-    allocation uses it; the decision is in the audit trail. The B and E rules are not run again
-    on release (the lifecycle has no way back from ``held`` to ``rejected``).
+    allocation uses it; the decision is in the audit trail. The message is then processed with
+    the decided pair (``GatewayService.process_decided``): the B and E rules run when the
+    recipient is answered for, the sender gets its retour, the register and correlation are
+    written, and the message moves to ``queued``, ``held`` or ``rejected``. A rejected
+    message records no pair. A dry run processes the same way and writes nothing.
     """
     translator = service.translator
     if translator is None:
@@ -396,28 +423,67 @@ async def decide_mapping(
                 "still undecided after the decision: " + hold_reason(record.undecided)
             )
     entries = tuple(decided) + tuple(e for e in record.entries if ledger.pending.get(e.key) is None)
-    if dry_run:
-        return DecisionOutcome(msg, entries, record.rewrites, dry_run=True)
-    final = TranslationRecord(
-        record.gemeente,
-        record.from_generation,
-        record.to_generation,
-        translated=record.translated,
-        rewrites=record.rewrites,
-        entries=entries,
+    applied = Decided(ledger, tuple(decided), actor, reason)
+    try:
+        if dry_run:
+            return await _preview(service, message_id, applied, entries, record.rewrites)
+        return await _apply(service, message_id, applied, entries, record.rewrites)
+    except DecisionError:
+        raise
+    except GatewayError as exc:  # moved or purged meanwhile
+        raise DecisionError(str(exc)) from exc
+
+
+async def _preview(
+    service: GatewayService,
+    message_id: str,
+    applied: Decided,
+    entries: tuple[LedgerEntry, ...],
+    rewrites: tuple[Rewrite, ...],
+) -> DecisionOutcome:
+    msg = await asyncio.to_thread(service.store.get, message_id)
+    preview = await service.preview_decided(message_id, applied)
+    return DecisionOutcome(
+        msg or preview.message,
+        entries,
+        rewrites,
+        dry_run=True,
+        outcome=preview.message,
+        retour=preview.retour.message if preview.retour is not None else None,
+        rules=_rule_codes(preview.findings),
     )
-    await asyncio.to_thread(service.store.save_translation, message_id, final)
-    summary = ", ".join(f"{e.key}: {e.original} -> {e.translated}" for e in decided)
+
+
+async def _apply(
+    service: GatewayService,
+    message_id: str,
+    applied: Decided,
+    entries: tuple[LedgerEntry, ...],
+    rewrites: tuple[Rewrite, ...],
+) -> DecisionOutcome:
+    moved = await service.process_decided(message_id, applied)
+    summary = ", ".join(f"{e.key}: {e.original} -> {e.translated}" for e in applied.entries)
     await asyncio.to_thread(
         service.store.record_audit,
         service.clock.now(),
-        actor,
+        applied.actor,
         DECIDE_ACTION,
         message_id,
-        f"{summary or 'translated with the ledger'}; {reason}",
+        f"{summary or 'translated with the ledger'}; {applied.reason}",
     )
-    moved = await service.move(msg, State.QUEUED, f"mapping decided: {reason}", actor)
-    state, why = placement(recipient, service.today(), service.holds)
-    if state is State.HELD:
-        moved = await service.move(moved, State.HELD, why, actor)
-    return DecisionOutcome(moved, entries, record.rewrites, dry_run=False)
+    related = await asyncio.to_thread(service.store.related, message_id)
+    retour = next((r.message for r in related if r.relation == "retour"), None)
+    findings = await asyncio.to_thread(service.store.findings, message_id)
+    return DecisionOutcome(
+        moved,
+        entries,
+        rewrites,
+        dry_run=False,
+        outcome=moved,
+        retour=retour,
+        rules=_rule_codes(findings),
+    )
+
+
+def _rule_codes(findings: Iterable[Mapping[str, object]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(f.get("rule")) for f in findings if f.get("rule")))

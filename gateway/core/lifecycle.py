@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from gateway.core.errors import IllegalTransition
 from gateway.core.model import Event, Message, State
+from gateway.core.translate import NEEDS_MAPPING_DECISION
 
 ALLOWED_MOVES: Mapping[State, frozenset[State]] = {
     State.RECEIVED: frozenset({State.REJECTED, State.QUEUED, State.HELD}),
@@ -24,13 +25,18 @@ ALLOWED_MOVES: Mapping[State, frozenset[State]] = {
     State.REJECTED: frozenset(),
     State.DELIVERED: frozenset(),
 }
-"""From-state → the states a message may move to from there."""
+"""From-state → the states any message may move to from there (see also DECISION_MOVES)."""
 
 TERMINAL_STATES: frozenset[State] = frozenset(s for s, to in ALLOWED_MOVES.items() if not to)
 """States a message never leaves (``rejected`` and ``delivered``)."""
 
 WAITING_STATES: frozenset[State] = frozenset({State.QUEUED, State.HELD})
 """States in which a message waits for its recipient."""
+
+DECISION_MOVES: frozenset[State] = frozenset({State.REJECTED, State.HELD})
+"""Extra moves out of ``held`` for a message held with ``needs mapping decision`` only: it was
+held before the cross-message and list rules ran, so once an operator decides they may reject
+it, or its recipient may not be ready (it stays held, now waiting for the recipient)."""
 
 CHANGEABLE_FIELDS: frozenset[str] = frozenset(
     {"recipient", "message_type", "next_attempt_at", "lease_until", "in_reply_to"}
@@ -42,8 +48,24 @@ CANCELLED = "cancelled"
 
 
 def can_move(from_state: State, to_state: State) -> bool:
-    """True when the lifecycle allows a message in ``from_state`` to move to ``to_state``."""
+    """True when the lifecycle allows any message in ``from_state`` to move to ``to_state``.
+
+    :func:`may_move` also knows the :data:`DECISION_MOVES` of one particular message.
+    """
     return to_state in ALLOWED_MOVES[from_state]
+
+
+def waits_for_mapping_decision(msg: Message) -> bool:
+    """True for a message held until an operator picks a product-code mapping target."""
+    return msg.state is State.HELD and (msg.reason or "").startswith(NEEDS_MAPPING_DECISION)
+
+
+def may_move(msg: Message, to_state: State) -> bool:
+    """True when the lifecycle allows this message, in its state and for its reason, to move
+    to ``to_state``."""
+    if can_move(msg.state, to_state):
+        return True
+    return to_state in DECISION_MOVES and waits_for_mapping_decision(msg)
 
 
 def advance(
@@ -99,8 +121,9 @@ def _advance(
     changes: Mapping[str, object],
     attempted: bool,
 ) -> tuple[Message, Event]:
-    if not can_move(msg.state, to):
-        raise IllegalTransition(f"message {msg.id} cannot move from {msg.state} to {to}")
+    if not may_move(msg, to):
+        only = " (only after a mapping decision)" if msg.state is State.HELD else ""
+        raise IllegalTransition(f"message {msg.id} cannot move from {msg.state} to {to}{only}")
     unknown = set(changes) - CHANGEABLE_FIELDS
     if unknown:
         raise TypeError(f"advance() cannot change {', '.join(sorted(unknown))}")

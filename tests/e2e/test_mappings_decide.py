@@ -101,11 +101,13 @@ def test_coverage_decide_and_show(env: ConsoleEnv) -> None:
     assert wrong.returncode == 2 and "not a old code" in wrong.stderr
     assert dry.returncode == 0, dry.stderr
     assert "45/45P01 -> 45/45A48" in dry.stdout and "dry run" in dry.stdout
+    assert "after the rules it would be queued" in dry.stdout and "routed to provider" in dry.stdout
     assert retry.returncode != 0 and "mapping decision" in (retry.stdout + retry.stderr)
 
     done = env.run("mappings", "decide", held.id, "--target", "45/45A48", "--reason", "plan")
     assert done.returncode == 0, done.stderr
     assert f"message {held.id} is queued" in done.stdout
+    assert "retour" not in done.stdout  # the provider answers Diemen's JW301 itself
     again = env.run("mappings", "decide", held.id, "--target", "45/45A48", "--reason", "plan")
     assert again.returncode == 2 and "only messages held" in again.stderr
 
