@@ -16,6 +16,30 @@ base of the ratio. Targets (2 cores): >= 500 msg/s sustained with durable acknow
 < 100 ms at 200 msg/s offered, memory flat over 100,000 messages (``--messages 100000``).
 
     .venv/bin/python bench/daemon.py [--messages 10000] [--clients 16] [--backend sqlite]
+
+Two traffic mixes (``--mix``, repeatable to compare them in one run):
+
+* ``realistic`` (default): the BVO answers for both gemeenten (``answered_by``), so the
+  messages to them run the dossier (B/E) rules against the register, get a retour built and
+  write register entries; and each group of consecutive messages (one pass over the seven
+  examples) is about its own client: every ``<Bsn>`` is rewritten to a valid 11-proof BSN of
+  that group (a JW323's second client gets a second one), and DeclaratieNummer is unique. The
+  per-client intake locks then serialise only what real traffic would.
+* ``uniform``: the official examples as shipped (one BSN in every message), nobody answered
+  for: the mix of the earlier figures.
+
+Memory: every run prints the daemon's anonymous memory by origin (glibc main arena, thread
+arenas, CPython arenas, the rest) from /proc/PID/smaps; ``--trim-probe`` also attaches gdb at
+the start and the end to print SQLite's own heap (``sqlite3_memory_used``), write glibc's
+per-arena totals (``malloc_stats``) into the daemon's log (``--keep-log``) and call
+``malloc_trim(0)``, printing RSS before and after.
+
+Each run prints the accepted msg/s next to the daemon's CPU milliseconds per accepted message
+(user + system time from /proc, so less sensitive to a busy host than msg/s), and a summary
+table at the end. To compare two versions in one run, on the same host load, alternate them:
+
+    mkdir /tmp/before && git archive HEAD gateway | tar -x -C /tmp/before
+    .venv/bin/python bench/daemon.py --tree /tmp/before --tree . --rounds 2 --backend sqlite
 """
 
 from __future__ import annotations
@@ -49,7 +73,8 @@ REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = REPO.parent / "shared" / "reference" / "ijw" / "ijw-3.2"
 EXAMPLES = OFFICIAL / "examples"
 
-PARTIES = {
+# The uniform mix: the official examples between four parties, nobody answered for.
+PARTIES: dict[str, tuple[str, str | None, str]] = {
     "diemen": ("gemeente", "0384", "folder"),
     "amsterdam": ("gemeente", "0363", "mailbox"),
     "provider-a": ("aanbieder", "42420001", "mailbox"),
@@ -64,15 +89,87 @@ ROUTES = (
     ("JW319", "diemen"),
     ("JW323", "provider-b"),
 )
+# The realistic mix: the demo dossier of docs/examples (JW315 request, JW301 allocation, JW305
+# start, JW317 change request, JW319 answer, JW307 stop, JW323 declaration) between the demo
+# parties of config.toml: the BVO answers for the gemeenten (dossier rules, retours, register
+# entries), and product codes are translated between the provider's and gemeente's generations.
+DEMO = REPO / "docs" / "examples"
+_GENERATIONS = '[{ generation = "legacy" }, { generation = "profile-2018", from = 2018-01-01 }]'
+# id: (role, identity, channel, answered_by, generation as TOML)
+DEMO_PARTIES: dict[str, tuple[str, str | None, str, str | None, str | None]] = {
+    "bvo": ("bvo", None, "mailbox", None, None),
+    "gemeente-deventer": ("gemeente", "0150", "folder", "bvo", _GENERATIONS),
+    "gemeente-zwolle": ("gemeente", "0193", "mailbox", "bvo", _GENERATIONS),
+    "jeugdhulp-oost": ("aanbieder", "42420001", "mailbox", None, '"legacy"'),
+    "zorgpartners": ("aanbieder", "65656055", "folder", None, '"profile-2018"'),
+}
+DOSSIER = (
+    ("01-JW315", "jeugdhulp-oost"),
+    ("02-JW301", "gemeente-deventer"),
+    ("03-JW305", "jeugdhulp-oost"),
+    ("04-JW317", "jeugdhulp-oost"),
+    ("05-JW319", "gemeente-deventer"),
+    ("06-JW307", "jeugdhulp-oost"),
+    ("07-JW323", "jeugdhulp-oost"),
+)
+# Dossiers in flight side by side: the messages of one dossier are this many places apart in
+# the sending order (>= 160 ms at 200 msg/s), so each is acknowledged before the next one of
+# its dossier leaves, as one sender's software would do, while other clients' messages run
+# concurrently.
+INTERLEAVE = 64
+MIXES = ("realistic", "uniform")
 _BERICHT_ID = re.compile(rb"(BerichtIdentificatie>\s*<(?:\w+:)?Identificatie>)[^<]+")
+_BSN = re.compile(rb"(<(?:\w+:)?Bsn>)(\d{9})(<)")
 _RAW = {name: (EXAMPLES / f"{name}.xml").read_bytes() for name, _ in ROUTES}
+_DEMO_RAW = {name: (DEMO / f"{name}.xml").read_bytes() for name, _ in DOSSIER}
+# Client numbers of each phase start here, so phases never share a client (BSN prefixes and
+# ToewijzingNummers stay in range below 8,990,000 clients).
+_PHASE_CLIENT_BASE = {"F": 0, "R": 4_000_000, "L": 8_000_000}
 
 
-def message(number: int, prefix: str) -> tuple[str, bytes]:
+def bsn(client: int) -> str:
+    """A valid (11-proof) BSN, distinct for every client number below 8,990,000.
+
+    Client ``n`` owns the ten 8-digit prefixes ``10_000_000 + 10 n ...``; the check digit
+    (the weighted sum modulo 11) is 10 for at most one of ten consecutive prefixes, since
+    each step changes the sum by 2."""
+    for prefix in range(10_000_000 + 10 * client, 10_000_000 + 10 * client + 10):
+        digits = f"{prefix:08d}"
+        check = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
+        if check < 10:
+            return digits + str(check)
+    raise AssertionError("unreachable: two consecutive prefixes never both give 10")
+
+
+def message(number: int, prefix: str, mix: str = "uniform") -> tuple[str, bytes]:
     """(sending party, a distinct valid message) for a sequence number."""
-    name, sender = ROUTES[number % len(ROUTES)]
     ident = f"{prefix}{number:08d}".encode()
+    if mix == "realistic":
+        return dossier_message(number, prefix, ident)
+    name, sender = ROUTES[number % len(ROUTES)]
     return sender, _BERICHT_ID.sub(lambda m: m.group(1) + ident, _RAW[name], count=1)
+
+
+def dossier_message(number: int, prefix: str, ident: bytes) -> tuple[str, bytes]:
+    """Message ``number`` of the realistic mix: one step of one client's dossier, with that
+    client's BSN and its own ToewijzingNummer, ReferentieAanbieder, DeclaratieNummer and
+    ReferentieNummer."""
+    block, place = divmod(number, INTERLEAVE * len(DOSSIER))
+    step, lane = divmod(place, INTERLEAVE)
+    client = _PHASE_CLIENT_BASE[prefix] + block * INTERLEAVE + lane
+    name, sender = DOSSIER[step]
+    raw = _BERICHT_ID.sub(lambda m: m.group(1) + ident, _DEMO_RAW[name], count=1)
+    raw = _BSN.sub(lambda m: m.group(1) + bsn(client).encode() + m.group(3), raw)
+    reference = f"JHO-{prefix}{client:08d}"
+    for old, new in (
+        (b">JHO-2026-0042<", f">{reference}-A<"),
+        (b">JHO-2026-0043<", f">{reference}-B<"),
+        (b">2026001<", f">{100_000_000 + client}<"),
+        (b">JHOD202610<", f">D{prefix}{client:08d}<"),
+        (b">JHOP20260001<", f">P{prefix}{client:08d}<"),
+    ):
+        raw = raw.replace(old, new.encode())
+    return sender, raw
 
 
 def token(party: str) -> str:
@@ -86,30 +183,55 @@ def free_port() -> int:
         return port
 
 
+def party_lines(party: str, role: str, identity: str | None, channel: str) -> list[str]:
+    """A ``[[parties]]`` entry, with the bench token's hash."""
+    digest = hashlib.sha256(token(party).encode()).hexdigest()
+    lines = [
+        "[[parties]]",
+        f'id = "{party}"',
+        f'role = "{role}"',
+        f'channel = "{channel}"',
+        f'token_sha256 = "{digest}"',
+    ]
+    return lines + ([f'identity = "{identity}"'] if identity is not None else [])
+
+
 def write_config(
-    folder: Path, port: int, store_url: str | None, delivery_interval: float = 1.0
+    folder: Path,
+    port: int,
+    store_url: str | None,
+    delivery_interval: float = 1.0,
+    mix: str = "uniform",
 ) -> Path:
     lines = [
         "[server]",
         f"port = {port}",
         "[paths]",
         f'schemas = ["{OFFICIAL}"]',
+        # The code lists and gemeente list of this checkout, also for a ``--tree`` snapshot
+        # of the package alone.
+        f'mappings = "{REPO / "mappings"}"',
         "[delivery]",
         f"interval_seconds = {delivery_interval}",
         "batch_size = 200",
+        "[rules]",
+        # The official examples use category 55 codes, which the shipped JZ21 list lacks.
+        'product_codes = "JZ21, SYNTHETIC-EXAMPLES"',
     ]
     if store_url:
         lines += ["[store]", f'url = "{store_url}"']
-    for party, (role, identity, channel) in PARTIES.items():
-        digest = hashlib.sha256(token(party).encode()).hexdigest()
-        lines += [
-            "[[parties]]",
-            f'id = "{party}"',
-            f'role = "{role}"',
-            f'identity = "{identity}"',
-            f'channel = "{channel}"',
-            f'token_sha256 = "{digest}"',
-        ]
+    if mix == "realistic":
+        contracts = REPO / "mappings" / "contracts" / "SYNTHETIC_contracts_ijsselland.csv"
+        lines += ["[lists]", f'contracts = "{contracts}"']
+        for party, (role, identity, channel, answered_by, generation) in DEMO_PARTIES.items():
+            lines += party_lines(party, role, identity, channel)
+            if answered_by is not None:
+                lines.append(f'answered_by = "{answered_by}"')
+            if generation is not None:
+                lines.append(f"generation = {generation}")
+    else:
+        for party, (role, identity, channel) in PARTIES.items():
+            lines += party_lines(party, role, identity, channel)
     path = folder / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -132,12 +254,25 @@ class Phase:
 
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
 
-    def record(self, status: int, latency: float) -> None:
+    def record(self, answer: tuple[int, str], latency: float) -> None:
+        status, state = answer
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if status == 202:
             self.latencies.append(latency)
+            self.states[state] = self.states.get(state, 0) + 1
+
+    @property
+    def rate(self) -> float:
+        """Accepted messages per second."""
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def p99_ms(self) -> float:
+        ms = sorted(x * 1000 for x in self.latencies)
+        return ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else float("nan")
 
     def summary(self) -> str:
         ms = sorted(x * 1000 for x in self.latencies)
@@ -148,14 +283,24 @@ class Phase:
         rate = len(ms) / self.elapsed
         return (
             f"{len(ms)} accepted in {self.elapsed:.1f} s = {rate:.0f} msg/s, "
-            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, answers {self.statuses}"
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, answers {self.statuses}, "
+            f"states {dict(sorted(self.states.items()))}"
         )
 
 
-class Poster(Protocol):
-    """Submits one message over a kept-alive connection; returns the HTTP status."""
+_STATE = re.compile(rb'"state"\s*:\s*"(\w+)"')
 
-    async def post(self, sender: str, raw: bytes) -> int: ...
+
+def answer_of(status: int, body: bytes) -> tuple[int, str]:
+    """(HTTP status, the message state the daemon answered, or "")."""
+    found = _STATE.search(body)
+    return status, found.group(1).decode() if found else ""
+
+
+class Poster(Protocol):
+    """Submits one message over a kept-alive connection; returns (HTTP status, state)."""
+
+    async def post(self, sender: str, raw: bytes) -> tuple[int, str]: ...
 
     async def close(self) -> None: ...
 
@@ -167,11 +312,10 @@ class AiohttpPoster:
         self.url = f"{base}/v1/messages"
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit))
 
-    async def post(self, sender: str, raw: bytes) -> int:
+    async def post(self, sender: str, raw: bytes) -> tuple[int, str]:
         headers = {"Authorization": f"Bearer {token(sender)}"}
         async with self.session.post(self.url, data=raw, headers=headers) as response:
-            await response.read()
-            return response.status
+            return answer_of(response.status, await response.read())
 
     async def close(self) -> None:
         await self.session.close()
@@ -190,7 +334,7 @@ class RawPoster:
         self.slots = asyncio.Semaphore(limit)
         self.all: list[asyncio.StreamWriter] = []
 
-    async def post(self, sender: str, raw: bytes) -> int:
+    async def post(self, sender: str, raw: bytes) -> tuple[int, str]:
         async with self.slots:
             if self.idle:
                 reader, writer = self.idle.pop()
@@ -217,12 +361,12 @@ class RawPoster:
                     keep = False
                 elif name == b"transfer-encoding":
                     raise ConnectionError("chunked answers are not expected from intake")
-            await reader.readexactly(length)
+            body = await reader.readexactly(length)
             if keep:
                 self.idle.append((reader, writer))
             else:
                 writer.close()
-            return status
+            return answer_of(status, body)
 
     async def close(self) -> None:
         for writer in self.all:
@@ -233,14 +377,16 @@ def poster(kind: str, base: str, limit: int) -> Poster:
     return RawPoster(base, limit) if kind == "raw" else AiohttpPoster(base, limit)
 
 
-async def full_speed(base: str, count: int, clients: int, prefix: str, kind: str) -> Phase:
+async def full_speed(
+    base: str, count: int, clients: int, prefix: str, *, kind: str, mix: str
+) -> Phase:
     phase = Phase()
     numbers: Iterator[int] = iter(range(count))
     client = poster(kind, base, clients)
 
     async def one_client() -> None:
         for number in numbers:
-            sender, raw = message(number, prefix)
+            sender, raw = message(number, prefix, mix)
             start = time.perf_counter()
             status = await client.post(sender, raw)
             phase.record(status, time.perf_counter() - start)
@@ -254,14 +400,16 @@ async def full_speed(base: str, count: int, clients: int, prefix: str, kind: str
     return phase
 
 
-async def offered_rate(base: str, rate: float, seconds: float, prefix: str, kind: str) -> Phase:
+async def offered_rate(
+    base: str, rate: float, seconds: float, prefix: str, *, kind: str, mix: str
+) -> Phase:
     """Open loop: message i leaves at start + i/rate, whether or not earlier ones returned."""
     phase = Phase()
     total = int(rate * seconds)
     client = poster(kind, base, 200)
 
     async def one(number: int) -> None:
-        sender, raw = message(number, prefix)
+        sender, raw = message(number, prefix, mix)
         sent = time.perf_counter()
         status = await client.post(sender, raw)
         phase.record(status, time.perf_counter() - sent)
@@ -313,12 +461,37 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the daemon did not become ready")
 
 
-async def bench_store(label: str, store_url: str | None, args: argparse.Namespace) -> None:
+@dataclass
+class Outcome:
+    """One daemon run's headline figures, for the summary table."""
+
+    tree: str
+    store: str
+    mix: str
+    full_speed: float
+    cpu_ms: float
+    cores: float
+    offered_p99_ms: float
+    rss_last_mib: float
+
+
+async def bench_store(
+    label: str,
+    store_url: str | None,
+    args: argparse.Namespace,
+    tree: Path | None = None,
+    mix: str = "realistic",
+) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         folder = Path(tmp)
         port = free_port()
-        config = write_config(folder, port, store_url, args.delivery_interval)
+        config = write_config(folder, port, store_url, args.delivery_interval, mix)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        if tree is not None:
+            # The daemon imports ``gateway`` from this tree (e.g. a snapshot of the last commit).
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(tree.resolve()), env.get("PYTHONPATH")])
+            )
         with (folder / "gateway.log").open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "run", "--config", str(config)],
@@ -338,40 +511,54 @@ async def bench_store(label: str, store_url: str | None, args: argparse.Namespac
         try:
             await wait_ready(base, process)
             sampler = asyncio.create_task(sample())
-            print(f"\n== {label}: {args.messages} messages, {args.clients} clients")
+            if args.trim_probe:
+                print(f"at start:        {anonymous_breakdown(process.pid)}")
+                print(f"                 {trim_probe(process.pid)}")
+            print(f"\n== {label}, {mix} mix: {args.messages} messages, {args.clients} clients")
             batches_before = await write_batches(base)
             cpu_before, client_before = cpu_seconds(process.pid), time.process_time()
             spy = start_py_spy(args.py_spy, process.pid) if args.py_spy else None
-            fast = await full_speed(base, args.messages, args.clients, "F", args.client)
+            fast = await full_speed(
+                base, args.messages, args.clients, "F", kind=args.client, mix=mix
+            )
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
             daemon_cpu = cpu_seconds(process.pid) - cpu_before
             client_cpu = time.process_time() - client_before
+            cpu_ms = daemon_cpu / max(len(fast.latencies), 1) * 1000
+            cores = daemon_cpu / max(fast.elapsed, 1e-9)
             print(f"full speed:      {fast.summary()}")
             print(
-                f"                 daemon CPU {daemon_cpu:.1f} s = "
-                f"{daemon_cpu / max(fast.elapsed, 1e-9):.2f} cores, "
-                f"{daemon_cpu / max(len(fast.latencies), 1) * 1000:.2f} ms per accepted message; "
+                f"                 {fast.rate:.0f} msg/s at {cpu_ms:.2f} ms daemon CPU per "
+                f"accepted message ({daemon_cpu:.1f} s = {cores:.2f} cores); "
                 f"load generator ({args.client}) CPU {client_cpu:.1f} s"
             )
             batches_after = await write_batches(base)
             print(f"                 {batch_summary(batches_before, batches_after)}")
-            paced = await offered_rate(base, args.rate, args.rate_seconds, "R", args.client)
+            paced = await offered_rate(
+                base, args.rate, args.rate_seconds, "R", kind=args.client, mix=mix
+            )
             print(f"offered {args.rate:.0f}/s:    {paced.summary()}")
             print(f"                 {batch_summary(batches_after, await write_batches(base))}")
             samples.append(rss_kib(process.pid))
             sampler.cancel()
-            mib = [s / 1024 for s in samples if s]
-            print(
-                f"daemon RSS:      first {mib[0]:.0f} MiB, last {mib[-1]:.0f} MiB, "
-                f"max {max(mib):.0f} MiB ({len(mib)} samples every {args.rss_every:.0f} s)"
+            rss_last = report_memory(samples, process.pid, args)
+            return Outcome(
+                str(tree or "working tree"),
+                label,
+                mix,
+                fast.rate,
+                cpu_ms,
+                cores,
+                paced.p99_ms,
+                rss_last,
             )
-            step = max(1, len(mib) // 12)
-            print(f"                 RSS series (MiB): {' '.join(f'{m:.0f}' for m in mib[::step])}")
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=120)
+            if args.keep_log is not None:
+                shutil.copyfile(folder / "gateway.log", args.keep_log)
 
 
 async def write_batches(base: str) -> dict[str, float]:
@@ -396,6 +583,101 @@ def batch_summary(before: dict[str, float], after: dict[str, float]) -> str:
         f"{delta['gateway_write_batch_records_total'] / batches:.1f} messages and "
         f"{delta['gateway_write_batch_moves_total'] / batches:.1f} moves each, "
         f"{delta['gateway_write_batch_seconds_total'] / batches * 1000:.1f} ms each"
+    )
+
+
+def report_memory(samples: list[int], pid: int, args: argparse.Namespace) -> float:
+    """Print the RSS figures of a run; returns the last sample in MiB."""
+    mib = [s / 1024 for s in samples if s]
+    print(
+        f"daemon RSS:      first {mib[0]:.0f} MiB, last {mib[-1]:.0f} MiB, "
+        f"max {max(mib):.0f} MiB ({len(mib)} samples every {args.rss_every:.0f} s)"
+    )
+    print(f"                 {memory_kinds(pid)}")
+    print(f"                 {anonymous_breakdown(pid)}")
+    if args.trim_probe:
+        print(f"                 {trim_probe(pid)}")
+    step = max(1, len(mib) // 12)
+    print(f"                 RSS series (MiB): {' '.join(f'{m:.0f}' for m in mib[::step])}")
+    return mib[-1]
+
+
+def anonymous_breakdown(pid: int) -> str:
+    """Anonymous resident memory by where it comes from (/proc/PID/smaps): glibc's main arena
+    (``[heap]``), its thread arenas (heaps at 64 MiB-aligned addresses), 1 MiB mappings
+    (CPython's object allocator arenas), 8 MiB mappings (thread stacks), and the rest (large
+    allocations and other native mappings)."""
+    kinds = dict.fromkeys(("main arena", "thread arenas", "CPython arenas", "stacks", "rest"), 0)
+    kind = "rest"
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return "smaps unavailable"
+    for line in lines:
+        fields = line.split()
+        if "-" in fields[0] and not fields[0].endswith(":"):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            name = fields[5] if len(fields) > 5 else ""
+            if name == "[heap]":
+                kind = "main arena"
+            elif name:
+                kind = "file" if name.startswith("/") else "rest"
+            elif start % (64 << 20) == 0:
+                kind = "thread arenas"
+            elif end - start == 1 << 20:
+                kind = "CPython arenas"
+            elif end - start == 8 << 20:
+                kind = "stacks"
+            else:
+                kind = "rest"
+        elif fields[0] == "Anonymous:" and kind in kinds:
+            kinds[kind] += int(fields[1])
+    return "anonymous (MiB): " + ", ".join(f"{k} {v / 1024:.0f}" for k, v in kinds.items())
+
+
+def memory_kinds(pid: int) -> str:
+    """The daemon's resident memory by kind (/proc/PID/smaps_rollup): heap and other anonymous
+    memory against file-backed pages (libraries, a memory-mapped database or WAL index)."""
+    wanted = ("Rss", "Anonymous", "Shared_Clean", "Private_Clean", "Shared_Dirty")
+    found: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in wanted:
+                found[name] = int(value.split()[0])
+    except OSError:
+        return "smaps_rollup unavailable"
+    return "resident by kind (MiB): " + ", ".join(
+        f"{name} {found[name] / 1024:.0f}" for name in wanted if name in found
+    )
+
+
+def trim_probe(pid: int) -> str:
+    """Experiment: make the daemon call glibc's ``malloc_trim(0)`` (through gdb) and report its
+    RSS before and after: what drops is memory the allocator held free, not live data."""
+    before = rss_kib(pid)
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return "trim probe: gdb not found"
+    calls = [
+        # SQLite's own heap (page caches, statements, schemas of every connection).
+        "print (long long) sqlite3_memory_used()",
+        # Per-arena totals to the daemon's stderr, i.e. its log (--keep-log).
+        "call (void) malloc_stats()",
+        "call (int) malloc_trim(0)",
+    ]
+    command = [gdb, "-p", str(pid), "-batch"]
+    for call in calls:
+        command += ["-ex", call]
+    done = subprocess.run(command, capture_output=True, timeout=120, check=False, text=True)
+    after = rss_kib(pid)
+    if done.returncode != 0:
+        return f"trim probe: gdb failed ({done.returncode})"
+    printed = re.findall(r"^\$1 = (\d+)", done.stdout, re.MULTILINE)
+    sqlite_mib = f"{int(printed[0]) / 2**20:.1f} MiB" if printed else "?"
+    return (
+        f"SQLite heap {sqlite_mib}; malloc_trim(0) via gdb: RSS {before / 1024:.0f} -> "
+        f"{after / 1024:.0f} MiB"
     )
 
 
@@ -447,24 +729,75 @@ def main() -> int:
     parser.add_argument(
         "--py-spy", type=Path, default=None, help="record the daemon's full-speed phase here"
     )
+    parser.add_argument(
+        "--keep-log", type=Path, default=None, help="copy the daemon's log here when it stops"
+    )
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        default=[],
+        help="run the daemon with gateway imported from this source tree (repeat to compare, "
+        "e.g. a `git archive HEAD gateway` snapshot against the working tree)",
+    )
+    parser.add_argument(
+        "--mix",
+        choices=MIXES,
+        action="append",
+        default=[],
+        help="traffic mix (repeat to compare): realistic (default; the BVO answers for the "
+        "gemeenten, a client per group of messages) or uniform (the examples as shipped)",
+    )
+    parser.add_argument(
+        "--trim-probe",
+        action="store_true",
+        help="at the start and end of each run, gdb into the daemon: SQLite heap, malloc_stats, "
+        "malloc_trim(0) (experiment)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every run, alternating")
     args = parser.parse_args()
 
     print(f"machine: {os.cpu_count()} cores; client and daemon share them")
     print(f"raw lxml parse + XSD, same messages: {raw_lxml_rate(5):.0f} msg/s (one core)")
     dsn = os.environ.get("GATEWAY_TEST_PG_DSN")
-    if args.backend in ("sqlite", "both"):
-        asyncio.run(bench_store("SQLite (WAL, synchronous=FULL)", None, args))
-    if args.backend in ("postgres", "both"):
-        if not dsn:
-            print("\nPostgreSQL skipped: GATEWAY_TEST_PG_DSN is not set")
-        else:
-            store_url, conninfo, name = fresh_database(dsn)
-            try:
-                asyncio.run(bench_store(f"PostgreSQL (database {name})", store_url, args))
-            finally:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    trees: list[Path | None] = list(args.tree) or [None]
+    mixes: list[str] = list(dict.fromkeys(args.mix)) or ["realistic"]
+    outcomes: list[Outcome] = []
+    # Rounds alternate the trees and mixes, so host load drifting during the run hits each alike.
+    for _ in range(args.rounds):
+        for tree, mix in ((t, m) for t in trees for m in mixes):
+            if tree is not None:
+                print(f"\n##### daemon code from {tree}")
+            if args.backend in ("sqlite", "both"):
+                label = "SQLite (WAL, synchronous=FULL)"
+                outcomes.append(asyncio.run(bench_store(label, None, args, tree, mix)))
+            if args.backend in ("postgres", "both"):
+                if not dsn:
+                    print("\nPostgreSQL skipped: GATEWAY_TEST_PG_DSN is not set")
+                    continue
+                store_url, conninfo, name = fresh_database(dsn)
+                try:
+                    label = f"PostgreSQL (database {name})"
+                    outcomes.append(asyncio.run(bench_store(label, store_url, args, tree, mix)))
+                finally:
+                    with psycopg.connect(conninfo, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print_summary(outcomes, args.rate)
     return 0
+
+
+def print_summary(outcomes: list[Outcome], rate: float) -> None:
+    """Throughput and CPU cost per message side by side, one row per daemon run."""
+    header = (
+        f"{'daemon code':<28} {'store':<10} {'mix':<9} {'msg/s':>7} {'CPU ms/msg':>11} {'cores':>6}"
+    )
+    print(f"\n{header} {f'p99 @ {rate:.0f}/s':>12} {'RSS end':>8}")
+    for o in outcomes:
+        store = o.store.split(" ")[0]
+        print(
+            f"{o.tree[-28:]:<28} {store:<10} {o.mix:<9} {o.full_speed:>7.0f} {o.cpu_ms:>11.2f} "
+            f"{o.cores:>6.2f} {o.offered_p99_ms:>9.0f} ms {o.rss_last_mib:>4.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from gateway.delivery import Delivery
 from gateway.inbox_watcher import InboxWatcher
 from gateway.logs import get_logger
 from gateway.mappings import load_code_list, load_mappings
+from gateway.memory import limit_malloc_arenas, release_free_memory
 from gateway.operator import retention_job
 from gateway.retour_deadlines import OverdueNotices
 from gateway.scheduler import Scheduler
@@ -173,6 +174,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
     scheduler.every("housekeeping", HOUSEKEEPING_SECONDS, service.process_stuck)
+    scheduler.every("memory", HOUSEKEEPING_SECONDS, _release_free_memory)
     scheduler.every(
         "retour_deadlines", HOUSEKEEPING_SECONDS, OverdueNotices(gateway.store, service.clock).run
     )
@@ -202,8 +204,16 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         log.info("gateway_stopped")
 
 
+async def _release_free_memory() -> None:
+    # Resident memory otherwise creeps up with freed-but-kept pages in malloc's arenas
+    # (gateway/memory.py); the trim walks every arena, so off the event loop.
+    await asyncio.to_thread(release_free_memory)
+
+
 def run(settings: Settings) -> int:
     """``gateway run``: serve until SIGTERM or SIGINT; returns the exit code."""
+    # Before any worker thread exists: each would otherwise get a malloc arena of its own.
+    limit_malloc_arenas()
 
     async def main() -> None:
         stop = asyncio.Event()

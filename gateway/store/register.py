@@ -26,8 +26,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from enum import Enum
 from typing import Any, TypeVar, get_args, get_type_hints
 
-from sqlalchemy import ColumnElement, and_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Select, and_, bindparam, select, union, update
+from sqlalchemy.engine import Connection, Row
 
 from gateway.core.correlate import Side
 from gateway.core.dossier import (
@@ -67,6 +67,35 @@ _KINDS: dict[type[Any], str] = {
 }
 
 R = TypeVar("R")
+
+Equals = tuple[tuple[str, object], ...]
+"""Register columns and the values a query wants them equal to, sorted by column."""
+
+_READS: dict[tuple[tuple[str, ...], bool], Select[Any, Any, Any]] = {}
+"""The register queries, one per set of compared columns (and with or without excluded
+messages), built once: building and cache-keying a SQLAlchemy statement cost more than running
+it on an indexed column, and a dossier check runs dozens of them."""
+
+
+def _read_statement(columns: tuple[str, ...], excluding: bool) -> Select[Any, Any, Any]:
+    """The query of the live entries of one kind whose ``columns`` equal bound values."""
+    found = _READS.get((columns, excluding))
+    if found is None:
+        found = (
+            select(REGISTER.c.message_id, REGISTER.c.client_key, REGISTER.c.body)
+            .where(
+                REGISTER.c.kind == bindparam("p_kind"),
+                REGISTER.c.verdict != Verdict.REJECTED.value,
+                *(REGISTER.c[name] == bindparam(f"p_{name}") for name in columns),
+            )
+            .order_by(REGISTER.c.id)
+        )
+        if excluding:
+            found = found.where(
+                REGISTER.c.message_id.not_in(bindparam("p_excluded", expanding=True))
+            )
+        _READS[(columns, excluding)] = found
+    return found
 
 
 # --- rows -----------------------------------------------------------------------------------
@@ -257,16 +286,24 @@ def settle(conn: Connection, message_ids: Collection[str]) -> None:
     if not message_ids:
         return
     ids = sorted(message_ids)
-    pairs = conn.execute(
-        select(CORRELATIONS.c.message_id, CORRELATIONS.c.linked_id, REGISTER.c.body)
-        .join(REGISTER, REGISTER.c.message_id == CORRELATIONS.c.message_id)
-        .where(
+    # Two index searches (the retour's own row by message id; the retours linked to an
+    # original by ix_correlations_linked) instead of one OR, for which SQLite's planner walks
+    # every received retour's verdict: a cost that grew with the store, in every batch.
+    exchanges = union(
+        select(CORRELATIONS.c.message_id, CORRELATIONS.c.linked_id).where(
+            CORRELATIONS.c.message_id.in_(ids),
             CORRELATIONS.c.side == Side.RETOUR.value,
             CORRELATIONS.c.linked_id.is_not(None),
-            CORRELATIONS.c.message_id.in_(ids) | CORRELATIONS.c.linked_id.in_(ids),
-            REGISTER.c.kind == RETOUR_VERDICT,
-        )
-        .order_by(CORRELATIONS.c.message_id)
+        ),
+        select(CORRELATIONS.c.message_id, CORRELATIONS.c.linked_id).where(
+            CORRELATIONS.c.side == Side.RETOUR.value, CORRELATIONS.c.linked_id.in_(ids)
+        ),
+    ).subquery()
+    pairs = conn.execute(
+        select(exchanges.c.message_id, exchanges.c.linked_id, REGISTER.c.body)
+        .join(REGISTER, REGISTER.c.message_id == exchanges.c.message_id)
+        .where(REGISTER.c.kind == RETOUR_VERDICT)
+        .order_by(exchanges.c.message_id)
     ).all()
     for _retour_id, original_id, body in pairs:
         data = json.loads(body)
@@ -330,53 +367,61 @@ class SqlHistory:
         self._engine = store.engine
         self._bsn_by_key = {client_key(bsn): bsn for bsn in known_bsns}
         self._excluded = sorted(set(exclude_messages))
+        # The rules ask the same questions several times (per product, per rule); one history
+        # serves one message's check, during which its clients' locks are held, so an answer
+        # read once stands for the rest of the check.
+        self._read: dict[tuple[str, Equals], list[Row[Any, Any, Any]]] = {}
+        self._decoded: dict[tuple[str, Equals], list[Any]] = {}
 
     # -- plumbing --
 
-    def _rows(self, kind: type[Any] | str, *where: ColumnElement[bool]) -> list[Any]:
-        stmt = (
-            select(REGISTER.c.message_id, REGISTER.c.client_key, REGISTER.c.body)
-            .where(
-                REGISTER.c.kind == (kind if isinstance(kind, str) else _KINDS[kind]),
-                REGISTER.c.verdict != Verdict.REJECTED.value,
-                *where,
-            )
-            .order_by(REGISTER.c.id)
-        )
-        if self._excluded:
-            stmt = stmt.where(REGISTER.c.message_id.not_in(self._excluded))
-        with self._engine.connect() as conn:
-            return list(conn.execute(stmt).all())
+    def _rows(self, kind: type[Any] | str, **equals: object) -> list[Row[Any, Any, Any]]:
+        kind_name = kind if isinstance(kind, str) else _KINDS[kind]
+        key = (kind_name, tuple(sorted(equals.items())))
+        found = self._read.get(key)
+        if found is None:
+            columns = tuple(name for name, _ in key[1])
+            params: dict[str, object] = {f"p_{name}": value for name, value in key[1]}
+            params["p_kind"] = kind_name
+            if self._excluded:
+                params["p_excluded"] = self._excluded
+            stmt = _read_statement(columns, bool(self._excluded))
+            with self._engine.connect() as conn:
+                found = list(conn.execute(stmt, params).all())
+            self._read[key] = found
+        return found
 
     def _bsn(self, key: str | None) -> str:
         if key is None:
             return ""
         return self._bsn_by_key.get(key, OTHER_CLIENT_PREFIX + key)
 
-    def _records(self, kind: type[R], *where: ColumnElement[bool]) -> list[R]:
-        return [
-            _decode(kind, json.loads(body), self._bsn(key))
-            for _, key, body in self._rows(kind, *where)
-        ]
+    def _records(self, kind: type[R], **equals: object) -> list[R]:
+        key = (_KINDS[kind], tuple(sorted(equals.items())))
+        found = self._decoded.get(key)
+        if found is None:
+            found = [
+                _decode(kind, json.loads(body), self._bsn(client))
+                for _, client, body in self._rows(kind, **equals)
+            ]
+            self._decoded[key] = found
+        # A copy: callers may filter or extend what they get.
+        return list(found)
 
-    def _allocations(self, *where: ColumnElement[bool]) -> list[Allocation]:
-        """Every version of the numbers that have a version matching ``where``; a later entry
+    def _allocations(self, **equals: object) -> list[Allocation]:
+        """Every version of the numbers that have a version matching ``equals``; a later entry
         with the same moment replaces an earlier one, as in the in-memory history."""
-        numbers = {(a.gemeente, a.toewijzing_nummer) for a in self._records(Allocation, *where)}
+        numbers = {(a.gemeente, a.toewijzing_nummer) for a in self._records(Allocation, **equals)}
         versions: dict[tuple[str, int], dict[dt.datetime, Allocation]] = defaultdict(dict)
         for gemeente, nummer in sorted(numbers):
-            for version in self._records(
-                Allocation,
-                REGISTER.c.gemeente == gemeente,
-                REGISTER.c.toewijzing_nummer == nummer,
-            ):
+            for version in self._records(Allocation, gemeente=gemeente, toewijzing_nummer=nummer):
                 versions[(gemeente, nummer)][version.moment] = version
         return [v for by_moment in versions.values() for v in by_moment.values()]
 
-    def _lines(self, *where: ColumnElement[bool]) -> list[ClaimLine]:
-        """Claim lines matching ``where``, the latest per ReferentieNummer."""
+    def _lines(self, **equals: object) -> list[ClaimLine]:
+        """Claim lines matching ``equals``, the latest per ReferentieNummer."""
         latest: dict[tuple[str, str, str], ClaimLine] = {}
-        for line in self._records(ClaimLine, *where):
+        for line in self._records(ClaimLine, **equals):
             latest[(line.aanbieder, line.gemeente, line.referentie_nummer)] = line
         return list(latest.values())
 
@@ -387,25 +432,23 @@ class SqlHistory:
         return bool(
             self._rows(
                 Identification,
-                REGISTER.c.aanbieder == sender,
-                REGISTER.c.referentie == _identification_key(message_type, identificatie),
+                aanbieder=sender,
+                referentie=_identification_key(message_type, identificatie),
             )
         )
 
     def allocation_versions(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Allocation]:
         """See :meth:`History.allocation_versions`."""
-        return self._allocations(
-            REGISTER.c.gemeente == gemeente, REGISTER.c.toewijzing_nummer == toewijzing_nummer
-        )
+        return self._allocations(gemeente=gemeente, toewijzing_nummer=toewijzing_nummer)
 
     def client_allocations(self, gemeente: str, aanbieder: str, bsn: str) -> Sequence[Allocation]:
         """See :meth:`History.client_allocations`."""
         return [
             v
             for v in self._allocations(
-                REGISTER.c.gemeente == gemeente,
-                REGISTER.c.aanbieder == aanbieder,
-                REGISTER.c.client_key == _key_of(bsn),
+                gemeente=gemeente,
+                aanbieder=aanbieder,
+                client_key=_key_of(bsn),
             )
             if v.aanbieder == aanbieder and v.bsn == bsn
         ]
@@ -414,9 +457,7 @@ class SqlHistory:
         """See :meth:`History.allocations_with_reference`."""
         return [
             v
-            for v in self._allocations(
-                REGISTER.c.aanbieder == aanbieder, REGISTER.c.referentie == referentie
-            )
+            for v in self._allocations(aanbieder=aanbieder, referentie=referentie)
             if v.aanbieder == aanbieder and v.referentie_aanbieder == referentie
         ]
 
@@ -424,9 +465,9 @@ class SqlHistory:
         """See :meth:`History.deliveries`."""
         rows = self._rows(
             DeliveryChange,
-            REGISTER.c.aanbieder == aanbieder,
-            REGISTER.c.gemeente == gemeente,
-            REGISTER.c.client_key == _key_of(bsn),
+            aanbieder=aanbieder,
+            gemeente=gemeente,
+            client_key=_key_of(bsn),
         )
         # Fold message by message, in arrival order, exactly as the in-memory history does.
         by_message: dict[str, list[DeliveryChange]] = {}
@@ -440,41 +481,37 @@ class SqlHistory:
 
     def requests_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Request]:
         """See :meth:`History.requests_with_reference`."""
-        return self._records(
-            Request, REGISTER.c.aanbieder == aanbieder, REGISTER.c.referentie == referentie
-        )
+        return self._records(Request, aanbieder=aanbieder, referentie=referentie)
 
     def client_requests(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Request]:
         """See :meth:`History.client_requests`."""
         return self._records(
             Request,
-            REGISTER.c.aanbieder == aanbieder,
-            REGISTER.c.gemeente == gemeente,
-            REGISTER.c.client_key == _key_of(bsn),
+            aanbieder=aanbieder,
+            gemeente=gemeente,
+            client_key=_key_of(bsn),
         )
 
     def answers(self, aanbieder: str, referentie: str) -> Sequence[Answer]:
         """See :meth:`History.answers`."""
-        return self._records(
-            Answer, REGISTER.c.aanbieder == aanbieder, REGISTER.c.referentie == referentie
-        )
+        return self._records(Answer, aanbieder=aanbieder, referentie=referentie)
 
     def declaration_number_seen(self, aanbieder: str, declaratie_nummer: str) -> bool:
         """See :meth:`History.declaration_number_seen`."""
         return bool(
             self._rows(
                 Declaration,
-                REGISTER.c.aanbieder == aanbieder,
-                REGISTER.c.declaratie_nummer == declaratie_nummer,
+                aanbieder=aanbieder,
+                declaratie_nummer=declaratie_nummer,
             )
         )
 
     def claim_line(self, aanbieder: str, gemeente: str, referentie_nummer: str) -> ClaimLine | None:
         """See :meth:`History.claim_line`."""
         lines = self._lines(
-            REGISTER.c.aanbieder == aanbieder,
-            REGISTER.c.gemeente == gemeente,
-            REGISTER.c.referentie == referentie_nummer,
+            aanbieder=aanbieder,
+            gemeente=gemeente,
+            referentie=referentie_nummer,
         )
         return lines[0] if lines else None
 
@@ -485,18 +522,16 @@ class SqlHistory:
         return [
             line
             for line in self._lines(
-                REGISTER.c.aanbieder == aanbieder,
-                REGISTER.c.gemeente == gemeente,
-                REGISTER.c.vorig_referentie == referentie_nummer,
+                aanbieder=aanbieder,
+                gemeente=gemeente,
+                vorig_referentie=referentie_nummer,
             )
             if line.credit
         ]
 
     def allocation_claims(self, gemeente: str, toewijzing_nummer: int) -> Sequence[ClaimLine]:
         """See :meth:`History.allocation_claims`."""
-        return self._lines(
-            REGISTER.c.gemeente == gemeente, REGISTER.c.toewijzing_nummer == toewijzing_nummer
-        )
+        return self._lines(gemeente=gemeente, toewijzing_nummer=toewijzing_nummer)
 
     def submitted_declaration(
         self, aanbieder: str, gemeente: str, identificatie: str
@@ -504,9 +539,9 @@ class SqlHistory:
         """See :meth:`History.submitted_declaration`."""
         rows = self._rows(
             SUBMITTED,
-            REGISTER.c.aanbieder == aanbieder,
-            REGISTER.c.gemeente == gemeente,
-            REGISTER.c.referentie == identificatie,
+            aanbieder=aanbieder,
+            gemeente=gemeente,
+            referentie=identificatie,
         )
         if not rows:
             return None

@@ -1,0 +1,122 @@
+"""The dossier register's reads and settling must stay cheap as the store grows.
+
+Counted, not timed, so the tests are deterministic on a loaded host: SQLite virtual-machine
+steps (its progress handler) for settling, statements sent for a dossier check.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from gateway.core.dossier import Verdict
+from gateway.store.register import RETOUR_VERDICT, SqlHistory, _blank, settle
+from gateway.store.sql import REGISTER, SqlStore
+
+STEP = 100  # VM instructions per progress callback
+BSN = "999900006"
+
+
+@pytest.fixture
+def counted(tmp_path: Path) -> Iterator[tuple[SqlStore, list[int], list[str]]]:
+    """A migrated SQLite store counting VM steps (first list) and statements (second)."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+    store.migrate()
+    steps = [0]
+    statements: list[str] = []
+
+    def tick() -> int:
+        steps[0] += 1
+        return 0  # 0: go on
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        assert isinstance(dbapi_connection, sqlite3.Connection)
+        dbapi_connection.set_progress_handler(tick, STEP)
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "checkout", on_checkout)
+    event.listen(store.engine, "before_cursor_execute", on_execute)
+    yield store, steps, statements
+    store.close()
+
+
+def _received_retours(store: SqlStore, first: int, count: int) -> None:
+    """``count`` verdicts of received retours, as intake stores them for retours it routes."""
+    rows = [
+        _blank(f"R{n:08d}", RETOUR_VERDICT, Verdict.ACCEPTED, {"rejects_all": False})
+        for n in range(first, first + count)
+    ]
+    # Through a plain connection, without the foreign key to messages: only the register's
+    # size matters here, not the messages behind it.
+    raw = store.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        columns = list(rows[0])
+        cursor.executemany(
+            f"INSERT INTO {REGISTER.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})",
+            [tuple(row[c] for c in columns) for row in rows],
+        )
+        cursor.execute("PRAGMA foreign_keys=ON")
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _settle_steps(store: SqlStore, steps: list[int]) -> int:
+    with store.engine.begin() as conn:
+        steps[0] = 0
+        settle(conn, ["NEW00000001", "NEW00000002"])
+        return steps[0]
+
+
+def test_settling_a_batch_costs_the_same_with_thousands_of_received_retours(
+    counted: tuple[SqlStore, list[int], list[str]],
+) -> None:
+    store, steps, _ = counted
+    _received_retours(store, 0, 10)
+    small = _settle_steps(store, steps)
+    _received_retours(store, 10, 4_000)
+    large = _settle_steps(store, steps)
+    # Walking every verdict costs ~4,000 rows x several instructions = hundreds of callbacks.
+    assert large <= small + 5, (small, large)
+
+
+def test_one_check_asks_the_store_each_question_once(
+    counted: tuple[SqlStore, list[int], list[str]],
+) -> None:
+    store, _, statements = counted
+    history = SqlHistory(store, [BSN])
+    statements.clear()
+    first = (
+        history.client_allocations("0150", "42420001", BSN),
+        history.allocation_versions("0150", 2026001),
+        history.declaration_number_seen("42420001", "D1"),
+    )
+    asked = len(statements)
+    assert asked >= 3
+    again = (
+        history.client_allocations("0150", "42420001", BSN),
+        history.allocation_versions("0150", 2026001),
+        history.declaration_number_seen("42420001", "D1"),
+    )
+    assert again == first
+    assert len(statements) == asked
+
+
+def test_a_new_check_reads_the_store_again(
+    counted: tuple[SqlStore, list[int], list[str]],
+) -> None:
+    store, _, statements = counted
+    SqlHistory(store, [BSN]).declaration_number_seen("42420001", "D1")
+    asked = len(statements)
+    SqlHistory(store, [BSN]).declaration_number_seen("42420001", "D1")
+    assert len(statements) == 2 * asked
