@@ -90,6 +90,7 @@ _IDENTIFICATIE = re.compile(
     rb"<(?:[\w.-]+:)?BerichtIdentificatie>\s*<(?:[\w.-]+:)?Identificatie>\s*([^<\s]{1,40})\s*<"
 )
 _BSN = re.compile(rb"<(?:[\w.-]+:)?Bsn>\s*(\d{9})\s*<")
+_ONTVANGER = re.compile(rb"<(?:[\w.-]+:)?Ontvanger>\s*([^<\s]{1,20})\s*<")
 _TYPE_BY_CODE = {kind.berichtcode: kind.name for kind in MESSAGE_KINDS.values()}
 _SNIFF_BYTES = 4096
 _PAGE = 500
@@ -528,7 +529,7 @@ class GatewayService:
         )
         # Two messages about one client must not both pass a uniqueness rule: each sees the
         # other's register entries only once committed, so the lock spans check and commit.
-        async with self._client_locks.hold(client_keys(raw)):
+        async with self._client_locks.hold(self._checked_clients(raw, message_type)):
             try:
                 record = await asyncio.to_thread(self._prepare, received, raw, party, actor)
             except Exception:
@@ -559,6 +560,19 @@ class GatewayService:
             retour=record.retour.message.id if record.retour is not None else None,
         )
         return Receipt(msg, created=True)
+
+    def _checked_clients(self, raw: bytes, message_type: str | None) -> list[str]:
+        """The client keys to lock while ``raw`` is checked and committed: only a message the
+        gateway answers for runs the uniqueness rules, so only its clients are serialised (a
+        header that cannot be sniffed is locked all the same, to be safe)."""
+        kind = MESSAGE_KINDS.get(message_type or "")
+        if kind is not None and kind.is_retour:
+            return []
+        found = _ONTVANGER.search(raw, 0, _SNIFF_BYTES)
+        recipient = self.registry.by_identity(found.group(1).decode()) if found else None
+        if found is not None and (recipient is None or recipient.answered_by is None):
+            return []
+        return client_keys(raw)
 
     def _prepare(
         self,

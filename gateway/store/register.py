@@ -247,13 +247,20 @@ def _decode_value(hint: Any, value: Any, bsn: str) -> Any:
 
 
 def write_entries(
-    conn: Connection, updates: Sequence[tuple[str, RegisterUpdate]], replaces: str | None = None
+    conn: Connection,
+    updates: Sequence[tuple[str, RegisterUpdate]],
+    replaces: str | None = None,
+    *,
+    fresh: bool = False,
+    correlated: Collection[str] | None = None,
 ) -> None:
     """Insert the register rows of stored messages and settle what their retours decide.
 
     Call it after the messages' correlations are recorded and linked. ``replaces`` is the
     original of an operator replay: the replay adds nothing while the original's entries
-    still count (they stand for both).
+    still count (they stand for both). ``fresh`` says the messages were created in this
+    transaction, so none can have rows yet; ``correlated`` names those of them that take part
+    in an exchange (only they can be settled), when the caller knows.
     """
     if (
         replaces is not None
@@ -265,15 +272,17 @@ def write_entries(
     ):
         return
     written = {message_id for message_id, _ in updates}
-    have = set(
-        conn.execute(
-            select(REGISTER.c.message_id).where(REGISTER.c.message_id.in_(sorted(written)))
-        ).scalars()
-    )
+    have: set[str] = set()
+    if not fresh:
+        have = set(
+            conn.execute(
+                select(REGISTER.c.message_id).where(REGISTER.c.message_id.in_(sorted(written)))
+            ).scalars()
+        )
     rows = [row for mid, upd in updates if mid not in have for row in entry_rows(mid, upd)]
     if rows:
         conn.execute(REGISTER.insert(), rows)
-    settle(conn, written)
+    settle(conn, written if correlated is None else written & set(correlated))
 
 
 def settle(conn: Connection, message_ids: Collection[str]) -> None:

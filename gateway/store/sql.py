@@ -114,6 +114,8 @@ if TYPE_CHECKING:
     from gateway.store.base import Store
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+LEDGER_CACHE_SIZE = 100_000
+"""Most ledger pairs a store remembers after reading them (a few MB at most)."""
 """How long a writer waits for SQLite's write lock before the store reports "database busy"."""
 
 CLAIM_ACTOR = "delivery"
@@ -944,19 +946,29 @@ def _insert_ledger(
 
 
 def _write_translation(
-    conn: Connection, dialect: str, message_id: str, record: TranslationRecord, now: dt.datetime
+    conn: Connection,
+    dialect: str,
+    message_id: str,
+    record: TranslationRecord,
+    now: dt.datetime,
+    *,
+    fresh: bool = False,
 ) -> None:
-    # Replaced rewrites go; what waited for a decision stays, marked decided, so coverage
-    # still counts the codes the tables could not translate.
-    mine = REWRITES.c.message_id == message_id
-    conn.execute(delete(REWRITES).where(mine, REWRITES.c.kind == "rewrite"))
-    conn.execute(
-        update(REWRITES)
-        .where(mine, ~REWRITES.c.kind.startswith(DECIDED))
-        .values(kind=DECIDED + REWRITES.c.kind)
-    )
-    first = conn.execute(select(func.max(REWRITES.c.position)).where(mine)).scalar()
-    conn.execute(delete(TRANSLATIONS).where(TRANSLATIONS.c.message_id == message_id))
+    """Store a message's translation; ``fresh``: the message was created in this transaction,
+    so there is nothing earlier to replace."""
+    first = None
+    if not fresh:
+        # Replaced rewrites go; what waited for a decision stays, marked decided, so coverage
+        # still counts the codes the tables could not translate.
+        mine = REWRITES.c.message_id == message_id
+        conn.execute(delete(REWRITES).where(mine, REWRITES.c.kind == "rewrite"))
+        conn.execute(
+            update(REWRITES)
+            .where(mine, ~REWRITES.c.kind.startswith(DECIDED))
+            .values(kind=DECIDED + REWRITES.c.kind)
+        )
+        first = conn.execute(select(func.max(REWRITES.c.position)).where(mine)).scalar()
+        conn.execute(delete(TRANSLATIONS).where(TRANSLATIONS.c.message_id == message_id))
     conn.execute(
         insert(TRANSLATIONS).values(
             message_id=message_id,
@@ -1019,6 +1031,9 @@ class SqlStore:
 
     def __init__(self, url: str, *, ids: IdGenerator | None = None) -> None:
         """Connect lazily to ``url``; ``ids`` makes message ids (default: system clock)."""
+        # Ledger pairs are never changed once recorded (first translation wins, a decision
+        # cannot replace one), so a pair read once may be remembered; misses are not.
+        self._ledger_seen: dict[LedgerKey, LedgerEntry] = {}
         with _driver_errors("opening the store"):
             parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -1858,6 +1873,9 @@ class SqlStore:
 
     def ledger_entry(self, key: LedgerKey) -> LedgerEntry | None:
         """The pair recorded for an allocation or request, or None."""
+        known = self._ledger_seen.get(key)
+        if known is not None:
+            return known
         with _driver_errors("reading the translation ledger"), self._read() as conn:
             row = conn.execute(
                 select(LEDGER).where(
@@ -1866,7 +1884,13 @@ class SqlStore:
                     LEDGER.c.number == key.number,
                 )
             ).first()
-        return _ledger_entry(row) if row is not None else None
+        if row is None:
+            return None
+        entry = _ledger_entry(row)
+        if len(self._ledger_seen) >= LEDGER_CACHE_SIZE:
+            self._ledger_seen.clear()  # bounded memory; the next reads refill it
+        self._ledger_seen[key] = entry
+        return entry
 
     def ledger_requests(self, gemeente: str, referentie: str) -> tuple[LedgerEntry, ...]:
         """Every request pair of a ReferentieAanbieder, in key order."""
@@ -2067,11 +2091,19 @@ class SqlStore:
             _link_correlations(conn, [c.key.bericht_id for _, c in correlated])
         registered = [(r.message.id, r.register) for r in stored if r.register is not None]
         if registered:
-            _register_module().write_entries(conn, registered)
+            # Only new rows here, and only a message with a correlation can be settled.
+            _register_module().write_entries(
+                conn, registered, fresh=True, correlated=[mid for mid, _ in correlated]
+            )
         for r in stored:
             if r.translation is not None:
                 _write_translation(
-                    conn, self.dialect, r.message.id, r.translation, r.message.updated_at
+                    conn,
+                    self.dialect,
+                    r.message.id,
+                    r.translation,
+                    r.message.updated_at,
+                    fresh=True,
                 )
         return [
             Saved(r.message, created=True)
