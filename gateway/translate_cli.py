@@ -112,6 +112,8 @@ DECIDE_EXAMPLES = """\
 examples:
   gateway mappings decide 01JQ3V6X9N8W2M4K7P5R1T0ABC --target 45/IJ01P --reason "gezinsplan"
   gateway mappings decide 01JQ3V6X9N8W2M4K7P5R1T0ABC --target 45/IJ01P --reason "..." --dry-run
+  gateway mappings decide 01JQ3V6X9N8W2M4K7P5R1T0ABC --target 45/45R14=45/IJ09I \\
+      --target 45/45R15=45/IJ10I --reason "two products wait"
 exit status: 0 decided (or shown, with --dry-run), 2 when the decision does not apply.
 """
 
@@ -136,7 +138,14 @@ def _add_daemon_subcommands(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     decide.add_argument("message_id", metavar="MESSAGE_ID")
-    decide.add_argument("--target", required=True, metavar="CAT/CODE", help="e.g. 45/IJ01P")
+    decide.add_argument(
+        "--target",
+        required=True,
+        action="append",
+        metavar="[SOURCE=]CAT/CODE",
+        help="e.g. 45/IJ01P; when several products wait, one SOURCE=TARGET each, e.g. "
+        "--target 45/45R14=45/IJ09I --target 45/45R15=45/IJ10I",
+    )
     decide.add_argument("--reason", required=True, help="why this target (kept in the audit)")
     decide.add_argument("--dry-run", action="store_true", help="show the rewrites, change nothing")
     config_option(decide)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -330,8 +330,37 @@ def _key_of(text: str) -> LedgerKey:
     return LedgerKey(gemeente, KeyKind(kind), number)
 
 
-def _decidable(undecided: tuple[Undecided, ...], ledger: StoreLedger) -> Product:
-    """The one product an operator decides for; refuses what a decision cannot fix."""
+def parse_targets(targets: str | Sequence[str]) -> tuple[Product | None, dict[Product, Product]]:
+    """``--target`` values as (the one target for a message waiting for one product, targets
+    per waiting product): ``45/IJ01P`` or ``45/45R14=45/IJ01P`` (source=target), repeatable."""
+    values = [targets] if isinstance(targets, str) else list(targets)
+    if not values:
+        raise DecisionError("name a target: --target CAT/CODE or --target CAT/CODE=CAT/CODE")
+    single: Product | None = None
+    by_source: dict[Product, Product] = {}
+    for value in values:
+        source, equals, target = value.partition("=")
+        if not equals:
+            if single is not None or len(values) > 1:
+                raise DecisionError(
+                    "with several targets write each as SOURCE=TARGET, e.g. 45/45R14=45/IJ01P"
+                )
+            single = parse_product(value)
+        elif parse_product(source) in by_source:
+            raise DecisionError(f"{source.strip()} is given two targets")
+        else:
+            by_source[parse_product(source)] = parse_product(target)
+    return single, by_source
+
+
+def _decidable(
+    undecided: tuple[Undecided, ...],
+    ledger: StoreLedger,
+    single: Product | None,
+    by_source: dict[Product, Product],
+) -> dict[Product, Product]:
+    """The target for each product an operator decides for; refuses what a decision cannot
+    fix and any waiting product left without a target."""
     for item in undecided:
         if item.key is None or item.product is None:
             raise DecisionError(
@@ -346,16 +375,30 @@ def _decidable(undecided: tuple[Undecided, ...], ledger: StoreLedger) -> Product
                 "cancel the message (gateway cancel ID) and ask the sender for a corrected one"
             )
     products = sorted({item.product for item in undecided if item.product is not None})
-    if len(products) != 1:
-        shown = ", ".join(map(str, products))
-        raise DecisionError(f"the message waits for several products ({shown}); not supported yet")
-    return products[0]
+    if single is not None:
+        if len(products) != 1:
+            shown = ", ".join(map(str, products))
+            raise DecisionError(
+                f"the message waits for several products ({shown}): give one --target "
+                "SOURCE=TARGET for each"
+            )
+        return {products[0]: single}
+    unknown = sorted(set(by_source) - set(products))
+    if unknown:
+        raise DecisionError(
+            f"{', '.join(map(str, unknown))} is not waiting in this message "
+            f"(waiting: {', '.join(map(str, products))})"
+        )
+    missing = [p for p in products if p not in by_source]
+    if missing:
+        raise DecisionError(f"no target for {', '.join(map(str, missing))}")
+    return {p: by_source[p] for p in products}
 
 
 async def decide_mapping(
     service: GatewayService,
     message_id: str,
-    target_text: str,
+    targets: str | Sequence[str],
     *,
     reason: str,
     actor: str,
@@ -386,26 +429,29 @@ async def decide_mapping(
     recipient = service.registry.get(msg.recipient or "")
     if raw is None or stored is None or recipient is None:
         raise DecisionError(f"message {message_id} has no stored content or translation")
-    target = parse_product(target_text)
+    single, by_source = parse_targets(targets)
     to_generation = stored.to_generation
-    if not translator.table.speaks(to_generation, target):
-        raise DecisionError(
-            f"{target} is not a {to_generation} code (see gateway mappings explain)"
-        )
+    for target in ([single] if single is not None else list(by_source.values())):
+        if not translator.table.speaks(to_generation, target):
+            raise DecisionError(
+                f"{target} is not a {to_generation} code (see gateway mappings explain)"
+            )
     ledger = _Overlay(StoreLedger(service.store))
     record, _ = await asyncio.to_thread(
         translator.translate, raw, stored.from_generation, to_generation, ledger
     )
     decided: list[LedgerEntry] = []
     if record.needs_decision:
-        product = await asyncio.to_thread(_decidable, record.undecided, ledger.base)
+        chosen = await asyncio.to_thread(
+            _decidable, record.undecided, ledger.base, single, by_source
+        )
         today = service.today()
         for item in record.undecided:
-            assert item.key is not None
+            assert item.key is not None and item.product is not None
             entry = LedgerEntry(
                 key=_key_of(item.key),
-                original=product,
-                translated=target,
+                original=item.product,
+                translated=chosen[item.product],
                 original_generation=stored.from_generation,
                 translated_generation=to_generation,
                 origin=Origin.OPERATOR,
