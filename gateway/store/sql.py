@@ -702,18 +702,18 @@ def _move_statement(with_lease: bool) -> Update:
     return update(MESSAGES).where(*conditions).values(new_values)
 
 
-def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> None:
-    """Link every unlinked exchange with one of ``bericht_ids`` whose both sides are stored.
+def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> int:
+    """Link every unlinked exchange with one of ``bericht_ids`` whose both sides are stored;
+    returns how many correlation rows were linked.
 
     Two set-based statements, whatever arrived first (OP080): waiting retours get the most
     recent original with their key, then waiting originals get their first retour, an
     inbound one or the one the gateway generated (``messages.in_reply_to``).
     """
     if not bericht_ids:
-        return
+        return 0
     ids = {"bericht_ids": sorted(set(bericht_ids))}
-    for statement in _link_statements():
-        conn.execute(statement, ids)
+    return sum(conn.execute(statement, ids).rowcount for statement in _link_statements())
 
 
 @functools.cache
@@ -2086,14 +2086,19 @@ class SqlStore:
         if key_values:
             conn.execute(insert(MESSAGE_KEYS), key_values)
         correlated = [(r.message.id, r.correlation) for r in stored if r.correlation is not None]
+        linked = 0
         if correlated:
             conn.execute(insert(CORRELATIONS), [_correlation_row(*pair) for pair in correlated])
-            _link_correlations(conn, [c.key.bericht_id for _, c in correlated])
+            linked = _link_correlations(conn, [c.key.bericht_id for _, c in correlated])
         registered = [(r.message.id, r.register) for r in stored if r.register is not None]
         if registered:
-            # Only new rows here, and only a message with a correlation can be settled.
+            # Only new rows here, and only an exchange linked just now can need settling: one
+            # linked before had its retour's verdict applied when it was linked.
             _register_module().write_entries(
-                conn, registered, fresh=True, correlated=[mid for mid, _ in correlated]
+                conn,
+                registered,
+                fresh=True,
+                correlated=[mid for mid, _ in correlated] if linked else [],
             )
         for r in stored:
             if r.translation is not None:
