@@ -151,12 +151,20 @@ def request_deadlines(
     ``now``'s Dutch day. A clock that was met (even late) is not listed."""
     today = dutch_day(now)
     found: list[RequestDeadline] = []
+    # Requests sharing a reference share their answers' tuple; equal responses (same type,
+    # day and answer) stop a clock alike, so each distinct one is kept once.
+    responses_of: dict[int, tuple[Response, ...]] = {}
     for exchange in store.request_exchanges(party):
         msg = exchange.message
-        responses = [
-            Response(a.message_type, dutch_day(a.received_at), a.verzoek_antwoord)
-            for a in exchange.answers
-        ]
+        responses = responses_of.get(id(exchange.answers))
+        if responses is None:
+            responses = tuple(
+                dict.fromkeys(
+                    Response(a.message_type, dutch_day(a.received_at), a.verzoek_antwoord)
+                    for a in exchange.answers
+                )
+            )
+            responses_of[id(exchange.answers)] = responses
         clocks = deadlines_for(msg.message_type or "", dutch_day(msg.received_at), responses)
         for deadline in clocks:
             if deadline.clock not in REQUEST_CLOCKS or deadline.answered is not None:

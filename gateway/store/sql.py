@@ -1830,6 +1830,9 @@ class SqlStore:
             # A JW301 honouring a request names it in every product: one answer per message.
             key = (str(a.gemeente), str(a.aanbieder), str(a.referentie))
             by_request.setdefault(key, {})[found.message_id] = found
+        # One tuple per reference, shared by every request that carries it: a reference
+        # reused by many requests must not cost requests x answers.
+        shared = {key: tuple(found.values()) for key, found in by_request.items()}
         result = []
         for row in rows:
             m = row._mapping
@@ -1840,7 +1843,7 @@ class SqlStore:
                     referentie=key[2],
                     gemeente=key[0],
                     aanbieder=key[1],
-                    answers=tuple(by_request.get(key, {}).values()),
+                    answers=shared.get(key, ()),
                 )
             )
         return result

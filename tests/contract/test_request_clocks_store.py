@@ -217,3 +217,21 @@ def test_overdue_request_is_logged_once(store: SqlStore) -> None:
     assert BSN not in repr(events)
     (item,) = request_deadlines(store, clock.now())
     assert item.overdue_logged_at is not None
+
+
+def test_requests_sharing_a_reference_share_their_answers(store: SqlStore) -> None:
+    """Many requests reusing one reference (a sender that never varies it) with many answers
+    cost requests + answers, not requests x answers: one answers tuple serves them all, and
+    the clocks still see each answer."""
+    for _ in range(3):
+        request(store)
+    for day in (28, 29, 30):
+        antwoord(store, "2", _at(dt.date(2026, 4, day)))
+    exchanges = store.request_exchanges()
+    assert len(exchanges) == 3 and len(exchanges[0].answers) == 3
+    assert all(e.answers is exchanges[0].answers for e in exchanges)
+    deadlines = request_deadlines(store, _at(dt.date(2026, 5, 4)))
+    # Answered "in onderzoek" on the 28th: each request's 8-week clock runs from then.
+    assert [(d.clock, d.started) for d in deadlines] == [
+        (Clock.FINAL_ANSWER, dt.date(2026, 4, 28))
+    ] * 3
