@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,18 +78,31 @@ class RetourDeadline:
         }
 
 
+#: No retour is due sooner than this after its original arrived (3 working days, spec
+#: section 8), so an original received later cannot be overdue yet.
+EARLIEST_DUE = dt.timedelta(days=3)
+
+
 def retour_deadlines(
-    store: Store, now: dt.datetime, party: str | None = None
+    store: Store, now: dt.datetime, party: str | None = None, *, overdue_only: bool = False
 ) -> list[RetourDeadline]:
     """The originals waiting for their retour (sent by or addressed to ``party``), oldest
-    first, each with its due date and whether it is overdue on ``now``'s Dutch day."""
+    first, each with its due date and whether it is overdue on ``now``'s Dutch day.
+
+    ``overdue_only`` (for /metrics, ``gateway status`` and the overdue notices) leaves out
+    what cannot be overdue yet, without reading it: the waiting originals of the last days
+    are most of them on a busy gateway.
+    """
     today = dutch_day(now)
     found: list[RetourDeadline] = []
-    for waiting in store.open_originals(party):
+    before = now - EARLIEST_DUE if overdue_only else None
+    for waiting in store.open_originals(party, before):
         msg = waiting.message
         received = dutch_day(msg.received_at)
         due = retour_due(msg.message_type or "", received)
         if due is None:
+            continue
+        if overdue_only and not today > due:
             continue
         found.append(RetourDeadline(msg, received, due, today > due, waiting.overdue_logged_at))
     return found
@@ -194,7 +208,9 @@ class OverdueNotices:
         """Log the originals (and requests) that became overdue since the last run; returns
         how many notices were logged."""
         now = self.clock.now()
-        deadlines = await asyncio.to_thread(retour_deadlines, self.store, now)
+        deadlines = await asyncio.to_thread(
+            functools.partial(retour_deadlines, self.store, now, overdue_only=True)
+        )
         due = {d.message.id: d for d in deadlines if d.overdue and d.overdue_logged_at is None}
         requests = await self._requests(now)
         if not due:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import re
 import time
@@ -468,7 +469,9 @@ class GatewayService:
         counts = await self._db(self.store.counts_by_party)
         oldest = await self._db(self.store.oldest_waiting)
         text = self.metrics.render(counts, oldest, self.clock.now())
-        deadlines = await self._db(retour_deadlines, self.store, self.clock.now())
+        deadlines = await asyncio.to_thread(
+            functools.partial(retour_deadlines, self.store, self.clock.now(), overdue_only=True)
+        )
         overdue = {p.id: 0 for p in self.registry} | overdue_by_party(deadlines)
         requests = await self._db(request_deadlines, self.store, self.clock.now())
         unanswered = {p.id: 0 for p in self.registry} | overdue_by_party(requests)

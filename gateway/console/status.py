@@ -39,7 +39,7 @@ def party_status(settings: Settings, store: SqlStore, now: dt.datetime) -> list[
     oldest = store.oldest_waiting()
     last = store.last_delivered()
     holds = store.party_holds()
-    overdue = overdue_by_party(retour_deadlines(store, now))
+    overdue = overdue_by_party(retour_deadlines(store, now, overdue_only=True))
     rows: list[dict[str, Any]] = []
     for party in settings.parties:
         readiness = party.hold_reason(now.date()) or (

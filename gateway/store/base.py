@@ -347,9 +347,12 @@ class Store(Protocol):
         retour (an inbound one, or the one the gateway made); None while unlinked."""
         ...
 
-    def open_originals(self, party: str | None = None) -> list[OpenOriginal]:
+    def open_originals(
+        self, party: str | None = None, received_before: dt.datetime | None = None
+    ) -> list[OpenOriginal]:
         """Originals (not rejected) with no retour linked yet, oldest first; ``party`` limits
-        them to those sent by or addressed to that party."""
+        them to those sent by or addressed to that party, ``received_before`` to those
+        received before that moment."""
         ...
 
     def record_register(

@@ -74,7 +74,7 @@ from sqlmodel import Field, SQLModel
 from gateway.core.correlate import Correlation, Side
 from gateway.core.dossier import RegisterUpdate
 from gateway.core.errors import IllegalTransition, StoreError
-from gateway.core.ids import IdGenerator
+from gateway.core.ids import IdGenerator, first_id_at
 from gateway.core.ledger import KeyKind as LedgerKind
 from gateway.core.ledger import LedgerEntry, LedgerKey, Origin
 from gateway.core.lifecycle import advance
@@ -1742,7 +1742,9 @@ class SqlStore:
             ).scalar()
         return str(found) if found is not None else None
 
-    def open_originals(self, party: str | None = None) -> list[OpenOriginal]:
+    def open_originals(
+        self, party: str | None = None, received_before: dt.datetime | None = None
+    ) -> list[OpenOriginal]:
         """Originals (not rejected) with no retour linked yet, oldest first."""
         stmt = (
             select(MESSAGES, CORRELATIONS.c.overdue_logged_at)
@@ -1756,6 +1758,9 @@ class SqlStore:
         )
         if party is not None:
             stmt = stmt.where(or_(MESSAGES.c.sender == party, MESSAGES.c.recipient == party))
+        if received_before is not None:
+            # Message ids grow with their receipt time: the primary key bounds the scan.
+            stmt = stmt.where(MESSAGES.c.id < first_id_at(received_before))
         with _driver_errors("listing originals waiting for a retour"), self._read() as conn:
             rows = conn.execute(stmt).all()
         return [OpenOriginal(_message(r), r._mapping["overdue_logged_at"]) for r in rows]

@@ -78,6 +78,15 @@ async def test_deadline_skips_the_weekend_and_bevrijdingsdag(harness: Harness) -
     (late,) = retour_deadlines(harness.store, FIRST_LATE_DAY)
     assert late.overdue
     assert retour_deadlines(harness.store, FIRST_LATE_DAY, party="provider-b") == []
+    # Overdue only: the same late original, and nothing while it is not late yet.
+    assert retour_deadlines(harness.store, FIRST_LATE_DAY, overdue_only=True) == [late]
+    assert retour_deadlines(harness.store, LAST_DAY, overdue_only=True) == []
+    received = late.message.received_at
+    second = dt.timedelta(seconds=1)
+    assert harness.store.open_originals(received_before=received - second) == []
+    assert [
+        o.message.id for o in harness.store.open_originals(received_before=received + second)
+    ] == [original_id]
 
 
 async def test_overdue_is_logged_once_and_not_again_after_a_restart(harness: Harness) -> None:
