@@ -81,6 +81,8 @@ class RetourDeadline:
 #: No retour is due sooner than this after its original arrived (3 working days, spec
 #: section 8), so an original received later cannot be overdue yet.
 EARLIEST_DUE = dt.timedelta(days=3)
+#: Likewise no request is due for an answer sooner than 5 working days after it arrived.
+EARLIEST_ANSWER_DUE = dt.timedelta(days=5)
 
 
 def retour_deadlines(
@@ -158,17 +160,20 @@ class RequestDeadline:
 
 
 def request_deadlines(
-    store: Store, now: dt.datetime, party: str | None = None
+    store: Store, now: dt.datetime, party: str | None = None, *, overdue_only: bool = False
 ) -> list[RequestDeadline]:
     """The requests still waiting for an answer or a final answer (sent by or addressed to
     ``party``), oldest first, each with its running clock and whether it is overdue on
-    ``now``'s Dutch day. A clock that was met (even late) is not listed."""
+    ``now``'s Dutch day. A clock that was met (even late) is not listed. ``overdue_only``
+    lists only overdue clocks and does not read the requests of the last days, which cannot
+    be overdue yet (5 working days to answer; the 8 weeks start after that answer)."""
     today = dutch_day(now)
     found: list[RequestDeadline] = []
     # Requests sharing a reference share their answers' tuple; equal responses (same type,
     # day and answer) stop a clock alike, so each distinct one is kept once.
     responses_of: dict[int, tuple[Response, ...]] = {}
-    for exchange in store.request_exchanges(party):
+    before = now - EARLIEST_ANSWER_DUE if overdue_only else None
+    for exchange in store.request_exchanges(party, before):
         msg = exchange.message
         responses = responses_of.get(id(exchange.answers))
         if responses is None:
@@ -184,6 +189,8 @@ def request_deadlines(
             if deadline.clock not in REQUEST_CLOCKS or deadline.answered is not None:
                 continue
             overdue = deadline.status(today) is DeadlineStatus.OVERDUE
+            if overdue_only and not overdue:
+                continue
             found.append(
                 RequestDeadline(exchange, deadline.clock, deadline.started, deadline.due, overdue)
             )
@@ -232,7 +239,9 @@ class OverdueNotices:
 
     async def _requests(self, now: dt.datetime) -> int:
         """Log ``request_answer_overdue`` once per request and clock; returns how many."""
-        deadlines = await asyncio.to_thread(request_deadlines, self.store, now)
+        deadlines = await asyncio.to_thread(
+            functools.partial(request_deadlines, self.store, now, overdue_only=True)
+        )
         due = {d.key: d for d in deadlines if d.overdue and d.overdue_logged_at is None}
         if not due:
             return 0

@@ -473,7 +473,9 @@ class GatewayService:
             functools.partial(retour_deadlines, self.store, self.clock.now(), overdue_only=True)
         )
         overdue = {p.id: 0 for p in self.registry} | overdue_by_party(deadlines)
-        requests = await self._db(request_deadlines, self.store, self.clock.now())
+        requests = await asyncio.to_thread(
+            functools.partial(request_deadlines, self.store, self.clock.now(), overdue_only=True)
+        )
         unanswered = {p.id: 0 for p in self.registry} | overdue_by_party(requests)
         return (
             text

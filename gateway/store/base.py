@@ -367,10 +367,13 @@ class Store(Protocol):
         not marked before (so two processes, or a restart, never log one twice)."""
         ...
 
-    def request_exchanges(self, party: str | None = None) -> list[RequestExchange]:
+    def request_exchanges(
+        self, party: str | None = None, received_before: dt.datetime | None = None
+    ) -> list[RequestExchange]:
         """Requests (JW315 products, JW317) in the dossier register that were not rejected,
         each with its answers (JW301/JW319 entries with its ReferentieAanbieder, not rejected),
-        oldest request first; ``party`` limits them to requests sent by or addressed to it."""
+        oldest request first; ``party`` limits them to requests sent by or addressed to it,
+        ``received_before`` to requests received before that moment."""
         ...
 
     def mark_notices_logged(self, keys: Sequence[str], at: dt.datetime) -> list[str]:

@@ -1790,7 +1790,9 @@ class SqlStore:
 
     # -- request clocks ------------------------------------------------------------------------
 
-    def request_exchanges(self, party: str | None = None) -> list[RequestExchange]:
+    def request_exchanges(
+        self, party: str | None = None, received_before: dt.datetime | None = None
+    ) -> list[RequestExchange]:
         """Requests that count, with their answers, oldest request first."""
         counts = REGISTER.c.verdict != "rejected"
         requests = (
@@ -1802,6 +1804,8 @@ class SqlStore:
         if party is not None:
             involved = or_(MESSAGES.c.sender == party, MESSAGES.c.recipient == party)
             requests = requests.where(involved)
+        if received_before is not None:
+            requests = requests.where(MESSAGES.c.id < first_id_at(received_before))
         with _driver_errors("reading the request clocks"), self._read() as conn:
             rows = conn.execute(requests).all()
             references = sorted({str(r._mapping["referentie"]) for r in rows})

@@ -159,6 +159,11 @@ def test_answer_clock_across_kings_day_and_the_weekend(store: SqlStore) -> None:
     assert late.overdue
     assert late.as_json(dt.date(2026, 5, 4))["days_overdue"] == 3
     assert overdue_by_party([late]) == {"diemen": 1}
+    # Overdue only: nothing on the due day, the late one after it; requests of the last five
+    # days are not even read.
+    assert request_deadlines(store, _at(ANSWER_DUE), overdue_only=True) == []
+    assert request_deadlines(store, _at(dt.date(2026, 5, 2)), overdue_only=True) == [late]
+    assert store.request_exchanges(received_before=THURSDAY - dt.timedelta(seconds=1)) == []
 
 
 def test_a_jw301_honouring_the_request_ends_the_clock(store: SqlStore) -> None:
