@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import inspect
 import json
 import os
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -38,24 +36,9 @@ from gateway.store.base import IntakeRecord
 from gateway.store.register import SqlHistory
 from gateway.store.sql import REGISTER, SqlStore
 from tests.contract.conftest import PG_DSN_VARIABLE
-from tests.unit.dossier import (
-    scenario,
-    test_declarations,
-    test_external,
-    test_history,
-    test_provider_checks,
-    test_requests,
-    test_startstop,
-)
+from tests.unit.dossier import scenario, test_startstop
+from tests.unit.dossier.suite import plain_scenarios
 
-SCENARIO_MODULES: tuple[ModuleType, ...] = (
-    test_declarations,
-    test_external,
-    test_history,
-    test_provider_checks,
-    test_requests,
-    test_startstop,
-)
 AT = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)
 
 
@@ -122,14 +105,7 @@ def _bsns(doc: MessageDocument) -> Iterator[tuple[Any, str]]:
 
 
 def _scenario_tests() -> list[Any]:
-    cases = []
-    for module in SCENARIO_MODULES:
-        for name, fn in sorted(vars(module).items()):
-            if name.startswith("test_") and inspect.isfunction(fn):
-                if inspect.signature(fn).parameters:
-                    continue  # fixtures of their own: not a plain scenario
-                cases.append(pytest.param(fn, id=f"{module.__name__.rsplit('.', 1)[1]}::{name}"))
-    return cases
+    return [pytest.param(fn, id=case) for case, _, fn in plain_scenarios()]
 
 
 @pytest.fixture

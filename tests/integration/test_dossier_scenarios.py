@@ -63,25 +63,10 @@ from gateway.store.register import SqlHistory
 from gateway.store.sql import REGISTER, SqlStore
 from tests.contract.conftest import PG_DSN_VARIABLE
 from tests.integration.conftest import Harness, start_harness, stop_harness, token
-from tests.unit.dossier import (
-    scenario,
-    test_declarations,
-    test_external,
-    test_history,
-    test_provider_checks,
-    test_requests,
-    test_startstop,
-)
+from tests.unit.dossier import scenario, test_provider_checks
+from tests.unit.dossier.suite import plain_scenarios
 from tests.unit.rules.mutate import Mutable, official_schema_set
 
-SCENARIO_MODULES: tuple[ModuleType, ...] = (
-    test_declarations,
-    test_external,
-    test_history,
-    test_provider_checks,
-    test_requests,
-    test_startstop,
-)
 TODAY_AT = dt.datetime.combine(scenario.TODAY, dt.time(9, 0), tzinfo=dt.UTC)
 # The unit scenarios run without a product code list (TR381 has its own daemon test).
 RULES = 'dossier = true\nproduct_codes = ""'
@@ -399,14 +384,11 @@ def _builds_dossier(
 
 def _scenario_tests() -> list[Any]:
     cases = []
-    for module in SCENARIO_MODULES:
-        for name, fn in sorted(vars(module).items()):
-            if name.startswith("test_") and inspect.isfunction(fn):
-                if inspect.signature(fn).parameters or not _builds_dossier(fn, module):
-                    continue  # fixtures of their own, or direct list checks without a dossier
-                case = f"{module.__name__.rsplit('.', 1)[1]}::{name}"
-                variant = "both" if case in BOTH_ANSWERED else "gemeente"
-                cases.append(pytest.param(fn, variant, id=f"{case}[{variant}]"))
+    for case, module, fn in plain_scenarios():
+        if not _builds_dossier(fn, module):
+            continue  # direct list checks without a dossier
+        variant = "both" if case in BOTH_ANSWERED else "gemeente"
+        cases.append(pytest.param(fn, variant, id=f"{case}[{variant}]"))
     return cases
 
 
