@@ -6,25 +6,13 @@ connection's ``search_path``, so tests never see each other's rows.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from gateway.store.sql import SqlStore
-
-PG_DSN_VARIABLE = "GATEWAY_TEST_PG_DSN"
-
-
-def _pg_dsn() -> str:
-    dsn = os.environ.get(PG_DSN_VARIABLE)
-    if not dsn:
-        pytest.skip(f'{PG_DSN_VARIABLE} is not set (run: eval "$(bash .ci/postgres.sh)")')
-    return dsn
+from tests.pg_schemas import pg_schema_url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -44,18 +32,8 @@ def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield _sqlite_url(tmp_path)
         return
-    dsn = _pg_dsn()
-    schema = f"contract_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(dsn)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(dsn).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema_url("contract") as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,14 +12,12 @@ import datetime as dt
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from gateway.core.document import MessageDocument
 from gateway.core.dossier import (
@@ -35,7 +33,7 @@ from gateway.service import sniff_bsns
 from gateway.store.base import IntakeRecord
 from gateway.store.register import SqlHistory
 from gateway.store.sql import REGISTER, SqlStore
-from tests.contract.conftest import PG_DSN_VARIABLE
+from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas
 from tests.unit.dossier import scenario, test_startstop
 from tests.unit.dossier.suite import plain_scenarios
 
@@ -113,21 +111,13 @@ def fresh_stores(backend: str, tmp_path: Path) -> Iterator[Callable[[], SqlStore
     """Makes migrated stores on empty databases of the backend under test (a scenario may
     build several dossiers, each with a register of its own)."""
     made: list[SqlStore] = []
-    schemas: list[str] = []
-    dsn = os.environ.get(PG_DSN_VARIABLE, "")
+    schemas = PgSchemas(os.environ.get(PG_DSN_VARIABLE, ""), "dossier")
 
     def make() -> SqlStore:
         if backend == "sqlite":
             url = f"sqlite:///{tmp_path / f'dossier{len(made)}.db'}"
         else:
-            schema = f"dossier_{uuid.uuid4().hex[:12]}"
-            admin = create_engine(dsn)
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            admin.dispose()
-            schemas.append(schema)
-            url = make_url(dsn).update_query_dict({"options": f"-csearch_path={schema}"})
-            url = url.render_as_string(hide_password=False)
+            url = schemas.new_url()
         store = SqlStore(url)
         store.migrate()
         made.append(store)
@@ -136,12 +126,7 @@ def fresh_stores(backend: str, tmp_path: Path) -> Iterator[Callable[[], SqlStore
     yield make
     for store in made:
         store.close()
-    if schemas:
-        admin = create_engine(dsn)
-        with admin.begin() as conn:
-            for schema in schemas:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    schemas.drop_all()
 
 
 @pytest.fixture

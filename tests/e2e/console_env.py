@@ -13,14 +13,9 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from gateway.app import build_app
 from gateway.config import load_config
@@ -28,8 +23,7 @@ from gateway.core.lifecycle import advance
 from gateway.core.model import Message, State
 from gateway.store.sql import SqlStore
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
-
-PG_DSN_VARIABLE = "GATEWAY_TEST_PG_DSN"
+from tests.pg_schemas import pg_schema_url
 
 # Fictitious BSNs (11-proof, from the 9999 test range) that must never appear in any output.
 BSN_A, BSN_B, BSN_C = "999900006", "999900018", "999900031"
@@ -188,20 +182,8 @@ def example(
 
 
 def _pg_url() -> Iterator[str]:
-    dsn = os.environ.get(PG_DSN_VARIABLE)
-    if not dsn:
-        pytest.skip(f'{PG_DSN_VARIABLE} is not set (run: eval "$(bash .ci/postgres.sh)")')
-    schema = f"console_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(dsn)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(dsn).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema_url("console") as url:
+        yield url
 
 
 def make_env(tmp_path: Path, backend: str) -> Iterator[ConsoleEnv]:

@@ -36,7 +36,6 @@ import datetime as dt
 import functools
 import inspect
 import os
-import uuid
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +44,7 @@ from typing import Any
 
 import pytest
 from lxml import etree
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 import gateway.app
 import gateway.schemas
@@ -61,8 +59,8 @@ from gateway.core.validate import validate
 from gateway.store.base import MessageQuery
 from gateway.store.register import SqlHistory
 from gateway.store.sql import REGISTER, SqlStore
-from tests.contract.conftest import PG_DSN_VARIABLE
 from tests.integration.conftest import Harness, start_harness, stop_harness, token
+from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas, pg_dsn
 from tests.unit.dossier import scenario, test_provider_checks
 from tests.unit.dossier.suite import plain_scenarios
 from tests.unit.rules.mutate import Mutable, official_schema_set
@@ -415,30 +413,16 @@ class PostgresStores:
     """Gateways on PostgreSQL, each in a schema of its own, dropped afterwards."""
 
     def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.schemas: list[str] = []
+        self.schemas = PgSchemas(dsn, "daemon")
 
     def build(self, settings: Any, **kwargs: Any) -> gateway.app.Gateway:
         """``build_app`` with a store on a fresh schema."""
-        schema = f"daemon_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(self.dsn)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        admin.dispose()
-        self.schemas.append(schema)
-        url = make_url(self.dsn).update_query_dict({"options": f"-csearch_path={schema}"})
-        store = SqlStore(url.render_as_string(hide_password=False))
+        store = SqlStore(self.schemas.new_url())
         return gateway.app.build_app(settings, store=store, **kwargs)
 
     def drop(self) -> None:
         """Drop every schema made."""
-        if not self.schemas:
-            return
-        admin = create_engine(self.dsn)
-        with admin.begin() as conn:
-            for schema in self.schemas:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+        self.schemas.drop_all()
 
 
 @pytest.fixture
@@ -508,8 +492,7 @@ def test_scenario_through_the_daemon_on_postgresql(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A representative subset with the gateway's store on PostgreSQL."""
-    if not os.environ.get(PG_DSN_VARIABLE):
-        pytest.skip(f'{PG_DSN_VARIABLE} is not set (run: eval "$(bash .ci/postgres.sh)")')
+    pg_dsn()  # skips without a server
     monkeypatch.setattr(test_provider_checks, "codes", daemon_provider_codes)
     histories = daemon_dossiers(variant, on_postgres=True)
     scenario_test()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+
+from tests.pg_schemas import pg_dsn
 
 
 @pytest.fixture
@@ -17,10 +18,7 @@ def pg_database() -> Iterator[str]:
 
     Skips without ``GATEWAY_TEST_PG_DSN``.
     """
-    dsn = os.environ.get("GATEWAY_TEST_PG_DSN")
-    if not dsn:
-        pytest.skip("GATEWAY_TEST_PG_DSN is not set")
-    url = make_url(dsn)
+    url = make_url(pg_dsn())
     name = f"reliability_{uuid.uuid4().hex[:12]}"
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as conn:
