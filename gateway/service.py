@@ -42,6 +42,7 @@ from gateway.core.pipeline import (
     OPERATOR_HOLD,
     Decision,
     decide,
+    gateway_answers,
     needs_dossier,
     placement,
     register_update,
@@ -570,12 +571,11 @@ class GatewayService:
         """The client keys to lock while ``raw`` is checked and committed: only a message the
         gateway answers for runs the uniqueness rules, so only its clients are serialised (a
         header that cannot be sniffed is locked all the same, to be safe)."""
-        kind = MESSAGE_KINDS.get(message_type or "")
-        if kind is not None and kind.is_retour:
-            return []
         found = _ONTVANGER.search(raw, 0, _SNIFF_BYTES)
-        recipient = self.registry.by_identity(found.group(1).decode()) if found else None
-        if found is not None and (recipient is None or recipient.answered_by is None):
+        if found is None or message_type is None:
+            return client_keys(raw)
+        recipient = self.registry.by_identity(found.group(1).decode())
+        if recipient is None or not gateway_answers(message_type, recipient):
             return []
         return client_keys(raw)
 

@@ -74,6 +74,13 @@ def _summary(report: ValidationReport, limit: int = 5) -> str:
     return shown or "no details"
 
 
+def gateway_answers(message_type: str | None, recipient: Party) -> bool:
+    """True when the gateway answers this message on the recipient's behalf: the recipient is
+    configured with ``answered_by`` and the message is not itself a retour."""
+    kind = MESSAGE_KINDS.get(message_type or "")
+    return kind is not None and not kind.is_retour and recipient.answered_by is not None
+
+
 def decide(
     report: ValidationReport,
     sender: Party,
@@ -110,9 +117,7 @@ def decide(
     if recipient is None or recipient.role is PartyRole.BVO:
         return Decision(State.REJECTED, f"unknown recipient {route.destination or '(none)'}")
 
-    kind = MESSAGE_KINDS.get(report.message_type or "")
-    answers = kind is not None and not kind.is_retour and recipient.answered_by is not None
-    answer_for = recipient if answers else None
+    answer_for = recipient if gateway_answers(report.message_type, recipient) else None
 
     rejected_lines = rejected_claim_lines(report) if answer_for is not None else None
     if not report.ok and rejected_lines is None and not warnings_only(report):
