@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -803,17 +803,3 @@ class InMemoryHistory:
     ) -> SubmittedDeclaration | None:
         """See :meth:`History.submitted_declaration`."""
         return self._submitted.get((aanbieder, gemeente, identificatie))
-
-
-def history_of(
-    docs: Iterable[MessageDocument], rejected: Mapping[str, Collection[str]] | None = None
-) -> InMemoryHistory:
-    """An :class:`InMemoryHistory` with ``docs`` folded in, in the given order.
-
-    ``rejected`` maps a JW323's DeclaratieNummer to its rejected ReferentieNummers.
-    """
-    history = InMemoryHistory()
-    for doc in docs:
-        nummer = text(doc.root, "Declaratie/DeclaratieNummer") or ""
-        history.record(doc, rejected_lines=(rejected or {}).get(nummer, ()))
-    return history
