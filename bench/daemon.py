@@ -124,7 +124,7 @@ _RAW = {name: (EXAMPLES / f"{name}.xml").read_bytes() for name, _ in ROUTES}
 _DEMO_RAW = {name: (DEMO / f"{name}.xml").read_bytes() for name, _ in DOSSIER}
 # Client numbers of each phase start here, so phases never share a client (BSN prefixes and
 # ToewijzingNummers stay in range below 8,990,000 clients).
-_PHASE_CLIENT_BASE = {"F": 0, "R": 4_000_000, "L": 8_000_000}
+_PHASE_CLIENT_BASE = {"F": 0, "P": 2_000_000, "R": 4_000_000, "L": 8_000_000}
 
 
 def bsn(client: int) -> str:
@@ -475,31 +475,76 @@ class Outcome:
     rss_last_mib: float
 
 
+SQLITE_FILES = ("gateway.db", "gateway.db-wal", "gateway.db-shm")
+
+
+def start_daemon(folder: Path, config: Path, tree: Path | None) -> subprocess.Popen[bytes]:
+    """``gateway run`` in ``folder``, importing ``gateway`` from ``tree`` when given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    if tree is not None:
+        # The daemon imports ``gateway`` from this tree (e.g. a snapshot of the last commit).
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(tree.resolve()), env.get("PYTHONPATH")])
+        )
+    with (folder / "gateway.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "--config", str(config)],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def prefill_template(
+    args: argparse.Namespace, tree: Path | None, mix: str, keep: Path
+) -> Path:
+    """A SQLite store holding ``--prefill`` messages of ``mix`` (prefix P), stored by a daemon
+    at full speed and left to deliver for a few seconds; every measured run of that mix starts
+    from a copy of it. Returns the folder holding the database files."""
+    with tempfile.TemporaryDirectory(prefix="gateway-prefill-") as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        config = write_config(folder, port, None, args.delivery_interval, mix)
+        process = start_daemon(folder, config, tree)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(base, process)
+            filled = await full_speed(
+                base, args.prefill, args.clients, "P", kind=args.client, mix=mix
+            )
+            print(f"prefill ({mix}): {filled.summary()}")
+            await asyncio.sleep(5)  # let delivery move most of them on, as in a live store
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=300)
+        target = keep / mix
+        target.mkdir(parents=True)
+        for name in SQLITE_FILES:
+            if (folder / "data" / name).exists():
+                shutil.copyfile(folder / "data" / name, target / name)
+    return target
+
+
 async def bench_store(
     label: str,
     store_url: str | None,
     args: argparse.Namespace,
     tree: Path | None = None,
     mix: str = "realistic",
+    *,
+    template: Path | None = None,
 ) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         folder = Path(tmp)
         port = free_port()
         config = write_config(folder, port, store_url, args.delivery_interval, mix)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        if tree is not None:
-            # The daemon imports ``gateway`` from this tree (e.g. a snapshot of the last commit).
-            env["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [str(tree.resolve()), env.get("PYTHONPATH")])
-            )
-        with (folder / "gateway.log").open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "--config", str(config)],
-                cwd=folder,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        if template is not None and store_url is None:
+            (folder / "data").mkdir()
+            for name in SQLITE_FILES:
+                if (template / name).exists():
+                    shutil.copyfile(template / name, folder / "data" / name)
+        process = start_daemon(folder, config, tree)
         base = f"http://127.0.0.1:{port}"
         samples: list[int] = []
 
@@ -755,6 +800,13 @@ def main() -> int:
         "malloc_trim(0) (experiment)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="repeat every run, alternating")
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="SQLite only: every run starts on a store already holding this many messages of "
+        "its mix (filled once per mix by a daemon of the first tree, then copied)",
+    )
     args = parser.parse_args()
 
     print(f"machine: {os.cpu_count()} cores; client and daemon share them")
@@ -763,6 +815,11 @@ def main() -> int:
     trees: list[Path | None] = list(args.tree) or [None]
     mixes: list[str] = list(dict.fromkeys(args.mix)) or ["realistic"]
     outcomes: list[Outcome] = []
+    keep = Path(tempfile.mkdtemp(prefix="gateway-prefilled-"))
+    templates: dict[str, Path] = {}
+    if args.prefill and args.backend in ("sqlite", "both"):
+        for mix in mixes:
+            templates[mix] = asyncio.run(prefill_template(args, trees[0], mix, keep))
     # Rounds alternate the trees and mixes, so host load drifting during the run hits each alike.
     for _ in range(args.rounds):
         for tree, mix in ((t, m) for t in trees for m in mixes):
@@ -770,7 +827,10 @@ def main() -> int:
                 print(f"\n##### daemon code from {tree}")
             if args.backend in ("sqlite", "both"):
                 label = "SQLite (WAL, synchronous=FULL)"
-                outcomes.append(asyncio.run(bench_store(label, None, args, tree, mix)))
+                if args.prefill:
+                    label += f", prefilled with {args.prefill} messages"
+                run = bench_store(label, None, args, tree, mix, template=templates.get(mix))
+                outcomes.append(asyncio.run(run))
             if args.backend in ("postgres", "both"):
                 if not dsn:
                     print("\nPostgreSQL skipped: GATEWAY_TEST_PG_DSN is not set")
@@ -782,6 +842,7 @@ def main() -> int:
                 finally:
                     with psycopg.connect(conninfo, autocommit=True) as conn:
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    shutil.rmtree(keep, ignore_errors=True)
     print_summary(outcomes, args.rate)
     return 0
 

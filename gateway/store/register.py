@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from enum import Enum
-from typing import Any, TypeVar, get_args, get_type_hints
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from sqlalchemy import Select, and_, bindparam, select, union, update
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import BindParameter
 
 from gateway.core.correlate import Side
 from gateway.core.dossier import (
@@ -37,7 +40,6 @@ from gateway.core.dossier import (
     Declaration,
     Delivery,
     DeliveryChange,
-    Entry,
     Identification,
     RegisterUpdate,
     Request,
@@ -48,7 +50,7 @@ from gateway.core.dossier import (
     fold_deliveries,
 )
 from gateway.core.privacy import client_key
-from gateway.store.sql import CORRELATIONS, REGISTER, SqlStore
+from gateway.store.sql import CORRELATIONS, REGISTER, SqlStore, _insert_rows
 
 OTHER_CLIENT_PREFIX = "key:"
 """The ``bsn`` of a record about a client the message being checked does not name."""
@@ -101,9 +103,29 @@ def _read_statement(columns: tuple[str, ...], excluding: bool) -> Select[Any, An
 # --- rows -----------------------------------------------------------------------------------
 
 
-def entry_rows(message_id: str, update_: RegisterUpdate) -> list[dict[str, Any]]:
-    """The register rows of one message: its entries, and a received retour's verdict."""
-    rows = [_row(message_id, entry, update_.verdict) for entry in update_.entries]
+REGISTER_COLUMNS = (
+    "message_id",
+    "kind",
+    "verdict",
+    "gemeente",
+    "aanbieder",
+    "client_key",
+    "toewijzing_nummer",
+    "referentie",
+    "vorig_referentie",
+    "declaratie_nummer",
+    "body",
+)
+"""The columns of a register row as :func:`entry_rows` builds it (``id`` is the database's)."""
+
+RegisterRow = tuple[Any, ...]
+
+
+def entry_rows(message_id: str, update_: RegisterUpdate) -> list[RegisterRow]:
+    """The register rows of one message (values in :data:`REGISTER_COLUMNS` order): its
+    entries, and a received retour's verdict."""
+    verdict = update_.verdict.value
+    rows = [_ROW_OF[type(entry)](message_id, entry, verdict) for entry in update_.entries]
     if update_.submitted is not None:
         rows.append(_submitted_row(message_id, update_.submitted))
     if update_.retour is not None:
@@ -115,70 +137,165 @@ def entry_rows(message_id: str, update_: RegisterUpdate) -> list[dict[str, Any]]
     return rows
 
 
-def _submitted_row(message_id: str, submitted: SubmittedDeclaration) -> dict[str, Any]:
+def _submitted_row(message_id: str, submitted: SubmittedDeclaration) -> RegisterRow:
     body = _encode(submitted)
     body["lines"] = [
         {"line": _encode(s.line), "client_key": _key_of(s.line.bsn), "tarief": s.tarief}
         for s in submitted.lines
     ]
     # A fact about what was sent: no retour's verdict changes it.
-    row = _blank(message_id, SUBMITTED, Verdict.ACCEPTED, body)
-    row |= {"gemeente": submitted.gemeente, "aanbieder": submitted.aanbieder}
-    row["referentie"] = submitted.identificatie
-    return row
+    return (
+        message_id,
+        SUBMITTED,
+        Verdict.ACCEPTED.value,
+        submitted.gemeente,
+        submitted.aanbieder,
+        None,
+        None,
+        submitted.identificatie,
+        None,
+        None,
+        _json(body),
+    )
 
 
-def _blank(message_id: str, kind: str, verdict: Verdict, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "message_id": message_id,
-        "kind": kind,
-        "verdict": verdict.value,
-        "gemeente": None,
-        "aanbieder": None,
-        "client_key": None,
-        "toewijzing_nummer": None,
-        "referentie": None,
-        "vorig_referentie": None,
-        "declaratie_nummer": None,
-        "body": json.dumps(body, sort_keys=True),
-    }
+def _blank(message_id: str, kind: str, verdict: Verdict, body: dict[str, Any]) -> RegisterRow:
+    """A row with no key columns, only its body."""
+    return (message_id, kind, verdict.value, None, None, None, None, None, None, None, _json(body))
 
 
-def _row(message_id: str, entry: Entry, verdict: Verdict) -> dict[str, Any]:
-    row = _blank(message_id, _KINDS[type(entry)], verdict, _encode(entry))
-    match entry:
-        case Identification():
-            # The sender may be either party; the key is "<type>:<Identificatie>".
-            row["aanbieder"] = entry.sender
-            row["referentie"] = _identification_key(entry.message_type, entry.identificatie)
-        case Allocation():
-            row |= _client(entry.gemeente, entry.aanbieder, entry.bsn)
-            row["toewijzing_nummer"] = entry.toewijzing_nummer
-            row["referentie"] = entry.referentie_aanbieder
-        case DeliveryChange():
-            d = entry.delivery
-            row |= _client(d.gemeente, d.aanbieder, d.bsn)
-            row["toewijzing_nummer"] = d.key.toewijzing_nummer
-        case Request():
-            row |= _client(entry.gemeente, entry.aanbieder, entry.bsn)
-            row["referentie"] = entry.referentie
-        case Answer():
-            row |= {"gemeente": entry.gemeente, "aanbieder": entry.aanbieder}
-            row["referentie"] = entry.referentie
-        case Declaration():
-            row |= {"gemeente": entry.gemeente, "aanbieder": entry.aanbieder}
-            row["declaratie_nummer"] = entry.declaratie_nummer
-        case ClaimLine():
-            row |= _client(entry.gemeente, entry.aanbieder, entry.bsn)
-            row["toewijzing_nummer"] = entry.toewijzing_nummer
-            row["referentie"] = entry.referentie_nummer
-            row["vorig_referentie"] = entry.vorig_referentie_nummer
-            row["declaratie_nummer"] = entry.declaratie_nummer
-    return row
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True)
 
 
-def _client(gemeente: str, aanbieder: str, bsn: str) -> dict[str, Any]:
-    return {"gemeente": gemeente, "aanbieder": aanbieder, "client_key": _key_of(bsn)}
+# One builder per record type, each naming the key columns of its record (REGISTER_COLUMNS
+# order: message_id, kind, verdict, gemeente, aanbieder, client_key, toewijzing_nummer,
+# referentie, vorig_referentie, declaratie_nummer, body).
+
+
+def _identification_row(message_id: str, entry: Identification, verdict: str) -> RegisterRow:
+    # The sender may be either party; the key is "<type>:<Identificatie>".
+    return (
+        message_id,
+        _KINDS[Identification],
+        verdict,
+        None,
+        entry.sender,
+        None,
+        None,
+        _identification_key(entry.message_type, entry.identificatie),
+        None,
+        None,
+        _json(_encode(entry)),
+    )
+
+
+def _allocation_row(message_id: str, entry: Allocation, verdict: str) -> RegisterRow:
+    return (
+        message_id,
+        _KINDS[Allocation],
+        verdict,
+        entry.gemeente,
+        entry.aanbieder,
+        _key_of(entry.bsn),
+        entry.toewijzing_nummer,
+        entry.referentie_aanbieder,
+        None,
+        None,
+        _json(_encode(entry)),
+    )
+
+
+def _delivery_row(message_id: str, entry: DeliveryChange, verdict: str) -> RegisterRow:
+    d = entry.delivery
+    return (
+        message_id,
+        _KINDS[DeliveryChange],
+        verdict,
+        d.gemeente,
+        d.aanbieder,
+        _key_of(d.bsn),
+        d.key.toewijzing_nummer,
+        None,
+        None,
+        None,
+        _json(_encode(entry)),
+    )
+
+
+def _request_row(message_id: str, entry: Request, verdict: str) -> RegisterRow:
+    return (
+        message_id,
+        _KINDS[Request],
+        verdict,
+        entry.gemeente,
+        entry.aanbieder,
+        _key_of(entry.bsn),
+        None,
+        entry.referentie,
+        None,
+        None,
+        _json(_encode(entry)),
+    )
+
+
+def _answer_row(message_id: str, entry: Answer, verdict: str) -> RegisterRow:
+    return (
+        message_id,
+        _KINDS[Answer],
+        verdict,
+        entry.gemeente,
+        entry.aanbieder,
+        None,
+        None,
+        entry.referentie,
+        None,
+        None,
+        _json(_encode(entry)),
+    )
+
+
+def _declaration_row(message_id: str, entry: Declaration, verdict: str) -> RegisterRow:
+    return (
+        message_id,
+        _KINDS[Declaration],
+        verdict,
+        entry.gemeente,
+        entry.aanbieder,
+        None,
+        None,
+        None,
+        None,
+        entry.declaratie_nummer,
+        _json(_encode(entry)),
+    )
+
+
+def _claim_line_row(message_id: str, entry: ClaimLine, verdict: str) -> RegisterRow:
+    return (
+        message_id,
+        _KINDS[ClaimLine],
+        verdict,
+        entry.gemeente,
+        entry.aanbieder,
+        _key_of(entry.bsn),
+        entry.toewijzing_nummer,
+        entry.referentie_nummer,
+        entry.vorig_referentie_nummer,
+        entry.declaratie_nummer,
+        _json(_encode(entry)),
+    )
+
+
+_ROW_OF: dict[type[Any], Callable[[str, Any, str], RegisterRow]] = {
+    Identification: _identification_row,
+    Allocation: _allocation_row,
+    DeliveryChange: _delivery_row,
+    Request: _request_row,
+    Answer: _answer_row,
+    Declaration: _declaration_row,
+    ClaimLine: _claim_line_row,
+}
 
 
 def _key_of(bsn: str) -> str:
@@ -192,14 +309,57 @@ def _identification_key(message_type: str, identificatie: str) -> str:
     return f"{message_type}:{identificatie}"
 
 
+Encoder = Callable[[Any], Any]
+_PLANS: dict[type[Any], tuple[tuple[str, Encoder | None], ...]] = {}
+"""Per record class: its fields except ``bsn``, each with how its value becomes JSON (None:
+as it is). Worked out once per class from the type hints instead of per field per entry."""
+
+
 def _encode(record: Any) -> dict[str, Any]:
     """The record's fields as JSON values, without any BSN."""
+    plan = _PLANS.get(type(record))
+    if plan is None:
+        plan = _PLANS[type(record)] = _plan(type(record))
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(record):
-        if f.name == "bsn":
-            continue
-        out[f.name] = _encode_value(getattr(record, f.name))
+    for name, encoder in plan:
+        value = getattr(record, name)
+        out[name] = value if encoder is None or value is None else encoder(value)
     return out
+
+
+def _plan(cls: type[Any]) -> tuple[tuple[str, Encoder | None], ...]:
+    hints = _hints(cls)
+    return tuple(
+        (f.name, _encoder_for(hints[f.name])) for f in dataclasses.fields(cls) if f.name != "bsn"
+    )
+
+
+def _encoder_for(hint: Any) -> Encoder | None:
+    """How :func:`_encode_value` treats values of this hint, decided once; the generic
+    :func:`_encode_value` for anything else."""
+    target = hint
+    if isinstance(hint, UnionType) or get_origin(hint) is Union:
+        members = [a for a in get_args(hint) if a is not type(None)]
+        if len(members) != 1:
+            return _encode_value
+        target = members[0]
+    if target in (str, int, bool):
+        return None
+    if target in (dt.date, dt.time):
+        return _isoformat
+    if isinstance(target, type) and issubclass(target, Enum):
+        return _enum_value
+    if isinstance(target, type) and dataclasses.is_dataclass(target):
+        return _encode
+    return _encode_value
+
+
+def _isoformat(value: dt.date | dt.time) -> str:
+    return value.isoformat()
+
+
+def _enum_value(value: Enum) -> Any:
+    return value.value
 
 
 def _encode_value(value: Any) -> Any:
@@ -280,8 +440,7 @@ def write_entries(
             ).scalars()
         )
     rows = [row for mid, upd in updates if mid not in have for row in entry_rows(mid, upd)]
-    if rows:
-        conn.execute(REGISTER.insert(), rows)
+    _insert_rows(conn, conn.dialect.name, REGISTER, REGISTER_COLUMNS, rows)
     settle(conn, written if correlated is None else written & set(correlated))
 
 
@@ -294,7 +453,21 @@ def settle(conn: Connection, message_ids: Collection[str]) -> None:
     """
     if not message_ids:
         return
-    ids = sorted(message_ids)
+    pairs = conn.execute(_settle_statement(), {"ids": sorted(message_ids)}).all()
+    for _retour_id, original_id, body in pairs:
+        data = json.loads(body)
+        _apply(
+            conn,
+            str(original_id),
+            RetourVerdict(data["rejects_all"], frozenset(data["rejected_lines"])),
+        )
+
+
+@functools.cache
+def _settle_statement() -> Select[Any, Any, Any]:
+    """The linked retours' verdicts that concern the messages ``ids``; built once (building the
+    union cost more than running it)."""
+    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
     # Two index searches (the retour's own row by message id; the retours linked to an
     # original by ix_correlations_linked) instead of one OR, for which SQLite's planner walks
     # every received retour's verdict: a cost that grew with the store, in every batch.
@@ -308,19 +481,12 @@ def settle(conn: Connection, message_ids: Collection[str]) -> None:
             CORRELATIONS.c.side == Side.RETOUR.value, CORRELATIONS.c.linked_id.in_(ids)
         ),
     ).subquery()
-    pairs = conn.execute(
+    return (
         select(exchanges.c.message_id, exchanges.c.linked_id, REGISTER.c.body)
         .join(REGISTER, REGISTER.c.message_id == exchanges.c.message_id)
         .where(REGISTER.c.kind == RETOUR_VERDICT)
         .order_by(exchanges.c.message_id)
-    ).all()
-    for _retour_id, original_id, body in pairs:
-        data = json.loads(body)
-        _apply(
-            conn,
-            str(original_id),
-            RetourVerdict(data["rejects_all"], frozenset(data["rejected_lines"])),
-        )
+    )
 
 
 def _apply(conn: Connection, original_id: str, verdict: RetourVerdict) -> None:

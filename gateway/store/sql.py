@@ -40,9 +40,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    Update,
     and_,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -66,8 +64,6 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import registry
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.sql.dml import ReturningInsert
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -666,45 +662,214 @@ def _correlation_row(message_id: str, correlation: Correlation) -> dict[str, Any
     }
 
 
+# -- driver-level writes of the intake transaction -------------------------------------------
+#
+# Intake writes a dozen multi-row INSERTs per batch. Through SQLAlchemy Core every row's every
+# value goes through bind processing and every statement through the compiled cache, which
+# cost more CPU than the database's own work. These write the same values, converted as
+# SQLAlchemy converts them (only the UTC times need it), through the driver's executemany with
+# SQL text built once per dialect. ``exec_driver_sql`` keeps SQLAlchemy's error wrapping, its
+# transaction and its event hooks.
+
+_SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+"""SQLAlchemy's storage format of a SQLite DATETIME (``sqlalchemy.dialects.sqlite.DATETIME``)."""
+
+MESSAGE_COLUMNS = tuple(column.name for column in MESSAGES.columns)
+EVENT_COLUMNS = ("message_id", "at", "from_state", "to_state", "reason", "actor")
+CORRELATION_COLUMNS = tuple(column.name for column in CORRELATIONS.columns)
+LEDGER_COLUMNS = tuple(column.name for column in LEDGER.columns)
+TRANSLATION_COLUMNS = tuple(column.name for column in TRANSLATIONS.columns)
+REWRITE_COLUMNS = tuple(column.name for column in REWRITES.columns)
+_MESSAGE_ROWS_PER_STATEMENT = 200
+"""Rows per multi-row INSERT of messages (17 parameters each; far below every driver's limit)."""
+
+
+def _sqlite_time(value: dt.datetime | None) -> str | None:
+    """An aware time as SQLAlchemy stores a :class:`UtcDateTime` in SQLite: naive UTC text."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("the store only accepts timezone-aware datetimes")
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return _SQLITE_TIME % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+def _postgres_time(value: dt.datetime | None) -> dt.datetime | None:
+    """An aware time as SQLAlchemy hands a :class:`UtcDateTime` to psycopg: in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("the store only accepts timezone-aware datetimes")
+    return value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+
+
+TimeParameter = Callable[[dt.datetime | None], Any]
+
+
+def _time_parameter(dialect: str) -> TimeParameter:
+    """How a :class:`UtcDateTime` value goes to this dialect's driver."""
+    return _sqlite_time if dialect == "sqlite" else _postgres_time
+
+
+def _marks(dialect: str, count: int) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    return f"({', '.join([mark] * count)})"
+
+
+@functools.cache
+def _insert_sql(dialect: str, table: str, columns: tuple[str, ...], on_conflict: str = "") -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...)`` in the driver's paramstyle."""
+    suffix = f" ON CONFLICT {on_conflict}" if on_conflict else ""
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {_marks(dialect, len(columns))}{suffix}"
+    )
+
+
+def _insert_rows(
+    conn: Connection,
+    dialect: str,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    on_conflict: str = "",
+) -> None:
+    """One executemany of ``rows`` (values in ``columns`` order, converted for the driver)."""
+    if rows:
+        conn.exec_driver_sql(_insert_sql(dialect, table.name, columns, on_conflict), rows)
+
+
+@functools.lru_cache(maxsize=_MESSAGE_ROWS_PER_STATEMENT)
+def _insert_new_messages_sql(dialect: str, count: int) -> str:
+    """``INSERT ... VALUES (...) x count ON CONFLICT DO NOTHING RETURNING id`` into messages."""
+    values = ", ".join([_marks(dialect, len(MESSAGE_COLUMNS))] * count)
+    return (
+        f"INSERT INTO {MESSAGES.name} ({', '.join(MESSAGE_COLUMNS)}) VALUES {values} "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+
+
+def _insert_new_messages(
+    conn: Connection, dialect: str, rows: Sequence[tuple[Any, ...]]
+) -> set[str]:
+    """Insert message rows the idempotency index lets in; returns the ids inserted.
+
+    One multi-row statement (per 200 rows): the unique index decides which are new, also
+    between two rows of one call and against another process.
+    """
+    created: set[str] = set()
+    for first in range(0, len(rows), _MESSAGE_ROWS_PER_STATEMENT):
+        chunk = rows[first : first + _MESSAGE_ROWS_PER_STATEMENT]
+        parameters = tuple(value for row in chunk for value in row)
+        result = conn.exec_driver_sql(_insert_new_messages_sql(dialect, len(chunk)), parameters)
+        created.update(str(row[0]) for row in result)
+    return created
+
+
+def _message_row(msg: Message, time: TimeParameter) -> tuple[Any, ...]:
+    """A new message's row in :data:`MESSAGE_COLUMNS` order (never a replay: intake's own)."""
+    return (
+        msg.id,
+        msg.state.value,
+        msg.sender,
+        msg.recipient,
+        msg.message_type,
+        msg.bericht_id,
+        msg.content_hash,
+        msg.size,
+        time(msg.received_at),
+        time(msg.updated_at),
+        msg.direction.value,
+        msg.attempts,
+        time(msg.next_attempt_at),
+        time(msg.lease_until),
+        msg.reason,
+        msg.in_reply_to,
+        None,
+    )
+
+
+def _event_row(ev: Event, time: TimeParameter) -> tuple[Any, ...]:
+    """An event's row in :data:`EVENT_COLUMNS` order."""
+    return (
+        ev.message_id,
+        time(ev.at),
+        ev.from_state.value if ev.from_state is not None else None,
+        ev.to_state.value,
+        ev.reason,
+        ev.actor,
+    )
+
+
+def _correlation_tuple(message_id: str, correlation: Correlation) -> tuple[Any, ...]:
+    """A new correlation's row in :data:`CORRELATION_COLUMNS` order (not linked yet)."""
+    key = correlation.key
+    return (
+        message_id,
+        correlation.side.value,
+        key.original_type,
+        key.afzender[:20],
+        key.bericht_id[:200],
+        None,
+        None,
+    )
+
+
 def _compare_and_set(
-    conn: Connection, moved: Message, expected: State, lease: dt.datetime | None
+    conn: Connection,
+    dialect: str,
+    moved: Message,
+    expected: State,
+    lease: dt.datetime | None,
 ) -> bool:
     """Write ``moved`` if its row is still ``expected`` (and, with ``lease``, still that claim).
 
-    True when the row was written. The statement is built once per shape: building and keying
-    an UPDATE cost more than running it, on every delivered message.
+    True when the row was written. One UPDATE in the driver's own terms: building, keying and
+    binding a SQLAlchemy UPDATE cost more than running it, on every delivered message.
     """
-    params = {f"new_{name}": value for name, value in _movable_values(moved).items()}
-    params |= {"cas_id": moved.id, "cas_state": expected.value}
+    time = _time_parameter(dialect)
+    parameters: tuple[Any, ...] = (
+        moved.state.value,
+        moved.recipient,
+        moved.message_type,
+        moved.attempts,
+        time(moved.next_attempt_at),
+        time(moved.lease_until),
+        moved.reason,
+        time(moved.updated_at),
+        moved.in_reply_to,
+        moved.id,
+        expected.value,
+    )
     if lease is not None:
-        params["cas_lease"] = lease
-    return conn.execute(_move_statement(lease is not None), params).rowcount == 1
+        parameters += (time(lease),)
+    result = conn.exec_driver_sql(_move_sql(dialect, lease is not None), parameters)
+    return result.rowcount == 1
 
 
 @functools.cache
-def _insert_new_messages(dialect: str) -> ReturningInsert[str]:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` into messages, built once per dialect."""
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return upsert(MESSAGES).on_conflict_do_nothing().returning(MESSAGES.c.id)
-
-
-@functools.cache
-def _move_statement(with_lease: bool) -> Update:
-    conditions: list[ColumnElement[bool]] = [
-        MESSAGES.c.id == bindparam("cas_id"),
-        MESSAGES.c.state == bindparam("cas_state"),
-    ]
+def _move_sql(dialect: str, with_lease: bool) -> str:
+    """The compare-and-set UPDATE of a state move, in the driver's paramstyle."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    assignments = ", ".join(f"{name} = {mark}" for name in _MOVABLE_COLUMNS)
+    condition = f"id = {mark} AND state = {mark}"
     if with_lease:
-        conditions.append(MESSAGES.c.lease_until == bindparam("cas_lease"))
-    new_values = {
-        name: bindparam(f"new_{name}", type_=MESSAGES.c[name].type) for name in _MOVABLE_COLUMNS
-    }
-    return update(MESSAGES).where(*conditions).values(new_values)
+        condition += f" AND lease_until = {mark}"
+    return f"UPDATE {MESSAGES.name} SET {assignments} WHERE {condition}"
 
 
 def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> int:
     """Link every unlinked exchange with one of ``bericht_ids`` whose both sides are stored;
-    returns how many correlation rows were linked.
+    returns how many correlation rows were linked (0: no exchange was linked, nothing to settle).
 
     Two set-based statements, whatever arrived first (OP080): waiting retours get the most
     recent original with their key, then waiting originals get their first retour, an
@@ -712,63 +877,58 @@ def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> int:
     """
     if not bericht_ids:
         return 0
-    ids = {"bericht_ids": sorted(set(bericht_ids))}
-    return sum(conn.execute(statement, ids).rowcount for statement in _link_statements())
+    ids = tuple(sorted(set(bericht_ids)))
+    link_retours, link_originals = _link_sql(conn.dialect.name, len(ids))
+    retour, original = Side.RETOUR.value, Side.ORIGINAL.value
+    linked = conn.exec_driver_sql(link_retours, (original, retour, *ids, original)).rowcount
+    return linked + conn.exec_driver_sql(link_originals, (retour, original, *ids, retour)).rowcount
 
 
-@functools.cache
-def _link_statements() -> tuple[Update, Update]:
-    """The two linking UPDATEs of :func:`_link_correlations`, built once (intake runs them on
-    every batch; building them anew cost more than running them).
+@functools.lru_cache(maxsize=256)
+def _link_sql(dialect: str, count: int) -> tuple[str, str]:
+    """The two linking UPDATEs of :func:`_link_correlations` for ``count`` BerichtIdentificaties,
+    in the driver's paramstyle (intake runs them on every batch; through SQLAlchemy, building
+    and binding them cost more than running them).
 
     Both must find their rows through ``ix_correlations_key`` (a few rows per
     BerichtIdentificatie). Given ``side = ? AND linked_id IS NULL``, SQLite's planner picks
     ``ix_correlations_linked`` instead, which walks every exchange still waiting for its retour:
     a cost that grew with the store on every intake batch. Comparing the side through an
-    expression keeps that index out of these two statements.
+    expression (``coalesce(side, '')``) keeps that index out of these two statements.
+
+    Each touches only rows that really get a link (an EXISTS on what the new value reads), so
+    the rowcount says whether anything was linked: intake settles dossier verdicts only then,
+    and an original whose retour is not there yet is not rewritten on every batch.
     """
-    ids: BindParameter[list[str]] = bindparam("bericht_ids", expanding=True)
-    side = func.coalesce(CORRELATIONS.c.side, "")
-    other = CORRELATIONS.alias("other")
-    same_key = (
-        other.c.bericht_id == CORRELATIONS.c.bericht_id,
-        other.c.afzender == CORRELATIONS.c.afzender,
-        other.c.original_type == CORRELATIONS.c.original_type,
+    mark = "?" if dialect == "sqlite" else "%s"
+    waiting = (
+        f"coalesce(correlations.side, '') = {mark} AND correlations.linked_id IS NULL "
+        f"AND correlations.bericht_id IN ({', '.join([mark] * count)})"
     )
-    original_of_retour = (
-        select(other.c.message_id)
-        .where(other.c.side == Side.ORIGINAL.value, *same_key)
-        .order_by(other.c.message_id.desc())
-        .limit(1)
-        .scalar_subquery()
+    # Parameters: the original side, the retour side, the ids, the original side.
+    same_key_original = (
+        f"FROM correlations AS other WHERE other.side = {mark} "
+        "AND other.bericht_id = correlations.bericht_id "
+        "AND other.afzender = correlations.afzender "
+        "AND other.original_type = correlations.original_type"
     )
     link_retours = (
-        update(CORRELATIONS)
-        .where(
-            side == Side.RETOUR.value,
-            CORRELATIONS.c.linked_id.is_(None),
-            CORRELATIONS.c.bericht_id.in_(ids),
-        )
-        .values(linked_id=original_of_retour)
+        "UPDATE correlations SET linked_id = "
+        f"(SELECT other.message_id {same_key_original} ORDER BY other.message_id DESC LIMIT 1) "
+        f"WHERE {waiting} AND EXISTS (SELECT 1 {same_key_original})"
     )
+    # Parameters: the retour side, the original side, the ids, the retour side.
     inbound_retour = (
-        select(func.min(other.c.message_id))
-        .where(other.c.side == Side.RETOUR.value, other.c.linked_id == CORRELATIONS.c.message_id)
-        .scalar_subquery()
+        f"FROM correlations AS other WHERE other.side = {mark} "
+        "AND other.linked_id = correlations.message_id"
     )
-    generated_retour = (
-        select(func.min(MESSAGES.c.id))
-        .where(MESSAGES.c.in_reply_to == CORRELATIONS.c.message_id)
-        .scalar_subquery()
-    )
+    generated_retour = "FROM messages WHERE messages.in_reply_to = correlations.message_id"
     link_originals = (
-        update(CORRELATIONS)
-        .where(
-            side == Side.ORIGINAL.value,
-            CORRELATIONS.c.linked_id.is_(None),
-            CORRELATIONS.c.bericht_id.in_(ids),
-        )
-        .values(linked_id=func.coalesce(inbound_retour, generated_retour))
+        "UPDATE correlations SET linked_id = coalesce("
+        f"(SELECT min(other.message_id) {inbound_retour}), "
+        f"(SELECT min(messages.id) {generated_retour})) "
+        f"WHERE {waiting} AND (EXISTS (SELECT 1 {inbound_retour}) "
+        f"OR EXISTS (SELECT 1 {generated_retour}))"
     )
     return link_retours, link_originals
 
@@ -818,12 +978,6 @@ def _event_values(ev: Event) -> dict[str, Any]:
     }
 
 
-def _movable_values(msg: Message) -> dict[str, Any]:
-    values = {name: getattr(msg, name) for name in _MOVABLE_COLUMNS}
-    values["state"] = msg.state.value
-    return values
-
-
 def _utc(value: Any) -> dt.datetime:
     """An aggregate of a time column (SQLite may hand back text) as an aware UTC datetime."""
     moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -831,28 +985,29 @@ def _utc(value: Any) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def _ledger_values(entry: LedgerEntry, message_id: str | None, now: dt.datetime) -> dict[str, Any]:
+def _ledger_row(entry: LedgerEntry, message_id: str | None, recorded_at: Any) -> tuple[Any, ...]:
+    """A ledger pair's row in :data:`LEDGER_COLUMNS` order (``recorded_at`` already converted)."""
     factor = entry.volume_factor
-    return {
-        "gemeente": entry.key.gemeente,
-        "kind": entry.key.kind.value,
-        "number": entry.key.number,
-        "original_categorie": entry.original.categorie,
-        "original_code": entry.original.code,
-        "translated_categorie": entry.translated.categorie,
-        "translated_code": entry.translated.code,
-        "original_generation": entry.original_generation,
-        "translated_generation": entry.translated_generation,
-        "origin": entry.origin.value,
-        "basis": entry.basis,
-        "unit_original": entry.unit_original,
-        "unit_translated": entry.unit_translated,
-        "volume_factor": None if factor is None else str(factor),
-        "recorded_on": entry.recorded_on.isoformat() if entry.recorded_on else None,
-        "decided_by": entry.decided_by,
-        "message_id": message_id,
-        "recorded_at": now,
-    }
+    return (
+        entry.key.gemeente,
+        entry.key.kind.value,
+        entry.key.number,
+        entry.original.categorie,
+        entry.original.code,
+        entry.translated.categorie,
+        entry.translated.code,
+        entry.original_generation,
+        entry.translated_generation,
+        entry.origin.value,
+        entry.basis,
+        entry.unit_original,
+        entry.unit_translated,
+        None if factor is None else str(factor),
+        entry.recorded_on.isoformat() if entry.recorded_on else None,
+        entry.decided_by,
+        message_id,
+        recorded_at,
+    )
 
 
 def _ledger_entry(row: Row[Any]) -> LedgerEntry:
@@ -896,33 +1051,35 @@ DECIDED = "decided "
 
 def _rewrite_rows(
     message_id: str, record: TranslationRecord, first: int = 0
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = [
-        {
-            "message_id": message_id,
-            "position": first + position,
-            "kind": "rewrite",
-            "path": rewrite.path,
-            "original": rewrite.old[:50],
-            "translated": rewrite.new[:50],
-            "basis": rewrite.basis,
-            "ledger_key": rewrite.key,
-            "candidates": None,
-        }
+) -> list[tuple[Any, ...]]:
+    """A translation's rewrites, then its undecided products, in :data:`REWRITE_COLUMNS` order."""
+    rows: list[tuple[Any, ...]] = [
+        (
+            message_id,
+            first + position,
+            "rewrite",
+            rewrite.path,
+            rewrite.old[:50],
+            rewrite.new[:50],
+            rewrite.basis,
+            rewrite.key,
+            None,
+        )
         for position, rewrite in enumerate(record.rewrites)
     ]
+    first += len(record.rewrites)
     rows += [
-        {
-            "message_id": message_id,
-            "position": first + len(record.rewrites) + position,
-            "kind": undecided_problem(item),
-            "path": item.path,
-            "original": str(item.product) if item.product is not None else None,
-            "translated": None,
-            "basis": item.reason,
-            "ledger_key": item.key,
-            "candidates": ",".join(map(str, item.candidates)) or None,
-        }
+        (
+            message_id,
+            first + position,
+            undecided_problem(item),
+            item.path,
+            str(item.product) if item.product is not None else None,
+            None,
+            item.reason,
+            item.key,
+            ",".join(map(str, item.candidates)) or None,
+        )
         for position, item in enumerate(record.undecided)
     ]
     return rows
@@ -931,18 +1088,45 @@ def _rewrite_rows(
 def _insert_ledger(
     conn: Connection,
     dialect: str,
-    entries: Sequence[LedgerEntry],
-    message_id: str | None,
+    pairs: Sequence[tuple[LedgerEntry, str | None]],
     now: dt.datetime,
 ) -> None:
-    if not entries:
+    """Record ledger pairs (each with the message that starts it) first-wins."""
+    recorded_at = _time_parameter(dialect)(now)
+    rows = [_ledger_row(entry, message_id, recorded_at) for entry, message_id in pairs]
+    # First translation wins: a key that has a pair keeps it (also against another process, and
+    # between two pairs of one call: rows go in this order).
+    _insert_rows(conn, dialect, LEDGER, LEDGER_COLUMNS, rows, on_conflict="DO NOTHING")
+
+
+def _insert_translations(
+    conn: Connection,
+    dialect: str,
+    translations: Sequence[tuple[str, TranslationRecord, dt.datetime]],
+    first_position: int = 0,
+) -> None:
+    """Insert translations (message id, record, when its ledger pairs are recorded) whose
+    messages have none stored: one executemany each for translations, rewrites and ledger."""
+    if not translations:
         return
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
-    # First translation wins: a key that has a pair keeps it (also against another process).
-    conn.execute(
-        upsert(LEDGER).on_conflict_do_nothing(),
-        [_ledger_values(entry, message_id, now) for entry in entries],
-    )
+    heads = [
+        (message_id, r.gemeente, r.from_generation, r.to_generation, r.translated)
+        for message_id, r, _ in translations
+    ]
+    _insert_rows(conn, dialect, TRANSLATIONS, TRANSLATION_COLUMNS, heads)
+    rewrites = [
+        row
+        for message_id, record, _ in translations
+        for row in _rewrite_rows(message_id, record, first_position)
+    ]
+    _insert_rows(conn, dialect, REWRITES, REWRITE_COLUMNS, rewrites)
+    time = _time_parameter(dialect)
+    ledger = [
+        _ledger_row(entry, message_id, time(at))
+        for message_id, record, at in translations
+        for entry in record.entries
+    ]
+    _insert_rows(conn, dialect, LEDGER, LEDGER_COLUMNS, ledger, on_conflict="DO NOTHING")
 
 
 def _write_translation(
@@ -951,37 +1135,22 @@ def _write_translation(
     message_id: str,
     record: TranslationRecord,
     now: dt.datetime,
-    *,
-    fresh: bool = False,
 ) -> None:
-    """Store a message's translation; ``fresh``: the message was created in this transaction,
-    so there is nothing earlier to replace."""
-    first = None
-    if not fresh:
-        # Replaced rewrites go; what waited for a decision stays, marked decided, so coverage
-        # still counts the codes the tables could not translate.
-        mine = REWRITES.c.message_id == message_id
-        conn.execute(delete(REWRITES).where(mine, REWRITES.c.kind == "rewrite"))
-        conn.execute(
-            update(REWRITES)
-            .where(mine, ~REWRITES.c.kind.startswith(DECIDED))
-            .values(kind=DECIDED + REWRITES.c.kind)
-        )
-        first = conn.execute(select(func.max(REWRITES.c.position)).where(mine)).scalar()
-        conn.execute(delete(TRANSLATIONS).where(TRANSLATIONS.c.message_id == message_id))
+    """Store (or replace) a message's translation."""
+    # Replaced rewrites go; what waited for a decision stays, marked decided, so coverage
+    # still counts the codes the tables could not translate.
+    mine = REWRITES.c.message_id == message_id
+    conn.execute(delete(REWRITES).where(mine, REWRITES.c.kind == "rewrite"))
     conn.execute(
-        insert(TRANSLATIONS).values(
-            message_id=message_id,
-            gemeente=record.gemeente,
-            from_generation=record.from_generation,
-            to_generation=record.to_generation,
-            translated=record.translated,
-        )
+        update(REWRITES)
+        .where(mine, ~REWRITES.c.kind.startswith(DECIDED))
+        .values(kind=DECIDED + REWRITES.c.kind)
     )
-    rows = _rewrite_rows(message_id, record, 0 if first is None else int(first) + 1)
-    if rows:
-        conn.execute(insert(REWRITES), rows)
-    _insert_ledger(conn, dialect, record.entries, message_id, now)
+    first = conn.execute(select(func.max(REWRITES.c.position)).where(mine)).scalar()
+    conn.execute(delete(TRANSLATIONS).where(TRANSLATIONS.c.message_id == message_id))
+    _insert_translations(
+        conn, dialect, [(message_id, record, now)], 0 if first is None else int(first) + 1
+    )
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
@@ -1351,7 +1520,7 @@ class SqlStore:
         ):
             raise ValueError("the event does not describe this move")
         with _driver_errors("moving a message"), self._write() as conn:
-            if not _compare_and_set(conn, moved, expected, lease):
+            if not _compare_and_set(conn, self.dialect, moved, expected, lease):
                 raise IllegalTransition(
                     f"message {moved.id} is no longer {expected}; not moved to {moved.state}"
                 )
@@ -1429,7 +1598,9 @@ class SqlStore:
             if result.rowcount != len(ids):
                 # Cannot happen while the rows are locked; roll back rather than half-claim.
                 raise StoreError("claiming due messages raced with another writer")
-            conn.execute(insert(EVENTS), [_event_values(ev) for _, ev in moves])
+            time = _time_parameter(self.dialect)
+            claims = [_event_row(ev, time) for _, ev in moves]
+            _insert_rows(conn, self.dialect, EVENTS, EVENT_COLUMNS, claims)
         return [moved for moved, _ in moves]
 
     def expired_leases(self, now: dt.datetime) -> list[Message]:
@@ -1923,7 +2094,8 @@ class SqlStore:
     def record_ledger(self, entries: Sequence[LedgerEntry], message_id: str | None) -> None:
         """Record pairs first-wins: a key that has a pair already keeps it."""
         with _driver_errors("recording translation pairs"), self._write() as conn:
-            _insert_ledger(conn, self.dialect, entries, message_id, dt.datetime.now(dt.UTC))
+            pairs = [(entry, message_id) for entry in entries]
+            _insert_ledger(conn, self.dialect, pairs, dt.datetime.now(dt.UTC))
 
     def save_translation(self, message_id: str, record: TranslationRecord) -> None:
         """Store (or replace) a message's translation and record its ledger pairs."""
@@ -2031,9 +2203,11 @@ class SqlStore:
         A batch costs a fixed number of statements, not some per message: one multi-row
         ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` for the message rows (the
         idempotency index decides which are new, also between two records of one batch and
-        against another process), then one executemany each for payloads, events, findings
-        and keys of the new ones. Only a re-submission costs a SELECT, and each move its own
-        compare-and-set UPDATE.
+        against another process), then one executemany each for payloads, events, findings,
+        keys, correlations, register entries, translations, rewrites and ledger pairs of the
+        new ones, all at driver level (see ``_insert_rows``). Only a re-submission costs a
+        SELECT, each move its own compare-and-set UPDATE, and settling dossier verdicts runs
+        only when the batch linked an exchange.
         """
         retours = [r.retour for r in records if r.retour is not None]
         for record in (*records, *retours):
@@ -2055,10 +2229,14 @@ class SqlStore:
             # In id order, so two processes moving the same rows lock them in the same order.
             for index in sorted(range(len(moves)), key=lambda i: moves[i].moved.id):
                 move = moves[index]
-                moved[index] = _compare_and_set(conn, move.moved, move.expected, move.lease)
-            events = [_event_values(m.event) for m, done in zip(moves, moved, strict=True) if done]
-            if events:
-                conn.execute(insert(EVENTS), events)
+                moved[index] = _compare_and_set(
+                    conn, self.dialect, move.moved, move.expected, move.lease
+                )
+            time = _time_parameter(self.dialect)
+            events = [
+                _event_row(m.event, time) for m, done in zip(moves, moved, strict=True) if done
+            ]
+            _insert_rows(conn, self.dialect, EVENTS, EVENT_COLUMNS, events)
         return BatchResult(saved, moved)
 
     def _insert_intake(
@@ -2068,39 +2246,38 @@ class SqlStore:
         retours: Sequence[IntakeRecord],
         keys: dict[str, list[tuple[KeyKind, str]]],
     ) -> list[Saved]:
-        insert_new = _insert_new_messages(self.dialect)
-        rows = [self._intake_row(r.message) for r in records]
-        created = {row[0] for row in conn.execute(insert_new, rows)}
+        dialect = self.dialect
+        time = _time_parameter(dialect)
+        created = _insert_new_messages(
+            conn, dialect, [_message_row(r.message, time) for r in records]
+        )
         answers = [r for r in retours if r.message.in_reply_to in created]
         if answers:
-            rows = [self._intake_row(r.message) for r in answers]
-            created |= {row[0] for row in conn.execute(insert_new, rows)}
+            rows = [_message_row(r.message, time) for r in answers]
+            created |= _insert_new_messages(conn, dialect, rows)
         stored = [r for r in (*records, *answers) if r.message.id in created]
-        if stored:
-            conn.execute(
-                insert(PAYLOADS), [{"message_id": r.message.id, "raw": r.raw} for r in stored]
-            )
-            conn.execute(
-                insert(EVENTS),
-                [_event_values(ev) for r in stored for ev in self._intake_events(r)],
-            )
+        _insert_rows(
+            conn, dialect, PAYLOADS, ("message_id", "raw"), [(r.message.id, r.raw) for r in stored]
+        )
+        events = [_event_row(ev, time) for r in stored for ev in self._intake_events(r)]
+        _insert_rows(conn, dialect, EVENTS, EVENT_COLUMNS, events)
         findings = [
-            {
-                "message_id": r.message.id,
-                "findings_json": json.dumps(list(r.findings), ensure_ascii=False, default=str),
-            }
+            (r.message.id, json.dumps(list(r.findings), ensure_ascii=False, default=str))
             for r in stored
             if r.findings
         ]
-        if findings:
-            conn.execute(insert(FINDINGS), findings)
-        key_values = [row for r in stored for row in key_rows(r.message.id, keys[r.message.id])]
-        if key_values:
-            conn.execute(insert(MESSAGE_KEYS), key_values)
+        _insert_rows(conn, dialect, FINDINGS, ("message_id", "findings_json"), findings)
+        key_values = [
+            (row["kind"], row["value"], row["message_id"])
+            for r in stored
+            for row in key_rows(r.message.id, keys[r.message.id])
+        ]
+        _insert_rows(conn, dialect, MESSAGE_KEYS, ("kind", "value", "message_id"), key_values)
         correlated = [(r.message.id, r.correlation) for r in stored if r.correlation is not None]
         linked = 0
         if correlated:
-            conn.execute(insert(CORRELATIONS), [_correlation_row(*pair) for pair in correlated])
+            correlations = [_correlation_tuple(*pair) for pair in correlated]
+            _insert_rows(conn, dialect, CORRELATIONS, CORRELATION_COLUMNS, correlations)
             linked = _link_correlations(conn, [c.key.bericht_id for _, c in correlated])
         registered = [(r.message.id, r.register) for r in stored if r.register is not None]
         if registered:
@@ -2112,16 +2289,12 @@ class SqlStore:
                 fresh=True,
                 correlated=[mid for mid, _ in correlated] if linked else [],
             )
-        for r in stored:
-            if r.translation is not None:
-                _write_translation(
-                    conn,
-                    self.dialect,
-                    r.message.id,
-                    r.translation,
-                    r.message.updated_at,
-                    fresh=True,
-                )
+        translated = [
+            (r.message.id, r.translation, r.message.updated_at)
+            for r in stored
+            if r.translation is not None
+        ]
+        _insert_translations(conn, dialect, translated)
         return [
             Saved(r.message, created=True)
             if r.message.id in created

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event
 
 from gateway.core.dossier import Verdict
-from gateway.store.register import RETOUR_VERDICT, SqlHistory, _blank, settle
+from gateway.store.register import REGISTER_COLUMNS, RETOUR_VERDICT, SqlHistory, _blank, settle
 from gateway.store.sql import REGISTER, SqlStore
 
 STEP = 100  # VM instructions per progress callback
@@ -59,11 +59,10 @@ def _received_retours(store: SqlStore, first: int, count: int) -> None:
     try:
         cursor = raw.cursor()
         cursor.execute("PRAGMA foreign_keys=OFF")
-        columns = list(rows[0])
         cursor.executemany(
-            f"INSERT INTO {REGISTER.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})",
-            [tuple(row[c] for c in columns) for row in rows],
+            f"INSERT INTO {REGISTER.name} ({', '.join(REGISTER_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in REGISTER_COLUMNS)})",
+            rows,
         )
         cursor.execute("PRAGMA foreign_keys=ON")
         raw.commit()
