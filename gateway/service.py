@@ -33,7 +33,7 @@ from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.correlate import Correlation, correlation_of
 from gateway.core.dossier import History, RegisterUpdate
 from gateway.core.errors import GatewayError, IllegalTransition
-from gateway.core.ledger import TranslationLedger
+from gateway.core.ledger import LedgerEntry, LedgerKey, TranslationLedger
 from gateway.core.lifecycle import advance, return_unattempted, waits_for_mapping_decision
 from gateway.core.lists import ExternalLists
 from gateway.core.model import Direction, Event, Message, State
@@ -201,6 +201,42 @@ class ClientLocks:
     def __len__(self) -> int:
         """How many clients have a lock now (held or waited for)."""
         return len(self._locks)
+
+
+class MessageLedger:
+    """The store's translation ledger as one message's translation reads it: a question asked
+    again is answered from memory (translation asks for a product's pair up to three times, and
+    each answer from the store is a query).
+
+    Serves one message's check only, under that message's client locks, like the dossier
+    history; a pair recorded through it is forgotten, so the next read asks the store again.
+    """
+
+    def __init__(self, ledger: TranslationLedger) -> None:
+        self._ledger = ledger
+        self._entries: dict[LedgerKey, LedgerEntry | None] = {}
+        self._requests: dict[tuple[str, str], tuple[LedgerEntry, ...]] = {}
+
+    def get(self, key: LedgerKey) -> LedgerEntry | None:
+        """The pair recorded for ``key``, or None."""
+        if key in self._entries:
+            return self._entries[key]
+        found = self._entries[key] = self._ledger.get(key)
+        return found
+
+    def requests(self, gemeente: str, referentie: str) -> tuple[LedgerEntry, ...]:
+        """Every request entry of a ReferentieAanbieder."""
+        asked = (gemeente, referentie)
+        found = self._requests.get(asked)
+        if found is None:
+            found = self._requests[asked] = self._ledger.requests(gemeente, referentie)
+        return found
+
+    def record(self, entry: LedgerEntry) -> None:
+        """Store a pair in the underlying ledger (see :class:`TranslationLedger`)."""
+        self._entries.pop(entry.key, None)
+        self._requests.clear()
+        self._ledger.record(entry)
 
 
 def retour_identificatie(original_id: str) -> str:
@@ -535,15 +571,12 @@ class GatewayService:
         )
         # Two messages about one client must not both pass a uniqueness rule: each sees the
         # other's register entries only once committed, so the lock spans check and commit.
-        async with self._client_locks.hold(self._checked_clients(raw, message_type)):
-            try:
-                record = await asyncio.to_thread(self._prepare, received, raw, party, actor)
-            except Exception:
-                # Stored as received all the same: housekeeping processes it again later, and
-                # the sender's acknowledgement stands because nothing acknowledged may be lost.
-                log.exception("processing_failed", message_id=received.id, party=party.id)
-                record = IntakeRecord(received, raw, actor)
-            saved = await self.commits.save(record)
+        clients = self._checked_clients(raw, message_type)
+        if clients:
+            async with self._client_locks.hold(clients):
+                record, saved = await self._prepare_and_save(received, raw, party, actor)
+        else:
+            record, saved = await self._prepare_and_save(received, raw, party, actor)
         msg = saved.message
         self.metrics.inc("received", party.id)
         if not saved.created:
@@ -566,6 +599,18 @@ class GatewayService:
             retour=record.retour.message.id if record.retour is not None else None,
         )
         return Receipt(msg, created=True)
+
+    async def _prepare_and_save(
+        self, received: Message, raw: bytes, party: Party, actor: str
+    ) -> tuple[IntakeRecord, Saved]:
+        try:
+            record = await asyncio.to_thread(self._prepare, received, raw, party, actor)
+        except Exception:
+            # Stored as received all the same: housekeeping processes it again later, and the
+            # sender's acknowledgement stands because nothing acknowledged may be lost.
+            log.exception("processing_failed", message_id=received.id, party=party.id)
+            record = IntakeRecord(received, raw, actor)
+        return record, await self.commits.save(record)
 
     def _checked_clients(self, raw: bytes, message_type: str | None) -> list[str]:
         """The client keys to lock while ``raw`` is checked and committed: only a message the
@@ -601,7 +646,7 @@ class GatewayService:
         context = RuleContext(today=today)
         report = validate(raw, self.schemas, context, max_bytes=self.max_message_bytes)
         original = report
-        ledger = decided.ledger if decided is not None else self._ledger
+        ledger = decided.ledger if decided is not None else MessageLedger(self._ledger)
         report, translation = self._translate(report, sender, today, context, ledger)
         decision = decide(report, sender, self.registry, today, self._holds)
         # A message waiting for a mapping decision is held here, before the dossier rules:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.core.document import Element, MessageDocument, date_at, findall, int_at, text
+from gateway.core.document import Element, MessageDocument, findall, text
 
 DELETED_REDEN_WIJZIGING = "13"
 TEMPORARY_STOP = "20"
@@ -299,24 +299,35 @@ def request_settled(history: History, request: Request) -> bool:
 # --- reading messages into history records -----------------------------------------------------
 
 
-def _product(el: Element, path: str = "Product") -> tuple[str | None, str | None]:
-    return text(el, f"{path}/Categorie"), text(el, f"{path}/Code")
+def _product(
+    doc: MessageDocument, el: Element, path: str = "Product"
+) -> tuple[str | None, str | None]:
+    return doc.text(el, f"{path}/Categorie"), doc.text(el, f"{path}/Code")
+
+
+# The readers below run once per document (MessageDocument.memo): the rules of several codes
+# and the register update all ask for the same lines, and reading them is the costly part.
+# Each public reader hands out a fresh list, so a caller can never change what another sees.
 
 
 def allocations_in(doc: MessageDocument) -> list[tuple[Element, Allocation]]:
     """Each ToegewezenProduct of a JW301 with the allocation version it states."""
+    return list(doc.memo(_allocations))
+
+
+def _allocations(doc: MessageDocument) -> tuple[tuple[Element, Allocation], ...]:
     gemeente = doc.header_text("Afzender") or ""
     aanbieder = doc.header_text("Ontvanger") or ""
-    bsn = text(doc.root, "Client/Bsn") or ""
+    bsn = doc.text(doc.root, "Client/Bsn") or ""
     result = []
     for product in doc.iter_local("ToegewezenProduct"):
-        number = int_at(product, "ToewijzingNummer")
-        datum = date_at(product, "Toewijzingsdatum")
-        ingang = date_at(product, "Ingangsdatum")
-        tijd = _time(text(product, "Toewijzingstijd"))
+        number = doc.int_at(product, "ToewijzingNummer")
+        datum = doc.date_at(product, "Toewijzingsdatum")
+        ingang = doc.date_at(product, "Ingangsdatum")
+        tijd = _time(doc.text(product, "Toewijzingstijd"))
         if number is None or datum is None or ingang is None or tijd is None:
             continue  # XSD-valid messages always have these
-        categorie, code = _product(product)
+        categorie, code = _product(doc, product)
         result.append(
             (
                 product,
@@ -328,19 +339,19 @@ def allocations_in(doc: MessageDocument) -> list[tuple[Element, Allocation]]:
                     toewijzingsdatum=datum,
                     toewijzingstijd=tijd,
                     ingangsdatum=ingang,
-                    einddatum=date_at(product, "Einddatum"),
-                    referentie_aanbieder=text(product, "ReferentieAanbieder"),
+                    einddatum=doc.date_at(product, "Einddatum"),
+                    referentie_aanbieder=doc.text(product, "ReferentieAanbieder"),
                     categorie=categorie,
                     code=code,
-                    reden_wijziging=text(product, "RedenWijziging"),
-                    volume=int_at(product, "Omvang/Volume"),
-                    eenheid=text(product, "Omvang/Eenheid"),
-                    frequentie=text(product, "Omvang/Frequentie"),
-                    budget=int_at(product, "Budget"),
+                    reden_wijziging=doc.text(product, "RedenWijziging"),
+                    volume=doc.int_at(product, "Omvang/Volume"),
+                    eenheid=doc.text(product, "Omvang/Eenheid"),
+                    frequentie=doc.text(product, "Omvang/Frequentie"),
+                    budget=doc.int_at(product, "Budget"),
                 ),
             )
         )
-    return result
+    return tuple(result)
 
 
 def _time(value: str | None) -> dt.time | None:
@@ -363,52 +374,61 @@ class DeliveryLine:
 
 def deliveries_in(doc: MessageDocument) -> list[DeliveryLine]:
     """Each StartProduct of a JW305 or StopProduct of a JW307 as a delivery line."""
+    return list(doc.memo(_deliveries))
+
+
+def _deliveries(doc: MessageDocument) -> tuple[DeliveryLine, ...]:
     aanbieder = doc.header_text("Afzender") or ""
     gemeente = doc.header_text("Ontvanger") or ""
-    bsn = text(doc.root, "Client/Bsn") or ""
+    bsn = doc.text(doc.root, "Client/Bsn") or ""
     kind = DeliveryKind.START if doc.message_type == "JW305" else DeliveryKind.STOP
     name = "StartProduct" if kind is DeliveryKind.START else "StopProduct"
     result = []
     for product in doc.iter_local(name):
-        begin = date_at(product, "Begindatum")
+        begin = doc.date_at(product, "Begindatum")
         if begin is None:
             continue
-        categorie, code = _product(product)
-        key = StartKey(int_at(product, "ToewijzingNummer"), categorie, code, begin)
+        categorie, code = _product(doc, product)
+        key = StartKey(doc.int_at(product, "ToewijzingNummer"), categorie, code, begin)
         delivery = Delivery(
             kind=kind,
             aanbieder=aanbieder,
             gemeente=gemeente,
             bsn=bsn,
             key=key,
-            reden_beeindiging=text(product, "RedenBeeindiging"),
-            einddatum=date_at(product, "Einddatum"),
+            reden_beeindiging=doc.text(product, "RedenBeeindiging"),
+            einddatum=doc.date_at(product, "Einddatum"),
         )
-        result.append(DeliveryLine(product, delivery, text(product, "StatusAanlevering") or ""))
-    return result
+        status = doc.text(product, "StatusAanlevering") or ""
+        result.append(DeliveryLine(product, delivery, status))
+    return tuple(result)
 
 
 def requests_in(doc: MessageDocument) -> list[tuple[Element, Request]]:
     """Each AangevraagdProduct of a JW315, or the Verzoek of a JW317, as a request."""
+    return list(doc.memo(_requests))
+
+
+def _requests(doc: MessageDocument) -> tuple[tuple[Element, Request], ...]:
     aanbieder = doc.header_text("Afzender") or ""
     gemeente = doc.header_text("Ontvanger") or ""
-    bsn = text(doc.root, "Client/Bsn") or ""
+    bsn = doc.text(doc.root, "Client/Bsn") or ""
     dagtekening = doc.dagtekening or dt.date.min
     name = "AangevraagdProduct" if doc.message_type == "JW315" else "Verzoek"
     result = []
     for el in doc.iter_local(name):
-        referentie = text(el, "ReferentieAanbieder")
+        referentie = doc.text(el, "ReferentieAanbieder")
         if referentie is not None:
             request = Request(doc.message_type, aanbieder, gemeente, bsn, referentie, dagtekening)
             result.append((el, request))
-    return result
+    return tuple(result)
 
 
 def answer_in(doc: MessageDocument) -> tuple[Element, Answer] | None:
     """The Antwoord of a JW319 as an answer."""
     for el in doc.iter_local("Antwoord"):
-        referentie = text(el, "ReferentieAanbieder")
-        antwoord = text(el, "VerzoekAntwoord")
+        referentie = doc.text(el, "ReferentieAanbieder")
+        antwoord = doc.text(el, "VerzoekAntwoord")
         if referentie is None or antwoord is None:
             return None
         return el, Answer(
@@ -423,29 +443,41 @@ def answer_in(doc: MessageDocument) -> tuple[Element, Answer] | None:
 
 def claim_lines_in(doc: MessageDocument) -> list[tuple[Element, ClaimLine]]:
     """Each Prestatie of a JW323 as a claim line, in document order."""
+    return list(doc.memo(_claim_lines))
+
+
+def _claim_lines(doc: MessageDocument) -> tuple[tuple[Element, ClaimLine], ...]:
     aanbieder = doc.header_text("Afzender") or ""
     gemeente = doc.header_text("Ontvanger") or ""
-    nummer = text(doc.root, "Declaratie/DeclaratieNummer") or ""
+    nummer = doc.text(doc.root, "Declaratie/DeclaratieNummer") or ""
     result = []
-    for client in findall(doc.root, "Declaratie/Clienten/Client"):
-        bsn = text(client, "Bsn") or ""
-        for prestatie in findall(client, "Prestaties/Prestatie"):
-            line = _claim_line(prestatie, aanbieder, gemeente, bsn, nummer)
+    for client in doc.findall(doc.root, "Declaratie/Clienten/Client"):
+        bsn = doc.text(client, "Bsn") or ""
+        for prestatie in doc.findall(client, "Prestaties/Prestatie"):
+            line = _claim_line(
+                doc, prestatie, aanbieder=aanbieder, gemeente=gemeente, bsn=bsn, nummer=nummer
+            )
             if line is not None:
                 result.append((prestatie, line))
-    return result
+    return tuple(result)
 
 
 def _claim_line(
-    prestatie: Element, aanbieder: str, gemeente: str, bsn: str, nummer: str
+    doc: MessageDocument,
+    prestatie: Element,
+    *,
+    aanbieder: str,
+    gemeente: str,
+    bsn: str,
+    nummer: str,
 ) -> ClaimLine | None:
-    referentie = text(prestatie, "ProductReferentie/ReferentieNummer")
-    toewijzing = int_at(prestatie, "ToewijzingNummer")
-    begin = date_at(prestatie, "ProductPeriode/Begindatum")
-    end = date_at(prestatie, "ProductPeriode/Einddatum")
-    volume = int_at(prestatie, "GeleverdVolume")
-    bedrag = int_at(prestatie, "IngediendBedrag/Bedrag")
-    indicator = text(prestatie, "IngediendBedrag/DebetCredit")
+    referentie = doc.text(prestatie, "ProductReferentie/ReferentieNummer")
+    toewijzing = doc.int_at(prestatie, "ToewijzingNummer")
+    begin = doc.date_at(prestatie, "ProductPeriode/Begindatum")
+    end = doc.date_at(prestatie, "ProductPeriode/Einddatum")
+    volume = doc.int_at(prestatie, "GeleverdVolume")
+    bedrag = doc.int_at(prestatie, "IngediendBedrag/Bedrag")
+    indicator = doc.text(prestatie, "IngediendBedrag/DebetCredit")
     if (
         referentie is None
         or toewijzing is None
@@ -461,14 +493,14 @@ def _claim_line(
         bsn=bsn,
         declaratie_nummer=nummer,
         referentie_nummer=referentie,
-        vorig_referentie_nummer=text(prestatie, "ProductReferentie/VorigReferentieNummer"),
+        vorig_referentie_nummer=doc.text(prestatie, "ProductReferentie/VorigReferentieNummer"),
         toewijzing_nummer=toewijzing,
-        categorie=text(prestatie, "ProductCategorie") or "",
-        code=text(prestatie, "ProductCode") or "",
+        categorie=doc.text(prestatie, "ProductCategorie") or "",
+        code=doc.text(prestatie, "ProductCode") or "",
         begindatum=begin,
         einddatum=end,
         volume=volume,
-        eenheid=text(prestatie, "Eenheid") or "",
+        eenheid=doc.text(prestatie, "Eenheid") or "",
         bedrag=-bedrag if indicator == CREDIT else bedrag,
     )
 
@@ -504,23 +536,22 @@ def submitted_declaration_in(doc: MessageDocument) -> SubmittedDeclaration | Non
     """A JW323 read as a :class:`SubmittedDeclaration`; None for any other message type."""
     if doc.message_type != "JW323":
         return None
-    totaal = int_at(doc.root, "Declaratie/TotaalIngediendBedrag/TotaalBedrag")
-    if totaal is not None and text(doc.root, "Declaratie/TotaalIngediendBedrag/DebetCredit") == (
-        CREDIT
-    ):
+    totaal = doc.int_at(doc.root, "Declaratie/TotaalIngediendBedrag/TotaalBedrag")
+    indicator = doc.text(doc.root, "Declaratie/TotaalIngediendBedrag/DebetCredit")
+    if totaal is not None and indicator == CREDIT:
         totaal = -totaal
     return SubmittedDeclaration(
         aanbieder=doc.header_text("Afzender") or "",
         gemeente=doc.header_text("Ontvanger") or "",
         identificatie=doc.header_text("BerichtIdentificatie/Identificatie") or "",
         dagtekening=doc.dagtekening,
-        declaratie_nummer=text(doc.root, "Declaratie/DeclaratieNummer") or "",
+        declaratie_nummer=doc.text(doc.root, "Declaratie/DeclaratieNummer") or "",
         basisschema_xsd_versie=doc.header_text("XsdVersie/BasisschemaXsdVersie"),
         bericht_xsd_versie=doc.header_text("XsdVersie/BerichtXsdVersie"),
         totaal=totaal,
         lines=tuple(
-            SubmittedLine(line, int_at(prestatie, "ProductTarief"))
-            for prestatie, line in claim_lines_in(doc)
+            SubmittedLine(line, doc.int_at(prestatie, "ProductTarief"))
+            for prestatie, line in doc.memo(_claim_lines)
         ),
     )
 
@@ -556,7 +587,7 @@ def entries_of(doc: MessageDocument, rejected_lines: Collection[str] = ()) -> li
         case "JW323":
             rejected = frozenset(rejected_lines)
             lines = [
-                line for _, line in claim_lines_in(doc) if line.referentie_nummer not in rejected
+                line for _, line in doc.memo(_claim_lines) if line.referentie_nummer not in rejected
             ]
             if lines:
                 first = lines[0]
