@@ -202,10 +202,13 @@ def write_config(
     store_url: str | None,
     delivery_interval: float = 1.0,
     mix: str = "uniform",
+    *,
+    prepare_workers: int = 0,
 ) -> Path:
     lines = [
         "[server]",
         f"port = {port}",
+        f"prepare_workers = {prepare_workers}",
         "[paths]",
         f'schemas = ["{OFFICIAL}"]',
         # The code lists and gemeente list of this checkout, also for a ``--tree`` snapshot
@@ -238,14 +241,31 @@ def write_config(
 
 
 def rss_kib(pid: int) -> int:
-    """Resident memory of a process in KiB (0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    """Resident memory of a process and its prepare workers in KiB (0 once it is gone)."""
+    total = 0
+    for member in (pid, *child_pids(pid)):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (the daemon's prepare workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
 
 
 @dataclass
@@ -534,11 +554,14 @@ async def bench_store(
     mix: str = "realistic",
     *,
     template: Path | None = None,
+    prepare_workers: int = 0,
 ) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         folder = Path(tmp)
         port = free_port()
-        config = write_config(folder, port, store_url, args.delivery_interval, mix)
+        config = write_config(
+            folder, port, store_url, args.delivery_interval, mix, prepare_workers=prepare_workers
+        )
         if template is not None and store_url is None:
             (folder / "data").mkdir()
             for name in SQLITE_FILES:
@@ -590,7 +613,7 @@ async def bench_store(
             sampler.cancel()
             rss_last = report_memory(samples, process.pid, args)
             return Outcome(
-                str(tree or "working tree"),
+                f"{tree or 'working tree'}" + (f" +{prepare_workers}w" if prepare_workers else ""),
                 label,
                 mix,
                 fast.rate,
@@ -727,9 +750,15 @@ def trim_probe(pid: int) -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its prepare workers have used so far (/proc)."""
+    ticks = 0
+    for member in (pid, *child_pids(pid)):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def start_py_spy(output: Path, pid: int) -> subprocess.Popen[bytes]:
@@ -751,7 +780,8 @@ def fresh_database(dsn: str) -> tuple[str, str, str]:
     return url.set(database=name).render_as_string(hide_password=False), conninfo, name
 
 
-def main() -> int:
+def parse_arguments() -> argparse.Namespace:
+    """The command line of this benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000, help="full-speed phase size")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
@@ -807,13 +837,25 @@ def main() -> int:
         help="SQLite only: every run starts on a store already holding this many messages of "
         "its mix (filled once per mix by a daemon of the first tree, then copied)",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--prepare-workers",
+        type=int,
+        action="append",
+        default=[],
+        help="[server] prepare_workers of the daemon (repeat to compare, e.g. 0 and 1); CPU "
+        "and RSS are then the daemon's and its workers' together",
+    )
+    return parser.parse_args()
 
+
+def main() -> int:
+    args = parse_arguments()
     print(f"machine: {os.cpu_count()} cores; client and daemon share them")
     print(f"raw lxml parse + XSD, same messages: {raw_lxml_rate(5):.0f} msg/s (one core)")
     dsn = os.environ.get("GATEWAY_TEST_PG_DSN")
     trees: list[Path | None] = list(args.tree) or [None]
     mixes: list[str] = list(dict.fromkeys(args.mix)) or ["realistic"]
+    workers: list[int] = list(dict.fromkeys(args.prepare_workers)) or [0]
     outcomes: list[Outcome] = []
     keep = Path(tempfile.mkdtemp(prefix="gateway-prefilled-"))
     templates: dict[str, Path] = {}
@@ -822,14 +864,23 @@ def main() -> int:
             templates[mix] = asyncio.run(prefill_template(args, trees[0], mix, keep))
     # Rounds alternate the trees and mixes, so host load drifting during the run hits each alike.
     for _ in range(args.rounds):
-        for tree, mix in ((t, m) for t in trees for m in mixes):
+        runs = ((t, m, w) for t in trees for m in mixes for w in workers)
+        for tree, mix, prepare_workers in runs:
             if tree is not None:
                 print(f"\n##### daemon code from {tree}")
             if args.backend in ("sqlite", "both"):
                 label = "SQLite (WAL, synchronous=FULL)"
                 if args.prefill:
                     label += f", prefilled with {args.prefill} messages"
-                run = bench_store(label, None, args, tree, mix, template=templates.get(mix))
+                run = bench_store(
+                    label,
+                    None,
+                    args,
+                    tree,
+                    mix,
+                    template=templates.get(mix),
+                    prepare_workers=prepare_workers,
+                )
                 outcomes.append(asyncio.run(run))
             if args.backend in ("postgres", "both"):
                 if not dsn:
@@ -838,7 +889,13 @@ def main() -> int:
                 store_url, conninfo, name = fresh_database(dsn)
                 try:
                     label = f"PostgreSQL (database {name})"
-                    outcomes.append(asyncio.run(bench_store(label, store_url, args, tree, mix)))
+                    outcomes.append(
+                        asyncio.run(
+                            bench_store(
+                                label, store_url, args, tree, mix, prepare_workers=prepare_workers
+                            )
+                        )
+                    )
                 finally:
                     with psycopg.connect(conninfo, autocommit=True) as conn:
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

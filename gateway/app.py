@@ -29,6 +29,7 @@ from gateway.logs import get_logger
 from gateway.mappings import load_code_list, load_mappings
 from gateway.memory import limit_malloc_arenas, release_free_memory
 from gateway.operator import retention_job
+from gateway.prepare_workers import PreparePool
 from gateway.retour_deadlines import OverdueNotices
 from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
@@ -117,20 +118,9 @@ def build_app(
     rng: random.Random | None = None,
 ) -> Gateway:
     """Build the gateway from settings (tests may pass a clock, a store and a seeded rng)."""
-    clock = clock or SystemClock()
     store = store or SqlStore(settings.store_url)
-    lease = dt.timedelta(seconds=settings.delivery.lease_seconds)
-    service = GatewayService(
-        store=store,
-        registry=settings.registry(),
-        schemas=load_schema_set(list(settings.schemas)),
-        clock=clock,
-        max_message_bytes=settings.limits.max_message_bytes,
-        lease=lease,
-        translator=translator(settings),
-        history=history_factory(store) if settings.rules.dossier else None,
-        lists=external_lists(settings) if settings.rules.dossier else None,
-    )
+    service = build_service(settings, clock=clock, store=store)
+    lease = service.lease
     delivery = Delivery(
         service,
         outbox=settings.outbox,
@@ -147,6 +137,24 @@ def build_app(
     return Gateway(settings, store, service, delivery, watcher, web_app)
 
 
+def build_service(
+    settings: Settings, *, clock: Clock | None = None, store: SqlStore | None = None
+) -> GatewayService:
+    """The intake and operations service alone (also what a prepare worker process builds)."""
+    store = store or SqlStore(settings.store_url)
+    return GatewayService(
+        store=store,
+        registry=settings.registry(),
+        schemas=load_schema_set(list(settings.schemas)),
+        clock=clock or SystemClock(),
+        max_message_bytes=settings.limits.max_message_bytes,
+        lease=dt.timedelta(seconds=settings.delivery.lease_seconds),
+        translator=translator(settings),
+        history=history_factory(store) if settings.rules.dossier else None,
+        lists=external_lists(settings) if settings.rules.dossier else None,
+    )
+
+
 async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     """Run server, watcher and scheduler until ``stop`` is set, then shut down in order."""
     settings = gateway.settings
@@ -154,6 +162,12 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     await asyncio.to_thread(gateway.store.migrate)
     await service.refresh_holds()
     recovered = await service.process_stuck(older_than=dt.timedelta(0))
+    pool = None
+    if settings.server.prepare_workers:
+        # After migrating: workers read the store as it is now.
+        pool = PreparePool(settings, settings.server.prepare_workers, build_service)
+        await pool.start()
+        service.prepare_pool = pool
 
     runner = web.AppRunner(
         gateway.web_app, shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log=None
@@ -164,6 +178,8 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
+        if pool is not None:
+            await pool.close()
         address = f"{settings.server.host}:{settings.server.port}"
         raise ConfigError(
             f"cannot listen on {address}: {exc.strerror or exc}; is another gateway running, "
@@ -190,6 +206,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         port=settings.server.port,
         parties=len(service.registry),
         reprocessed=recovered,
+        prepare_workers=pool.pids() if pool is not None else [],
     )
     try:
         await stop.wait()
@@ -199,6 +216,9 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await scheduler.stop()  # lets a running delivery pass or inbox scan finish
         await runner.cleanup()  # stops listening, waits for in-flight requests
         await service.drain()
+        if pool is not None:
+            service.prepare_pool = None
+            await pool.close()
         await gateway.delivery.close()
         gateway.store.close()
         log.info("gateway_stopped")

@@ -19,6 +19,16 @@ class SystemClock:
         return dt.datetime.now(dt.UTC)
 
 
+class FixedClock:
+    """Always the same moment: a prepare worker answers as of its parent's moment."""
+
+    def __init__(self, moment: dt.datetime) -> None:
+        self._moment = moment
+
+    def now(self) -> dt.datetime:
+        return self._moment
+
+
 class FakeClock:
     """A clock that only moves when a test moves it."""
 

@@ -47,6 +47,9 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8480
     max_body_bytes: Annotated[int, Field(gt=0)] | None = None
+    prepare_workers: Annotated[int, Field(ge=0, le=64)] = 0
+    """Processes that validate, translate and check messages beside the event loop (0: threads
+    of the daemon's own process, which shares one core with everything else)."""
 
 
 class StoreSettings(_Section):

@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gateway.clock import Clock
+from gateway.clock import Clock, FixedClock
 from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.correlate import Correlation, correlation_of
 from gateway.core.dossier import History, RegisterUpdate
@@ -63,6 +63,7 @@ from gateway.metrics import (
     render_overdue_retours,
     render_write_batches,
 )
+from gateway.prepare_workers import PrepareJob, PreparePool
 from gateway.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
 from gateway.store.base import (
     BatchResult,
@@ -434,6 +435,8 @@ class GatewayService:
         self._idle = asyncio.Event()
         self._idle.set()
         self.commits = GroupCommit(self._write_batch)
+        # Set by the composition root when [server] prepare_workers asks for worker processes.
+        self.prepare_pool: PreparePool | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -604,13 +607,32 @@ class GatewayService:
         self, received: Message, raw: bytes, party: Party, actor: str
     ) -> tuple[IntakeRecord, Saved]:
         try:
-            record = await asyncio.to_thread(self._prepare, received, raw, party, actor)
+            record = await self._prepare_somewhere(received, raw, party, actor)
         except Exception:
             # Stored as received all the same: housekeeping processes it again later, and the
             # sender's acknowledgement stands because nothing acknowledged may be lost.
             log.exception("processing_failed", message_id=received.id, party=party.id)
             record = IntakeRecord(received, raw, actor)
         return record, await self.commits.save(record)
+
+    async def _prepare_somewhere(
+        self, received: Message, raw: bytes, party: Party, actor: str
+    ) -> IntakeRecord:
+        """:meth:`_prepare` in a prepare worker process when the pool has one, else in a
+        thread of this process."""
+        pool = self.prepare_pool
+        if pool is None or not pool.available:
+            return await asyncio.to_thread(self._prepare, received, raw, party, actor)
+        job = PrepareJob(received, raw, party.id, actor, self.clock.now(), dict(self._holds))
+        return await pool.prepare(job)
+
+    def prepare_as_of(self, job: PrepareJob, sender: Party) -> IntakeRecord:
+        """:meth:`_prepare` in a prepare worker process: as of the parent's moment and with
+        the parent's operator holds, both carried by ``job``, so it decides as the parent
+        would have."""
+        self.clock = FixedClock(job.now)
+        self._holds = dict(job.holds)
+        return self._prepare(job.received, job.raw, sender, job.actor)
 
     def _checked_clients(self, raw: bytes, message_type: str | None) -> list[str]:
         """The client keys to lock while ``raw`` is checked and committed: only a message the

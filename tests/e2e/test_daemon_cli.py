@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from gateway.core.route import token_digest
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, REPO
 
@@ -41,12 +43,13 @@ def _free_port() -> int:
         return port
 
 
-def _config(folder: Path, port: int = 8480, extra: str = "") -> Path:
+def _config(folder: Path, port: int = 8480, extra: str = "", prepare_workers: int = 0) -> Path:
     path = folder / "config.toml"
     path.write_text(
         f"""
 [server]
 port = {port}
+prepare_workers = {prepare_workers}
 [paths]
 schemas = ["{OFFICIAL_XSD_DIR}"]
 [delivery]
@@ -117,10 +120,12 @@ def _wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("gateway did not become ready")
 
 
-def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    """gateway run: ready, accepts a message, writes it to the folder outbox, exits 0 on TERM."""
+@pytest.mark.parametrize("prepare_workers", [0, 1])
+def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_workers: int) -> None:
+    """gateway run: ready, accepts a message, writes it to the folder outbox, exits 0 on TERM;
+    with a prepare worker process too, which stops with the daemon."""
     port = _free_port()
-    config = _config(tmp_path, port)
+    config = _config(tmp_path, port, prepare_workers=prepare_workers)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     log_path = tmp_path / "gateway.log"
     with log_path.open("wb") as log_file:
@@ -155,6 +160,12 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert "gateway_stopped" in stderr
     assert "Traceback" not in stderr
     assert "999900006" not in stderr  # the example's BSN never reaches the log
+    workers = [
+        json.loads(line)["pid"] for line in stderr.splitlines() if "prepare_worker_started" in line
+    ]
+    assert len(workers) == prepare_workers
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists(), "a prepare worker outlived the daemon"
 
     shown = _gateway("show", message_id, "--json", "--config", str(config), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr

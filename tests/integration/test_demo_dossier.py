@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
-import shutil
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,14 +20,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 
-from gateway.app import Gateway, build_app
+from gateway.app import Gateway, build_app, build_service
 from gateway.clock import FakeClock
-from gateway.config import load_config
 from gateway.contracts import load_contract_table
 from gateway.core.model import State
 from gateway.core.validate import validate
+from gateway.prepare_workers import PreparePool
 from gateway.schemas import load_schema_set
 from gateway.store.base import MessageQuery
+from tests.integration.demo_config import shipped_demo_settings
 from tests.paths import OFFICIAL_XSD_DIR, REPO
 
 EXAMPLES = REPO / "docs" / "examples"
@@ -77,21 +77,28 @@ def demo_token(party: str) -> str:
     return "demo-token-" + party.removeprefix("gemeente-").removesuffix("-ijsselland")
 
 
-@pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[tuple[Gateway, TestClient]]:  # type: ignore[type-arg]
-    """A gateway on a copy of the shipped config.toml: its relative paths (schemas, mappings,
-    the contract table) resolve to the shipped folders, data/inbox/outbox stay in tmp_path."""
-    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
-    for shipped in ("schemas", "mappings"):
-        (tmp_path / shipped).symlink_to(REPO / shipped, target_is_directory=True)
-    settings = load_config(tmp_path / "config.toml", {})
+@pytest.fixture(params=[0, 1], ids=["in-process", "prepare-worker"])
+async def demo(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Gateway, TestClient]]:  # type: ignore[type-arg]
+    """A gateway on a copy of the shipped config.toml (tests/integration/demo_config.py),
+    preparing messages in its own threads or in a prepare worker process (``[server]
+    prepare_workers``): the demo must go through the same either way."""
+    settings = shipped_demo_settings(tmp_path)
     gateway = build_app(settings, clock=FakeClock(DEMO_DAY), rng=random.Random(7))
     gateway.delivery.pass_wait = None
     gateway.store.migrate()
+    pool = None
+    if request.param:
+        pool = PreparePool(settings, request.param, build_service)
+        await pool.start()
+        gateway.service.prepare_pool = pool
     client = TestClient(TestServer(gateway.web_app))
     await client.start_server()
     yield gateway, client
     await client.close()
+    if pool is not None:
+        await pool.close()
     await gateway.delivery.close()
     gateway.store.close()
 

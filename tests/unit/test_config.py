@@ -88,6 +88,8 @@ def test_token_from_environment_is_stored_hashed(tmp_path: Path) -> None:
         ("[serverr]\nport = 1\n", "serverr: unknown key"),
         ("[server]\nport = 'x'\n", "server.port"),
         ("[server]\nport = 70000\n", "server.port"),
+        ("[server]\nprepare_workers = -1\n", "server.prepare_workers"),
+        ("[server]\nprepare_workers = 'two'\n", "server.prepare_workers"),
         ("[retry]\nbase_seconds = 60\ncap_seconds = 10\n", "cap_seconds must not be smaller"),
         (GEMEENTE.replace("0150", "12345678"), "must be a 4-digit CBS code"),
         (GEMEENTE.replace('"gemeente"', '"aanbieder"'), "must be an 8-digit AGB code"),
