@@ -22,6 +22,7 @@ keeps everything else, so intake means what it meant with worker threads:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import multiprocessing
@@ -41,6 +42,12 @@ from gateway.store.base import IntakeRecord
 
 log = get_logger("gateway.prepare_workers")
 
+JOBS_IN_FLIGHT = 4
+"""Messages a worker may have queued in its pipe: while it prepares one, the next is already
+there, so it does not wait for the event loop between messages."""
+LARGE_JOB_BYTES = 64 * 1024
+"""A message at least this large is written to a worker's pipe from a thread (the write may
+wait until the worker reads, which must not stop the event loop)."""
 START_TIMEOUT_SECONDS = 120.0
 """How long a new worker may take to load schemas, mappings and lists before it counts as failed."""
 STOP_TIMEOUT_SECONDS = 10.0
@@ -114,11 +121,14 @@ def _prepare(service: Any, job: PrepareJob) -> _Reply:
 class _Worker:
     process: BaseProcess
     conn: Connection
-    pending: asyncio.Future[_Reply] | None = field(default=None)
+    # Replies come back in the order the jobs were sent.
+    pending: collections.deque[asyncio.Future[_Reply]] = field(default_factory=collections.deque)
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class PreparePool:
-    """The parent's side: a fixed number of worker processes, one message each at a time."""
+    """The parent's side: a fixed number of worker processes, each with up to
+    :data:`JOBS_IN_FLIGHT` messages sent to it and not answered yet."""
 
     def __init__(self, settings: Settings, size: int, build: Callable[[Settings], Any]) -> None:
         """``build`` makes a worker's service from the settings (a module-level function: it
@@ -129,7 +139,8 @@ class PreparePool:
         self._build = build
         self._size = size
         self._context = multiprocessing.get_context("spawn")
-        # None wakes the waiters when the last worker is gone and cannot be started again.
+        # One entry per free job slot of a worker; None wakes the waiters when the last worker
+        # is gone and cannot be started again.
         self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._workers: set[_Worker] = set()
         self._respawns: set[asyncio.Task[None]] = set()
@@ -170,23 +181,35 @@ class PreparePool:
     async def prepare(self, job: PrepareJob) -> IntakeRecord:
         """The intake record a worker made of ``job``; raises ``PrepareWorkerLostError`` or
         ``GatewayError`` (with the worker's reason) when it made none."""
-        worker = await self._idle.get()
-        if worker is None:
-            self._idle.put_nowait(None)  # for the next waiter
-            raise PrepareWorkerLostError("no prepare worker is running")
+        worker = await self._free_slot()
         done: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
-        worker.pending = done
         try:
-            # The worker waits in recv() while idle, so this write never waits on its work.
-            worker.conn.send(job)
+            async with worker.sending:  # one writer per pipe, so messages never interleave
+                # Queued before the write: the reply may come while a large one is written.
+                worker.pending.append(done)
+                if len(job.raw) < LARGE_JOB_BYTES:
+                    worker.conn.send(job)
+                else:
+                    await asyncio.to_thread(worker.conn.send, job)
         except (OSError, ValueError) as exc:
-            worker.pending = None  # this caller gets the error; nobody waits for the future
+            if done in worker.pending:
+                worker.pending.remove(done)  # this caller gets the error instead
             self._lost(worker)
             raise PrepareWorkerLostError("a prepare worker's pipe broke") from exc
         reply = await done
         if reply.record is None:
             raise GatewayError(f"preparing in a worker failed: {reply.error}")
         return reply.record
+
+    async def _free_slot(self) -> _Worker:
+        while True:
+            worker = await self._idle.get()
+            if worker is None:
+                self._idle.put_nowait(None)  # for the next waiter
+                raise PrepareWorkerLostError("no prepare worker is running")
+            if worker in self._workers:
+                return worker
+            # A slot of a worker that died meanwhile: take the next one.
 
     async def settled(self) -> None:
         """Wait until every worker being started anew has started (or failed to start)."""
@@ -240,7 +263,8 @@ class PreparePool:
         loop = asyncio.get_running_loop()
         self._workers.add(worker)
         loop.add_reader(worker.conn.fileno(), self._on_readable, worker)
-        self._idle.put_nowait(worker)
+        for _ in range(JOBS_IN_FLIGHT):
+            self._idle.put_nowait(worker)
         log.info("prepare_worker_started", pid=worker.process.pid)
 
     def _on_readable(self, worker: _Worker) -> None:
@@ -249,11 +273,14 @@ class PreparePool:
         except (EOFError, OSError):
             self._lost(worker)
             return
-        done, worker.pending = worker.pending, None
-        # Back to the idle queue here, not in prepare(): a caller cancelled while the worker
-        # was busy would otherwise never give it back.
+        if not worker.pending:
+            log.error("prepare_worker_unexpected_reply", pid=worker.process.pid)
+            return
+        done = worker.pending.popleft()
+        # The slot goes back here, not in prepare(): a caller cancelled while its job was out
+        # would otherwise never give it back.
         self._idle.put_nowait(worker)
-        if done is not None and not done.done():
+        if not done.done():
             done.set_result(reply)
 
     def _lost(self, worker: _Worker) -> None:
@@ -262,9 +289,10 @@ class PreparePool:
         self._forget(worker)
         exit_code = worker.process.exitcode
         log.error("prepare_worker_lost", pid=worker.process.pid, exit_code=exit_code)
-        done, worker.pending = worker.pending, None
-        if done is not None and not done.done():
-            done.set_exception(PrepareWorkerLostError("a prepare worker died"))
+        while worker.pending:
+            done = worker.pending.popleft()
+            if not done.done():
+                done.set_exception(PrepareWorkerLostError("a prepare worker died"))
         asyncio.get_running_loop().run_in_executor(None, _stop, worker)
         if not self._closing:
             task = asyncio.get_running_loop().create_task(self._respawn())

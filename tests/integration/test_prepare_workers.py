@@ -7,6 +7,7 @@ demo configuration; the demo dossier itself goes through both ways in test_demo_
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import random
@@ -21,10 +22,10 @@ from gateway.clock import FakeClock
 from gateway.config import Settings
 from gateway.core.errors import ConfigError
 from gateway.core.model import State
-from gateway.prepare_workers import PreparePool
+from gateway.prepare_workers import JOBS_IN_FLIGHT, PreparePool
 from gateway.service import GatewayService
 from tests.integration.demo_config import shipped_demo_settings
-from tests.paths import REPO
+from tests.paths import EXAMPLES_DIR, REPO
 
 EXAMPLES = REPO / "docs" / "examples"
 DEMO_DAY = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -136,3 +137,39 @@ async def test_without_workers_intake_prepares_in_process(
     assert not pool.available
     stored = gateway.store.get(await _submit(gateway, REQUEST))
     assert stored is not None and stored.state is State.QUEUED
+
+
+async def test_jobs_in_flight_come_back_to_their_own_callers(tmp_path: Path) -> None:
+    """Up to JOBS_IN_FLIGHT messages wait in a worker's pipe at once; each caller must get the
+    record of its own message, the same as preparing in threads gives."""
+    examples = sorted(p for p in EXAMPLES_DIR.glob("*.xml"))
+    outcomes: dict[int, list[tuple[str | None, State, str | None, set[str]]]] = {}
+    for workers in (0, 1):
+        folder = tmp_path / f"workers-{workers}"
+        folder.mkdir()
+        settings = shipped_demo_settings(folder)
+        gateway = build_app(settings, clock=FakeClock(DEMO_DAY), rng=random.Random(3))
+        gateway.store.migrate()
+        pool = None
+        if workers:
+            pool = PreparePool(settings, workers, build_service)
+            await pool.start()
+            gateway.service.prepare_pool = pool
+        party = gateway.service.registry.get("jeugdhulp-oost")
+        assert party is not None
+        receipts = await asyncio.gather(
+            *(gateway.service.submit(party, p.read_bytes(), "test") for p in examples)
+        )
+        outcomes[workers] = []
+        for receipt in receipts:
+            stored = gateway.store.get(receipt.message.id)
+            assert stored is not None
+            rules = {f["rule"] for f in gateway.store.findings(stored.id)}
+            outcomes[workers].append((stored.message_type, stored.state, stored.reason, rules))
+        if pool is not None:
+            await pool.close()
+        await gateway.delivery.close()
+        gateway.store.close()
+    assert len(examples) > JOBS_IN_FLIGHT
+    assert [o[0] for o in outcomes[1]] == [p.stem for p in examples]
+    assert outcomes[1] == outcomes[0]
