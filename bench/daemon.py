@@ -403,13 +403,20 @@ async def full_speed(
     phase = Phase()
     numbers: Iterator[int] = iter(range(count))
     client = poster(kind, base, clients)
+    # Realistic mix: a client's next step leaves only once its previous step was answered, as
+    # one sender's software does (message n - INTERLEAVE is the same client's previous step).
+    answered = {number: asyncio.Event() for number in range(count)} if mix == "realistic" else {}
 
     async def one_client() -> None:
         for number in numbers:
+            if answered and number % (INTERLEAVE * len(DOSSIER)) >= INTERLEAVE:
+                await answered[number - INTERLEAVE].wait()
             sender, raw = message(number, prefix, mix)
             start = time.perf_counter()
             status = await client.post(sender, raw)
             phase.record(status, time.perf_counter() - start)
+            if answered:
+                answered[number].set()
 
     start = time.perf_counter()
     try:
