@@ -15,8 +15,9 @@ keeps everything else, so intake means what it meant with worker threads:
   parent would have at that moment, and tests that inject a clock keep control of it;
 - a worker reads through a store connection of its own, which sees committed data only, like
   the parent's threads;
-- a worker that dies fails only the message it held, like any processing failure (stored as
-  ``received``, processed again by housekeeping), and is started anew.
+- a worker that dies fails only the messages it held (up to :data:`JOBS_IN_FLIGHT`), like any
+  processing failure (stored as ``received``, processed again by housekeeping), and is started
+  anew.
 """
 
 from __future__ import annotations
