@@ -83,16 +83,14 @@ def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _plan_nodes(child)
 
 
-@pytest.mark.postgres
-def test_postgresql_links_through_the_indexes_not_a_table_scan(
-    store: SqlStore, backend: str
-) -> None:
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_postgresql_links_through_the_indexes_not_a_table_scan(store: SqlStore) -> None:
     """With thousands of waiting originals (and fresh statistics) the linking UPDATEs must find
     their rows through the indexes only: a table scan here runs in every intake batch and grows
     with the store (the EXISTS form did that in bench/daemon.py under autovacuum's statistics,
     though not with the fresh ones of this test)."""
-    if backend != "postgres":
-        pytest.skip("a PostgreSQL plan")
     for start in range(0, 4000, 500):
         store.write_batch([_original(store, start + i) for i in range(500)])
     ids = ("B1", "B2", "B3")
