@@ -137,6 +137,36 @@ def entry_rows(message_id: str, update_: RegisterUpdate) -> list[RegisterRow]:
     return rows
 
 
+def _register_row(
+    message_id: str,
+    kind: str,
+    verdict: str,
+    body: dict[str, Any],
+    *,
+    gemeente: str | None = None,
+    aanbieder: str | None = None,
+    client_key: str | None = None,
+    toewijzing_nummer: int | None = None,
+    referentie: str | None = None,
+    vorig_referentie: str | None = None,
+    declaratie_nummer: str | None = None,
+) -> RegisterRow:
+    """One register row in :data:`REGISTER_COLUMNS` order (the one place that knows it)."""
+    return (
+        message_id,
+        kind,
+        verdict,
+        gemeente,
+        aanbieder,
+        client_key,
+        toewijzing_nummer,
+        referentie,
+        vorig_referentie,
+        declaratie_nummer,
+        json.dumps(body, sort_keys=True),
+    )
+
+
 def _submitted_row(message_id: str, submitted: SubmittedDeclaration) -> RegisterRow:
     body = _encode(submitted)
     body["lines"] = [
@@ -144,146 +174,115 @@ def _submitted_row(message_id: str, submitted: SubmittedDeclaration) -> Register
         for s in submitted.lines
     ]
     # A fact about what was sent: no retour's verdict changes it.
-    return (
+    return _register_row(
         message_id,
         SUBMITTED,
         Verdict.ACCEPTED.value,
-        submitted.gemeente,
-        submitted.aanbieder,
-        None,
-        None,
-        submitted.identificatie,
-        None,
-        None,
-        _json(body),
+        body,
+        gemeente=submitted.gemeente,
+        aanbieder=submitted.aanbieder,
+        referentie=submitted.identificatie,
     )
 
 
 def _blank(message_id: str, kind: str, verdict: Verdict, body: dict[str, Any]) -> RegisterRow:
     """A row with no key columns, only its body."""
-    return (message_id, kind, verdict.value, None, None, None, None, None, None, None, _json(body))
+    return _register_row(message_id, kind, verdict.value, body)
 
 
-def _json(body: dict[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True)
-
-
-# One builder per record type, each naming the key columns of its record (REGISTER_COLUMNS
-# order: message_id, kind, verdict, gemeente, aanbieder, client_key, toewijzing_nummer,
-# referentie, vorig_referentie, declaratie_nummer, body).
+# One builder per record type, naming the key columns its record fills.
 
 
 def _identification_row(message_id: str, entry: Identification, verdict: str) -> RegisterRow:
     # The sender may be either party; the key is "<type>:<Identificatie>".
-    return (
+    return _register_row(
         message_id,
         _KINDS[Identification],
         verdict,
-        None,
-        entry.sender,
-        None,
-        None,
-        _identification_key(entry.message_type, entry.identificatie),
-        None,
-        None,
-        _json(_encode(entry)),
+        _encode(entry),
+        aanbieder=entry.sender,
+        referentie=_identification_key(entry.message_type, entry.identificatie),
     )
 
 
 def _allocation_row(message_id: str, entry: Allocation, verdict: str) -> RegisterRow:
-    return (
+    return _register_row(
         message_id,
         _KINDS[Allocation],
         verdict,
-        entry.gemeente,
-        entry.aanbieder,
-        _key_of(entry.bsn),
-        entry.toewijzing_nummer,
-        entry.referentie_aanbieder,
-        None,
-        None,
-        _json(_encode(entry)),
+        _encode(entry),
+        gemeente=entry.gemeente,
+        aanbieder=entry.aanbieder,
+        client_key=_key_of(entry.bsn),
+        toewijzing_nummer=entry.toewijzing_nummer,
+        referentie=entry.referentie_aanbieder,
     )
 
 
 def _delivery_row(message_id: str, entry: DeliveryChange, verdict: str) -> RegisterRow:
     d = entry.delivery
-    return (
+    return _register_row(
         message_id,
         _KINDS[DeliveryChange],
         verdict,
-        d.gemeente,
-        d.aanbieder,
-        _key_of(d.bsn),
-        d.key.toewijzing_nummer,
-        None,
-        None,
-        None,
-        _json(_encode(entry)),
+        _encode(entry),
+        gemeente=d.gemeente,
+        aanbieder=d.aanbieder,
+        client_key=_key_of(d.bsn),
+        toewijzing_nummer=d.key.toewijzing_nummer,
     )
 
 
 def _request_row(message_id: str, entry: Request, verdict: str) -> RegisterRow:
-    return (
+    return _register_row(
         message_id,
         _KINDS[Request],
         verdict,
-        entry.gemeente,
-        entry.aanbieder,
-        _key_of(entry.bsn),
-        None,
-        entry.referentie,
-        None,
-        None,
-        _json(_encode(entry)),
+        _encode(entry),
+        gemeente=entry.gemeente,
+        aanbieder=entry.aanbieder,
+        client_key=_key_of(entry.bsn),
+        referentie=entry.referentie,
     )
 
 
 def _answer_row(message_id: str, entry: Answer, verdict: str) -> RegisterRow:
-    return (
+    return _register_row(
         message_id,
         _KINDS[Answer],
         verdict,
-        entry.gemeente,
-        entry.aanbieder,
-        None,
-        None,
-        entry.referentie,
-        None,
-        None,
-        _json(_encode(entry)),
+        _encode(entry),
+        gemeente=entry.gemeente,
+        aanbieder=entry.aanbieder,
+        referentie=entry.referentie,
     )
 
 
 def _declaration_row(message_id: str, entry: Declaration, verdict: str) -> RegisterRow:
-    return (
+    return _register_row(
         message_id,
         _KINDS[Declaration],
         verdict,
-        entry.gemeente,
-        entry.aanbieder,
-        None,
-        None,
-        None,
-        None,
-        entry.declaratie_nummer,
-        _json(_encode(entry)),
+        _encode(entry),
+        gemeente=entry.gemeente,
+        aanbieder=entry.aanbieder,
+        declaratie_nummer=entry.declaratie_nummer,
     )
 
 
 def _claim_line_row(message_id: str, entry: ClaimLine, verdict: str) -> RegisterRow:
-    return (
+    return _register_row(
         message_id,
         _KINDS[ClaimLine],
         verdict,
-        entry.gemeente,
-        entry.aanbieder,
-        _key_of(entry.bsn),
-        entry.toewijzing_nummer,
-        entry.referentie_nummer,
-        entry.vorig_referentie_nummer,
-        entry.declaratie_nummer,
-        _json(_encode(entry)),
+        _encode(entry),
+        gemeente=entry.gemeente,
+        aanbieder=entry.aanbieder,
+        client_key=_key_of(entry.bsn),
+        toewijzing_nummer=entry.toewijzing_nummer,
+        referentie=entry.referentie_nummer,
+        vorig_referentie=entry.vorig_referentie_nummer,
+        declaratie_nummer=entry.declaratie_nummer,
     )
 
 
