@@ -90,25 +90,26 @@ def render_write_batches(values: Mapping[str, float]) -> str:
 
 def render_overdue_retours(overdue: Mapping[str, int]) -> str:
     """``gateway_overdue_retours{party}``: retours (and JW325s) the party owes past due."""
-    metric = "gateway_overdue_retours"
-    lines = [
-        f"# HELP {metric} Originals addressed to the party whose retour is past its due date",
-        f"# TYPE {metric} gauge",
-    ]
-    for party, count in sorted(overdue.items()):
-        lines.append(f'{metric}{{party="{_label(party)}"}} {count}')
-    return "\n".join(lines) + "\n"
+    return _party_gauge(
+        "gateway_overdue_retours",
+        "Originals addressed to the party whose retour is past its due date",
+        overdue,
+    )
 
 
 def render_overdue_answers(overdue: Mapping[str, int]) -> str:
     """``gateway_overdue_answers{party}``: requests (JW315/JW317) the party owes an answer or a
     final answer past its due date (5 working days; 8 weeks after "in onderzoek")."""
-    metric = "gateway_overdue_answers"
-    lines = [
-        f"# HELP {metric} Requests addressed to the party whose (final) answer is past due",
-        f"# TYPE {metric} gauge",
-    ]
-    for party, count in sorted(overdue.items()):
+    return _party_gauge(
+        "gateway_overdue_answers",
+        "Requests addressed to the party whose (final) answer is past due",
+        overdue,
+    )
+
+
+def _party_gauge(metric: str, help_text: str, values: Mapping[str, int]) -> str:
+    lines = [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
+    for party, count in sorted(values.items()):
         lines.append(f'{metric}{{party="{_label(party)}"}} {count}')
     return "\n".join(lines) + "\n"
 
