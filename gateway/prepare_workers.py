@@ -148,11 +148,6 @@ class PreparePool:
         self._closing = False
 
     @property
-    def size(self) -> int:
-        """How many workers the pool keeps running."""
-        return self._size
-
-    @property
     def available(self) -> bool:
         """False once every worker is gone and none is starting (intake prepares in-process)."""
         return bool(self._workers or self._respawns)

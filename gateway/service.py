@@ -631,7 +631,7 @@ class GatewayService:
         the parent's operator holds, both carried by ``job``, so it decides as the parent
         would have."""
         self.clock = FixedClock(job.now)
-        self._holds = dict(job.holds)
+        self._holds = job.holds  # the job's own copy, unpickled in this process
         return self._prepare(job.received, job.raw, sender, job.actor)
 
     def _checked_clients(self, raw: bytes, message_type: str | None) -> list[str]:
