@@ -40,6 +40,7 @@ from gateway.core.dossier import (
     Declaration,
     Delivery,
     DeliveryChange,
+    Entry,
     Identification,
     RegisterUpdate,
     Request,
@@ -125,7 +126,7 @@ def entry_rows(message_id: str, update_: RegisterUpdate) -> list[RegisterRow]:
     """The register rows of one message (values in :data:`REGISTER_COLUMNS` order): its
     entries, and a received retour's verdict."""
     verdict = update_.verdict.value
-    rows = [_ROW_OF[type(entry)](message_id, entry, verdict) for entry in update_.entries]
+    rows = [_entry_row(message_id, entry, verdict) for entry in update_.entries]
     if update_.submitted is not None:
         rows.append(_submitted_row(message_id, update_.submitted))
     if update_.retour is not None:
@@ -190,111 +191,80 @@ def _blank(message_id: str, kind: str, verdict: Verdict, body: dict[str, Any]) -
     return _register_row(message_id, kind, verdict.value, body)
 
 
-# One builder per record type, naming the key columns its record fills.
+# Per record type, the key columns its record fills (the rest stay NULL).
 
 
-def _identification_row(message_id: str, entry: Identification, verdict: str) -> RegisterRow:
+def _identification_keys(entry: Identification) -> dict[str, Any]:
     # The sender may be either party; the key is "<type>:<Identificatie>".
-    return _register_row(
-        message_id,
-        _KINDS[Identification],
-        verdict,
-        _encode(entry),
-        aanbieder=entry.sender,
-        referentie=_identification_key(entry.message_type, entry.identificatie),
-    )
+    return {
+        "aanbieder": entry.sender,
+        "referentie": _identification_key(entry.message_type, entry.identificatie),
+    }
 
 
-def _allocation_row(message_id: str, entry: Allocation, verdict: str) -> RegisterRow:
-    return _register_row(
-        message_id,
-        _KINDS[Allocation],
-        verdict,
-        _encode(entry),
-        gemeente=entry.gemeente,
-        aanbieder=entry.aanbieder,
-        client_key=_key_of(entry.bsn),
-        toewijzing_nummer=entry.toewijzing_nummer,
-        referentie=entry.referentie_aanbieder,
-    )
+def _allocation_keys(entry: Allocation) -> dict[str, Any]:
+    return _client_keys(entry.gemeente, entry.aanbieder, entry.bsn) | {
+        "toewijzing_nummer": entry.toewijzing_nummer,
+        "referentie": entry.referentie_aanbieder,
+    }
 
 
-def _delivery_row(message_id: str, entry: DeliveryChange, verdict: str) -> RegisterRow:
+def _delivery_keys(entry: DeliveryChange) -> dict[str, Any]:
     d = entry.delivery
-    return _register_row(
-        message_id,
-        _KINDS[DeliveryChange],
-        verdict,
-        _encode(entry),
-        gemeente=d.gemeente,
-        aanbieder=d.aanbieder,
-        client_key=_key_of(d.bsn),
-        toewijzing_nummer=d.key.toewijzing_nummer,
-    )
+    return _client_keys(d.gemeente, d.aanbieder, d.bsn) | {
+        "toewijzing_nummer": d.key.toewijzing_nummer
+    }
 
 
-def _request_row(message_id: str, entry: Request, verdict: str) -> RegisterRow:
-    return _register_row(
-        message_id,
-        _KINDS[Request],
-        verdict,
-        _encode(entry),
-        gemeente=entry.gemeente,
-        aanbieder=entry.aanbieder,
-        client_key=_key_of(entry.bsn),
-        referentie=entry.referentie,
-    )
+def _request_keys(entry: Request) -> dict[str, Any]:
+    return _client_keys(entry.gemeente, entry.aanbieder, entry.bsn) | {
+        "referentie": entry.referentie
+    }
 
 
-def _answer_row(message_id: str, entry: Answer, verdict: str) -> RegisterRow:
-    return _register_row(
-        message_id,
-        _KINDS[Answer],
-        verdict,
-        _encode(entry),
-        gemeente=entry.gemeente,
-        aanbieder=entry.aanbieder,
-        referentie=entry.referentie,
-    )
+def _answer_keys(entry: Answer) -> dict[str, Any]:
+    return {
+        "gemeente": entry.gemeente,
+        "aanbieder": entry.aanbieder,
+        "referentie": entry.referentie,
+    }
 
 
-def _declaration_row(message_id: str, entry: Declaration, verdict: str) -> RegisterRow:
-    return _register_row(
-        message_id,
-        _KINDS[Declaration],
-        verdict,
-        _encode(entry),
-        gemeente=entry.gemeente,
-        aanbieder=entry.aanbieder,
-        declaratie_nummer=entry.declaratie_nummer,
-    )
+def _declaration_keys(entry: Declaration) -> dict[str, Any]:
+    return {
+        "gemeente": entry.gemeente,
+        "aanbieder": entry.aanbieder,
+        "declaratie_nummer": entry.declaratie_nummer,
+    }
 
 
-def _claim_line_row(message_id: str, entry: ClaimLine, verdict: str) -> RegisterRow:
-    return _register_row(
-        message_id,
-        _KINDS[ClaimLine],
-        verdict,
-        _encode(entry),
-        gemeente=entry.gemeente,
-        aanbieder=entry.aanbieder,
-        client_key=_key_of(entry.bsn),
-        toewijzing_nummer=entry.toewijzing_nummer,
-        referentie=entry.referentie_nummer,
-        vorig_referentie=entry.vorig_referentie_nummer,
-        declaratie_nummer=entry.declaratie_nummer,
-    )
+def _claim_line_keys(entry: ClaimLine) -> dict[str, Any]:
+    return _client_keys(entry.gemeente, entry.aanbieder, entry.bsn) | {
+        "toewijzing_nummer": entry.toewijzing_nummer,
+        "referentie": entry.referentie_nummer,
+        "vorig_referentie": entry.vorig_referentie_nummer,
+        "declaratie_nummer": entry.declaratie_nummer,
+    }
 
 
-_ROW_OF: dict[type[Any], Callable[[str, Any, str], RegisterRow]] = {
-    Identification: _identification_row,
-    Allocation: _allocation_row,
-    DeliveryChange: _delivery_row,
-    Request: _request_row,
-    Answer: _answer_row,
-    Declaration: _declaration_row,
-    ClaimLine: _claim_line_row,
+def _client_keys(gemeente: str, aanbieder: str, bsn: str) -> dict[str, Any]:
+    return {"gemeente": gemeente, "aanbieder": aanbieder, "client_key": _key_of(bsn)}
+
+
+_KEYS_OF: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
+    Identification: _identification_keys,
+    Allocation: _allocation_keys,
+    DeliveryChange: _delivery_keys,
+    Request: _request_keys,
+    Answer: _answer_keys,
+    Declaration: _declaration_keys,
+    ClaimLine: _claim_line_keys,
 }
+
+
+def _entry_row(message_id: str, entry: Entry, verdict: str) -> RegisterRow:
+    kind = type(entry)
+    return _register_row(message_id, _KINDS[kind], verdict, _encode(entry), **_KEYS_OF[kind](entry))
 
 
 def _key_of(bsn: str) -> str:
