@@ -27,7 +27,7 @@ from gateway.delivery import Delivery
 from gateway.inbox_watcher import InboxWatcher
 from gateway.logs import get_logger
 from gateway.mappings import load_code_list, load_mappings
-from gateway.memory import limit_malloc_arenas, release_free_memory
+from gateway.memory import freeze_startup_objects, limit_malloc_arenas, release_free_memory
 from gateway.operator import retention_job
 from gateway.prepare_workers import PreparePool
 from gateway.retour_deadlines import OverdueNotices
@@ -200,6 +200,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         retention_job(service, settings.retention),
     )
     scheduler.start()
+    frozen = freeze_startup_objects()  # start-up is complete (gateway/memory.py says why)
     log.info(
         "gateway_started",
         host=settings.server.host,
@@ -207,6 +208,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         parties=len(service.registry),
         reprocessed=recovered,
         prepare_workers=pool.pids() if pool is not None else [],
+        frozen_objects=frozen,
     )
     try:
         await stop.wait()

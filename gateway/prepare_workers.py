@@ -38,7 +38,7 @@ from gateway.config import Settings
 from gateway.core.errors import ConfigError, GatewayError
 from gateway.core.model import Message
 from gateway.logs import configure_logging, get_logger
-from gateway.memory import limit_malloc_arenas
+from gateway.memory import freeze_startup_objects, limit_malloc_arenas
 from gateway.store.base import IntakeRecord
 
 log = get_logger("gateway.prepare_workers")
@@ -95,7 +95,7 @@ def run_worker(settings: Settings, conn: Connection, build: Callable[[Settings],
     except Exception as exc:  # reported to the parent, which stops with the reason
         conn.send((_FAILED, f"{type(exc).__name__}: {exc}"))
         return
-    conn.send((_READY, None))
+    conn.send((_READY, freeze_startup_objects()))
     while True:
         try:
             job = conn.recv()
@@ -125,6 +125,8 @@ class _Worker:
     # Replies come back in the order the jobs were sent.
     pending: collections.deque[asyncio.Future[_Reply]] = field(default_factory=collections.deque)
     sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+    frozen_objects: int = 0
+    """How many start-up objects the worker froze out of the garbage collector's reach."""
 
 
 class PreparePool:
@@ -253,6 +255,7 @@ class PreparePool:
         if status != _READY:
             _stop(worker)
             raise ConfigError(f"a prepare worker could not start: {detail}")
+        worker.frozen_objects = int(detail)
         return worker
 
     def _adopt(self, worker: _Worker) -> None:
@@ -261,7 +264,11 @@ class PreparePool:
         loop.add_reader(worker.conn.fileno(), self._on_readable, worker)
         for _ in range(JOBS_IN_FLIGHT):
             self._idle.put_nowait(worker)
-        log.info("prepare_worker_started", pid=worker.process.pid)
+        log.info(
+            "prepare_worker_started",
+            pid=worker.process.pid,
+            frozen_objects=worker.frozen_objects,
+        )
 
     def _on_readable(self, worker: _Worker) -> None:
         try:

@@ -1,6 +1,9 @@
-"""The daemon's allocator settings (gateway/memory.py)."""
+"""The daemon's allocator and garbage-collector settings (gateway/memory.py)."""
 
 from __future__ import annotations
+
+import gc
+import weakref
 
 import pytest
 
@@ -56,3 +59,31 @@ def test_freed_pages_inside_the_heap_go_back_to_the_system() -> None:
     del blocks
     assert memory.release_free_memory()
     assert len(survivors) == 313
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _cycle() -> _Node:
+    """Two objects referring to each other: once unreferenced, only the collector frees them."""
+    first, second = _Node(), _Node()
+    first.other, second.other = second, first
+    return first
+
+
+def test_frozen_start_up_objects_are_left_alone_and_later_garbage_is_collected() -> None:
+    start_up = _cycle()
+    built_at_start = weakref.ref(start_up)
+    try:
+        assert memory.freeze_startup_objects() > 0
+        del start_up  # garbage now, but frozen: a full collection must not walk it
+        made_later = weakref.ref(_cycle())
+        gc.collect()
+        assert made_later() is None
+        assert built_at_start() is not None
+    finally:
+        gc.unfreeze()
+    gc.collect()
+    assert built_at_start() is None
