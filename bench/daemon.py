@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import heapq
 import os
 import re
 import shutil
@@ -72,6 +73,9 @@ from gateway.schemas import load_schema_set
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = REPO.parent / "shared" / "reference" / "ijw" / "ijw-3.2"
 EXAMPLES = OFFICIAL / "examples"
+
+SLOWEST_KEPT = 5
+"""How many of the slowest answers of a phase are printed with their send time."""
 
 # The uniform mix: the official examples between four parties, nobody answered for.
 PARTIES: dict[str, tuple[str, str | None, str]] = {
@@ -273,6 +277,8 @@ class Phase:
     """Latencies and counts of one load phase."""
 
     latencies: list[float] = field(default_factory=list)
+    slowest: list[tuple[float, float]] = field(default_factory=list)
+    """The slowest accepted answers as (latency, wall-clock send time), to match the log."""
     statuses: dict[int, int] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
@@ -283,6 +289,16 @@ class Phase:
         if status == 202:
             self.latencies.append(latency)
             self.states[state] = self.states.get(state, 0) + 1
+            if len(self.slowest) < SLOWEST_KEPT or latency > self.slowest[0][0]:
+                heapq.heappush(self.slowest, (latency, time.time() - latency))
+                if len(self.slowest) > SLOWEST_KEPT:
+                    heapq.heappop(self.slowest)
+
+    def slowest_line(self) -> str:
+        """The slowest answers with the wall-clock second they were sent (epoch, as in logs)."""
+        return ", ".join(
+            f"{latency * 1000:.0f} ms at {sent:.3f}" for latency, sent in sorted(self.slowest)[::-1]
+        )
 
     @property
     def rate(self) -> float:
@@ -615,6 +631,7 @@ async def bench_store(
                 base, args.rate, args.rate_seconds, "R", kind=args.client, mix=mix
             )
             print(f"offered {args.rate:.0f}/s:    {paced.summary()}")
+            print(f"                 slowest: {paced.slowest_line()}")
             print(f"                 {batch_summary(batches_after, await write_batches(base))}")
             samples.append(rss_kib(process.pid))
             sampler.cancel()
