@@ -28,7 +28,18 @@ from enum import Enum
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from sqlalchemy import Select, and_, bindparam, select, union, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import BindParameter
 
@@ -51,7 +62,7 @@ from gateway.core.dossier import (
     fold_deliveries,
 )
 from gateway.core.privacy import client_key
-from gateway.store.sql import CORRELATIONS, REGISTER, SqlStore, _insert_rows
+from gateway.store.sql import CORRELATIONS, REGISTER, SqlStore, _insert_rows, planned_per_call
 
 OTHER_CLIENT_PREFIX = "key:"
 """The ``bsn`` of a record about a client the message being checked does not name."""
@@ -422,7 +433,9 @@ def settle(conn: Connection, message_ids: Collection[str]) -> None:
     """
     if not message_ids:
         return
-    pairs = conn.execute(_settle_statement(), {"ids": sorted(message_ids)}).all()
+    with planned_per_call(conn):
+        statement = _settle_statement(conn.dialect.name)
+        pairs = conn.execute(statement, {"ids": sorted(message_ids)}).all()
     for _retour_id, original_id, body in pairs:
         data = json.loads(body)
         _apply(
@@ -433,21 +446,29 @@ def settle(conn: Connection, message_ids: Collection[str]) -> None:
 
 
 @functools.cache
-def _settle_statement() -> Select[Any, Any, Any]:
+def _settle_statement(dialect: str) -> Select[Any, Any, Any]:
     """The linked retours' verdicts that concern the messages ``ids``; built once (building the
-    union cost more than running it)."""
-    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+    union cost more than running it). On PostgreSQL ``ids`` is one array parameter, one SQL
+    text for any number of ids (an expanding IN-list is a new text for every count); it is
+    planned on every call all the same (see :func:`~gateway.store.sql.planned_per_call`)."""
+
+    def one_of_ids(column: ColumnElement[Any]) -> ColumnElement[bool]:
+        if dialect == "sqlite":
+            ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+            return column.in_(ids)
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+
     # Two index searches (the retour's own row by message id; the retours linked to an
     # original by ix_correlations_linked) instead of one OR, for which SQLite's planner walks
     # every received retour's verdict: a cost that grew with the store, in every batch.
     exchanges = union(
         select(CORRELATIONS.c.message_id, CORRELATIONS.c.linked_id).where(
-            CORRELATIONS.c.message_id.in_(ids),
+            one_of_ids(CORRELATIONS.c.message_id),
             CORRELATIONS.c.side == Side.RETOUR.value,
             CORRELATIONS.c.linked_id.is_not(None),
         ),
         select(CORRELATIONS.c.message_id, CORRELATIONS.c.linked_id).where(
-            CORRELATIONS.c.side == Side.RETOUR.value, CORRELATIONS.c.linked_id.in_(ids)
+            CORRELATIONS.c.side == Side.RETOUR.value, one_of_ids(CORRELATIONS.c.linked_id)
         ),
     ).subquery()
     return (

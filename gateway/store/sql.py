@@ -17,13 +17,14 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import re
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -52,6 +53,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import registry as dialect_registry
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
@@ -64,7 +66,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import registry
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
 from gateway.core.correlate import Correlation, Side
@@ -110,9 +112,9 @@ if TYPE_CHECKING:
     from gateway.store.base import Store
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a writer waits for SQLite's write lock before the store reports "database busy"."""
 LEDGER_CACHE_SIZE = 100_000
 """Most ledger pairs a store remembers after reading them (a few MB at most)."""
-"""How long a writer waits for SQLite's write lock before the store reports "database busy"."""
 
 CLAIM_ACTOR = "delivery"
 CLAIM_REASON = "claimed for delivery"
@@ -668,8 +670,9 @@ def _correlation_row(message_id: str, correlation: Correlation) -> dict[str, Any
 # value goes through bind processing and every statement through the compiled cache, which
 # cost more CPU than the database's own work. These write the same values, converted as
 # SQLAlchemy converts them (only the UTC times need it), through the driver's executemany with
-# SQL text built once per dialect. ``exec_driver_sql`` keeps SQLAlchemy's error wrapping, its
-# transaction and its event hooks.
+# SQL text built once per dialect (on PostgreSQL one statement per table instead, its values
+# as one array per column: see ``_unnest``). ``exec_driver_sql`` keeps SQLAlchemy's error
+# wrapping, its transaction and its event hooks.
 
 _SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 """SQLAlchemy's storage format of a SQLite DATETIME (``sqlalchemy.dialects.sqlite.DATETIME``)."""
@@ -725,12 +728,129 @@ def _marks(dialect: str, count: int) -> str:
     return f"({', '.join([mark] * count)})"
 
 
+class _PgArray(list[Any]):
+    """One column of a batch as a PostgreSQL array parameter of :func:`_unnest`.
+
+    Each subclass names its element type, and :func:`_register_array_dumpers` gives psycopg a
+    dumper of that fixed type for it. A plain list would be typed by its values (``int2[]`` or
+    ``int8[]`` by their size, "unknown" when every value is NULL), and psycopg prepares a
+    statement per text *and parameter types*: batches with other NULLs or numbers would each
+    need their own five runs before being prepared, and crowd its cache of 100 statements.
+    """
+
+    pg_type: ClassVar[str]
+
+
+class _VarcharArray(_PgArray):
+    pg_type = "varchar"
+
+
+class _TextArray(_PgArray):
+    pg_type = "text"
+
+
+class _IntegerArray(_PgArray):
+    pg_type = "integer"
+
+
+class _BigintArray(_PgArray):
+    pg_type = "bigint"
+
+
+class _ByteaArray(_PgArray):
+    pg_type = "bytea"
+
+
+class _TimestamptzArray(_PgArray):
+    pg_type = "timestamp with time zone"
+
+
+_ARRAYS: dict[str, type[_PgArray]] = {
+    cls.pg_type: cls
+    for cls in (
+        _VarcharArray,
+        _TextArray,
+        _IntegerArray,
+        _BigintArray,
+        _ByteaArray,
+        _TimestamptzArray,
+    )
+}
+
+
+@functools.cache
+def _register_array_dumpers() -> None:
+    """Teach psycopg (all connections opened from now on) to send each :class:`_PgArray` as a
+    binary array of its element type. Imported here: SQLite stores never load psycopg."""
+    import psycopg  # noqa: PLC0415
+    from psycopg.types.array import ListBinaryDumper  # noqa: PLC0415
+
+    for array in _ARRAYS.values():
+        info = psycopg.postgres.types.get(array.pg_type)
+        if info is None:
+            raise StoreError(f"psycopg does not know the type {array.pg_type}")
+        # Class bodies do not see names they assign themselves in the enclosing scope.
+        array_oid, its_element_oid = info.array_oid, info.oid
+
+        class Dumper(ListBinaryDumper):
+            oid = array_oid
+            element_oid = its_element_oid
+
+        psycopg.adapters.register_dumper(array, Dumper)
+
+
 @functools.cache
 def _insert_sql(dialect: str, table: str, columns: tuple[str, ...], on_conflict: str = "") -> str:
-    """``INSERT INTO table (columns) VALUES (?, ...)`` in the driver's paramstyle."""
+    """The INSERT of :func:`_insert_rows` in the driver's paramstyle: on SQLite ``VALUES (?,
+    ...)`` for an executemany, on PostgreSQL ``SELECT * FROM unnest(%b::type[], ...)`` with one
+    array per column (see :func:`_unnest`)."""
     suffix = f" ON CONFLICT {on_conflict}" if on_conflict else ""
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {_marks(dialect, len(columns))}{suffix}"
+    source = (
+        f"VALUES {_marks(dialect, len(columns))}"
+        if dialect == "sqlite"
+        else _unnest(METADATA.tables[table], columns)
+    )
+    return f"INSERT INTO {table} ({', '.join(columns)}) {source}{suffix}"
+
+
+def _unnest(table: Table, columns: tuple[str, ...]) -> str:
+    """``SELECT * FROM unnest(%b::type[], ...)``: PostgreSQL rows from one array per column.
+
+    One statement for any number of rows, and always the same text, so psycopg prepares it
+    after a few executions and the server parses and plans it once per connection (an
+    executemany runs one statement per row; a multi-row VALUES is a new text per row count).
+    The arrays are typed from the columns, without a length: a cast to ``varchar(n)`` would cut
+    a value that is too long, where the INSERT must fail as it does from VALUES. They travel in
+    binary (``%b``): as text, every payload would be hex-encoded into an array literal and
+    every JSON body escaped, and the server would parse both back (5x the time for 10 rows of
+    4 KiB payloads and register bodies).
+    """
+    casts = ", ".join(f"%b::{_array_type(table.c[name].type).pg_type}[]" for name in columns)
+    return f"SELECT * FROM unnest({casts})"
+
+
+_POSTGRESQL: Dialect = dialect_registry.load("postgresql")()
+"""A PostgreSQL dialect to compile column types with (the store's engine may not exist yet)."""
+
+
+def _array_type(column_type: TypeEngine[Any]) -> type[_PgArray]:
+    """The array a column's values travel in, by the column's PostgreSQL type."""
+    compiled = column_type.compile(dialect=_POSTGRESQL)
+    return _ARRAYS[re.sub(r"\(.*\)", "", compiled).lower()]
+
+
+@functools.cache
+def _arrays_of(table: str, columns: tuple[str, ...]) -> tuple[type[_PgArray], ...]:
+    return tuple(_array_type(METADATA.tables[table].c[name].type) for name in columns)
+
+
+def _columns_of(
+    rows: Sequence[tuple[Any, ...]], table: str, columns: tuple[str, ...]
+) -> tuple[_PgArray, ...]:
+    """``rows`` turned into one typed array per column (the parameters of :func:`_unnest`)."""
+    arrays = _arrays_of(table, columns)
+    return tuple(
+        array(values) for array, values in zip(arrays, zip(*rows, strict=True), strict=True)
     )
 
 
@@ -743,19 +863,27 @@ def _insert_rows(
     *,
     on_conflict: str = "",
 ) -> None:
-    """One executemany of ``rows`` (values in ``columns`` order, converted for the driver)."""
-    if rows:
-        conn.exec_driver_sql(_insert_sql(dialect, table.name, columns, on_conflict), rows)
+    """Insert ``rows`` (values in ``columns`` order, converted for the driver) in one go: an
+    executemany on SQLite, one statement with an array per column on PostgreSQL."""
+    if not rows:
+        return
+    statement = _insert_sql(dialect, table.name, columns, on_conflict)
+    if dialect == "sqlite":
+        conn.exec_driver_sql(statement, rows)
+    else:
+        conn.exec_driver_sql(statement, _columns_of(rows, table.name, columns))
 
 
 @functools.lru_cache(maxsize=_MESSAGE_ROWS_PER_STATEMENT)
 def _insert_new_messages_sql(dialect: str, count: int) -> str:
-    """``INSERT ... VALUES (...) x count ON CONFLICT DO NOTHING RETURNING id`` into messages."""
-    values = ", ".join([_marks(dialect, len(MESSAGE_COLUMNS))] * count)
-    return (
-        f"INSERT INTO {MESSAGES.name} ({', '.join(MESSAGE_COLUMNS)}) VALUES {values} "
-        "ON CONFLICT DO NOTHING RETURNING id"
-    )
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` into messages: from ``VALUES (...) x
+    count`` on SQLite, from :func:`_unnest` (any count) on PostgreSQL."""
+    columns = ", ".join(MESSAGE_COLUMNS)
+    if dialect == "sqlite":
+        source = f"VALUES {', '.join([_marks(dialect, len(MESSAGE_COLUMNS))] * count)}"
+    else:
+        source = _unnest(MESSAGES, MESSAGE_COLUMNS)
+    return f"INSERT INTO {MESSAGES.name} ({columns}) {source} ON CONFLICT DO NOTHING RETURNING id"
 
 
 def _insert_new_messages(
@@ -763,9 +891,16 @@ def _insert_new_messages(
 ) -> set[str]:
     """Insert message rows the idempotency index lets in; returns the ids inserted.
 
-    One multi-row statement (per 200 rows): the unique index decides which are new, also
-    between two rows of one call and against another process.
+    One statement (on SQLite one per 200 rows): the unique index decides which are new, also
+    between two rows of one call (the rows go in in their order, so the first one wins) and
+    against another process.
     """
+    if not rows:
+        return set()
+    if dialect != "sqlite":
+        columns = _columns_of(rows, MESSAGES.name, MESSAGE_COLUMNS)
+        result = conn.exec_driver_sql(_insert_new_messages_sql(dialect, 0), columns)
+        return {str(row[0]) for row in result}
     created: set[str] = set()
     for first in range(0, len(rows), _MESSAGE_ROWS_PER_STATEMENT):
         chunk = rows[first : first + _MESSAGE_ROWS_PER_STATEMENT]
@@ -877,18 +1012,64 @@ def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> int:
     """
     if not bericht_ids:
         return 0
-    ids = tuple(sorted(set(bericht_ids)))
-    link_retours, link_originals = _link_sql(conn.dialect.name, len(ids))
+    dialect = conn.dialect.name
+    ids = sorted(set(bericht_ids))
+    link_retours, link_originals = _link_sql(dialect, len(ids) if dialect == "sqlite" else 0)
     retour, original = Side.RETOUR.value, Side.ORIGINAL.value
-    linked = conn.exec_driver_sql(link_retours, (original, retour, *ids, original)).rowcount
-    return linked + conn.exec_driver_sql(link_originals, (retour, original, *ids, retour)).rowcount
+    with planned_per_call(conn):
+        linked = conn.exec_driver_sql(
+            link_retours, _link_parameters(dialect, original, retour, ids)
+        ).rowcount
+        return (
+            linked
+            + conn.exec_driver_sql(
+                link_originals, _link_parameters(dialect, retour, original, ids)
+            ).rowcount
+        )
+
+
+@contextmanager
+def planned_per_call(conn: Connection) -> Iterator[None]:
+    """Statements run in this block on PostgreSQL are planned for their own parameters on
+    every call: psycopg does not prepare them.
+
+    psycopg prepares a statement on its fifth run on a connection, and from then on the server
+    may reuse one generic plan, made with the statistics of that moment. For a search on a
+    table that grows (the linking UPDATEs, the settling query) a plan made while the table was
+    nearly empty can be the walk that grows with it: in bench/daemon.py, starting on an empty
+    database, the linking UPDATEs kept walking every waiting exchange through
+    ``ix_correlations_linked`` (1 ms per call and rising) until statistics changed. Planning
+    costs 0.2-0.3 ms per call, a bounded price; the INSERTs, whose plans never depend on the
+    data, stay prepared.
+    """
+    if conn.dialect.name == "sqlite":
+        yield
+        return
+    driver: Any = conn.connection.driver_connection
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = threshold
+
+
+def _link_parameters(
+    dialect: str, other_side: str, own_side: str, bericht_ids: list[str]
+) -> tuple[Any, ...]:
+    """The parameters of one statement of :func:`_link_sql`: on SQLite the ids one by one, on
+    PostgreSQL as one array."""
+    ids: tuple[Any, ...] = tuple(bericht_ids) if dialect == "sqlite" else (_TextArray(bericht_ids),)
+    return (other_side, own_side, *ids, other_side)
 
 
 @functools.lru_cache(maxsize=256)
 def _link_sql(dialect: str, count: int) -> tuple[str, str]:
     """The two linking UPDATEs of :func:`_link_correlations` for ``count`` BerichtIdentificaties,
     in the driver's paramstyle (intake runs them on every batch; through SQLAlchemy, building
-    and binding them cost more than running them).
+    and binding them cost more than running them). On PostgreSQL the ids are one array
+    parameter (``= ANY(%b)``), one text for every count (still planned on every call: see
+    :func:`planned_per_call`); SQLite gets an IN-list of ``count`` marks.
 
     Both must find their rows through ``ix_correlations_key`` (a few rows per
     BerichtIdentificatie). Given ``side = ? AND linked_id IS NULL``, SQLite's planner picks
@@ -905,9 +1086,10 @@ def _link_sql(dialect: str, count: int) -> tuple[str, str]:
     row through the indexes on both databases).
     """
     mark = "?" if dialect == "sqlite" else "%s"
+    one_of_ids = f"IN ({', '.join([mark] * count)})" if dialect == "sqlite" else "= ANY(%b::text[])"
     waiting = (
         f"coalesce(correlations.side, '') = {mark} AND correlations.linked_id IS NULL "
-        f"AND correlations.bericht_id IN ({', '.join([mark] * count)})"
+        f"AND correlations.bericht_id {one_of_ids}"
     )
     # Parameters: the original side, the retour side, the ids, the original side.
     same_key_original = (
@@ -1216,6 +1398,7 @@ class SqlStore:
         if self.dialect == "sqlite":
             self._engine = _sqlite_engine(url, parsed.database)
         elif self.dialect == "postgresql":
+            _register_array_dumpers()
             with _driver_errors("opening the store"):
                 self._engine = create_engine(
                     url,
@@ -2210,11 +2393,13 @@ class SqlStore:
         A batch costs a fixed number of statements, not some per message: one multi-row
         ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` for the message rows (the
         idempotency index decides which are new, also between two records of one batch and
-        against another process), then one executemany each for payloads, events, findings,
-        keys, correlations, register entries, translations, rewrites and ledger pairs of the
-        new ones, all at driver level (see ``_insert_rows``). Only a re-submission costs a
-        SELECT, each move its own compare-and-set UPDATE, and settling dossier verdicts runs
-        only when the batch linked an exchange.
+        against another process), then one executemany (on PostgreSQL one statement) each for
+        payloads, events, findings, keys, correlations, register entries, translations, rewrites
+        and ledger pairs of the new ones, all at driver level (see ``_insert_rows``); on
+        PostgreSQL every one of them has the same SQL text whatever the batch holds, so it is
+        prepared once per connection. Only a re-submission costs a SELECT, each move its own
+        compare-and-set UPDATE, and settling dossier verdicts runs only when the batch linked
+        an exchange.
         """
         retours = [r.retour for r in records if r.retour is not None]
         for record in (*records, *retours):

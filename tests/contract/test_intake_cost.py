@@ -17,7 +17,7 @@ from sqlalchemy import event
 
 from gateway.core.correlate import Correlation, CorrelationKey, Side
 from gateway.store.base import IntakeRecord
-from gateway.store.sql import SqlStore, _link_sql
+from gateway.store.sql import SqlStore, _link_parameters, _link_sql
 from tests.contract.test_write_batch import _queued
 
 STEP = 100  # VM instructions per progress callback
@@ -90,20 +90,41 @@ def test_postgresql_links_through_the_indexes_not_a_table_scan(store: SqlStore) 
     """With thousands of waiting originals (and fresh statistics) the linking UPDATEs must find
     their rows through the indexes only: a table scan here runs in every intake batch and grows
     with the store (the EXISTS form did that in bench/daemon.py under autovacuum's statistics,
-    though not with the fresh ones of this test)."""
+    though not with the fresh ones of this test). The ids are one array parameter: the same
+    text for any number of them."""
     for start in range(0, 4000, 500):
         store.write_batch([_original(store, start + i) for i in range(500)])
-    ids = ("B1", "B2", "B3")
-    link_retours, link_originals = _link_sql("postgresql", len(ids))
+    ids = ["B1", "B2", "B3"]
+    link_retours, link_originals = _link_sql("postgresql", 0)
+    assert (link_retours, link_originals) == _link_sql("postgresql", len(ids))
     retour, original = Side.RETOUR.value, Side.ORIGINAL.value
     with store.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
         for statement, params in (
-            (link_retours, (original, retour, *ids, original)),
-            (link_originals, (retour, original, *ids, retour)),
+            (link_retours, _link_parameters("postgresql", original, retour, ids)),
+            (link_originals, _link_parameters("postgresql", retour, original, ids)),
         ):
             [[explained]] = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, params)
             nodes = list(_plan_nodes(explained[0]["Plan"]))
             scans = [n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"]
             assert scans == [], (statement, scans)
             assert any(n.get("Index Name") == "ix_correlations_key" for n in nodes)
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_postgresql_plans_the_linking_statements_on_every_call(store: SqlStore) -> None:
+    """psycopg prepares a statement run five times on a connection, and the server may then
+    keep one generic plan made with the statistics of that moment. Made on a nearly empty
+    table, the linking UPDATEs' plan walked every waiting exchange (ix_correlations_linked)
+    for as long as the daemon ran: they must never be prepared, while the INSERTs are."""
+    for number in range(12):
+        store.write_batch([_original(store, 8 * number + i) for i in range(8)])
+    with store.engine.connect() as conn:
+        prepared = [
+            str(statement)
+            for [statement] in conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+        ]
+    assert any(s.startswith("INSERT INTO correlations") for s in prepared), prepared
+    assert not [s for s in prepared if s.startswith("UPDATE correlations")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator
 from enum import Enum
 from functools import cache
@@ -32,7 +33,7 @@ from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
 from gateway.schemas import load_schema_set
 from gateway.store.base import IntakeRecord, Move
-from gateway.store.register import _encode
+from gateway.store.register import REGISTER_COLUMNS, _encode
 from gateway.store.sql import (
     CORRELATIONS,
     EVENTS,
@@ -45,6 +46,7 @@ from gateway.store.sql import (
     REWRITES,
     TRANSLATIONS,
     SqlStore,
+    _insert_rows,
     _link_correlations,
     _link_sql,
 )
@@ -322,3 +324,124 @@ def test_register_bodies_encode_every_record_as_before() -> None:
         if "lines" in expected:  # tuples of dataclasses: the submission encodes them itself
             expected["lines"] = record.lines
         assert _encode(record) == expected, type(record).__name__
+
+
+# Strings an array literal must quote (PostgreSQL gets a batch's values as one array per
+# column): quotes, braces, backslashes, commas, the word NULL, blanks, non-ASCII.
+AWKWARD = ("", "NULL", 'a,b "c" {d} \\e', "it's ë 🙂", " spaced ", "\t\n")
+
+
+def test_awkward_values_are_stored_as_sqlalchemy_stores_them(store: SqlStore) -> None:
+    """Strings that need quoting, bytes of every value, a 64-bit number, NULLs next to values
+    and columns that are NULL in every row of the batch: each stored as SQLAlchemy stores it."""
+    records = []
+    for number, awkward in enumerate(AWKWARD):
+        raw = bytes(range(256)) + awkward.encode() + bytes([number])
+        record = _queued(store, raw, bericht=f"{awkward}|{number}")
+        moves = tuple(dataclasses.replace(e, reason=awkward) for e in record.moves)
+        message = dataclasses.replace(record.message, reason=awkward or None)
+        records.append(dataclasses.replace(record, message=message, moves=moves))
+    store.write_batch(records)
+    register_rows = [
+        (records[0].message.id, "allocation", "pending", None, "x", None, 2**40, *AWKWARD[2:4]),
+        (records[1].message.id, "allocation", "pending", "0384", None, "k", None, None, "NULL"),
+    ]
+    with store.engine.begin() as conn:
+        _insert_rows(
+            conn,
+            store.dialect,
+            REGISTER,
+            (*REGISTER_COLUMNS[:9], "body"),
+            [(*row, "{}") for row in register_rows],
+        )
+    for record in records:
+        assert store.get(record.message.id) == record.message
+        assert store.payload(record.message.id) == record.raw
+        assert [e.reason for e in store.history(record.message.id)][1:] == [
+            e.reason for e in record.moves
+        ]
+
+    written = _raw_rows(store)
+    assert [row[7] for row in written["register_entries"]] == [("int", 2**40), ("NoneType", None)]
+    _rewrite_through_sqlalchemy(store)
+    assert _raw_rows(store) == written
+
+
+def _sent_with_executemany(store: SqlStore) -> list[tuple[str, bool]]:
+    sent: list[tuple[str, bool]] = []
+
+    def on_execute(*args: Any) -> None:
+        _conn, _cursor, statement, _parameters, _context, executemany = args
+        sent.append((statement, executemany))
+
+    event.listen(store.engine, "before_cursor_execute", on_execute)
+    return sent
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_postgresql_batch_sends_the_same_statements_whatever_it_holds(store: SqlStore) -> None:
+    """On PostgreSQL each table of a batch is one statement (an executemany runs one per row)
+    whose SQL text does not depend on the number of rows, so psycopg prepares it once per
+    connection: a batch of 2 and a batch of 16 records (each with a retour that links its
+    exchange and settles its verdict) send the same statements."""
+    sent = _sent_with_executemany(store)
+
+    def batch(first: int, count: int) -> list[IntakeRecord]:
+        records = [_everything(store, n) for n in range(first, first + count)]
+        answer = _queued(store, f"<JW302 n='{first}'/>".encode(), bericht=f"R{first}")
+        answer = dataclasses.replace(
+            answer,
+            correlation=Correlation(Side.RETOUR, records[0].correlation.key),  # type: ignore[union-attr]
+            register=RegisterUpdate((), Verdict.ACCEPTED, retour=RetourVerdict(False, frozenset())),
+        )
+        return [*records, answer]
+
+    store.write_batch(batch(0, 2))
+    small = list(sent)
+    sent.clear()
+    store.write_batch(batch(100, 16))
+    assert sent == small
+    assert not any(executemany for _, executemany in sent)
+    assert sum(s.startswith("INSERT INTO register_entries") for s, _ in sent) == 1
+    assert _settles([s for s, _ in sent]) == 1
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_postgresql_prepares_each_batch_statement_once_whatever_the_values(
+    store: SqlStore,
+) -> None:
+    """psycopg prepares a statement per text and parameter types. Batches whose columns hold
+    NULLs in other places, or numbers of other sizes (a payload over 32 KiB: int4 instead of
+    int2), must still send the same types, so each INSERT ends up prepared exactly once on the
+    connection (sequential batches reuse the pool's one connection)."""
+    sent = _sent_with_executemany(store)
+    for number in range(len(_demo()) + 2):
+        record = _everything(store, number)
+        if number % 2:
+            message = dataclasses.replace(record.message, reason="held for a reason")
+            record = dataclasses.replace(record, message=message, raw=record.raw * 20)
+        store.write_batch([record])
+    runs: dict[str, int] = {}
+    for statement, _ in sent:
+        if "unnest(" in statement:
+            runs[statement] = runs.get(statement, 0) + 1
+    assert len(runs) >= 8, runs  # messages, payloads, events, ..., translations, ledger
+    with store.engine.connect() as conn:
+        prepared = [
+            str(statement)
+            for [statement] in conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+        ]
+    for statement, count in runs.items():
+        assert count >= 5, statement  # psycopg prepares on the fifth run
+        same = [p for p in prepared if p == _numbered(statement)]
+        assert len(same) == 1, (statement, len(same))
+
+
+def _numbered(statement: str) -> str:
+    """``statement`` with its ``%s``/``%b`` marks numbered ``$1, $2, ...`` as psycopg sends it."""
+    parts = re.split("%[sb]", statement)
+    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]

@@ -63,6 +63,21 @@ def test_ledger_pairs_round_trip_and_the_first_pair_wins(
     assert restarted.ledger_entry(LedgerKey.allocation("0384", "999")) is None
 
 
+def test_the_first_of_two_pairs_for_one_key_in_one_call_wins(store: SqlStore) -> None:
+    """Rows of one INSERT go in in their order (on PostgreSQL, from arrays), so the later pair
+    of a key meets the earlier one and is dropped, as against a stored pair."""
+    other = LedgerEntry(ALLOCATION, Product("45", "45N04"), Product("45", "45A04"), "new", "old")
+    store.record_ledger([PAIR, other], "M1")
+    assert store.ledger_entry(ALLOCATION) == PAIR
+    store.record_ledger([other, PAIR], "M2")
+    assert store.ledger_entry(ALLOCATION) == PAIR
+    reverse = LedgerKey.allocation("0384", "300999")
+    store.record_ledger(
+        [dataclasses.replace(other, key=reverse), dataclasses.replace(PAIR, key=reverse)], "M3"
+    )
+    assert store.ledger_entry(reverse) == dataclasses.replace(other, key=reverse)
+
+
 def test_request_pairs_are_found_by_referentie_only(store: SqlStore) -> None:
     def request(number: str, position: int | None) -> LedgerEntry:
         return LedgerEntry(

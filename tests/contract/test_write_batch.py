@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -165,3 +168,31 @@ def test_moves_that_do_not_lead_to_the_state_are_refused(store: SqlStore) -> Non
 
 def _fields(obj: object) -> dict[str, object]:
     return {name: getattr(obj, name) for name in obj.__slots__}  # type: ignore[attr-defined]
+
+
+def test_two_processes_writing_the_same_messages_at_once_store_each_once(
+    store: SqlStore, make_store: Callable[[], SqlStore]
+) -> None:
+    """Two stores (two daemons on one database) write batches holding the same messages under
+    their own ids at the same moment: the idempotency index lets each message in once, and both
+    batches answer with the stored one."""
+    raws = [_raw(n) for n in range(20, 28)]
+    stores = [store, make_store()]
+    batches = [[_queued(s, raw, bericht=f"B{n}") for n, raw in enumerate(raws)] for s in stores]
+    barrier = threading.Barrier(len(stores))
+
+    def write(index: int) -> list[tuple[str, bool]]:
+        barrier.wait()
+        saved = stores[index].write_batch(batches[index]).saved
+        return [(s.message.id, s.created) for s in saved]
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        first, second = pool.map(write, range(len(stores)))
+
+    assert [a for a, _ in first] == [b for b, _ in second]
+    created = [a + b for (_, a), (_, b) in zip(first, second, strict=True)]
+    assert created == [1] * len(raws)
+    own_ids = [{b[n].message.id for b in batches} for n in range(len(raws))]
+    assert all(stored in own for (stored, _), own in zip(first, own_ids, strict=True))
+    for stored, _ in first:
+        assert len(store.history(stored)) == 2
