@@ -1002,6 +1002,28 @@ def _move_sql(dialect: str, with_lease: bool) -> str:
     return f"UPDATE {MESSAGES.name} SET {assignments} WHERE {condition}"
 
 
+def _lock_exchanges(conn: Connection, bericht_ids: Collection[str]) -> None:
+    """On PostgreSQL, make this transaction wait for any other that stores a side of the same
+    exchanges, until it commits; call before inserting correlation rows.
+
+    Two write transactions may run at once there (commit lanes, two daemons on one database).
+    One storing an original and one storing its retour would each run their linking UPDATE
+    before the other committed, see no other side, and leave the exchange unlinked for good
+    (tests/contract/test_concurrent_linking.py). With this lock the second inserts and links
+    only after the first committed, and sees its row. Transaction-scoped advisory locks, one
+    per BerichtIdentificatie (a hash clash only makes two exchanges wait for each other), taken
+    in one order, so two transactions cannot wait for each other in a cycle. SQLite runs one
+    write transaction at a time and needs nothing.
+    """
+    if conn.dialect.name == "sqlite" or not bericht_ids:
+        return
+    conn.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended(id, 0) AS key "
+        "FROM unnest(%s::text[]) AS id) AS keys ORDER BY key",
+        (sorted(set(bericht_ids)),),
+    )
+
+
 def _link_correlations(conn: Connection, bericht_ids: Collection[str]) -> int:
     """Link every unlinked exchange with one of ``bericht_ids`` whose both sides are stored;
     returns how many correlation rows were linked (0: no exchange was linked, nothing to settle).
@@ -2087,6 +2109,7 @@ class SqlStore:
         a message already recorded keeps its row)."""
         upsert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         with _driver_errors("recording a correlation"), self._write() as conn:
+            _lock_exchanges(conn, [correlation.key.bericht_id])
             conn.execute(
                 upsert(CORRELATIONS)
                 .values(**_correlation_row(message_id, correlation))
@@ -2468,9 +2491,11 @@ class SqlStore:
         correlated = [(r.message.id, r.correlation) for r in stored if r.correlation is not None]
         linked = 0
         if correlated:
+            exchanges = [c.key.bericht_id for _, c in correlated]
+            _lock_exchanges(conn, exchanges)
             correlations = [_correlation_tuple(*pair) for pair in correlated]
             _insert_rows(conn, dialect, CORRELATIONS, CORRELATION_COLUMNS, correlations)
-            linked = _link_correlations(conn, [c.key.bericht_id for _, c in correlated])
+            linked = _link_correlations(conn, exchanges)
         registered = [(r.message.id, r.register) for r in stored if r.register is not None]
         if registered:
             # Only new rows here, and only an exchange linked just now can need settling: one
