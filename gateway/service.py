@@ -254,30 +254,25 @@ class GroupCommit:
     move still returns only once it is recorded. One writer task runs while work waits and
     takes up to ``max_batch`` records and ``max_batch`` moves per transaction; what arrives
     during a commit forms the next batch, so there is no timer and an idle gateway commits a
-    lone record at once. With ``lanes`` above 1 (a store whose transactions can overlap) up to
-    that many writers run at once, each in a thread of its own, so a batch is built and sent
-    while another waits for the database; every caller still waits for its own commit.
-    Delivery's moves ride along with intake's commits instead of paying an fsync each. When a
-    batch fails its items are retried one by one: one bad item fails alone, and records a
-    failed commit did store come back as re-submissions of themselves (intake is idempotent),
-    never twice.
+    lone record at once. Delivery's moves ride along with intake's commits instead of paying
+    an fsync each. When a batch fails its items are retried one by one: one bad item fails
+    alone, and records a failed commit did store come back as re-submissions of themselves
+    (intake is idempotent), never twice.
     """
 
     def __init__(
         self,
         write: Callable[[Sequence[IntakeRecord], Sequence[Move]], BatchResult],
         max_batch: int = GROUP_COMMIT_MAX_BATCH,
-        lanes: int = 1,
     ) -> None:
         self._write = write
         self.max_batch = max_batch
-        self.lanes = lanes
         # A thread of its own: in the shared pool the writer would queue behind validations
         # and outbox fsyncs, and every request waiting for this commit would wait with it.
-        self._thread = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="group-commit")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
         self._records: list[tuple[IntakeRecord, asyncio.Future[Saved]]] = []
         self._moves: list[tuple[Move, asyncio.Future[bool]]] = []
-        self._writers: list[asyncio.Task[None]] = []
+        self._writer: asyncio.Task[None] | None = None
         self.commits = 0
         self.records = 0
         self.moves = 0
@@ -304,15 +299,12 @@ class GroupCommit:
 
     async def flush(self) -> None:
         """Wait until everything handed in so far has been committed (or has failed)."""
-        while running := [writer for writer in self._writers if not writer.done()]:
-            await asyncio.wait(running)
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
 
     def _wake(self) -> None:
-        # ``done()`` is true as soon as a writer's loop has returned, so work handed in after
-        # a writer found the queue empty always gets a writer.
-        self._writers = [writer for writer in self._writers if not writer.done()]
-        if len(self._writers) < self.lanes:
-            self._writers.append(asyncio.create_task(self._write_all()))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
 
     async def _write_all(self) -> None:
         while self._records or self._moves:
@@ -442,7 +434,7 @@ class GatewayService:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self.commits = GroupCommit(self._write_batch, lanes=store.write_lanes)
+        self.commits = GroupCommit(self._write_batch)
         # Set by the composition root when [server] prepare_workers asks for worker processes.
         self.prepare_pool: PreparePool | None = None
 

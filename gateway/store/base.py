@@ -188,10 +188,6 @@ class PurgeResult:
 class Store(Protocol):
     """Durable message store. Implementations raise ``StoreError`` for driver failures."""
 
-    write_lanes: int
-    """How many write transactions are worth running at once: 1 where the database has one
-    writer at a time (SQLite), more where concurrent transactions overlap (PostgreSQL)."""
-
     def migrate(self) -> None:
         """Create or upgrade the schema; safe to call on every start."""
 

@@ -115,10 +115,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a writer waits for SQLite's write lock before the store reports "database busy"."""
 LEDGER_CACHE_SIZE = 100_000
 """Most ledger pairs a store remembers after reading them (a few MB at most)."""
-POSTGRES_WRITE_LANES = 2
-"""Write transactions worth running at once on PostgreSQL: while one waits for the server,
-the next batch is built and sent (two ``gateway run`` processes on one database already write
-concurrently; the store's writes are safe for it)."""
 
 CLAIM_ACTOR = "delivery"
 CLAIM_REASON = "claimed for delivery"
@@ -1442,7 +1438,6 @@ class SqlStore:
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
-        self.write_lanes = 1 if self.dialect == "sqlite" else POSTGRES_WRITE_LANES
 
     @property
     def engine(self) -> Engine:

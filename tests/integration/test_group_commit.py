@@ -60,24 +60,8 @@ class FakeStore:
         self.stale = stale
         self.gate = threading.Event()
         self.gate.set()
-        self.inside = 0
-        self.most_inside = 0
-        self.two_inside = threading.Event()
-        self._count = threading.Lock()
 
     def write_batch(self, records: Sequence[IntakeRecord], moves: Sequence[Move]) -> BatchResult:
-        with self._count:
-            self.inside += 1
-            self.most_inside = max(self.most_inside, self.inside)
-            if self.inside == 2:
-                self.two_inside.set()
-        try:
-            return self._write_batch(records, moves)
-        finally:
-            with self._count:
-                self.inside -= 1
-
-    def _write_batch(self, records: Sequence[IntakeRecord], moves: Sequence[Move]) -> BatchResult:
         self.gate.wait(timeout=10)
         ids = [r.message.id for r in records]
         moved = [m.moved.id for m in moves]
@@ -109,45 +93,6 @@ async def test_waiting_work_is_committed_together_after_the_running_commit() -> 
         ([f"M{n:04d}" for n in range(1, 6)], ["Q0001"]),
     ]
     assert commits.counters()["gateway_write_batches_total"] == 2
-
-
-async def test_with_two_lanes_a_second_batch_commits_while_the_first_waits() -> None:
-    """Two writers: work arriving during a commit goes out at once in a transaction of its
-    own, and what arrives while both are busy gathers for the first one free."""
-    store = FakeStore()
-    commits = GroupCommit(store.write_batch, lanes=2)
-    store.gate.clear()
-    first = asyncio.create_task(commits.save(_record(0)))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(commits.save(_record(1)))
-    await asyncio.sleep(0)
-    assert await asyncio.to_thread(store.two_inside.wait, 10)
-    rest = [asyncio.create_task(commits.save(_record(n))) for n in range(2, 6)]
-    await asyncio.sleep(0)
-    store.gate.set()
-    saved = await asyncio.gather(first, second, *rest)
-    await commits.flush()
-    assert [s.message.id for s in saved] == [f"M{n:04d}" for n in range(6)]
-    assert store.most_inside == 2
-    assert sorted(store.batches) == [
-        (["M0000"], []),
-        (["M0001"], []),
-        ([f"M{n:04d}" for n in range(2, 6)], []),
-    ]
-
-
-async def test_one_lane_never_commits_two_batches_at_once() -> None:
-    store = FakeStore()
-    commits = GroupCommit(store.write_batch, lanes=1)
-    store.gate.clear()
-    tasks = [asyncio.create_task(commits.save(_record(0)))]
-    await asyncio.sleep(0)  # the writer takes the first record and blocks on the gate
-    tasks += [asyncio.create_task(commits.save(_record(n))) for n in range(1, 3)]
-    await asyncio.sleep(0)
-    store.gate.set()
-    await asyncio.gather(*tasks)
-    assert store.most_inside == 1
-    assert store.batches == [(["M0000"], []), (["M0001", "M0002"], [])]
 
 
 async def test_batches_are_bounded() -> None:
