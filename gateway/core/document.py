@@ -8,21 +8,101 @@ Two ways to read exist. The module functions (:func:`find`, :func:`text`, ...) w
 element through lxml's ElementPath. The :class:`MessageDocument` methods of the same names give
 the same answers from a per-document child index, built lazily one element at a time; rules
 use those, because they ask the same few elements for their children many times over.
+
+The index is built by the optional C extension ``gateway.core._cdoc`` when it is installed,
+built from the ``_cdoc.pyx`` beside it and compiled against the running lxml; otherwise by the
+pure-Python builders below, which are the reference (the C ones give exactly their answers).
+:data:`C_INDEX` says which runs, :data:`C_INDEX_STATUS` why; setting ``GATEWAY_PURE_PYTHON=1``
+before the import forces the pure-Python builders.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, TypeVar, cast, overload
+from pathlib import Path
+from typing import Any, Final, Generic, Protocol, TypeVar, cast, overload
 
 from lxml import etree
 
 from gateway.core.schemaset import MessageSchema
 
 Element = etree._Element
+
+
+class _CIndex(Protocol):
+    """The C builders of gateway/core/_cdoc.pyx (the module satisfies this protocol)."""
+
+    PYX_SHA256: str
+    LXML_VERSION: str
+    LIBXML_VERSION: tuple[int, int, int]
+
+    def index_children(self, el: Element) -> dict[str, list[Element]]: ...
+
+    def scan_local(self, top: Element, names: Iterable[str]) -> dict[str, tuple[Element, ...]]: ...
+
+    def first_at(self, el: Element, steps: tuple[str, ...]) -> Element | None: ...
+
+    def crs_follow_tags(self, raw: bytes) -> bool: ...
+
+
+#: Set (to anything but ``0``) before the import, runs the pure-Python builders even when the
+#: C extension is there: for tests and for ruling the extension out when chasing a problem.
+PURE_PYTHON_VARIABLE: Final = "GATEWAY_PURE_PYTHON"
+
+
+def _load_c_index() -> tuple[_CIndex | None, str]:
+    """The C extension when it is safe to use, and a line saying which builders run and why.
+
+    The extension reads lxml's and libxml2's structs as laid out in the headers it was compiled
+    against, and an edited .pyx that was not rebuilt would silently run the old code; so it is
+    used only when it was built from the .pyx beside it and for the lxml that is running.
+    """
+    if os.environ.get(PURE_PYTHON_VARIABLE, "0") != "0":
+        return None, f"pure Python: {PURE_PYTHON_VARIABLE} is set"
+    try:
+        # Optional by design: an install without a C compiler has no such module.
+        from gateway.core import _cdoc  # noqa: PLC0415
+    except (ImportError, ValueError) as exc:  # Cython reports a changed lxml type as ValueError
+        return None, f"pure Python: the C extension is not built or not loadable ({exc})"
+    try:
+        source = Path(__file__).with_name("_cdoc.pyx").read_bytes()
+    except OSError:
+        return None, "pure Python: _cdoc.pyx is missing, so the C extension cannot be checked"
+    if hashlib.sha256(source).hexdigest() != _cdoc.PYX_SHA256:
+        return None, "pure Python: the C extension is stale (_cdoc.pyx changed; reinstall)"
+    built_for = (_cdoc.LXML_VERSION, _cdoc.LIBXML_VERSION)
+    if built_for != (etree.__version__, etree.LIBXML_COMPILED_VERSION):
+        return None, (
+            f"pure Python: the C extension was built for lxml {_cdoc.LXML_VERSION}, "
+            f"this is lxml {etree.__version__} (reinstall)"
+        )
+    return _cdoc, f"C: gateway.core._cdoc (lxml {etree.__version__})"
+
+
+_cdoc: _CIndex | None
+_cdoc, C_INDEX_STATUS = _load_c_index()
+#: True when MessageDocument's lookup caches and :func:`first_at` run in C (gateway.core._cdoc),
+#: False when they run in pure Python; :data:`C_INDEX_STATUS` says why, in one line.
+C_INDEX: Final = _cdoc is not None
+
+
+def c_index_enabled() -> bool:
+    """Whether lookups run in C now (:data:`C_INDEX`, unless a test switched it off)."""
+    return _cdoc is not None
+
+
+def crs_follow_tags(raw: bytes) -> bool:
+    """Whether every CR byte of ``raw`` comes right after a ">" (gateway.core.xmlsafe's
+    blank-text guard); one memchr walk in C when the extension runs, two counts otherwise."""
+    if _cdoc is not None:
+        return _cdoc.crs_follow_tags(raw)
+    return b"\r" not in raw or raw.count(b"\r") == raw.count(b">\r")
+
 
 #: Paths are code constants, so these caches stay small; the cap only guards against a caller
 #: that builds paths from data.
@@ -100,6 +180,8 @@ def first_at(el: Element, path: str) -> Element | None:
         steps = _plain_steps(path)
         if steps is None:
             return el.find(wildcard(path))
+    if _cdoc is not None:
+        return _cdoc.first_at(el, steps)
     return _first_at_steps(el, steps, 0)
 
 
@@ -296,6 +378,11 @@ class MessageDocument:
             known = known | {name}
             patterns = tuple("{*}" + wanted for wanted in known)
             _SCANNED_NAMES[message_type] = (known, patterns)
+        if _cdoc is not None:
+            # The same grouping as below, in one C pass (a later name gets a pass of its own).
+            names = known if not by_local_name and name in known else (name,)
+            by_local_name.update(_cdoc.scan_local(self.root, names))
+            return by_local_name[name]
         if by_local_name or name not in known:
             # Names asked for after the first scan (or beyond the cap): one scan each.
             found = tuple(self.root.iter("{*}" + name))
@@ -334,6 +421,10 @@ class MessageDocument:
         return {name: found for name, found in by_name.items() if found and "/" not in name}
 
     def _index_children(self, el: Element) -> dict[str, list[Element]]:
+        if _cdoc is not None:
+            indexed = _cdoc.index_children(el)
+            self._children[el] = indexed
+            return indexed
         by_name: dict[str, list[Element]] = {}
         local_names = _LOCAL_NAMES
         for child in el:
@@ -370,7 +461,13 @@ class MessageDocument:
             steps = _plain_steps(path)
             if steps is None:
                 return el.find(wildcard(path))
-        found = None if len(steps) == 1 else self._resolve(by_name, steps)
+        if len(steps) == 1:
+            found = None
+        elif _cdoc is not None:
+            # One walk over libxml2's nodes; _resolve would index every element on the way.
+            found = _cdoc.first_at(el, steps)
+        else:
+            found = self._resolve(by_name, steps)
         by_name[path] = [] if found is None else [found]
         return found
 

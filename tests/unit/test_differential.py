@@ -3,16 +3,20 @@
 The digests in ``tests/data/differential_digests.json`` were recorded with the code before the
 change (see ``bench/differential.py``, which checks all 6,024 messages); every tenth message is
 checked here, each with every field of every finding and every in-message rule run alone.
+The check runs twice: with the document index built in C (gateway/core/_cdoc.pyx) and with the
+pure-Python builders.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from typing import Any
 
 import pytest
 
+from gateway.core import document
 from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
 from gateway.schemas import load_schema_set
@@ -41,8 +45,20 @@ def test_the_corpus_is_the_one_the_digests_were_recorded_for() -> None:
     assert len(set(recorded["digests"])) > len(messages) // 2
 
 
+@pytest.fixture(params=["c", "python"])
+def index_builders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which builders MessageDocument's index uses in the test (document.py's switch)."""
+    if request.param == "python":
+        monkeypatch.setattr(document, "_cdoc", None)
+    elif not document.c_index_enabled():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must check the C index, but: {document.C_INDEX_STATUS}")
+        pytest.skip(document.C_INDEX_STATUS)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("part", range(EVERY // 2))
-def test_validation_reports_what_it_reported_before(part: int) -> None:
+def test_validation_reports_what_it_reported_before(part: int, index_builders: str) -> None:
     recorded = _recorded()
     registry = compared_registry(recorded["rules"])
     sample = [
