@@ -669,7 +669,7 @@ class GatewayService:
         report = validate(raw, self.schemas, context, max_bytes=self.max_message_bytes)
         original = report
         ledger = decided.ledger if decided is not None else MessageLedger(self._ledger)
-        report, translation = self._translate(report, sender, today, context, ledger)
+        report, translation = self._translate(report, sender, today, context, ledger, raw=raw)
         decision = decide(report, sender, self.registry, today, self._holds)
         # A message waiting for a mapping decision is held here, before the dossier rules:
         # they would read the sender's codes.
@@ -762,6 +762,8 @@ class GatewayService:
         today: dt.date,
         context: RuleContext,
         ledger: TranslationLedger,
+        *,
+        raw: bytes,
     ) -> tuple[ValidationReport, TranslationRecord | None]:
         """Rewrite product codes into the recipient's generation, before the B and E rules."""
         if self.translator is None:
@@ -770,6 +772,7 @@ class GatewayService:
             report,
             sender,
             self.registry,
+            raw=raw,
             today=today,
             context=context,
             schemas=self.schemas,

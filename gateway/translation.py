@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway.core.document import MessageDocument, date_at
+from gateway.core.document import date_at
 from gateway.core.errors import GatewayError
 from gateway.core.ledger import (
     InMemoryLedger,
@@ -187,14 +187,14 @@ class Translator:
 
     def translate(
         self,
-        source: MessageDocument | bytes,
+        raw: bytes,
         from_generation: str,
         to_generation: str,
         ledger: TranslationLedger,
     ) -> tuple[TranslationRecord, Translation | None]:
         """Translate one message; a message that cannot be read as iJw waits for a decision."""
         try:
-            result = translate(source, self.table, to_generation=to_generation, ledger=ledger)
+            result = translate(raw, self.table, to_generation=to_generation, ledger=ledger)
         except TranslationError as exc:
             problem = Undecided("/Bericht", None, f"cannot translate: {exc}")
             return TranslationRecord("", from_generation, to_generation, undecided=(problem,)), None
@@ -215,6 +215,7 @@ class Translator:
         sender: Party,
         registry: PartyRegistry,
         *,
+        raw: bytes,
         today: dt.date,
         context: RuleContext,
         schemas: SchemaSet,
@@ -222,6 +223,9 @@ class Translator:
         max_bytes: int,
     ) -> tuple[ValidationReport, TranslationRecord | None]:
         """Translate a message that passed X validation and re-run the B and E rules on it.
+
+        ``raw`` are the bytes ``report`` was made from: the translation is written from them,
+        with their whitespace, not from the report's document (which may lack it).
 
         Returns the report the pipeline decides on (its document is the translated message,
         so the register sees the receiver's codes) and the translation to store with the
@@ -233,7 +237,7 @@ class Translator:
         pair = self.generations(report, sender, registry, today)
         if pair is None:
             return report, None
-        record, _ = self.translate(doc, pair[0], pair[1], ledger)
+        record, _ = self.translate(raw, pair[0], pair[1], ledger)
         if record.needs_decision:
             # B/E findings on the sender's codes mean nothing to the receiver: the message
             # waits for the decision with only what X validation said (nothing).

@@ -1,8 +1,8 @@
 """Rewrite product codes into the receiver's code generation, consistently in both directions.
 
-Bytes (or a parsed message) + :class:`MappingTable` + a read-only view of the ledger in; a
-:class:`Translation` out: the new XML, every rewrite made (field path, old and new value), every
-product that needs an operator's mapping decision, and the ledger entries the message would add.
+Bytes + :class:`MappingTable` + a read-only view of the ledger in; a :class:`Translation` out:
+the new XML, every rewrite made (field path, old and new value), every product that needs an
+operator's mapping decision, and the ledger entries the message would add.
 
 Protocol rules (docs/translation.md, anchors.md finding 4):
 
@@ -23,7 +23,6 @@ schema-valid message stays schema-valid: targets are 1-5 character codes from th
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
@@ -34,7 +33,6 @@ from lxml import etree
 
 from gateway.core.document import (
     Element,
-    MessageDocument,
     date_at,
     element_path,
     find,
@@ -193,7 +191,7 @@ class _Run:
 
 
 def translate(
-    doc_or_bytes: MessageDocument | bytes,
+    raw: bytes,
     table: MappingTable,
     *,
     to_generation: str,
@@ -203,6 +201,9 @@ def translate(
 ) -> Translation:
     """Translate every product code in a message into ``to_generation``.
 
+    Takes the bytes, not a validated document: the output is written from a fresh parse that
+    keeps the sender's whitespace (validation's tree may lack it).
+
     ``gemeente`` defaults to the 4-digit party in the header; ``as_of`` (the date used where an
     element carries none, and for RedenWijziging 10) defaults to the message's Dagtekening.
     The ledger is only read; record ``new_entries`` once the message is accepted for delivery.
@@ -210,7 +211,7 @@ def translate(
     if table.generation(to_generation) is None:
         known = ", ".join(sorted(table.generations)) or "none"
         raise TranslationError(f"unknown generation {to_generation!r} (known: {known})")
-    tree = _tree_of(doc_or_bytes)
+    tree = _tree_of(raw)
     root = tree.getroot()
     message_type = _message_type(root)
     party = gemeente or _gemeente_of(root)
@@ -234,10 +235,12 @@ def translate(
     )
 
 
-def _tree_of(doc_or_bytes: MessageDocument | bytes) -> etree._ElementTree:
-    if isinstance(doc_or_bytes, MessageDocument):
-        return copy.deepcopy(doc_or_bytes.tree)
-    parsed = parse_safely(doc_or_bytes)
+def _tree_of(raw: bytes) -> etree._ElementTree:
+    # From the bytes, with their blank text: the translation is written from this tree, and
+    # the receiver gets the sender's layout with only codes changed. (Validation's tree may
+    # lack the whitespace between elements; translating a copy of it would flatten the
+    # message into one line.)
+    parsed = parse_safely(raw)
     if parsed.tree is None:
         reasons = "; ".join(f.message for f in parsed.findings)
         raise TranslationError(f"cannot translate: {reasons}")

@@ -4,16 +4,22 @@ The standard demands UTF-8 without a BOM and at most 25 MB (OP192). Hostile cons
 refused before libxml2 can act on them: no DTD (so no external entities and no entity
 expansion bombs), no network access, and libxml2's own depth and size limits stay on
 (``huge_tree`` off caps nesting at 256 levels and text nodes at 10 MB).
+
+Validation may ask for a tree without the whitespace-only text between elements (libxml2's
+keepBlanks=0): a smaller tree is quicker to check against the XSD and to read. Only bytes on
+which that cannot change any element's own text get it (:func:`_blank_text_droppable`); bytes
+written from a tree (translation, ``show --xml``) come from the default, blank-keeping parse.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
+from gateway.core.document import crs_follow_tags
 from gateway.core.report import Finding, Level
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
@@ -33,10 +39,15 @@ _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 
 @dataclass(frozen=True, slots=True)
 class ParseResult:
-    """Either a tree (and no findings) or findings (and no tree)."""
+    """Either a tree (and no findings) or findings (and no tree).
+
+    ``blank_text_dropped``: the bytes went through the blank-dropping parser (also when it
+    failed on them), so the tree lacks whitespace-only text between elements.
+    """
 
     tree: etree._ElementTree | None
     findings: tuple[Finding, ...]
+    blank_text_dropped: bool = False
 
 
 def _malformed(
@@ -81,8 +92,64 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
-def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
-    """Parse intake bytes, refusing everything the standard or safety forbids."""
+def _blank_dropping_parser() -> etree.XMLParser:
+    # The same safety options as _parser(), reused per thread for the same reasons.
+    parser: etree.XMLParser | None = getattr(_PER_THREAD, "blank_dropping_parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_blank_text=True,
+        )
+        _PER_THREAD.blank_dropping_parser = parser
+    return parser
+
+
+def _blank_text_droppable(raw: bytes, has_markup_declaration: bool) -> bool:
+    r"""Dropping blank text from ``raw`` cannot change the text of an element without element
+    children, nor whether any other text is whitespace-only.
+
+    libxml2 (keepBlanks=0) drops a whitespace-only run of character data when it is followed
+    by "<" or a CR and its element has no text child yet. After an element child that run is
+    a tail or the whitespace before an element, which neither the XSD (element-only content
+    ignores it, mixed content takes any text) nor a rule reads. At the start of an
+    element it can also cut a leaf's text where a comment, CDATA section or processing
+    instruction follows (" <!--x-->1" would read "1"), or a CR ("<a>  \r\nx" would read
+    "\nx"). So a message qualifies only with none of those: no "<!"
+    (``has_markup_declaration``), no "?" after the XML declaration, and no CR after a blank.
+    And no NUL byte in the first four: only those make libxml2 read UTF-16 or UCS-4, whose
+    markup these byte searches would miss.
+    """
+    if has_markup_declaration or b"\0" in raw[:4]:
+        return False
+    if raw.startswith(_USUAL_DECLARATION):
+        after_declaration = len(_USUAL_DECLARATION)
+    elif raw.startswith(b"<?xml"):
+        end = raw.find(b"?>", 5)
+        after_declaration = len(raw) if end == -1 else end + 2
+    else:
+        after_declaration = 0
+    if raw.find(b"?", after_declaration) != -1:
+        return False
+    # Every CR right after a ">" (CRLF line ends after tags, as we write them) means no CR
+    # after a blank. In pure Python two counts cost most of what dropping the blanks saves;
+    # the C walk very little (docs/performance.md, round 5).
+    return crs_follow_tags(raw)
+
+
+def parse_safely(
+    raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES, *, drop_blank_text: bool = False
+) -> ParseResult:
+    """Parse intake bytes, refusing everything the standard or safety forbids.
+
+    ``drop_blank_text``: leave out whitespace-only text between elements where the bytes
+    allow it (see :func:`_blank_text_droppable`; ``blank_text_dropped`` in the result says
+    whether they did). For reading and validating only: never serialise such a tree, it would
+    lose the sender's line breaks and indentation.
+    """
     if len(raw) > max_bytes:
         return _malformed(
             "XML-SIZE",
@@ -141,14 +208,18 @@ def parse_safely(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> ParseResult:
     if entity is not None:
         line, column = _line_col(raw, entity.start())
         return _malformed("XML-DTD", "entity declarations are not allowed", line, column)
+    dropping = drop_blank_text and _blank_text_droppable(raw, markup_declaration)
     try:
-        tree = etree.ElementTree(etree.fromstring(raw, _parser()))
+        parser = _blank_dropping_parser() if dropping else _parser()
+        tree = etree.ElementTree(etree.fromstring(raw, parser))
     except etree.XMLSyntaxError as exc:
-        return _syntax_error(exc)
+        return replace(_syntax_error(exc), blank_text_dropped=dropping)
     except (ValueError, etree.LxmlError) as exc:
-        return _malformed("XML-SYNTAX", f"not well-formed XML: {exc}")
+        failed = _malformed("XML-SYNTAX", f"not well-formed XML: {exc}")
+        return replace(failed, blank_text_dropped=dropping)
     # Not skipped when the bytes hold no "<!": libxml2 also reads UTF-16 without a BOM, whose
     # DOCTYPE no byte scan sees (and NUL-interleaved ASCII is valid UTF-8).
     if getattr(tree.docinfo, "doctype", ""):
-        return _malformed("XML-DTD", "document type declarations (DTD) are not allowed")
-    return ParseResult(tree, ())
+        refused = _malformed("XML-DTD", "document type declarations (DTD) are not allowed")
+        return replace(refused, blank_text_dropped=dropping)
+    return ParseResult(tree, (), dropping)

@@ -165,15 +165,16 @@ def test_rules_after_translation_check_the_receivers_code_list(table: MappingTab
     start = follow_up("JW305", "0384", "77", "45", "45A03", dt.date(2026, 3, 1))
     original = validate(start, schemas, context)
     assert original.level is Level.OK  # the old code is on the national list
-    allocation = validate(jw301("0384", "77", "45", "45N03", dt.date(2026, 3, 1)), schemas)
-    assert allocation.document is not None
-    first = Translator(table).translate(allocation.document, "new", "old", ledger)[0]
+    first = Translator(table).translate(
+        jw301("0384", "77", "45", "45N03", dt.date(2026, 3, 1)), "new", "old", ledger
+    )[0]
     ledger.record_all(first.entries)
 
     report, record = Translator(table).apply(
         original,
         provider,
         registry,
+        raw=start,
         today=dt.date(2026, 5, 1),
         context=context,
         schemas=schemas,
