@@ -73,12 +73,13 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
 _PER_THREAD = threading.local()
 
 
-def _parser() -> etree.XMLParser:
-    # One parser per thread: lxml parsers are not safe to share between threads, and reusing
-    # one skips setting up libxml2's parser context for every message (about a quarter of
-    # the parse). A parser keeps no state from one document to the next that changes a tree
-    # or an error.
-    parser: etree.XMLParser | None = getattr(_PER_THREAD, "parser", None)
+def _parser(drop_blank_text: bool = False) -> etree.XMLParser:
+    # One parser per thread and kind: lxml parsers are not safe to share between threads, and
+    # reusing one skips setting up libxml2's parser context for every message (about a quarter
+    # of the parse). A parser keeps no state from one document to the next that changes a tree
+    # or an error. Both kinds have the same safety options.
+    slot = "blank_dropping_parser" if drop_blank_text else "parser"
+    parser: etree.XMLParser | None = getattr(_PER_THREAD, slot, None)
     if parser is None:
         parser = etree.XMLParser(
             resolve_entities=False,
@@ -86,25 +87,9 @@ def _parser() -> etree.XMLParser:
             load_dtd=False,
             dtd_validation=False,
             huge_tree=False,
-            remove_blank_text=False,
+            remove_blank_text=drop_blank_text,
         )
-        _PER_THREAD.parser = parser
-    return parser
-
-
-def _blank_dropping_parser() -> etree.XMLParser:
-    # The same safety options as _parser(), reused per thread for the same reasons.
-    parser: etree.XMLParser | None = getattr(_PER_THREAD, "blank_dropping_parser", None)
-    if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            remove_blank_text=True,
-        )
-        _PER_THREAD.blank_dropping_parser = parser
+        setattr(_PER_THREAD, slot, parser)
     return parser
 
 
@@ -210,7 +195,7 @@ def parse_safely(
         return _malformed("XML-DTD", "entity declarations are not allowed", line, column)
     dropping = drop_blank_text and _blank_text_droppable(raw, markup_declaration)
     try:
-        parser = _blank_dropping_parser() if dropping else _parser()
+        parser = _parser(drop_blank_text=dropping)
         tree = etree.ElementTree(etree.fromstring(raw, parser))
     except etree.XMLSyntaxError as exc:
         return replace(_syntax_error(exc), blank_text_dropped=dropping)
