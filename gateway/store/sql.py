@@ -825,7 +825,7 @@ def _unnest(table: Table, columns: tuple[str, ...]) -> str:
     every JSON body escaped, and the server would parse both back (5x the time for 10 rows of
     4 KiB payloads and register bodies).
     """
-    casts = ", ".join(f"%b::{_array_type(table.c[name].type).pg_type}[]" for name in columns)
+    casts = ", ".join(f"%b::{array.pg_type}[]" for array in _arrays_of(table.name, columns))
     return f"SELECT * FROM unnest({casts})"
 
 
@@ -1006,9 +1006,9 @@ def _lock_exchanges(conn: Connection, bericht_ids: Collection[str]) -> None:
     """On PostgreSQL, make this transaction wait for any other that stores a side of the same
     exchanges, until it commits; call before inserting correlation rows.
 
-    Two write transactions may run at once there (commit lanes, two daemons on one database).
-    One storing an original and one storing its retour would each run their linking UPDATE
-    before the other committed, see no other side, and leave the exchange unlinked for good
+    Two write transactions may run at once there (two daemons on one database). One storing an
+    original and one storing its retour would each run their linking UPDATE before the other
+    committed, see no other side, and leave the exchange unlinked for good
     (tests/contract/test_concurrent_linking.py). With this lock the second inserts and links
     only after the first committed, and sees its row. Transaction-scoped advisory locks, one
     per BerichtIdentificatie (a hash clash only makes two exchanges wait for each other), taken
@@ -1019,8 +1019,8 @@ def _lock_exchanges(conn: Connection, bericht_ids: Collection[str]) -> None:
         return
     conn.exec_driver_sql(
         "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended(id, 0) AS key "
-        "FROM unnest(%s::text[]) AS id) AS keys ORDER BY key",
-        (sorted(set(bericht_ids)),),
+        "FROM unnest(%b::text[]) AS id) AS keys ORDER BY key",
+        (_TextArray(sorted(set(bericht_ids))),),
     )
 
 

@@ -1,5 +1,5 @@
-"""Two write transactions at once (two commit lanes, or two daemons on one PostgreSQL), one
-storing an original and the other its retour: the exchange is linked whichever commits first.
+"""Two write transactions at once (two daemons on one PostgreSQL), one storing an original and
+the other its retour: the exchange is linked whichever commits first.
 
 Without care each transaction's linking UPDATE runs before the other has committed, so neither
 sees the other side and the exchange stays unlinked for good (its dossier verdicts pending, an
