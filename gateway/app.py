@@ -34,7 +34,7 @@ from gateway.retour_deadlines import OverdueNotices
 from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
 from gateway.server import create_app
-from gateway.service import GatewayService
+from gateway.service import STUCK_SCAN_SECONDS, GatewayService
 from gateway.store.register import history_factory
 from gateway.store.sql import SqlStore
 from gateway.translation import Translator
@@ -189,7 +189,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     scheduler = Scheduler()
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
-    scheduler.every("housekeeping", HOUSEKEEPING_SECONDS, service.process_stuck)
+    scheduler.every("reprocess_stuck", STUCK_SCAN_SECONDS, service.process_stuck)
     scheduler.every("memory", HOUSEKEEPING_SECONDS, _release_free_memory)
     scheduler.every(
         "retour_deadlines", HOUSEKEEPING_SECONDS, OverdueNotices(gateway.store, service.clock).run

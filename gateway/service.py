@@ -86,6 +86,13 @@ from gateway.translation import (
 
 log = get_logger("gateway.service")
 
+# A message stored ``received`` (its prepare worker died, or processing failed) is taken up by
+# the reprocessing pass once it is this old (so a step that just failed is not retried in a
+# tight loop); with STUCK_SCAN_SECONDS between passes it waits at most their sum, under the
+# minute the operator guide promises.
+STUCK_AFTER = dt.timedelta(seconds=30)
+STUCK_SCAN_SECONDS = 20.0
+
 T = TypeVar("T")
 
 _BERICHTCODE = re.compile(rb"<(?:[\w.-]+:)?BerichtCode>\s*(\d{3})\s*<")
@@ -916,7 +923,7 @@ class GatewayService:
             recipient=recipient.id,
         )
 
-    async def process_stuck(self, older_than: dt.timedelta = dt.timedelta(minutes=1)) -> int:
+    async def process_stuck(self, older_than: dt.timedelta = STUCK_AFTER) -> int:
         """Process messages left in ``received`` by a crash or a failed processing step."""
         cutoff = self.clock.now() - older_than
         stuck = await self._db(self.store.query, MessageQuery(state=State.RECEIVED, limit=_PAGE))

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.core.errors import StoreError
 from gateway.core.model import State
+from gateway.service import STUCK_AFTER, STUCK_SCAN_SECONDS
 from gateway.store.base import MessageQuery
 from tests.integration.conftest import Harness, example, variant
 
@@ -76,6 +77,27 @@ async def test_a_processing_failure_stores_the_message_as_received(
     assert await harness.service.process_stuck() == 1
     msg = harness.store.get(str(data["id"]))
     assert msg is not None and msg.state is State.QUEUED
+
+
+async def test_a_message_left_received_is_taken_up_within_the_minute(
+    harness: Harness, monkeypatch: Any
+) -> None:
+    """Not while younger than STUCK_AFTER; at the first pass after it: under 60 s in all."""
+
+    def crash(*_args: object, **_kwargs: object) -> object:
+        raise RuntimeError("prepare worker died")
+
+    monkeypatch.setattr("gateway.service.validate", crash)
+    data = await harness.submit("diemen", example("JW301"))
+    monkeypatch.undo()
+    harness.clock.advance(seconds=STUCK_AFTER.total_seconds() - 1)
+    assert await harness.service.process_stuck() == 0
+    harness.clock.advance(seconds=1)
+    assert await harness.service.process_stuck() == 1
+    msg = harness.store.get(str(data["id"]))
+    assert msg is not None and msg.state is State.QUEUED
+    # A pass may run just before the message comes of age: the next one takes it.
+    assert STUCK_AFTER.total_seconds() + STUCK_SCAN_SECONDS < 60
 
 
 async def test_a_store_failure_mid_burst_answers_503_and_keeps_nothing(
