@@ -121,7 +121,7 @@ def _blank_text_droppable(raw: bytes, has_markup_declaration: bool) -> bool:
         return False
     # Every CR right after a ">" (CRLF line ends after tags, as we write them) means no CR
     # after a blank. In pure Python two counts cost most of what dropping the blanks saves;
-    # the C walk very little (docs/performance.md, round 5).
+    # the C walk very little (measured in the commit that added it).
     return crs_follow_tags(raw)
 
 
