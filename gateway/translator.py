@@ -1,7 +1,7 @@
 """Product-code translation in the daemon: which messages, into which generation, and the
 operator's decision for what the mapping tables cannot answer.
 
-The pure work is :func:`gateway.core.translate.translate`; this module decides when it runs
+The pure work is :func:`gateway.core.translation.translate`; this module decides when it runs
 and what happens around it (docs/translation.md, "In the daemon"):
 
 * A message is translated when the party that transmits it and its recipient speak different
@@ -37,13 +37,13 @@ from gateway.core.ledger import (
 )
 from gateway.core.lifecycle import waits_for_mapping_decision
 from gateway.core.lists import ExternalLists
-from gateway.core.mapping import MappingTable, Product
+from gateway.core.mapping_tables import MappingTable, Product
 from gateway.core.model import Message
 from gateway.core.report import Level, ValidationReport
 from gateway.core.route import Party, PartyRegistry, addressing
 from gateway.core.rules import REGISTRY, Rule, RuleContext, RuleLevel
 from gateway.core.schemaset import SchemaSet
-from gateway.core.translate import (
+from gateway.core.translation import (
     NEEDS_MAPPING_DECISION,
     Rewrite,
     Translation,
