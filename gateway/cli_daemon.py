@@ -17,7 +17,6 @@ from gateway.mapping_files import load_mappings
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-
 # -- run / check-config ---------------------------------------------------------------------
 
 

@@ -284,7 +284,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_decide(args: argparse.Namespace) -> int:
     """``gateway mappings decide``."""
-    # Imported on use: it pulls in the service (aiohttp), which the table commands never need.
+    # Imported on use: it pulls in every rule module, which the table commands never need.
     from gateway.translator import decide_mapping  # noqa: PLC0415
 
     reason = require_reason(args, "a mapping decision")
