@@ -26,7 +26,7 @@ from gateway.core.retry import RetryPolicy
 from gateway.delivery import Delivery
 from gateway.inbox_watcher import InboxWatcher
 from gateway.logs import get_logger
-from gateway.mappings import load_code_list, load_mappings
+from gateway.mapping_files import load_code_list, load_mappings
 from gateway.memory import freeze_startup_objects, limit_malloc_arenas, release_free_memory
 from gateway.operator import retention_job
 from gateway.prepare_workers import PreparePool
@@ -37,7 +37,7 @@ from gateway.server import create_app
 from gateway.service import STUCK_SCAN_SECONDS, GatewayService
 from gateway.store.register import history_factory
 from gateway.store.sql import SqlStore
-from gateway.translation import Translator
+from gateway.translator import Translator
 
 log = get_logger("gateway.app")
 

@@ -12,10 +12,9 @@ import datetime as dt
 from gateway.clock import SystemClock
 from gateway.console.common import config_option, settings_of
 from gateway.logs import configure_logging
-from gateway.mappings import load_mappings
+from gateway.mapping_files import load_mappings
 
 EXIT_OK, EXIT_USAGE = 0, 2
-
 
 
 # -- run / check-config ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ from gateway.core.route import (
     PartyRole,
     token_digest,
 )
-from gateway.mappings import GENERATIONS_FILE, SHIPPED_MAPPINGS
+from gateway.mapping_files import GENERATIONS_FILE, SHIPPED_MAPPINGS
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 STORE_URL_ENV = "GATEWAY_STORE_URL"

@@ -24,8 +24,8 @@ from pathlib import Path
 from gateway.core.codes import PRODUCT_CATEGORIES, UNITS, ProductCodeList
 from gateway.core.errors import ConfigError
 from gateway.core.lists import ContractTable, ContractTariff, InMemoryContracts
-from gateway.core.mapping import expand_scope
-from gateway.mappings import (
+from gateway.core.mapping_tables import expand_scope
+from gateway.mapping_files import (
     GENERATIONS_FILE,
     MappingError,
     Problem,

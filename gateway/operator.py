@@ -21,7 +21,7 @@ from gateway.core.model import Direction, Message, State
 from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, placement
 from gateway.service import GatewayService, NotFoundError
 from gateway.store.base import NewMessage, PurgeResult, SearchQuery, Store
-from gateway.translation import waits_for_decision
+from gateway.translator import waits_for_decision
 
 T = TypeVar("T")
 

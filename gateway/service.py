@@ -74,7 +74,7 @@ from gateway.store.base import (
     Store,
     TranslationRecord,
 )
-from gateway.translation import (
+from gateway.translator import (
     NEEDS_MAPPING_DECISION,
     Decided,
     StoreLedger,

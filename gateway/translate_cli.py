@@ -26,9 +26,9 @@ from gateway.console.common import (
 from gateway.contracts import check_contract_table, contract_files
 from gateway.core.errors import GatewayError
 from gateway.core.ledger import InMemoryLedger
-from gateway.core.mapping import MappingTable
-from gateway.core.translate import translate
-from gateway.mappings import SHIPPED_MAPPINGS, check_mappings, load_mappings
+from gateway.core.mapping_tables import MappingTable
+from gateway.core.translation import translate
+from gateway.mapping_files import SHIPPED_MAPPINGS, check_mappings, load_mappings
 
 EXIT_OK, EXIT_DECISION, EXIT_USAGE = 0, 1, 2
 
@@ -284,8 +284,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_decide(args: argparse.Namespace) -> int:
     """``gateway mappings decide``."""
-    # Imported on use: it pulls in the service (aiohttp), which the table commands never need.
-    from gateway.translation import decide_mapping  # noqa: PLC0415
+    # Imported on use: it pulls in every rule module, which the table commands never need.
+    from gateway.translator import decide_mapping  # noqa: PLC0415
 
     reason = require_reason(args, "a mapping decision")
     outcome = with_operator(

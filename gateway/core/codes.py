@@ -1,7 +1,7 @@
 """Product code lists: which (categorie, code) pairs a list knows, for TR381/S329 and mapping.
 
 A product code only means something within the list a gemeente uses (domain-codes §0 point 2),
-so a list is data loaded at the edge (``gateway/mappings.py``), never a constant in code. The
+so a list is data loaded at the edge (``gateway/mapping_files.py``), never a constant in code. The
 national list (JZ21) and the regional lists are all instances of :class:`ProductCodeList`;
 a code generation uses the union of several (:meth:`ProductCodeList.union`).
 """

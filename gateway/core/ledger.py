@@ -9,7 +9,7 @@ Requests (JW315 products, JW317 new products) have no ToewijzingNummer yet; they
 the provider's ReferentieAanbieder so that their retours (JW316/JW318) and the JW301 that
 honours them can be translated back.
 
-:func:`gateway.core.translate.translate` only reads the ledger; it returns the entries a
+:func:`gateway.core.translation.translate` only reads the ledger; it returns the entries a
 message would add, and the caller records them once the message is accepted for delivery
 (a held message records nothing). The SQL-backed ledger implements the same Protocol.
 """
@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import Protocol
 
 from gateway.core.errors import GatewayError
-from gateway.core.mapping import Product
+from gateway.core.mapping_tables import Product
 
 
 class KeyKind(StrEnum):

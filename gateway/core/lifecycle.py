@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from gateway.core.errors import IllegalTransition
 from gateway.core.model import Event, Message, State
-from gateway.core.translate import NEEDS_MAPPING_DECISION
+from gateway.core.translation import NEEDS_MAPPING_DECISION
 
 ALLOWED_MOVES: Mapping[State, frozenset[State]] = {
     State.RECEIVED: frozenset({State.REJECTED, State.QUEUED, State.HELD}),

@@ -18,7 +18,7 @@ from gateway.core.correlate import Correlation
 from gateway.core.dossier import RegisterUpdate
 from gateway.core.ledger import LedgerEntry, LedgerKey
 from gateway.core.model import Event, Message, State
-from gateway.core.translate import Rewrite, Undecided
+from gateway.core.translation import Rewrite, Undecided
 
 
 @dataclass(frozen=True, slots=True)

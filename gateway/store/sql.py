@@ -76,9 +76,9 @@ from gateway.core.ids import IdGenerator, first_id_at
 from gateway.core.ledger import KeyKind as LedgerKind
 from gateway.core.ledger import LedgerEntry, LedgerKey, Origin
 from gateway.core.lifecycle import advance
-from gateway.core.mapping import Product
+from gateway.core.mapping_tables import Product
 from gateway.core.model import Direction, Event, Message, State
-from gateway.core.translate import Rewrite, Undecided
+from gateway.core.translation import Rewrite, Undecided
 from gateway.store.base import (
     AuditEntry,
     AuditQuery,

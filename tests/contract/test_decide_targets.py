@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.mapping import Product
-from gateway.core.translate import Undecided
+from gateway.core.mapping_tables import Product
+from gateway.core.translation import Undecided
 from gateway.store.sql import SqlStore
-from gateway.translation import DecisionError, StoreLedger, _decidable, parse_targets
+from gateway.translator import DecisionError, StoreLedger, _decidable, parse_targets
 
 PATH = "/Bericht/Client/ToegewezenProducten/ToegewezenProduct"
 R14 = Product("45", "45R14")

@@ -12,9 +12,9 @@ from sqlalchemy import text
 
 from gateway.core.ledger import LedgerEntry, LedgerKey, Origin
 from gateway.core.lifecycle import advance
-from gateway.core.mapping import Product
+from gateway.core.mapping_tables import Product
 from gateway.core.model import State
-from gateway.core.translate import Rewrite, Undecided
+from gateway.core.translation import Rewrite, Undecided
 from gateway.store.base import TranslationRecord
 from gateway.store.sql import SqlStore
 from tests.contract.test_write_batch import AT, _queued, _raw

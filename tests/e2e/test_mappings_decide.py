@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from gateway.core.ledger import LedgerKey, Origin
-from gateway.core.mapping import Product
+from gateway.core.mapping_tables import Product
 from gateway.core.model import State
 from gateway.store.base import AuditQuery
 from tests.e2e.console_env import ConsoleEnv

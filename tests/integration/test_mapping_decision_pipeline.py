@@ -18,11 +18,11 @@ import pytest
 from lxml import etree
 
 from gateway.core.ledger import LedgerKey, Origin
-from gateway.core.mapping import Product
+from gateway.core.mapping_tables import Product
 from gateway.core.model import Message, State
 from gateway.operator import Operator
 from gateway.store.base import AuditQuery, MessageQuery
-from gateway.translation import NEEDS_MAPPING_DECISION, decide_mapping
+from gateway.translator import NEEDS_MAPPING_DECISION, decide_mapping
 from tests.integration import test_translation_daemon as daemon
 from tests.integration.conftest import Harness, example
 from tests.unit.translation.builders import products, set_text, to_bytes

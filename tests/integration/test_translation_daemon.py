@@ -22,13 +22,13 @@ from gateway.clock import FakeClock
 from gateway.config import load_config
 from gateway.core.document import find
 from gateway.core.ledger import LedgerKey, Origin
-from gateway.core.mapping import Product
+from gateway.core.mapping_tables import Product
 from gateway.core.model import State
 from gateway.core.validate import validate
 from gateway.operator import Operator, OperatorError
 from gateway.schemas import load_schema_set
 from gateway.store.base import AuditQuery, MessageQuery
-from gateway.translation import NEEDS_MAPPING_DECISION, DecisionError, decide_mapping
+from gateway.translator import NEEDS_MAPPING_DECISION, DecisionError, decide_mapping
 from tests.integration.conftest import START, Harness, example, variant, write_config
 from tests.paths import OFFICIAL_XSD_DIR, REPO
 from tests.unit.translation.builders import (

@@ -17,7 +17,7 @@ from gateway.core.lifecycle import (
 )
 from gateway.core.model import Message, State
 from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD
-from gateway.core.translate import NEEDS_MAPPING_DECISION
+from gateway.core.translation import NEEDS_MAPPING_DECISION
 
 NOW = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)
 WAITING = f"{NEEDS_MAPPING_DECISION}: 45/45A48 one-to-many mapping"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from gateway.core.ledger import InMemoryLedger, LedgerEntry, LedgerKey
-from gateway.core.mapping import Product
+from gateway.core.mapping_tables import Product
 from gateway.service import MessageLedger
 
 GEMEENTE = "0384"

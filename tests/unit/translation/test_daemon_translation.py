@@ -12,14 +12,14 @@ from gateway.config import load_config
 from gateway.core.errors import ConfigError
 from gateway.core.ledger import InMemoryLedger
 from gateway.core.lists import ExternalLists
-from gateway.core.mapping import MappingTable
+from gateway.core.mapping_tables import MappingTable
 from gateway.core.report import Level
 from gateway.core.route import Channel, GenerationStep, Party, PartyRegistry, PartyRole
 from gateway.core.rules import RuleContext
 from gateway.core.validate import validate
-from gateway.mappings import load_mappings
+from gateway.mapping_files import load_mappings
 from gateway.schemas import load_schema_set
-from gateway.translation import Translator
+from gateway.translator import Translator
 from tests.paths import OFFICIAL_XSD_DIR
 from tests.unit.translation.builders import follow_up, jw301, products, write_folder
 

@@ -9,12 +9,12 @@ from lxml import etree
 
 from gateway.core.document import find, findall, text
 from gateway.core.ledger import InMemoryLedger, LedgerEntry, LedgerKey
-from gateway.core.mapping import MappingTable, Product
+from gateway.core.mapping_tables import MappingTable, Product
 from gateway.core.report import Level
 from gateway.core.schemaset import SchemaSet
-from gateway.core.translate import translate
+from gateway.core.translation import translate
 from gateway.core.validate import validate
-from gateway.mappings import load_mappings
+from gateway.mapping_files import load_mappings
 from gateway.schemas import load_schema_set
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
 from tests.unit.translation.builders import CUTOVER, products, write_folder

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.mapping import Product, SourceKind
-from gateway.mappings import SHIPPED_MAPPINGS, MappingError, check_mappings, load_mappings
+from gateway.core.mapping_tables import Product, SourceKind
+from gateway.mapping_files import SHIPPED_MAPPINGS, MappingError, check_mappings, load_mappings
 from tests.unit.translation.builders import HEADER, ROWS, write_folder
 
 TABLE_FILE = "old_to_new.csv"

@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.core.ledger import InMemoryLedger, LedgerEntry, LedgerKey, Origin
-from gateway.core.mapping import MappingRow, MappingTable, Product, SourceKind
+from gateway.core.mapping_tables import MappingRow, MappingTable, Product, SourceKind
 from gateway.core.schemaset import SchemaSet
-from gateway.core.translate import translate
+from gateway.core.translation import translate
 from gateway.core.validate import validate
-from gateway.mappings import SHIPPED_MAPPINGS, load_mappings
+from gateway.mapping_files import SHIPPED_MAPPINGS, load_mappings
 from gateway.schemas import load_schema_set
 from tests.paths import OFFICIAL_XSD_DIR
 from tests.unit.translation.builders import follow_up, jw301, jw323, products

@@ -8,9 +8,9 @@ import pytest
 from lxml import etree
 
 from gateway.core.ledger import InMemoryLedger, LedgerConflict, LedgerEntry, LedgerKey, Origin
-from gateway.core.mapping import MappingTable, Product
-from gateway.core.translate import TranslationError, translate
-from gateway.mappings import SHIPPED_MAPPINGS, load_mappings
+from gateway.core.mapping_tables import MappingTable, Product
+from gateway.core.translation import TranslationError, translate
+from gateway.mapping_files import SHIPPED_MAPPINGS, load_mappings
 from tests.unit.translation.builders import (
     example,
     follow_up,

@@ -13,13 +13,13 @@ import pytest
 from lxml import etree
 
 from gateway.core.ledger import InMemoryLedger
-from gateway.core.mapping import MappingTable
+from gateway.core.mapping_tables import MappingTable
 from gateway.core.rules import RuleContext
-from gateway.core.translate import Translation, translate
+from gateway.core.translation import Translation, translate
 from gateway.core.validate import validate
-from gateway.mappings import load_mappings
+from gateway.mapping_files import load_mappings
 from gateway.schemas import load_schema_set
-from gateway.translation import Translator
+from gateway.translator import Translator
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
 from tests.unit.translation.builders import jw301, products, write_folder
 from tests.unit.translation.test_daemon_translation import _registry

@@ -41,7 +41,7 @@ from gateway.core.document import (
 )
 from gateway.core.errors import GatewayError
 from gateway.core.ledger import LedgerEntry, LedgerKey, Origin, TranslationLedger
-from gateway.core.mapping import Candidate, MappingTable, Product
+from gateway.core.mapping_tables import Candidate, MappingTable, Product
 from gateway.core.xmlsafe import parse_safely
 
 _MESSAGE_NAMESPACE = re.compile(r"/(jw\d{3})/schema$", re.IGNORECASE)

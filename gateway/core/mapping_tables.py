@@ -6,7 +6,7 @@ target in the *to* generation. A code only means something per gemeente and date
 (domain-codes §0 point 2), so every lookup takes (gemeente, categorie, code, date).
 
 Rows marked ``needs_decision`` are suggestions for one-to-many cases; translation never applies
-them on its own. The loader (``gateway/mappings.py``) has already rejected overlaps, unknown
+them on its own. The loader (``gateway/mapping_files.py``) has already rejected overlaps, unknown
 categories and targets missing from the target generation's code list.
 """
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gateway.core.codes import PRODUCT_CATEGORIES, UNITS, ProductCodeEntry, ProductCodeList
 from gateway.core.errors import ConfigError
-from gateway.core.mapping import (
+from gateway.core.mapping_tables import (
     Generation,
     MappingRow,
     MappingSet,

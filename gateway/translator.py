@@ -1,7 +1,7 @@
 """Product-code translation in the daemon: which messages, into which generation, and the
 operator's decision for what the mapping tables cannot answer.
 
-The pure work is :func:`gateway.core.translate.translate`; this module decides when it runs
+The pure work is :func:`gateway.core.translation.translate`; this module decides when it runs
 and what happens around it (docs/translation.md, "In the daemon"):
 
 * A message is translated when the party that transmits it and its recipient speak different
@@ -22,8 +22,9 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from gateway.clock import Clock
 from gateway.core.document import date_at
 from gateway.core.errors import GatewayError
 from gateway.core.ledger import (
@@ -37,13 +38,13 @@ from gateway.core.ledger import (
 )
 from gateway.core.lifecycle import waits_for_mapping_decision
 from gateway.core.lists import ExternalLists
-from gateway.core.mapping import MappingTable, Product
+from gateway.core.mapping_tables import MappingTable, Product
 from gateway.core.model import Message
 from gateway.core.report import Level, ValidationReport
 from gateway.core.route import Party, PartyRegistry, addressing
 from gateway.core.rules import REGISTRY, Rule, RuleContext, RuleLevel
 from gateway.core.schemaset import SchemaSet
-from gateway.core.translate import (
+from gateway.core.translation import (
     NEEDS_MAPPING_DECISION,
     Rewrite,
     Translation,
@@ -52,16 +53,14 @@ from gateway.core.translate import (
     translate,
 )
 from gateway.core.validate import validate
-from gateway.store.base import Store, TranslationRecord
-
-if TYPE_CHECKING:
-    from gateway.service import GatewayService
+from gateway.store.base import IntakeRecord, Store, TranslationRecord
 
 __all__ = [
     "NEEDS_MAPPING_DECISION",
     "Decided",
     "DecisionError",
     "DecisionOutcome",
+    "DecisionProcessing",
     "StoreLedger",
     "Translator",
     "decide_mapping",
@@ -321,6 +320,25 @@ class DecisionOutcome:
     """The rule codes the rules found on the (translated) message."""
 
 
+class DecisionProcessing(Protocol):
+    """What :func:`decide_mapping` needs from the gateway's service (``GatewayService``).
+
+    Declared here so this module does not import the service, which imports this module.
+    """
+
+    @property
+    def translator(self) -> Translator | None: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def registry(self) -> PartyRegistry: ...
+    @property
+    def clock(self) -> Clock: ...
+    def today(self) -> dt.date: ...
+    async def process_decided(self, message_id: str, decided: Decided) -> Message: ...
+    async def preview_decided(self, message_id: str, decided: Decided) -> IntakeRecord: ...
+
+
 def parse_product(value: str) -> Product:
     """``45/IJ01P`` as a product; raises :class:`DecisionError` for anything else."""
     categorie, slash, code = value.strip().partition("/")
@@ -400,7 +418,7 @@ def _decidable(
 
 
 async def decide_mapping(
-    service: GatewayService,
+    service: DecisionProcessing,
     message_id: str,
     targets: str | Sequence[str],
     *,
@@ -435,7 +453,7 @@ async def decide_mapping(
         raise DecisionError(f"message {message_id} has no stored content or translation")
     single, by_source = parse_targets(targets)
     to_generation = stored.to_generation
-    for target in ([single] if single is not None else list(by_source.values())):
+    for target in [single] if single is not None else list(by_source.values()):
         if not translator.table.speaks(to_generation, target):
             raise DecisionError(
                 f"{target} is not a {to_generation} code (see gateway mappings explain)"
@@ -485,7 +503,7 @@ async def decide_mapping(
 
 
 async def _preview(
-    service: GatewayService,
+    service: DecisionProcessing,
     message_id: str,
     applied: Decided,
     entries: tuple[LedgerEntry, ...],
@@ -505,7 +523,7 @@ async def _preview(
 
 
 async def _apply(
-    service: GatewayService,
+    service: DecisionProcessing,
     message_id: str,
     applied: Decided,
     entries: tuple[LedgerEntry, ...],
