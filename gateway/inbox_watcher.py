@@ -34,6 +34,7 @@ from gateway.core.route import Party
 from gateway.logs import get_logger
 from gateway.nofollow import (
     RefusedPathError,
+    describe,
     exists,
     open_folder,
     open_regular_file,
@@ -172,9 +173,8 @@ class InboxWatcher:
                 if entry.is_file(follow_symlinks=False):
                     names.append(entry.name)
                 elif not entry.is_dir(follow_symlinks=False):  # subfolders are not ours
-                    self._refuse_file(
-                        folder, RefusedPathError(entry.name, "is not a regular file"), report
-                    )
+                    refusal = RefusedPathError(entry.name, describe(folder.fd, entry.name))
+                    self._refuse_file(folder, refusal, report)
         return names
 
     def _refuse_file(self, folder: _PartyFolder, exc: RefusedPathError, report: ScanReport) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import datetime as dt
+import os
 import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
