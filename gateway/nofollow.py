@@ -76,7 +76,7 @@ def open_folder(parent_fd: int, name: str, *, create: bool) -> int:
             # mkdir never follows a link; made (or replaced by a link) meanwhile: the next
             # open decides.
             with contextlib.suppress(FileExistsError):
-                os.mkdir(name, 0o750, dir_fd=parent_fd)
+                os.mkdir(name, 0o777, dir_fd=parent_fd)  # the umask decides
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise RefusedPathError(name, describe(parent_fd, name)) from None

@@ -32,7 +32,7 @@ def write_atomically(folder_fd: int, name: str, data: bytes) -> None:
     fd = os.open(
         temp,
         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-        0o640,
+        0o666,  # the umask decides, as for any file the gateway writes
         dir_fd=folder_fd,
     )
     try:
