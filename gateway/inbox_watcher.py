@@ -119,6 +119,8 @@ class InboxWatcher:
                 names = await asyncio.to_thread(self._candidates, folder, report)
                 for name in sorted(names):
                     key = (folder.party.id, name)
+                    if key in self._refused:
+                        self._refusing.add(key)  # still there: not reported again
                     signature = _signature(folder.fd, name)
                     if signature is None:
                         continue

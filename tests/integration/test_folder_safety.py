@@ -147,8 +147,9 @@ async def test_hard_link_and_fifo_are_refused(harness: Harness, tmp_path: Path) 
     os.link(outside, inbox / "hard.xml")
     os.mkfifo(inbox / "pipe.xml")
 
-    reports = [await watcher.scan() for _ in range(3)]
+    reports = [await watcher.scan() for _ in range(5)]
 
+    # Each is reported once, however many scans still find it.
     assert sorted(name for r in reports for name in r.refused) == ["hard.xml", "pipe.xml"]
     assert _messages(harness) == []
     assert (inbox / "hard.xml").exists() and (inbox / "pipe.xml").exists()
