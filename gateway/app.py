@@ -190,6 +190,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
     scheduler.every("reprocess_stuck", STUCK_SCAN_SECONDS, service.process_stuck)
+    scheduler.every("outbox_sweep", HOUSEKEEPING_SECONDS, gateway.delivery.sweep_temp_files)
     scheduler.every("memory", HOUSEKEEPING_SECONDS, _release_free_memory)
     scheduler.every(
         "retour_deadlines", HOUSEKEEPING_SECONDS, OverdueNotices(gateway.store, service.clock).run

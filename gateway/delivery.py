@@ -31,16 +31,21 @@ expires and it returns to the queue (after a restart too). Nothing is lost; a fo
 repeated this way rewrites the same file name, so a recipient never gets two files.
 
 Channels: ``folder`` writes ``outbox/<party>/<id>.xml`` atomically (a retry rewrites the same
-name); ``http`` POSTs the XML (2xx delivered; connection errors, timeouts, 429 and 5xx retry
-with backoff; any other status is permanent and the message goes to ``dead``); ``mailbox``
-messages are never claimed here: they wait as ``queued`` until the party acknowledges them.
+name; the party folder must be a folder and not a link, else the attempt fails and is retried:
+``gateway.nofollow``; temporary files a crash left there are swept by
+:meth:`Delivery.sweep_temp_files`); ``http`` POSTs the XML (2xx delivered; connection errors,
+timeouts, 429 and 5xx retry with backoff; any other status is permanent and the message goes
+to ``dead``); ``mailbox`` messages are never claimed here: they wait as ``queued`` until the
+party acknowledges them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -57,7 +62,8 @@ from gateway.core.pipeline import placement
 from gateway.core.retry import FOLDER_WRITE_SECONDS, GiveUp, LeasePlan, RetryPolicy
 from gateway.core.route import Channel, Party, outbox_name
 from gateway.logs import get_logger
-from gateway.outbox_writer import write_atomically
+from gateway.nofollow import RefusedPathError, open_folder, open_root
+from gateway.outbox_writer import sweep_temp_files, write_atomically
 from gateway.service import GatewayService
 
 log = get_logger("gateway.delivery")
@@ -359,15 +365,65 @@ class Delivery:
 
     async def _send(self, party: Party, msg: Message, raw: bytes, budget: float) -> str:
         if party.channel is Channel.FOLDER:
-            folder = self.outbox / party.id
+            name = outbox_name(msg.id)
             try:
-                path = await asyncio.to_thread(write_atomically, folder, outbox_name(msg.id), raw)
+                await asyncio.to_thread(self._write_to_folder, party, name, raw)
+            except RefusedPathError as exc:
+                log.warning("outbox_folder_refused", party=party.id, reason=str(exc))
+                raise TransientDeliveryError(f"outbox/{exc}; nothing written") from exc
             except OSError as exc:
-                raise TransientDeliveryError(f"writing to {folder} failed: {exc}") from exc
-            return f"written to outbox/{party.id}/{path.name}"
+                raise TransientDeliveryError(f"writing to outbox/{party.id} failed: {exc}") from exc
+            return f"written to outbox/{party.id}/{name}"
         if party.channel is Channel.HTTP and party.url:
             return await self._push(party.url, msg, raw, min(self.http_timeout, budget))
         raise PermanentDeliveryError(f"party {party.id} has no push channel")
+
+    def _write_to_folder(self, party: Party, name: str, raw: bytes) -> None:
+        """Write into ``outbox/<party>/``, which must be a folder and not a link."""
+        root = open_root(self.outbox)
+        try:
+            folder = open_folder(root, party.id, create=True)
+            try:
+                write_atomically(folder, name, raw)
+            finally:
+                os.close(folder)
+        finally:
+            os.close(root)
+
+    async def sweep_temp_files(self) -> list[str]:
+        """Remove temporary files a crashed folder write left in ``outbox/<party>/``.
+
+        Housekeeping runs this (first at start-up). Only files older than the lease go: no
+        write of a message claimed under a lease, in this process or another, still runs
+        then. Ages are wall-clock seconds because file times are.
+        """
+        parties = [party.id for party in self.service.registry if party.channel is Channel.FOLDER]
+        removed = await asyncio.to_thread(
+            self._sweep, parties, self.lease.total_seconds(), time.time()
+        )
+        if removed:
+            log.info("outbox_temp_files_swept", files=removed)
+        return removed
+
+    def _sweep(self, parties: Sequence[str], older_than: float, now: float) -> list[str]:
+        removed: list[str] = []
+        if not self.outbox.is_dir():
+            return removed
+        root = open_root(self.outbox)
+        try:
+            for party_id in parties:
+                try:
+                    folder = open_folder(root, party_id, create=False)
+                except (FileNotFoundError, RefusedPathError):
+                    continue  # nothing written there, or refused when writing
+                try:
+                    found = sweep_temp_files(folder, older_than=older_than, now=now)
+                finally:
+                    os.close(folder)
+                removed += [f"{party_id}/{name}" for name in found]
+        finally:
+            os.close(root)
+        return removed
 
     async def _push(self, url: str, msg: Message, raw: bytes, timeout: float) -> str:
         headers = {

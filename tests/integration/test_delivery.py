@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -71,8 +72,12 @@ async def test_folder_delivery_writes_file_atomically(harness: Harness) -> None:
 
 def test_outbox_writer_rewrites_same_name(tmp_path: Path) -> None:
     """Writing the same name twice (a retried delivery) leaves one complete file."""
-    write_atomically(tmp_path, "a.xml", b"first")
-    write_atomically(tmp_path, "a.xml", b"second")
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        write_atomically(folder, "a.xml", b"first")
+        write_atomically(folder, "a.xml", b"second")
+    finally:
+        os.close(folder)
     assert [p.name for p in tmp_path.iterdir()] == ["a.xml"]
     assert (tmp_path / "a.xml").read_bytes() == b"second"
 
