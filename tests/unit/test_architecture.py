@@ -60,12 +60,12 @@ def test_core_depends_only_on_core(module: Path) -> None:
 
 
 # The command line is the outermost layer: its commands build the application to act on it.
-COMMAND_LINE = {"gateway/app.py", "gateway/cli.py", "gateway/cli_daemon.py", "gateway/__main__.py"}
+COMMAND_LINE = {"gateway/app.py", "gateway/__main__.py"}
 
 
 def _is_command_line(path: Path) -> bool:
     relative = path.relative_to(REPO).as_posix()
-    return relative in COMMAND_LINE or relative.startswith("gateway/console/")
+    return relative in COMMAND_LINE or relative.startswith("gateway/cli/")
 
 
 def test_nothing_but_the_command_line_imports_the_composition_root() -> None:

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     ConsoleError,
     Subparsers,

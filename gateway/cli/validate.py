@@ -23,7 +23,7 @@ from gateway.core.xmlsafe import DEFAULT_MAX_BYTES
 from gateway.schemas import check_folder, load_schema_set
 from gateway.terminal import Progress, style
 
-SHIPPED_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "ijw-3.2"
+SHIPPED_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "ijw-3.2"
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     ConsoleError,
     Subparsers,

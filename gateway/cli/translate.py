@@ -11,7 +11,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from gateway.console.common import (
+from gateway.cli.common import (
     config_option,
     open_store,
     operator_name,

@@ -1,7 +1,7 @@
 """The daemon's commands: ``run`` and ``check-config``.
 
 ``add_daemon_commands(subparsers)`` registers them on the main ``gateway`` parser. The operator
-commands (messages, show, retry, hold, ...) live in :mod:`gateway.console`.
+commands (messages, show, retry, hold, ...) live in :mod:`gateway.cli`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from gateway.cli.common import config_option, settings_of
 from gateway.clock import SystemClock
-from gateway.console.common import config_option, settings_of
 from gateway.logs import configure_logging
 from gateway.mappings import load_mappings
 
@@ -76,7 +76,7 @@ def _redacted(url: str) -> str:
 def add_daemon_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    """Register run and check-config (operator commands live in :mod:`gateway.console`)."""
+    """Register run and check-config (operator commands live in :mod:`gateway.cli`)."""
     cmd = subparsers.add_parser("run", help="run the gateway daemon in the foreground")
     config_option(cmd)
     cmd.set_defaults(func=cmd_run)

@@ -8,8 +8,7 @@ import sys
 import time
 from typing import Any
 
-from gateway.config import Settings
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     add_command,
@@ -21,6 +20,7 @@ from gateway.console.common import (
     settings_of,
     when,
 )
+from gateway.config import Settings
 from gateway.core.model import State
 from gateway.retour_deadlines import overdue_by_party, retour_deadlines
 from gateway.store.sql import SqlStore

@@ -11,12 +11,21 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gateway.cli_daemon import add_daemon_commands
-from gateway.console import add_console_commands
+from gateway.cli.audit import add_audit_command
+from gateway.cli.completion import add_completion_command
+from gateway.cli.daemon import add_daemon_commands
+from gateway.cli.deadlines import add_deadlines_command
+from gateway.cli.dossier import add_dossier_command
+from gateway.cli.purge import add_purge_command
+from gateway.cli.report import add_report_commands
+from gateway.cli.rules import add_rules_command
+from gateway.cli.search import add_search_commands
+from gateway.cli.show import add_show_command
+from gateway.cli.status import add_status_command
+from gateway.cli.steer import add_steer_commands
+from gateway.cli.translate import add_translate_commands
+from gateway.cli.validate import add_schema_commands, add_validate_command
 from gateway.core.errors import GatewayError
-from gateway.rules_cli import add_rules_command
-from gateway.translate_cli import add_translate_commands
-from gateway.validate_cli import add_schema_commands, add_validate_command
 
 EXIT_USAGE = 2
 
@@ -37,7 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate_command(subparsers)
     add_schema_commands(subparsers)
     add_daemon_commands(subparsers)
-    add_console_commands(subparsers)
+    add_search_commands(subparsers)
+    add_show_command(subparsers)
+    add_steer_commands(subparsers)
+    add_status_command(subparsers)
+    add_deadlines_command(subparsers)
+    add_dossier_command(subparsers)
+    add_report_commands(subparsers)
+    add_purge_command(subparsers)
+    add_audit_command(subparsers)
+    add_completion_command(subparsers)
     add_rules_command(subparsers)
     add_translate_commands(subparsers)
     return parser

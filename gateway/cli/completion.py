@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.console.common import EXIT_OK, Subparsers, config_option
+from gateway.cli.common import EXIT_OK, Subparsers, config_option
 
 EXAMPLES = """
   gateway completion bash > /etc/bash_completion.d/gateway

@@ -12,7 +12,7 @@ import argparse
 import datetime as dt
 import sys
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     ConsoleError,
     Subparsers,
