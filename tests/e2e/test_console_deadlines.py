@@ -48,4 +48,4 @@ def test_deadlines_rejects_a_bad_date(tmp_path: Path) -> None:
     env = next(make_env(tmp_path, "sqlite"))
     done = env.run("deadlines", "--as-of", "next week")
     assert done.returncode != 0
-    assert "--as-of takes a date" in done.stderr
+    assert "argument --as-of: 'next week' is not a date; use YYYY-MM-DD" in done.stderr

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.console.status import party_status
+from gateway.cli.status import party_status
 from gateway.retour_deadlines import OverdueNotices, retour_deadlines
 from tests.integration.conftest import START, Harness, example
 

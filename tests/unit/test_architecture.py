@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,12 +62,12 @@ def test_core_depends_only_on_core(module: Path) -> None:
 
 
 # The command line is the outermost layer: its commands build the application to act on it.
-COMMAND_LINE = {"gateway/app.py", "gateway/cli.py", "gateway/cli_daemon.py", "gateway/__main__.py"}
+COMMAND_LINE = {"gateway/app.py", "gateway/__main__.py"}
 
 
 def _is_command_line(path: Path) -> bool:
     relative = path.relative_to(REPO).as_posix()
-    return relative in COMMAND_LINE or relative.startswith("gateway/console/")
+    return relative in COMMAND_LINE or relative.startswith("gateway/cli/")
 
 
 def test_nothing_but_the_command_line_imports_the_composition_root() -> None:
@@ -76,3 +78,79 @@ def test_nothing_but_the_command_line_imports_the_composition_root() -> None:
         if not _is_command_line(p) and "gateway.app" in _imported_modules(p)
     ]
     assert offenders == []
+
+
+CLI = REPO / "gateway" / "cli"
+
+
+def _module_name(path: Path) -> str:
+    name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def test_nothing_imports_the_command_line() -> None:
+    """The command line is the outermost layer: only ``python -m gateway`` imports it."""
+    offenders = [
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "gateway").rglob("*.py")
+        if not p.is_relative_to(CLI)
+        and p.name != "__main__.py"
+        and any(m == "gateway.cli" or m.startswith("gateway.cli.") for m in _imported_modules(p))
+    ]
+    assert offenders == []
+
+
+def test_command_modules_import_no_cycle() -> None:
+    """No command module imports, even inside a function, one that imports it back.
+
+    Only ``gateway/cli/__init__.py`` (the parser) imports the command modules; they share
+    :mod:`gateway.cli.common` and never reach back for the parser.
+    """
+    edges = {
+        _module_name(p): {m for m in _imported_modules(p) if m.startswith("gateway.cli")}
+        for p in CLI.glob("*.py")
+    }
+    assert {name for name, imports in edges.items() if "gateway.cli" in imports} == set()
+    assert {m for imports in edges.values() for m in imports} <= set(edges)
+    for name, imports in edges.items():
+        for imported in imports:
+            assert name not in edges[imported], f"{name} <-> {imported}"
+            assert not (edges[imported] - {"gateway.cli.common"}), imported
+
+
+# What `gateway --help` must not pay for: each command imports these when it runs.
+HEAVY_FOR_THE_PARSER = (
+    "sqlalchemy",
+    "sqlmodel",
+    "pydantic",
+    "aiohttp",
+    "structlog",
+    "apscheduler",
+    "lxml",
+    "xmlschema",
+    "asyncio",
+    "gateway.app",
+    "gateway.config",
+    "gateway.service",
+    "gateway.store",
+    "gateway.schemas",
+    "gateway.mapping_files",
+    "gateway.core.rules",
+)
+
+
+def test_building_the_parser_imports_nothing_heavy() -> None:
+    """``gateway --help`` answers fast because the parser is built from light modules only."""
+    script = (
+        "import sys\n"
+        "from gateway.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "print('\\n'.join(sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    heavy = sorted(
+        m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY_FOR_THE_PARSER)
+    )
+    assert heavy == []

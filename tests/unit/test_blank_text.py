@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.console.show import masked_xml
+from gateway.cli.show import masked_xml
 from gateway.core import xmlsafe
 from gateway.core.document import MessageDocument
 from gateway.core.report import Level, ValidationReport

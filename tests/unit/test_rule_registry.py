@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.cli.rules import files_mentioning, markdown_table
 from gateway.core.catalogue import ALL_TYPES
 from gateway.core.rules import REGISTRY, RuleLevel
-from gateway.rules_cli import files_mentioning, markdown_table
 from tests.paths import REPO
 
 # Spec §7, level X, as listed in the message-core issue (ranges written out).

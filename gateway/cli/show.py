@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lxml import etree
-
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     ConsoleError,
     Subparsers,
@@ -23,12 +21,12 @@ from gateway.console.common import (
     when,
     with_operator,
 )
-from gateway.core.document import findall, text
-from gateway.core.privacy import mask_bsn, mask_free_text, masked_copy
-from gateway.core.xmlsafe import parse_safely
-from gateway.store.base import KeyKind
-from gateway.store.sql import SqlStore
 from gateway.terminal import style
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+    from gateway.store.sql import SqlStore
 
 EXAMPLES = """
   gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC            # header, history, findings, related
@@ -40,6 +38,10 @@ EXAMPLES = """
 
 def header_summary(raw: bytes | None) -> dict[str, Any]:
     """Header fields and a masked view of the clients: nothing that identifies a person."""
+    from gateway.core.document import text
+    from gateway.core.privacy import mask_bsn
+    from gateway.core.xmlsafe import parse_safely
+
     if raw is None:
         return {"purged": True}
     parsed = parse_safely(raw)
@@ -58,6 +60,8 @@ def header_summary(raw: bytes | None) -> dict[str, Any]:
 
 
 def _period(root: etree._Element) -> str | None:
+    from gateway.core.document import findall, text
+
     periods = findall(root, "Declaratie/DeclaratiePeriode")
     if not periods:
         return None
@@ -66,6 +70,9 @@ def _period(root: etree._Element) -> str | None:
 
 def gather(store: SqlStore, message_id: str) -> dict[str, Any]:
     """The whole picture of one message as JSON-ready data."""
+    from gateway.core.privacy import mask_free_text
+    from gateway.store.base import KeyKind
+
     msg = store.get(message_id)
     if msg is None:
         raise ConsoleError(
@@ -193,6 +200,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def masked_xml(raw: bytes) -> str:
     """The message with every BSN masked (anything nine-digit when it cannot be parsed)."""
+    from lxml import etree
+
+    from gateway.core.privacy import mask_free_text, masked_copy
+    from gateway.core.xmlsafe import parse_safely
+
     parsed = parse_safely(raw)
     if parsed.tree is None:
         return mask_free_text(raw.decode("utf-8", "replace"))

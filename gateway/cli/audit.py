@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     add_command,
+    moment,
     open_store,
     parse_moment,
     print_json,
@@ -16,8 +18,9 @@ from gateway.console.common import (
     settings_of,
     when,
 )
-from gateway.core.privacy import mask_free_text
-from gateway.store.base import AuditQuery
+
+if TYPE_CHECKING:
+    pass
 
 EXAMPLES = """
   gateway audit                                  # the latest 50 operator actions
@@ -29,6 +32,9 @@ EXAMPLES = """
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """List recorded operator actions, newest first."""
+    from gateway.core.privacy import mask_free_text
+    from gateway.store.base import AuditQuery
+
     settings = settings_of(args)
     query = AuditQuery(
         target=args.target,
@@ -84,7 +90,9 @@ def add_audit_command(subparsers: Subparsers) -> None:
     cmd.add_argument("--target", help="a message id, party id or 'payloads'")
     cmd.add_argument("--actor", help="e.g. operator:anna")
     cmd.add_argument("--action", help="retry, hold, release, cancel, replay, reveal, purge, ...")
-    cmd.add_argument("--since", metavar="WHEN", help="at or after (date, time, 7d, 24h)")
+    cmd.add_argument(
+        "--since", type=moment, metavar="WHEN", help="at or after (date, time, 7d, 24h)"
+    )
     cmd.add_argument("--before", type=int, metavar="N", help="entries before number N (paging)")
     cmd.add_argument("--limit", type=int, default=50, help="rows (default 50)")
     cmd.add_argument("--json", action="store_true", help="JSON for scripts")

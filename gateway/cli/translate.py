@@ -7,12 +7,15 @@ that starts a conversation. The daemon uses its persistent ledger instead.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.console.common import (
+from gateway.cli.common import (
+    add_group,
     config_option,
+    iso_date,
+    moment,
     open_store,
     operator_name,
     parse_moment,
@@ -23,12 +26,10 @@ from gateway.console.common import (
     when,
     with_operator,
 )
-from gateway.contracts import check_contract_table, contract_files
 from gateway.core.errors import GatewayError
-from gateway.core.ledger import InMemoryLedger
-from gateway.core.mapping_tables import MappingTable
-from gateway.core.translation import translate
-from gateway.mapping_files import SHIPPED_MAPPINGS, check_mappings, load_mappings
+
+if TYPE_CHECKING:
+    from gateway.core.mapping_tables import MappingTable
 
 EXIT_OK, EXIT_DECISION, EXIT_USAGE = 0, 1, 2
 
@@ -38,6 +39,12 @@ examples:
   gateway translate jw305.xml --to legacy --gemeente 0193 --date 2018-03-01
 exit status: 0 translated (or nothing to do), 1 something needs a mapping decision (nothing is
 printed on stdout then), 2 usage or I/O error.
+"""
+
+CHECK_EXAMPLES = """\
+examples:
+  gateway mappings check                         the shipped mappings/
+  gateway mappings check --mappings /etc/gateway/mappings
 """
 
 EXPLAIN_EXAMPLES = """\
@@ -63,7 +70,7 @@ def add_translate_commands(
     cmd.add_argument("--to", required=True, dest="generation", metavar="GENERATION")
     cmd.add_argument(
         "--date",
-        type=_date,
+        type=iso_date,
         metavar="YYYY-MM-DD",
         help="date for elements without one (default: the message's Dagtekening)",
     )
@@ -75,21 +82,31 @@ def add_translate_commands(
     _mappings_option(cmd)
     cmd.set_defaults(func=run_translate)
 
-    mappings = subparsers.add_parser(
-        "mappings", help="check or explain the product-code mapping tables"
+    sub = add_group(
+        subparsers,
+        "mappings",
+        "check, explain or decide product-code mappings; list what traffic needed",
+        "  gateway mappings check\n"
+        "  gateway mappings explain 45A48 --gemeente 0193 --date 2018-02-01",
+        dest="mappings_command",
+        metavar="SUBCOMMAND",
     )
-    sub = mappings.add_subparsers(dest="mappings_command", metavar="SUBCOMMAND", required=True)
     check = sub.add_parser(
         "check",
         help="load the mapping tables strictly and report every problem",
-        description="Exit 0 with a summary when the tables load, 2 with every problem "
-        "(file:line: message) when they do not.",
+        description="Load the mapping tables (and contract tariffs) as the daemon does. Exit 0 "
+        "with a summary when they load, 2 with every problem (file:line: message) when they "
+        "do not.",
+        epilog=CHECK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _mappings_option(check)
     check.set_defaults(func=run_check)
     explain = sub.add_parser(
         "explain",
         help="show every mapping row for a code and whether it applies",
+        description="Show every mapping row that mentions CODE and whether it applies to the "
+        "gemeente on the date, with the reason when it does not.",
         epilog=EXPLAIN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -98,7 +115,7 @@ def add_translate_commands(
     explain.add_argument(
         "--date",
         required=True,
-        type=_date,
+        type=iso_date,
         metavar="YYYY-MM-DD",
         help="start date of the allocation",
     )
@@ -159,7 +176,9 @@ def _add_daemon_subcommands(
         epilog=COVERAGE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    coverage.add_argument("--since", metavar="WHEN", help="received since (date, 7d, 24h)")
+    coverage.add_argument(
+        "--since", type=moment, metavar="WHEN", help="received since (date, 7d, 24h)"
+    )
     coverage.add_argument("--json", action="store_true", help="JSON for scripts")
     config_option(coverage)
     coverage.set_defaults(func=run_coverage)
@@ -169,22 +188,19 @@ def _mappings_option(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--mappings",
         type=Path,
-        default=SHIPPED_MAPPINGS,
+        default=None,
         metavar="DIR",
         help="mapping folder (default: the shipped mappings/)",
     )
 
 
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
-
-
 def run_translate(args: argparse.Namespace) -> int:
     """``gateway translate``."""
-    table = load_mappings(args.mappings)
+    from gateway.core.ledger import InMemoryLedger
+    from gateway.core.translation import translate
+    from gateway.mapping_files import SHIPPED_MAPPINGS, load_mappings
+
+    table = load_mappings(args.mappings or SHIPPED_MAPPINGS)
     try:
         raw = args.file.read_bytes()
     except OSError as exc:
@@ -222,16 +238,20 @@ def run_translate(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """``gateway mappings check``."""
-    table, problems = check_mappings(args.mappings)
-    contracts = contract_files(args.mappings)
+    from gateway.contracts import check_contract_table, contract_files
+    from gateway.mapping_files import SHIPPED_MAPPINGS, check_mappings
+
+    folder = args.mappings or SHIPPED_MAPPINGS
+    table, problems = check_mappings(folder)
+    contracts = contract_files(folder)
     for path in contracts:
-        problems += check_contract_table(path, args.mappings)[1]
+        problems += check_contract_table(path, folder)[1]
     if problems or table is None:
         for problem in problems:
             print(str(problem), file=sys.stderr)
-        print(f"{len(problems)} problem(s) in {args.mappings}", file=sys.stderr)
+        print(f"{len(problems)} problem(s) in {folder}", file=sys.stderr)
         return EXIT_USAGE
-    _print_summary(table, args.mappings)
+    _print_summary(table, folder)
     for path in contracts:
         print(f"  contracts {path.name}: ok")
     return EXIT_OK
@@ -259,7 +279,9 @@ def _print_summary(table: MappingTable, folder: Path) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     """``gateway mappings explain``."""
-    table = load_mappings(args.mappings)
+    from gateway.mapping_files import SHIPPED_MAPPINGS, load_mappings
+
+    table = load_mappings(args.mappings or SHIPPED_MAPPINGS)
     found = table.explain(args.code, args.gemeente, args.date, args.category)
     for name, generation in sorted(table.generations.items()):
         categories = generation.codes.categories_of(args.code)
@@ -285,7 +307,7 @@ def run_explain(args: argparse.Namespace) -> int:
 def run_decide(args: argparse.Namespace) -> int:
     """``gateway mappings decide``."""
     # Imported on use: it pulls in every rule module, which the table commands never need.
-    from gateway.translator import decide_mapping  # noqa: PLC0415
+    from gateway.translator import decide_mapping
 
     reason = require_reason(args, "a mapping decision")
     outcome = with_operator(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     add_command,
     add_filter_arguments,
+    add_group,
     message_json,
     open_store,
     print_json,
@@ -18,7 +20,9 @@ from gateway.console.common import (
     settings_of,
     when,
 )
-from gateway.store.base import SearchPage
+
+if TYPE_CHECKING:
+    from gateway.store.base import SearchPage
 
 EXAMPLES = """
   gateway messages                                   # the newest 50 messages
@@ -106,8 +110,14 @@ def add_search_commands(subparsers: Subparsers) -> None:
     cmd.add_argument("--json", action="store_true", help="JSON for scripts")
     cmd.set_defaults(func=cmd_messages)
 
-    outbox = subparsers.add_parser("outbox", help="(older name) list waiting messages")
-    actions = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    actions = add_group(
+        subparsers,
+        "outbox",
+        "(older name) list waiting messages",
+        "  gateway outbox list --state held",
+        dest="outbox_command",
+        metavar="ACTION",
+    )
     cmd = add_command(
         actions,
         "list",

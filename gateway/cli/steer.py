@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     ConsoleError,
     Subparsers,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     add_command,
@@ -27,7 +27,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     retention = settings.retention
     reason = None if args.dry_run else require_reason(args, "purge")
-    from gateway.operator import retention_cutoffs  # noqa: PLC0415  (see with_operator)
+    from gateway.operator import retention_cutoffs
 
     cutoffs = retention_cutoffs(retention, dt.datetime.now(dt.UTC))
     result = with_operator(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.console.common import EXIT_OK, Subparsers, config_option
+from gateway.cli.common import EXIT_OK, Subparsers, config_option
 
 EXAMPLES = """
   gateway completion bash > /etc/bash_completion.d/gateway
@@ -63,18 +63,19 @@ complete -F _gateway gateway
 
 def cmd_completion(args: argparse.Namespace) -> int:
     """Print the completion script for the asked shell."""
-    # gateway.cli imports this module to register the command, so import it when run.
-    from gateway.cli import build_parser  # noqa: PLC0415
-
-    script = bash_script(build_parser())
+    script = bash_script(args.root_parser)
     if args.shell == "zsh":
         script = "autoload -U +X bashcompinit && bashcompinit\n" + script
     print(script, end="")
     return EXIT_OK
 
 
-def add_completion_command(subparsers: Subparsers) -> None:
-    """Register ``completion``."""
+def add_completion_command(subparsers: Subparsers, root: argparse.ArgumentParser) -> None:
+    """Register ``completion``; its script describes ``root``, the whole ``gateway`` parser.
+
+    The parser is handed in (rather than built again here) so that this module does not
+    import :mod:`gateway.cli`, which imports it.
+    """
     cmd = subparsers.add_parser(
         "completion",
         help="print a shell completion script",
@@ -84,4 +85,4 @@ def add_completion_command(subparsers: Subparsers) -> None:
     )
     cmd.add_argument("shell", choices=["bash", "zsh"], help="the shell")
     config_option(cmd)  # accepted (and ignored) so every command takes --config
-    cmd.set_defaults(func=cmd_completion)
+    cmd.set_defaults(func=cmd_completion, root_parser=root)

@@ -2,16 +2,16 @@
 
 Read-only commands open only the store (fast, no schemas). Steering commands build the whole
 gateway so that every move goes through the service and :class:`gateway.operator.Operator`.
+Building the parser imports nothing heavy: the store, the configuration and lxml are imported
+by the functions that use them, when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import getpass
 import json
-import logging
 import os
 import re
 import sys
@@ -20,17 +20,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeAlias, TypeVar
 
-from gateway.config import Settings, check_paths, load_config
+from gateway.core.catalogue import ALL_TYPES
 from gateway.core.errors import ConfigError, GatewayError
 from gateway.core.model import Direction, Message, State
-from gateway.core.privacy import client_key, mask_bsn
-from gateway.logs import configure_logging
-from gateway.store.base import SearchQuery
-from gateway.store.sql import SqlStore
 from gateway.terminal import style
 
 if TYPE_CHECKING:
+    from gateway.config import Settings
     from gateway.operator import Operator
+    from gateway.store.base import SearchQuery
+    from gateway.store.sql import SqlStore
 
 CONFIG_ENV = "GATEWAY_CONFIG"
 EXIT_OK = 0
@@ -69,6 +68,20 @@ def add_command(
     return parser
 
 
+def add_group(
+    subparsers: Subparsers, name: str, summary: str, examples: str, *, dest: str, metavar: str
+) -> Subparsers:
+    """A command with subcommands of its own (``mappings check``): its subparsers."""
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog="examples:\n" + examples.strip("\n"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser.add_subparsers(dest=dest, metavar=metavar, required=True)
+
+
 def config_option(parser: argparse.ArgumentParser) -> None:
     """``--config PATH`` (default ``$GATEWAY_CONFIG`` or ``./config.toml``)."""
     parser.add_argument(
@@ -82,6 +95,8 @@ def config_option(parser: argparse.ArgumentParser) -> None:
 
 def settings_of(args: argparse.Namespace) -> Settings:
     """Load and check the configuration named by ``--config``."""
+    from gateway.config import check_paths, load_config
+
     path = args.config or Path(os.environ.get(CONFIG_ENV, "config.toml"))
     settings = load_config(path, os.environ)
     problems = check_paths(settings)
@@ -101,6 +116,8 @@ def operator_name() -> str:
 @contextmanager
 def open_store(settings: Settings) -> Iterator[SqlStore]:
     """The migrated store of ``settings``, closed afterwards."""
+    from gateway.store.sql import SqlStore
+
     store = SqlStore(settings.store_url)
     try:
         store.migrate()
@@ -111,13 +128,18 @@ def open_store(settings: Settings) -> Iterator[SqlStore]:
 
 def with_operator(args: argparse.Namespace, action: Callable[[Operator], Awaitable[T]]) -> T:
     """Build the gateway and run ``action(operator)`` on an event loop."""
+    # Imported on use: the composition root pulls in aiohttp and the scheduler, which the
+    # read-only commands never need (it keeps their start-up fast).
+    import asyncio
+    import logging
+
+    from gateway.app import build_app
+    from gateway.logs import configure_logging
+    from gateway.operator import Operator
+
     # Moves are recorded in the history and the audit trail; the console prints its own
     # summary, so only warnings of the service reach stderr.
     configure_logging(level=logging.WARNING)
-    # Imported on use: the composition root pulls in aiohttp and the scheduler, which the
-    # read-only commands never need (it keeps their start-up fast).
-    from gateway.app import build_app  # noqa: PLC0415
-    from gateway.operator import Operator  # noqa: PLC0415
 
     gateway = build_app(settings_of(args))
 
@@ -136,23 +158,70 @@ def with_operator(args: argparse.Namespace, action: Callable[[Operator], Awaitab
 
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DAY_WORDS = {"today": 0, "yesterday": 1}
+MOMENT_FORMATS = (
+    "a date (2025-03-01), a time (2025-03-01T09:30), today, yesterday, "
+    "or an age such as 30m, 24h, 7d or 2w"
+)
 
 
 def parse_moment(value: str, now: dt.datetime | None = None) -> dt.datetime:
-    """``2025-03-01``, ``2025-03-01T09:30``, or relative ``30m``/``24h``/``7d``/``2w`` ago."""
+    """A moment in UTC from one of :data:`MOMENT_FORMATS`.
+
+    Dates and times without an offset are UTC; ``today`` and ``yesterday`` are the start of
+    that UTC day (the same as typing its date); an age counts back from now.
+    """
     now = now or dt.datetime.now(dt.UTC)
-    relative = _RELATIVE.match(value.strip())
+    word = value.strip().lower()
+    if word in _DAY_WORDS:
+        day = now.astimezone(dt.UTC).date() - dt.timedelta(days=_DAY_WORDS[word])
+        return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    relative = _RELATIVE.match(word)
     if relative:
         amount, unit = int(relative.group(1)), _UNITS[relative.group(2)]
         return now - dt.timedelta(**{unit: amount})
     try:
         parsed = dt.datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise ConsoleError(
-            f"cannot read the time {value!r}; use a date (2025-03-01), a time "
-            "(2025-03-01T09:30) or an age such as 24h or 7d"
-        ) from exc
+    except ValueError:
+        raise ConsoleError(f"cannot read the time {value!r}; use {MOMENT_FORMATS}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def moment(value: str) -> str:
+    """Argument type of ``--since``/``--until``: refuses what :func:`parse_moment` cannot read.
+
+    The text is kept (and read again when the query is built) so that the audit trail shows
+    what the operator typed.
+    """
+    try:
+        parse_moment(value)
+    except ConsoleError:
+        raise argparse.ArgumentTypeError(
+            f"cannot read the time {value!r}; use {MOMENT_FORMATS}"
+        ) from None
+    return value
+
+
+def iso_date(value: str) -> dt.date:
+    """Argument type of options that take a calendar date."""
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2025-03-01"
+        ) from None
+
+
+def message_type(value: str) -> str:
+    """Argument type of ``--type``: one of the iJw message types, as ``JW315`` or ``315``."""
+    wanted = value.strip().upper()
+    if wanted.isdigit():
+        wanted = "JW" + wanted
+    if wanted not in ALL_TYPES:
+        raise argparse.ArgumentTypeError(
+            f"unknown message type {value!r}; known types: {', '.join(sorted(ALL_TYPES))}"
+        )
+    return wanted
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
@@ -166,15 +235,21 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[d.value for d in Direction],
         help="inbound (sent by a party) or generated (a retour made by the gateway)",
     )
-    group.add_argument("--type", dest="message_type", metavar="JWnnn", help="message type")
+    group.add_argument(
+        "--type", dest="message_type", type=message_type, metavar="JWnnn", help="message type"
+    )
     group.add_argument(
         "--state",
         action="append",
         choices=[s.value for s in State],
         help="state (repeat for several)",
     )
-    group.add_argument("--since", metavar="WHEN", help="arrived at or after (date, time, 7d, 24h)")
-    group.add_argument("--until", metavar="WHEN", help="arrived before (date, time, 7d, 24h)")
+    group.add_argument(
+        "--since", type=moment, metavar="WHEN", help="arrived at or after (date, time, 7d, 24h)"
+    )
+    group.add_argument(
+        "--until", type=moment, metavar="WHEN", help="arrived before (date, time, 7d, 24h)"
+    )
     group.add_argument("--bericht-id", metavar="ID", help="BerichtIdentificatie/Identificatie")
     group.add_argument("--toewijzing", metavar="NR", help="ToewijzingNummer in the message")
     group.add_argument("--declaratie", metavar="NR", help="DeclaratieNummer in the message")
@@ -214,6 +289,9 @@ def query_from(
     cursor: str | None = None,
 ) -> SearchQuery:
     """The :class:`SearchQuery` for the filter arguments."""
+    from gateway.core.privacy import client_key
+    from gateway.store.base import SearchQuery
+
     key = None
     if args.bsn:
         bsn = args.bsn.strip()
@@ -242,6 +320,8 @@ def query_from(
 
 def describe_filters(args: argparse.Namespace) -> str:
     """The filters in words, for confirmations and the audit trail (BSN masked)."""
+    from gateway.core.privacy import mask_bsn
+
     parts = []
     for name, label in (
         ("party", "party"),

@@ -11,24 +11,25 @@ import csv
 import datetime as dt
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     ConsoleError,
     Subparsers,
     add_command,
+    add_group,
     open_store,
     print_json,
     render_table,
     settings_of,
     when,
 )
-from gateway.core.document import findall, text
 from gateway.core.model import Message, State
-from gateway.core.xmlsafe import parse_safely
-from gateway.store.base import SearchQuery
 from gateway.terminal import Progress
+
+if TYPE_CHECKING:
+    pass
 
 EXAMPLES = """
   gateway report held --party kompas                  # table on the terminal
@@ -50,6 +51,9 @@ class Declaration:
 
 def declaration_of(raw: bytes | None) -> Declaration | None:
     """DeclaratieNummer, the month the declared period starts in, and the signed total."""
+    from gateway.core.document import findall, text
+    from gateway.core.xmlsafe import parse_safely
+
     if raw is None:
         return None
     parsed = parse_safely(raw)
@@ -82,6 +86,8 @@ def euros(cents: int) -> str:
 
 def cmd_report_held(args: argparse.Namespace) -> int:
     """List the messages waiting for a party and total its JW323 declarations per month."""
+    from gateway.store.base import SearchQuery
+
     settings = settings_of(args)
     if args.party not in {p.id for p in settings.parties}:
         known = ", ".join(p.id for p in settings.parties)
@@ -229,8 +235,14 @@ def when_iso(value: str) -> str:
 
 def add_report_commands(subparsers: Subparsers) -> None:
     """Register ``report held``."""
-    report = subparsers.add_parser("report", help="reports for settling by hand")
-    kinds = report.add_subparsers(dest="report_command", metavar="REPORT", required=True)
+    kinds = add_group(
+        subparsers,
+        "report",
+        "reports for settling by hand",
+        "  gateway report held --party kompas --format csv > kompas.csv",
+        dest="report_command",
+        metavar="REPORT",
+    )
     cmd = add_command(
         kinds, "held", "what waits for a party, with JW323 totals per month", EXAMPLES
     )

@@ -6,10 +6,9 @@ import argparse
 import datetime as dt
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import Settings
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     add_command,
@@ -22,9 +21,11 @@ from gateway.console.common import (
     when,
 )
 from gateway.core.model import State
-from gateway.retour_deadlines import overdue_by_party, retour_deadlines
-from gateway.store.sql import SqlStore
 from gateway.terminal import style
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.store.sql import SqlStore
 
 EXAMPLES = """
   gateway status                     # readiness, queue, oldest, dead, last delivery, overdue
@@ -35,6 +36,8 @@ EXAMPLES = """
 
 def party_status(settings: Settings, store: SqlStore, now: dt.datetime) -> list[dict[str, Any]]:
     """One row per configured party (and per unknown recipient still in the store)."""
+    from gateway.retour_deadlines import overdue_by_party, retour_deadlines
+
     counts = store.counts_by_party()
     oldest = store.oldest_waiting()
     last = store.last_delivered()

@@ -10,20 +10,20 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from gateway.cli.common import add_group, iso_date
 from gateway.core.catalogue import MESSAGE_KINDS
 from gateway.core.errors import GatewayError
-from gateway.core.report import Level, ValidationReport
-from gateway.core.retour import RetourIdentity, build_retour, retour_type_for
-from gateway.core.rules import RuleContext
-from gateway.core.schemaset import SchemaSet
-from gateway.core.validate import validate
-from gateway.core.xmlsafe import DEFAULT_MAX_BYTES
-from gateway.schemas import check_folder, load_schema_set
+from gateway.core.report import Level
 from gateway.terminal import Progress, style
 
-SHIPPED_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "ijw-3.2"
+if TYPE_CHECKING:
+    from gateway.core.report import ValidationReport
+    from gateway.core.rules import RuleContext
+    from gateway.core.schemaset import SchemaSet
+
+SHIPPED_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "ijw-3.2"
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -48,23 +48,43 @@ def add_validate_command(subparsers: argparse._SubParsersAction[argparse.Argumen
     )
     cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     cmd.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    cmd.add_argument("--retour-dir", type=Path, metavar="DIR",
-                     help="write the retour message of each original message into DIR")
-    cmd.add_argument("--schemas", type=Path, action="append", metavar="DIR",
-                     help="schema folder to use (repeatable; default: the shipped iJw 3.2 schemas)")
-    cmd.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
-                     help="size limit per message (default 25 MB)")
-    cmd.add_argument("--today", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
-                     help="also check, as a receiver would on that date, that no Dagtekening "
-                     "lies in the future (TR135); without it only the official in-message "
-                     "layers run")
+    cmd.add_argument(
+        "--retour-dir",
+        type=Path,
+        metavar="DIR",
+        help="write the retour message of each original message into DIR",
+    )
+    cmd.add_argument(
+        "--schemas",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="schema folder to use (repeatable; default: the shipped iJw 3.2 schemas)",
+    )
+    cmd.add_argument(
+        "--max-bytes", type=int, default=None, help="size limit per message (default 25 MB)"
+    )
+    cmd.add_argument(
+        "--today",
+        type=iso_date,
+        metavar="YYYY-MM-DD",
+        help="also check, as a receiver would on that date, that no Dagtekening "
+        "lies in the future (TR135); without it only the official in-message "
+        "layers run",
+    )
     cmd.set_defaults(func=run_validate)
 
 
 def add_schema_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``gateway schemas check``."""
-    schemas = subparsers.add_parser("schemas", help="inspect schema folders")
-    sub = schemas.add_subparsers(dest="schemas_command", metavar="SUBCOMMAND", required=True)
+    sub = add_group(
+        subparsers,
+        "schemas",
+        "inspect schema folders",
+        "  gateway schemas check ~/Downloads/ijw-3.2-xsd/",
+        dest="schemas_command",
+        metavar="SUBCOMMAND",
+    )
     check = sub.add_parser(
         "check",
         help="report whether a schema folder loads",
@@ -79,15 +99,21 @@ def add_schema_commands(subparsers: argparse._SubParsersAction[argparse.Argument
 
 def run_schemas_check(args: argparse.Namespace) -> int:
     """Print what a schema folder holds; exit 1 when anything fails to load."""
+    from gateway.schemas import check_folder
+
     report = check_folder(args.folder)
     for schema in sorted(report.loaded, key=lambda s: s.message_type):
-        print(f"  ok  {schema.message_type}  release {schema.release}  BerichtCode "
-              f"{schema.berichtcode}  {schema.source.name}")
+        print(
+            f"  ok  {schema.message_type}  release {schema.release}  BerichtCode "
+            f"{schema.berichtcode}  {schema.source.name}"
+        )
     for problem in report.problems:
         print(f"  !!  {problem}")
     verdict = "loads" if report.ok else "does not load"
-    print(f"{args.folder}: {verdict} ({len(report.loaded)} message schemas, "
-          f"{len(report.problems)} problems)")
+    print(
+        f"{args.folder}: {verdict} ({len(report.loaded)} message schemas, "
+        f"{len(report.problems)} problems)"
+    )
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
@@ -108,12 +134,19 @@ def _expand(paths: list[Path]) -> Iterator[Path | _Unreadable]:
 
 
 def _schema_set(args: argparse.Namespace) -> SchemaSet:
+    from gateway.schemas import load_schema_set
+
     folders = args.schemas or [SHIPPED_SCHEMAS]
     return load_schema_set(folders)
 
 
 def run_validate(args: argparse.Namespace) -> int:
     """Validate every file; stream one result per file so 10,000 files stay cheap."""
+    from gateway.core.rules import RuleContext
+    from gateway.core.validate import validate
+    from gateway.core.xmlsafe import DEFAULT_MAX_BYTES
+
+    max_bytes = args.max_bytes or DEFAULT_MAX_BYTES
     schemas = _schema_set(args)
     # Without --today the verdict is the official validation's (XSD + in-message rules);
     # TR135 needs the receiver's system date, which a file on disk does not have.
@@ -135,7 +168,7 @@ def run_validate(args: argparse.Namespace) -> int:
             any_unreadable = True
             _print_unreadable(_Unreadable(item, exc.strerror or str(exc)), args.json, out)
             continue
-        report = validate(raw, schemas, context, max_bytes=args.max_bytes)
+        report = validate(raw, schemas, context, max_bytes=max_bytes)
         any_findings |= not report.ok
         if retour_writer is not None:
             retour_writer.write(item, report)
@@ -158,8 +191,14 @@ def _print_unreadable(item: _Unreadable, as_json: bool, out: TextIO) -> None:
     print(f"gateway validate: {item.path}: {item.reason}", file=sys.stderr)
 
 
-_LEVEL_STYLE = {Level.OK: "green", Level.RULES: "yellow", Level.STATE: "yellow",
-                Level.EXTERNAL: "yellow", Level.XSD: "red", Level.MALFORMED: "red"}
+_LEVEL_STYLE = {
+    Level.OK: "green",
+    Level.RULES: "yellow",
+    Level.STATE: "yellow",
+    Level.EXTERNAL: "yellow",
+    Level.XSD: "red",
+    Level.MALFORMED: "red",
+}
 
 
 def _print_table_row(path: Path, report: ValidationReport, out: TextIO) -> None:
@@ -191,6 +230,8 @@ class _RetourWriter:
             raise GatewayError(f"cannot create retour folder {folder}: {exc}") from exc
 
     def write(self, source: Path, report: ValidationReport) -> None:
+        from gateway.core.retour import RetourIdentity, build_retour, retour_type_for
+
         doc = report.document
         if doc is None or report.level in (Level.MALFORMED, Level.XSD):
             return  # the standard answers these through the transport, not with a retour

@@ -11,26 +11,26 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
-    ConsoleError,
     Subparsers,
     add_command,
     colour_enabled,
+    iso_date,
     open_store,
     print_json,
     render_table,
     settings_of,
 )
-from gateway.core.deadlines import DUTCH_TIME, dutch_day
-from gateway.retour_deadlines import (
-    RequestDeadline,
-    RetourDeadline,
-    request_deadlines,
-    retour_deadlines,
-)
 from gateway.terminal import style
+
+if TYPE_CHECKING:
+    from gateway.retour_deadlines import (
+        RequestDeadline,
+        RetourDeadline,
+    )
 
 EXAMPLES = """
   gateway deadlines                      # originals waiting for a retour, requests for an answer
@@ -40,19 +40,20 @@ EXAMPLES = """
 """
 
 
-def _as_of(value: str | None) -> dt.datetime:
-    if value is None:
+def _as_of(day: dt.date | None) -> dt.datetime:
+    from gateway.core.deadlines import DUTCH_TIME
+
+    if day is None:
         return dt.datetime.now(dt.UTC)
-    try:
-        day = dt.date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise ConsoleError(f"--as-of takes a date such as 2026-06-01, not {value!r}") from exc
     # Midday Dutch time: the moment lies on that Dutch day whatever the UTC offset.
     return dt.datetime.combine(day, dt.time(12), tzinfo=DUTCH_TIME)
 
 
 def cmd_deadlines(args: argparse.Namespace) -> int:
     """List originals waiting for their retour (or JW325), with due dates."""
+    from gateway.core.deadlines import dutch_day
+    from gateway.retour_deadlines import request_deadlines, retour_deadlines
+
     settings = settings_of(args)
     now = _as_of(args.as_of)
     today = dutch_day(now)
@@ -149,7 +150,10 @@ def add_deadlines_command(subparsers: Subparsers) -> None:
     cmd.add_argument("--overdue", action="store_true", help="only those past their due date")
     cmd.add_argument("--party", help="sent by or addressed to this party id")
     cmd.add_argument(
-        "--as-of", metavar="DATE", help="judge on this day instead of today (YYYY-MM-DD)"
+        "--as-of",
+        type=iso_date,
+        metavar="DATE",
+        help="judge on this day instead of today (YYYY-MM-DD)",
     )
     cmd.add_argument("--json", action="store_true", help="JSON for scripts")
     cmd.set_defaults(func=cmd_deadlines)

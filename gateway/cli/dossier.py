@@ -12,9 +12,9 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.console.common import (
+from gateway.cli.common import (
     EXIT_OK,
     ConsoleError,
     Subparsers,
@@ -28,9 +28,10 @@ from gateway.console.common import (
 )
 from gateway.core.catalogue import MESSAGE_KINDS
 from gateway.core.model import Message
-from gateway.core.privacy import client_key, mask_bsn
-from gateway.store.base import KeyKind, SearchQuery
-from gateway.store.sql import SqlStore
+
+if TYPE_CHECKING:
+    from gateway.store.base import SearchQuery
+    from gateway.store.sql import SqlStore
 
 EXAMPLES = """
   gateway dossier --toewijzing 300201                  # an allocation's chain, every gemeente
@@ -80,6 +81,8 @@ class ChainItem:
 
 def client_key_of(value: str) -> tuple[str, str]:
     """(client key, how to show the client) for a BSN or a 16-hex client key."""
+    from gateway.core.privacy import client_key, mask_bsn
+
     text = value.strip()
     if len(text) == 9 and text.isdigit():
         return client_key(text), mask_bsn(text)
@@ -90,6 +93,8 @@ def client_key_of(value: str) -> tuple[str, str]:
 
 def chain(store: SqlStore, query: SearchQuery, limit: int) -> list[ChainItem]:
     """The messages matching ``query`` (oldest first, at most ``limit``) as chain items."""
+    from gateway.store.base import KeyKind, SearchQuery
+
     messages: list[Message] = []
     cursor: str | None = None
     while len(messages) < limit:
@@ -119,6 +124,8 @@ def chain(store: SqlStore, query: SearchQuery, limit: int) -> list[ChainItem]:
 
 def cmd_dossier(args: argparse.Namespace) -> int:
     """Show a client's or an allocation's chain of messages."""
+    from gateway.store.base import SearchQuery
+
     settings = settings_of(args)
     party = None
     if args.gemeente is not None:

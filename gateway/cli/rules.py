@@ -7,13 +7,17 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.core.rules import REGISTRY, Rule, RuleLevel
+if TYPE_CHECKING:
+    from gateway.core.rules import Rule
 
-_LEVEL_NAMES = {
-    RuleLevel.IN_MESSAGE: "X (in-message)",
-    RuleLevel.CROSS_MESSAGE: "B (cross-message)",
-    RuleLevel.EXTERNAL: "E (external list)",
+# Keyed by RuleLevel's values: importing the registry to build the parser would cost every
+# command its start-up time (tests/unit/test_cli_parser.py checks the two agree).
+LEVEL_NAMES = {
+    "X": "X (in-message)",
+    "B": "B (cross-message)",
+    "E": "E (external list)",
 }
 
 
@@ -28,24 +32,32 @@ def add_rules_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "  gateway rules --markdown --tests tests > docs/rules.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cmd.add_argument("--level", choices=[lv.value for lv in RuleLevel], help="only this level")
+    cmd.add_argument("--level", choices=list(LEVEL_NAMES), help="only this level")
     output = cmd.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON object per rule")
     output.add_argument("--markdown", action="store_true", help="the table of docs/rules.md")
-    cmd.add_argument("--tests", type=Path, metavar="DIR",
-                     help="with --markdown: name the test files that mention each rule")
+    cmd.add_argument(
+        "--tests",
+        type=Path,
+        metavar="DIR",
+        help="with --markdown: name the test files that mention each rule",
+    )
     cmd.set_defaults(func=run_rules_command)
 
 
 def _selected(level: str | None) -> list[Rule]:
+    from gateway.core.rules import REGISTRY
+
     rules = [r for r in REGISTRY if level is None or r.level.value == level]
     return sorted(rules, key=lambda r: (r.level.value != "X", r.level.value, r.code))
 
 
 def files_mentioning(tests: Path, codes: Iterable[str]) -> dict[str, list[str]]:
     """For each rule code, the test files (relative to ``tests``) that name it."""
-    texts = {p.relative_to(tests.parent).as_posix(): p.read_text(encoding="utf-8")
-             for p in sorted(tests.rglob("test_*.py"))}
+    texts = {
+        p.relative_to(tests.parent).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(tests.rglob("test_*.py"))
+    }
     found: dict[str, list[str]] = {}
     for code in codes:
         word = re.compile(rf"\b{re.escape(code)}\b")
@@ -76,17 +88,27 @@ def run_rules_command(args: argparse.Namespace) -> int:
     rules = _selected(args.level)
     if args.json:
         for rule in rules:
-            print(json.dumps({"rule": rule.code, "level": rule.level.value,
-                              "message_types": sorted(rule.message_types),
-                              "retourcode": rule.retourcode, "summary": rule.summary}))
+            print(
+                json.dumps(
+                    {
+                        "rule": rule.code,
+                        "level": rule.level.value,
+                        "message_types": sorted(rule.message_types),
+                        "retourcode": rule.retourcode,
+                        "summary": rule.summary,
+                    }
+                )
+            )
         return 0
     if args.markdown:
         tested = files_mentioning(args.tests, [r.code for r in rules]) if args.tests else None
         print(markdown_table(rules, tested), end="")
         return 0
     for rule in rules:
-        print(f"{rule.code:<7} {_LEVEL_NAMES[rule.level]:<18} {rule.retourcode:<5} "
-              f"{','.join(t.removeprefix('JW') for t in sorted(rule.message_types)):<30} "
-              f"{rule.summary}")
+        print(
+            f"{rule.code:<7} {LEVEL_NAMES[rule.level.value]:<18} {rule.retourcode:<5} "
+            f"{','.join(t.removeprefix('JW') for t in sorted(rule.message_types)):<30} "
+            f"{rule.summary}"
+        )
     print(f"{len(rules)} rules")
     return 0
