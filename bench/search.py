@@ -34,7 +34,8 @@ from gateway.core.ids import encode
 from gateway.core.model import State
 from gateway.core.privacy import client_key
 from gateway.store.base import SearchQuery
-from gateway.store.sql import MESSAGE_KEYS, MESSAGES, SqlStore
+from gateway.store.sql import SqlStore
+from gateway.store.tables import MESSAGE_KEYS, MESSAGES
 
 PARTIES = ["diemen", "amsterdam", "provider-a", "provider-b", "provider-c", "kompas"]
 TYPES = ["JW301", "JW302", "JW305", "JW306", "JW315", "JW317", "JW323"]

@@ -18,8 +18,9 @@ def style(text: str, colour: str, enabled: bool) -> str:
 class Progress:
     """A one-line progress bar on stderr, shown only on a terminal and for longer runs."""
 
-    def __init__(self, total: int, stream: TextIO, *, enabled: bool = True,
-                 minimum: int = 50) -> None:
+    def __init__(
+        self, total: int, stream: TextIO, *, enabled: bool = True, minimum: int = 50
+    ) -> None:
         self._total = total
         self._stream = stream
         self._done = 0

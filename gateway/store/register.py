@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from enum import Enum
 from types import UnionType
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from sqlalchemy import (
     ARRAY,
@@ -40,7 +40,7 @@ from sqlalchemy import (
     union,
     update,
 )
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.core.correlate import Side
@@ -62,7 +62,9 @@ from gateway.core.dossier import (
     fold_deliveries,
 )
 from gateway.core.privacy import client_key
-from gateway.store.sql import CORRELATIONS, REGISTER, SqlStore, _insert_rows, planned_per_call
+from gateway.store.database import Repository, driver_errors
+from gateway.store.dialect import insert_rows, planned_per_call
+from gateway.store.tables import CORRELATIONS, REGISTER
 
 OTHER_CLIENT_PREFIX = "key:"
 """The ``bsn`` of a record about a client the message being checked does not name."""
@@ -420,7 +422,7 @@ def write_entries(
             ).scalars()
         )
     rows = [row for mid, upd in updates if mid not in have for row in entry_rows(mid, upd)]
-    _insert_rows(conn, conn.dialect.name, REGISTER, REGISTER_COLUMNS, rows)
+    insert_rows(conn, conn.dialect.name, REGISTER, REGISTER_COLUMNS, rows)
     settle(conn, written if correlated is None else written & set(correlated))
 
 
@@ -450,7 +452,7 @@ def _settle_statement(dialect: str) -> Select[Any, Any, Any]:
     """The linked retours' verdicts that concern the messages ``ids``; built once (building the
     union cost more than running it). On PostgreSQL ``ids`` is one array parameter, one SQL
     text for any number of ids (an expanding IN-list is a new text for every count); it is
-    planned on every call all the same (see :func:`~gateway.store.sql.planned_per_call`)."""
+    planned on every call all the same (see :func:`~gateway.store.dialect.planned_per_call`)."""
 
     def one_of_ids(column: ColumnElement[Any]) -> ColumnElement[bool]:
         if dialect == "sqlite":
@@ -510,7 +512,25 @@ def _apply(conn: Connection, original_id: str, verdict: RetourVerdict) -> None:
     conn.execute(update(REGISTER).where(pending).values(verdict=Verdict.ACCEPTED.value))
 
 
+class DossierRegister(Repository):
+    """The register's part of the store: a stored message's entries, outside intake's batch."""
+
+    def record_register(
+        self, message_id: str, update: RegisterUpdate, replay_of: str | None = None
+    ) -> None:
+        """Write a stored message's register entries once and settle what its link decides."""
+        with driver_errors("recording dossier entries"), self._db.write() as conn:
+            write_entries(conn, [(message_id, update)], replaces=replay_of)
+
+
 # --- reading ----------------------------------------------------------------------------------
+
+
+class EngineHolder(Protocol):
+    """What a :class:`SqlHistory` reads through: a store's engine."""
+
+    @property
+    def engine(self) -> Engine: ...
 
 
 class SqlHistory:
@@ -525,7 +545,7 @@ class SqlHistory:
 
     def __init__(
         self,
-        store: SqlStore,
+        store: EngineHolder,
         known_bsns: Iterable[str] = (),
         exclude_messages: Iterable[str] = (),
     ) -> None:
@@ -726,7 +746,7 @@ HistoryFactory = Callable[[Collection[str], Collection[str]], SqlHistory]
 """Builds the history for one message: (its plain BSNs, message ids to leave out)."""
 
 
-def history_factory(store: SqlStore) -> HistoryFactory:
+def history_factory(store: EngineHolder) -> HistoryFactory:
     """A factory of :class:`SqlHistory` over ``store``, for the service."""
 
     def build(known_bsns: Collection[str], exclude_messages: Collection[str]) -> SqlHistory:

@@ -17,11 +17,15 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, Table, exists, false, or_, select
+from sqlalchemy import Select, Table, and_, exists, false, func, or_, select
 
 from gateway.core.ids import first_id_at
+from gateway.core.model import Message, State
 from gateway.core.privacy import client_key
-from gateway.store.base import KeyKind, SearchQuery
+from gateway.store.base import KeyKind, Related, SearchPage, SearchQuery
+from gateway.store.database import Repository, driver_errors
+from gateway.store.rows import message_from_row
+from gateway.store.tables import MESSAGE_KEYS, MESSAGES
 
 # One pass over the bytes for all three elements; each kind's length limit is checked after.
 _KEYED = re.compile(
@@ -165,3 +169,109 @@ def count_statement(q: SearchQuery, messages: Table, keys: Table) -> Select[Any]
     if q.party is not None:
         conditions.append(or_(messages.c.sender == q.party, messages.c.recipient == q.party))
     return stmt.where(*conditions)
+
+
+class SearchRepository(Repository):
+    """The operator console's reads: search pages and counts, a message's keys and its
+    related messages."""
+
+    def search(self, q: SearchQuery) -> SearchPage:
+        """One page of messages matching ``q``, sorted by id, with the next page's cursor."""
+        limit = max(q.limit, 0)
+        statements = search_statements(q, MESSAGES, MESSAGE_KEYS, limit + 1)
+        with driver_errors("searching messages"), self._db.read() as conn:
+            rows = [row for stmt in statements for row in conn.execute(stmt).all()]
+        found = sorted(
+            (message_from_row(r) for r in rows), key=lambda m: m.id, reverse=q.newest_first
+        )
+        page = found[:limit]
+        more = len(found) > limit
+        return SearchPage(page, page[-1].id if more and page else None)
+
+    def count(self, q: SearchQuery) -> int:
+        """How many messages match ``q`` (ignores cursor and limit)."""
+        stmt = select(func.count()).select_from(
+            count_statement(q, MESSAGES, MESSAGE_KEYS).subquery()
+        )
+        with driver_errors("counting messages"), self._db.read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def keys_of(self, message_id: str) -> dict[KeyKind, list[str]]:
+        """The searchable values indexed for a message."""
+        stmt = (
+            select(MESSAGE_KEYS.c.kind, MESSAGE_KEYS.c.value)
+            .where(MESSAGE_KEYS.c.message_id == message_id)
+            .order_by(MESSAGE_KEYS.c.kind, MESSAGE_KEYS.c.value)
+        )
+        with driver_errors("reading message keys"), self._db.read() as conn:
+            rows = conn.execute(stmt).all()
+        keys: dict[KeyKind, list[str]] = {}
+        for kind, value in rows:
+            keys.setdefault(KeyKind(kind), []).append(value)
+        return keys
+
+    def replay_of(self, message_id: str) -> str | None:
+        """The original of a replayed message (None for an original or an unknown id)."""
+        with driver_errors("reading a message"), self._db.read() as conn:
+            found = conn.execute(
+                select(MESSAGES.c.replay_of).where(MESSAGES.c.id == message_id)
+            ).scalar()
+        return str(found) if found is not None else None
+
+    def related(self, message_id: str) -> list[Related]:
+        """Retours, originals, replays and messages with the same BerichtIdentificatie."""
+        with driver_errors("reading related messages"), self._db.read() as conn:
+            row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).first()
+            if row is None:
+                return []
+            me = row._mapping
+            labelled: list[tuple[str, Any]] = [
+                ("retour", MESSAGES.c.in_reply_to == message_id),
+                ("replayed as", MESSAGES.c.replay_of == message_id),
+            ]
+            if me["in_reply_to"]:
+                labelled.append(("answers", MESSAGES.c.id == me["in_reply_to"]))
+            if me["replay_of"]:
+                labelled.append(("replay of", MESSAGES.c.id == me["replay_of"]))
+                labelled.append(("other replay", MESSAGES.c.replay_of == me["replay_of"]))
+            if me["bericht_id"]:
+                labelled.append(
+                    (
+                        "same BerichtIdentificatie",
+                        and_(
+                            MESSAGES.c.bericht_id == me["bericht_id"],
+                            MESSAGES.c.sender == me["sender"],
+                        ),
+                    )
+                )
+            found: dict[str, Related] = {}
+            for relation, condition in labelled:
+                stmt = (
+                    select(MESSAGES)
+                    .where(condition, MESSAGES.c.id != message_id)
+                    .order_by(MESSAGES.c.id)
+                    .limit(50)
+                )
+                for r in conn.execute(stmt).all():
+                    found.setdefault(r._mapping["id"], Related(relation, message_from_row(r)))
+        return sorted(found.values(), key=lambda rel: rel.message.id)
+
+    def delivered_copies(self, message: Message) -> list[Message]:
+        """Delivered messages with the same sender, BerichtIdentificatie and content."""
+        same_bericht = (
+            MESSAGES.c.bericht_id.is_(None)
+            if message.bericht_id is None
+            else MESSAGES.c.bericht_id == message.bericht_id
+        )
+        stmt = (
+            select(MESSAGES)
+            .where(
+                MESSAGES.c.sender == message.sender,
+                same_bericht,
+                MESSAGES.c.content_hash == message.content_hash,
+                MESSAGES.c.state == State.DELIVERED.value,
+            )
+            .order_by(MESSAGES.c.id)
+        )
+        with driver_errors("looking for delivered copies"), self._db.read() as conn:
+            return [message_from_row(r) for r in conn.execute(stmt).all()]

@@ -9,7 +9,8 @@ from sqlalchemy import text
 
 from gateway.core.correlate import Correlation, CorrelationKey, Side
 from gateway.store.base import IntakeRecord
-from gateway.store.sql import MIGRATIONS, SqlStore
+from gateway.store.migrations import MIGRATIONS
+from gateway.store.sql import SqlStore
 from tests.contract.test_write_batch import AT, _queued, _raw
 
 KEY = CorrelationKey("JW301", "0384", "B1")

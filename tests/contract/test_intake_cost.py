@@ -17,7 +17,8 @@ from sqlalchemy import event
 
 from gateway.core.correlate import Correlation, CorrelationKey, Side
 from gateway.store.base import IntakeRecord
-from gateway.store.sql import SqlStore, _link_parameters, _link_sql
+from gateway.store.exchanges import link_parameters, link_sql
+from gateway.store.sql import SqlStore
 from tests.contract.test_write_batch import _queued
 
 STEP = 100  # VM instructions per progress callback
@@ -52,7 +53,7 @@ def counted(tmp_path: Path) -> Iterator[tuple[SqlStore, list[int]]]:
         assert isinstance(dbapi_connection, sqlite3.Connection)
         dbapi_connection.set_progress_handler(tick, STEP)
 
-    event.listen(store._engine, "checkout", on_checkout)
+    event.listen(store.engine, "checkout", on_checkout)
     yield store, steps
     store.close()
 
@@ -95,14 +96,14 @@ def test_postgresql_links_through_the_indexes_not_a_table_scan(store: SqlStore) 
     for start in range(0, 4000, 500):
         store.write_batch([_original(store, start + i) for i in range(500)])
     ids = ["B1", "B2", "B3"]
-    link_retours, link_originals = _link_sql("postgresql", 0)
-    assert (link_retours, link_originals) == _link_sql("postgresql", len(ids))
+    link_retours, link_originals = link_sql("postgresql", 0)
+    assert (link_retours, link_originals) == link_sql("postgresql", len(ids))
     retour, original = Side.RETOUR.value, Side.ORIGINAL.value
     with store.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
         for statement, params in (
-            (link_retours, _link_parameters("postgresql", original, retour, ids)),
-            (link_originals, _link_parameters("postgresql", retour, original, ids)),
+            (link_retours, link_parameters("postgresql", original, retour, ids)),
+            (link_originals, link_parameters("postgresql", retour, original, ids)),
         ):
             [[explained]] = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, params)
             nodes = list(_plan_nodes(explained[0]["Plan"]))

@@ -33,8 +33,11 @@ from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
 from gateway.schemas import load_schema_set
 from gateway.store.base import IntakeRecord, Move
+from gateway.store.dialect import insert_rows
+from gateway.store.exchanges import link_correlations, link_sql
 from gateway.store.register import REGISTER_COLUMNS, _encode
-from gateway.store.sql import (
+from gateway.store.sql import SqlStore
+from gateway.store.tables import (
     CORRELATIONS,
     EVENTS,
     FINDINGS,
@@ -45,10 +48,6 @@ from gateway.store.sql import (
     REGISTER,
     REWRITES,
     TRANSLATIONS,
-    SqlStore,
-    _insert_rows,
-    _link_correlations,
-    _link_sql,
 )
 from tests.contract.test_translation_store import PAIR, REWRITE, WAITING, _translated
 from tests.contract.test_write_batch import LATER, _queued, _retour_for
@@ -194,7 +193,7 @@ def test_settling_runs_only_when_an_exchange_was_linked(store: SqlStore) -> None
     store.write_batch(originals)
     assert _settles(sent) == 0
     with store.engine.begin() as conn:
-        assert _link_correlations(conn, [f"B{n}" for n in range(1, 9)]) == 0
+        assert link_correlations(conn, [f"B{n}" for n in range(1, 9)]) == 0
 
     sent.clear()
     rejecting = _queued(store, b"<JW302/>", bericht="R2")
@@ -247,8 +246,8 @@ def test_linking_counts_only_rows_that_got_a_link(store: SqlStore) -> None:
                 "bericht_id": key.bericht_id,
             },
         )
-        assert _link_correlations(conn, [key.bericht_id]) == 2
-        assert _link_correlations(conn, [key.bericht_id]) == 0
+        assert link_correlations(conn, [key.bericht_id]) == 2
+        assert link_correlations(conn, [key.bericht_id]) == 0
 
 
 @pytest.fixture
@@ -271,7 +270,7 @@ def test_linking_searches_the_key_index_on_sqlite(
 ) -> None:
     """The UPDATEs find their rows by BerichtIdentificatie, not by walking every waiting
     original through ix_correlations_linked (a cost that grew with the store)."""
-    link_retours, link_originals = _link_sql("sqlite", 2)
+    link_retours, link_originals = link_sql("sqlite", 2)
     for sql, parameters in (
         (link_retours, ("original", "retour", "B1", "B2", "original")),
         (link_originals, ("retour", "original", "B1", "B2", "retour")),
@@ -347,7 +346,7 @@ def test_awkward_values_are_stored_as_sqlalchemy_stores_them(store: SqlStore) ->
         (records[1].message.id, "allocation", "pending", "0384", None, "k", None, None, "NULL"),
     ]
     with store.engine.begin() as conn:
-        _insert_rows(
+        insert_rows(
             conn,
             store.dialect,
             REGISTER,

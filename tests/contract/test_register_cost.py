@@ -16,7 +16,8 @@ from sqlalchemy import event
 
 from gateway.core.dossier import Verdict
 from gateway.store.register import REGISTER_COLUMNS, RETOUR_VERDICT, SqlHistory, _blank, settle
-from gateway.store.sql import REGISTER, SqlStore
+from gateway.store.sql import SqlStore
+from gateway.store.tables import REGISTER
 
 STEP = 100  # VM instructions per progress callback
 BSN = "999900006"

@@ -32,7 +32,8 @@ from gateway.core.model import Direction, Message, State
 from gateway.service import sniff_bsns
 from gateway.store.base import IntakeRecord
 from gateway.store.register import SqlHistory
-from gateway.store.sql import REGISTER, SqlStore
+from gateway.store.sql import SqlStore
+from gateway.store.tables import REGISTER
 from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas
 from tests.unit.dossier import scenario, test_startstop
 from tests.unit.dossier.suite import plain_scenarios

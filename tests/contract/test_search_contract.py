@@ -13,8 +13,10 @@ from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Message, State
 from gateway.core.privacy import client_key
 from gateway.store.base import AuditQuery, KeyKind, NewMessage, SearchQuery
+from gateway.store.migrations import MIGRATIONS
 from gateway.store.search import extract_keys
-from gateway.store.sql import MESSAGES, MIGRATIONS, SEARCH_INDEXES, SqlStore
+from gateway.store.sql import SqlStore
+from gateway.store.tables import MESSAGES, SEARCH_INDEXES
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
 

@@ -14,7 +14,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from gateway.store.base import MessageQuery
-from gateway.store.sql import REGISTER
+from gateway.store.tables import REGISTER
 from tests.integration.conftest import Harness
 from tests.unit.dossier.scenario import Line, declaratie, start, toewijzing, vot
 

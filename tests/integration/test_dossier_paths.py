@@ -27,7 +27,7 @@ from gateway.core.retour import RetourIdentity, build_retour
 from gateway.core.validate import validate
 from gateway.operator import Operator
 from gateway.store.base import MessageQuery
-from gateway.store.sql import REGISTER
+from gateway.store.tables import REGISTER
 from tests.integration.conftest import Harness, start_harness, stop_harness
 from tests.unit.dossier.scenario import (
     BSN,

@@ -58,7 +58,8 @@ from gateway.core.rules.registry import REGISTRY
 from gateway.core.validate import validate
 from gateway.store.base import MessageQuery
 from gateway.store.register import SqlHistory
-from gateway.store.sql import REGISTER, SqlStore
+from gateway.store.sql import SqlStore
+from gateway.store.tables import REGISTER
 from tests.integration.conftest import Harness, start_harness, stop_harness, token
 from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas, pg_dsn
 from tests.unit.dossier import scenario, test_provider_checks

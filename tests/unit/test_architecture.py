@@ -154,3 +154,71 @@ def test_building_the_parser_imports_nothing_heavy() -> None:
         m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY_FOR_THE_PARSER)
     )
     assert heavy == []
+
+
+STORE = REPO / "gateway" / "store"
+# The daemon and the command line use the store; the store never reaches back into them.
+OUTER_LAYERS = (
+    "gateway.service",
+    "gateway.server",
+    "gateway.cli",
+    "gateway.app",
+    "gateway.inbox_watcher",
+    "gateway.delivery",
+    "gateway.scheduler",
+)
+
+
+def _store_imports() -> dict[str, set[str]]:
+    """Each store module (dotted name) and the store modules it imports."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(STORE.glob("*.py")):
+        name = "gateway.store." + path.stem if path.stem != "__init__" else "gateway.store"
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = _imported_modules(path)
+        # ``from gateway.store import register`` imports the module gateway.store.register.
+        found |= {
+            f"gateway.store.{alias.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "gateway.store"
+            for alias in node.names
+        }
+        graph[name] = {m for m in found if m.startswith("gateway.store.") and m != name}
+    return graph
+
+
+def test_store_modules_import_no_cycle() -> None:
+    """The store's modules form a layered graph: tables at the bottom, SqlStore at the top."""
+    graph = _store_imports()
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        if module in path:
+            raise AssertionError(" -> ".join((*path, module)))
+        if module in done:
+            return
+        for imported in sorted(graph.get(module, set())):
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())
+    assert "gateway.store.sql" in done
+
+
+@pytest.mark.parametrize("module", sorted(STORE.glob("*.py")), ids=lambda p: p.name)
+def test_store_imports_nothing_of_the_daemon_or_command_line(module: Path) -> None:
+    """The store depends on the core and the database libraries only."""
+    outer = {
+        m
+        for m in _imported_modules(module)
+        if any(m == layer or m.startswith(layer + ".") for layer in OUTER_LAYERS)
+        or m.startswith("gateway.cli")
+    }
+    assert outer == set()
+
+
+@pytest.mark.parametrize("module", sorted(STORE.glob("*.py")), ids=lambda p: p.name)
+def test_store_modules_stay_small(module: Path) -> None:
+    """One question per module: none of the store's grows past 800 lines."""
+    assert len(module.read_text(encoding="utf-8").splitlines()) <= 800

@@ -28,11 +28,7 @@ TRANSLATION_MODULES = frozenset(
 )
 
 # Cycles made only by imports inside functions, which other work is removing. Shrink as it goes.
-KNOWN_DEFERRED_CYCLES = frozenset(
-    {
-        frozenset({"gateway.store.register", "gateway.store.sql"}),
-    }
-)
+KNOWN_DEFERRED_CYCLES = frozenset({})
 
 
 def _module_name(path: Path) -> str:
