@@ -61,7 +61,7 @@ async def test_start_on_a_pending_allocation_is_accepted_and_unknown_number_is_9
     ok = await harness.submit("provider-a", start().to_bytes())
     assert ok["state"] == "queued", ok
     assert _codes(_generated_retour(harness, str(ok["id"]))) == []
-    bad = start("2026-04-11")
+    bad = start("2026-04-16")
     bad.set("Client/StartProducten/StartProduct[2]/ToewijzingNummer", "999999")
     refused = await harness.submit("provider-a", bad.to_bytes())
     assert refused["state"] == "rejected"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from gateway.core.rules import (  # noqa: F401  (imported for their registrations)
     client,
     common,
+    dagtekening,
     declaration,
     external,
     products,

@@ -79,8 +79,8 @@ def delete_allocation(m: Mutable, index: int, *, tijd: str) -> Mutable:
     return version(m, index, tijd=tijd, Einddatum=ingang, RedenWijziging="13")
 
 
-def start(dagtekening: str = "2026-04-10") -> Mutable:
-    """JW305 starting 300201 on 2026-04-06 and 300202 on 2026-04-15."""
+def start(dagtekening: str = "2026-04-15") -> Mutable:
+    """JW305 starting 300201 on 2026-04-06 and 300202 on 2026-04-15, sent on 2026-04-15."""
     m = _from_aanbieder(load_example("JW305"), dagtekening)
     for i, begin in ((1, "2026-04-06"), (2, "2026-04-15")):
         m.set(f"Client/StartProducten/StartProduct[{i}]/ToewijzingIngangsdatum", "2026-04-01")

@@ -75,6 +75,10 @@ def test_tr378_gemeente_no_longer_valid() -> None:
         ("TR378", "S300", "/Bericht/Header/Afzender")
     }
     older = load_example("JW301").set("Header/BerichtIdentificatie/Dagtekening", "2025-12-31")
+    for index in (1, 2):  # fixed on that day too (TR134)
+        older.set(
+            f"Client/ToegewezenProducten/ToegewezenProduct[{index}]/Toewijzingsdatum", "2025-12-31"
+        )
     assert external_codes(older.to_bytes(), lists) == set()
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.core import dossier
 from gateway.core.document import MessageDocument
+from gateway.core.dossier import reading
 from gateway.core.model import State
 from gateway.core.pipeline import Decision, register_update, rejected_claim_lines
 from gateway.core.report import ValidationReport
@@ -30,13 +31,14 @@ def _report(name: str) -> tuple[ValidationReport, MessageDocument]:
 
 def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     calls = [0]
-    original = getattr(dossier, name)
+    # The readers live in dossier.reading and call each other there.
+    original = getattr(reading, name)
 
     def counted(*args: object, **kwargs: object) -> object:
         calls[0] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(dossier, name, counted)
+    monkeypatch.setattr(reading, name, counted)
     return calls
 
 

@@ -166,7 +166,7 @@ def test_tr056_identificatie_reused_for_same_type() -> None:
     first = only_first(start(), "StartProduct")
     dossier.accept(first)
     identificatie = first.text("Header/BerichtIdentificatie/Identificatie") or ""
-    second = start("2026-04-12").remove("Client/StartProducten/StartProduct[1]")
+    second = start("2026-04-16").remove("Client/StartProducten/StartProduct[1]")
     second.set("Header/BerichtIdentificatie/Identificatie", identificatie)
     assert dossier.codes(second) == {("TR056", "9056", "/Bericht/Header")}
 

@@ -176,6 +176,9 @@ def follow_up(  # noqa: PLR0917 - mirrors the message's own fields, in order
     set_text(first, "Product/Code", code)
     set_text(first, "ToewijzingIngangsdatum", ingang.isoformat())
     set_text(first, "Begindatum", ingang.isoformat())
+    dagtekening = find(root, "Header/BerichtIdentificatie/Dagtekening")
+    if dagtekening is not None and (dagtekening.text or "") < ingang.isoformat():
+        dagtekening.text = ingang.isoformat()  # a start is reported once it began (TR134)
     return to_bytes(tree)
 
 
