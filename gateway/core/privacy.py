@@ -141,12 +141,17 @@ def scrub_findings(findings: tuple[Finding, ...], root: etree._Element) -> tuple
     values = personal_values(root)
     scrubbed: list[Finding] = []
     for finding in findings:
-        message = finding.message
-        if is_personal(finding.path):
-            message = withhold_quoted_value(message)
-        message = scrub_text(message, values)
+        message = scrub_message(finding.message, finding.path, values)
         scrubbed.append(finding if message == finding.message else _with_message(finding, message))
     return tuple(scrubbed)
+
+
+def scrub_message(message: str, path: str | None, values: Collection[str]) -> str:
+    """One finding's message made safe: the value it quotes withheld when ``path`` is a
+    personal element, and no personal value of the message (``values``) anywhere."""
+    if is_personal(path):
+        message = withhold_quoted_value(message)
+    return scrub_text(message, values)
 
 
 def _with_message(finding: Finding, message: str) -> Finding:
@@ -171,14 +176,18 @@ def masked_copy(tree: etree._ElementTree) -> etree._ElementTree:
 
     A BSN keeps its last three digits (:func:`mask_bsn`), so an operator can tell clients apart;
     every other personal text becomes ``***``, and so does any text between the children of a
-    personal element and any comment (a hostile sender may hide data there).
+    personal element and any comment (a hostile sender may hide data there). A personal value
+    that also stands in another element is withheld there too (:func:`scrub_text`).
     """
     copy = etree.ElementTree(etree.fromstring(etree.tostring(tree)))
+    values = personal_values(copy.getroot())
     for node in copy.getroot().iter():
         if not isinstance(node.tag, str):
             node.text = _MASK
             continue
         if node.tag.rpartition("}")[2] not in PERSONAL_ELEMENTS:
+            if node.text and len(node) == 0:
+                node.text = scrub_text(node.text, values)
             continue
         if node.text and node.text.strip():
             node.text = mask_bsn(node.text) if node.tag.endswith("Bsn") else _MASK
