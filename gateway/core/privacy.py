@@ -89,16 +89,15 @@ def is_personal(name_or_path: str | None) -> bool:
     return _STEP_DECORATION.sub("", last) in PERSONAL_ELEMENTS
 
 
-def _is_personal_element(element: etree._Element) -> bool:
-    tag = element.tag
-    return isinstance(tag, str) and tag.rpartition("}")[2] in PERSONAL_ELEMENTS
+# lxml matches these in C, in any namespace or none.
+_PERSONAL_TAGS = tuple(f"{{*}}{name}" for name in sorted(PERSONAL_ELEMENTS))
 
 
 def personal_values(root: etree._Element) -> frozenset[str]:
     """The text of every personal element in a message, as written and whitespace-collapsed."""
     values: set[str] = set()
-    for element in root.iter():
-        if not _is_personal_element(element) or not element.text:
+    for element in root.iter(*_PERSONAL_TAGS):
+        if not element.text:
             continue
         text = element.text.strip()
         if text:
