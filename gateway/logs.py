@@ -1,7 +1,8 @@
 """structlog setup: JSON lines in production, readable console output on a terminal.
 
-Log events carry ids, parties and states, never a BSN or a payload. As a second line of
-defence a processor drops payload-like keys and masks nine-digit numbers in every value.
+Log events carry ids, parties, states and rule codes, never a BSN, a payload or another
+personal value. As a second line of defence a processor withholds payload-like keys and keys
+named after a personal element, and masks nine-digit numbers in every value.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any, TextIO
 
 import structlog
 
-from gateway.core.privacy import mask_free_text
+from gateway.core.privacy import PERSONAL_ELEMENTS, mask_free_text
 
-_FORBIDDEN_KEYS = frozenset({"payload", "raw", "body", "xml", "bsn", "content"})
+# Payloads, and any key named after a personal element (privacy.py decides which those are).
+_FORBIDDEN_KEYS = frozenset(
+    {"payload", "raw", "body", "xml", "content", *(name.lower() for name in PERSONAL_ELEMENTS)}
+)
 
 
 def _scrub(

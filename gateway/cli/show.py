@@ -1,4 +1,4 @@
-"""``gateway show ID``: everything about one message, BSNs masked unless ``--reveal``."""
+"""``gateway show ID``: everything about one message, personal data masked unless ``--reveal``."""
 
 from __future__ import annotations
 
@@ -31,23 +31,20 @@ if TYPE_CHECKING:
 EXAMPLES = """
   gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC            # header, history, findings, related
   gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC --json
-  gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC --xml      # the XML with BSNs masked
+  gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC --xml      # the XML, personal data masked
   gateway show 01JQ3V6X9N8W2M4K7P5R1T0ABC --xml --reveal --reason "ticket 4711"  # audited
 """
 
 
-def header_summary(raw: bytes | None) -> dict[str, Any]:
+def header_summary(root: etree._Element | None, purged: bool) -> dict[str, Any]:
     """Header fields and a masked view of the clients: nothing that identifies a person."""
     from gateway.core.document import text
     from gateway.core.privacy import mask_bsn
-    from gateway.core.xmlsafe import parse_safely
 
-    if raw is None:
+    if purged:
         return {"purged": True}
-    parsed = parse_safely(raw)
-    if parsed.tree is None:
+    if root is None:
         return {"readable": False}
-    root = parsed.tree.getroot()
     bsns = [el.text or "" for el in root.iter("{*}Bsn")]
     return {
         "afzender": text(root, "Header/Afzender"),
@@ -70,7 +67,8 @@ def _period(root: etree._Element) -> str | None:
 
 def gather(store: SqlStore, message_id: str) -> dict[str, Any]:
     """The whole picture of one message as JSON-ready data."""
-    from gateway.core.privacy import mask_free_text
+    from gateway.core.privacy import mask_free_text, personal_values
+    from gateway.core.xmlsafe import parse_safely
     from gateway.store.base import KeyKind
 
     msg = store.get(message_id)
@@ -79,10 +77,15 @@ def gather(store: SqlStore, message_id: str) -> dict[str, Any]:
             f"no message {message_id}; find it with 'gateway messages --bericht-id ...'"
         )
     keys = store.keys_of(message_id)
+    raw = store.payload(message_id)
+    parsed = None if raw is None else parse_safely(raw).tree
+    root = None if parsed is None else parsed.getroot()
+    # Stored findings are scrubbed when made; scrubbing again covers rows older than that.
+    values = frozenset() if root is None else personal_values(root)
     return {
         **message_json(msg),
         "replay_of": store.replay_of(message_id),
-        "header": header_summary(store.payload(message_id)),
+        "header": header_summary(root, purged=raw is None),
         "toewijzingen": keys.get(KeyKind.TOEWIJZING, []),
         "declaratie": keys.get(KeyKind.DECLARATIE, []),
         "history": [
@@ -96,8 +99,7 @@ def gather(store: SqlStore, message_id: str) -> dict[str, Any]:
             for e in store.history(message_id)
         ],
         "findings": [
-            {**f, "message": mask_free_text(str(f.get("message", "")))}
-            for f in store.findings(message_id)
+            {**f, "message": _safe_message(f, values)} for f in store.findings(message_id)
         ],
         "translations": translation_summary(store, message_id),
         "related": [
@@ -112,6 +114,14 @@ def gather(store: SqlStore, message_id: str) -> dict[str, Any]:
             for rel in store.related(message_id)
         ],
     }
+
+
+def _safe_message(finding: dict[str, Any], values: frozenset[str]) -> str:
+    from gateway.core.privacy import mask_free_text, scrub_message
+
+    path = finding.get("path")
+    message = scrub_message(str(finding.get("message", "")), str(path) if path else None, values)
+    return mask_free_text(message)
 
 
 def translation_summary(store: SqlStore, message_id: str) -> list[dict[str, Any]]:
@@ -172,12 +182,12 @@ def _translation_lines(translations: list[dict[str, Any]], colour: bool) -> list
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Show one message; ``--xml`` prints its content with BSNs masked."""
+    """Show one message; ``--xml`` prints its content with personal data masked."""
     settings = settings_of(args)
     if args.reveal:
         if not args.xml:
             raise ConsoleError("--reveal only applies to --xml")
-        reason = require_reason(args, "revealing BSNs")
+        reason = require_reason(args, "revealing personal data")
         revealed = with_operator(args, lambda op: op.reveal(args.id, reason))
         sys.stdout.write(revealed.decode("utf-8", "replace"))
         return EXIT_OK
@@ -199,15 +209,22 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def masked_xml(raw: bytes) -> str:
-    """The message with every BSN masked (anything nine-digit when it cannot be parsed)."""
+    """The message with every personal element masked (:func:`masked_copy`).
+
+    Content that is not well-formed XML has no elements to tell personal data by, so none of
+    it is printed.
+    """
     from lxml import etree
 
-    from gateway.core.privacy import mask_free_text, masked_copy
+    from gateway.core.privacy import masked_copy
     from gateway.core.xmlsafe import parse_safely
 
     parsed = parse_safely(raw)
     if parsed.tree is None:
-        return mask_free_text(raw.decode("utf-8", "replace"))
+        return (
+            f"<!-- the content ({len(raw)} bytes) is not well-formed XML, so no part of it "
+            "can be shown masked; see it with --reveal --reason ... -->\n"
+        )
     copy = masked_copy(parsed.tree)
     return etree.tostring(copy, encoding="unicode", xml_declaration=False) + "\n"
 
@@ -288,11 +305,13 @@ def add_show_command(subparsers: Subparsers) -> None:
     )
     cmd.add_argument("id", help="message id (from 'gateway messages')")
     cmd.add_argument("--json", action="store_true", help="JSON for scripts")
-    cmd.add_argument("--xml", action="store_true", help="print the XML (BSNs masked)")
+    cmd.add_argument("--xml", action="store_true", help="print the XML (personal data masked)")
     cmd.add_argument(
         "--reveal",
         action="store_true",
-        help="with --xml: do not mask BSNs (needs --reason; audited)",
+        help="with --xml: do not mask personal data (needs --reason; audited)",
     )
-    cmd.add_argument("--reason", help="why the BSNs must be seen (kept in the audit trail)")
+    cmd.add_argument(
+        "--reason", help="why the personal data must be seen (kept in the audit trail)"
+    )
     cmd.set_defaults(func=cmd_show)

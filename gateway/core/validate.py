@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from lxml import etree
 
 from gateway.core.document import MessageDocument, c_index_enabled, first_at, source_line
-from gateway.core.privacy import mask_schema_message
+from gateway.core.privacy import scrub_findings
 from gateway.core.report import Finding, Level, ValidationReport
 from gateway.core.rules import REGISTRY, Rule, RuleContext, run_rules
 from gateway.core.schemaset import SchemaSet
@@ -91,19 +91,18 @@ def xsd_findings(doc: MessageDocument) -> tuple[Finding, ...]:
     findings = []
     for entry in entries:
         path = _readable_path(entry.path)
-        element_name = path.rpartition("/")[2].partition("[")[0] if path else None
-        message = mask_schema_message(_readable_xsd_message(entry.message), element_name)
         findings.append(
             Finding(
                 rule="XSD",
-                message=message,
+                message=_readable_xsd_message(entry.message),
                 path=path,
                 line=entry.line or None,
                 column=entry.column or None,
                 level=Level.XSD,
             )
         )
-    return tuple(findings)
+    # libxml2 quotes the values it refuses, personal ones too.
+    return scrub_findings(tuple(findings), doc.root)
 
 
 def validate(

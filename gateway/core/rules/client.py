@@ -154,10 +154,12 @@ def check_dutch_postcode(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vio
             continue
         postcode = doc.find(address, "Postcode")
         if postcode is None or not _DUTCH_POSTCODE.fullmatch(raw(postcode) or ""):
-            shown = "missing" if postcode is None else f"{raw(postcode)!r}"
+            # The postcode itself is never quoted: the path and the rule say what is wrong.
+            shown = "missing" if postcode is None else "not in that format"
             yield Violation(
                 postcode if postcode is not None else landcode,
-                f"LandCode NL requires a Dutch postcode such as 1234AB; the Postcode is {shown}.",
+                "LandCode NL requires a Dutch postcode of four digits (the first not 0) and "
+                f"two capital letters; the Postcode is {shown}.",
             )
 
 

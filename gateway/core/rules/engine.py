@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.core.document import Element, MessageDocument, element_path, source_line
+from gateway.core.privacy import scrub_findings
 from gateway.core.report import Finding, Level
 
 
@@ -79,9 +80,10 @@ class Rule:
         return all(getattr(context, need, None) is not None for need in self.needs)
 
     def run(self, doc: MessageDocument, context: RuleContext) -> Iterator[Finding]:
-        """Run the check and turn its violations into findings."""
-        for violation in self.check(doc, context):
-            yield self.finding(violation)
+        """Run the check and turn its violations into findings (no personal value quoted)."""
+        yield from scrub_findings(
+            tuple(self.finding(violation) for violation in self.check(doc, context)), doc.root
+        )
 
     def finding(self, violation: Violation) -> Finding:
         """The report entry for one violation of this rule."""
@@ -206,4 +208,5 @@ def run_rules(
     for rule in candidates:
         for violation in rule.check(doc, context):
             findings.append(rule.finding(violation))
-    return tuple(findings)
+    # A message names what is wrong, never the personal value it read (privacy.py decides).
+    return scrub_findings(tuple(findings), doc.root)
