@@ -2584,6 +2584,19 @@ class SqlStore:
         return _message(row)
 
 
+    # -- intake quota -----------------------------------------------------------------------
+
+    def received_bytes(self, sender: str, since: dt.datetime) -> int:
+        """Bytes of the messages ``sender`` sent that were stored at or after ``since``."""
+        stmt = select(func.coalesce(func.sum(MESSAGES.c.size), 0)).where(
+            MESSAGES.c.sender == sender,
+            MESSAGES.c.direction == Direction.INBOUND.value,
+            MESSAGES.c.replay_of.is_(None),
+            MESSAGES.c.received_at >= since,
+        )
+        with _driver_errors("summing received bytes"), self._read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
 if TYPE_CHECKING:
 
     def _implements_the_protocol(store: SqlStore) -> Store:

@@ -38,6 +38,9 @@ PARTIES: dict[str, dict[str, str]] = {
 }
 
 
+METRICS_TOKEN = "token-metrics"
+
+
 def token(party: str) -> str:
     """The test token of a party."""
     return f"token-{party}"
@@ -75,6 +78,8 @@ def write_config(
     them on).
     """
     lines = [
+        "[server]",
+        f'metrics_token_sha256 = "{token_digest(METRICS_TOKEN)}"',
         "[rules]",
         rules,
         "[paths]",
@@ -123,6 +128,14 @@ class Harness:
 
     async def get(self, party: str, path: str) -> ClientResponse:
         return await self.client.get(path, headers={"Authorization": f"Bearer {token(party)}"})
+
+    async def metrics(self) -> str:
+        """The /metrics text, fetched with the metrics token."""
+        response = await self.client.get(
+            "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        assert response.status == 200, await response.text()
+        return await response.text()
 
     async def submit(self, party: str, body: bytes) -> dict[str, object]:
         response = await self.post(party, body)
