@@ -81,7 +81,7 @@ class IntakeVolume:
     ) -> None:
         self.limits = limits
         self._received_bytes = received_bytes
-        self._free_disk = free_disk
+        self.free_disk = free_disk
         self._used: dict[str, tuple[dt.datetime, int]] = {}
         self._pending: Counter[str] = Counter()
 
@@ -95,7 +95,7 @@ class IntakeVolume:
         """Set ``size`` bytes aside for ``party``, or raise ``StorageFullError`` or
         ``QuotaExceededError`` (with the seconds until the window ends)."""
         floor = self.limits.min_free_disk_bytes
-        if floor and self._free_disk is not None and self._free_disk() - size < floor:
+        if floor and self.free_disk is not None and self.free_disk() - size < floor:
             raise StorageFullError(
                 f"message not accepted: the gateway's disk is nearly full (it keeps {floor} "
                 "bytes free); try again later"

@@ -2583,7 +2583,6 @@ class SqlStore:
             raise StoreError(f"message id {msg.id} is already in use")
         return _message(row)
 
-
     # -- intake quota -----------------------------------------------------------------------
 
     def received_bytes(self, sender: str, since: dt.datetime) -> int:
@@ -2596,6 +2595,7 @@ class SqlStore:
         )
         with _driver_errors("summing received bytes"), self._read() as conn:
             return int(conn.execute(stmt).scalar() or 0)
+
 
 if TYPE_CHECKING:
 

@@ -70,8 +70,10 @@ def write_config(
     overrides: dict[str, dict[str, object]] | None = None,
     extra: str = "",
     rules: str = "dossier = false",
+    server: str = "",
 ) -> Path:
-    """A config.toml for the example parties; ``overrides`` change or add party keys.
+    """A config.toml for the example parties; ``overrides`` change or add party keys,
+    ``server`` adds lines to ``[server]``.
 
     ``rules`` is the ``[rules]`` section: the dossier rules are off by default, because the
     official examples do not form one dossier (tests/integration/test_dossier_daemon.py turns
@@ -80,6 +82,7 @@ def write_config(
     lines = [
         "[server]",
         f'metrics_token_sha256 = "{token_digest(METRICS_TOKEN)}"',
+        server,
         "[rules]",
         rules,
         "[paths]",
