@@ -150,6 +150,44 @@ async def probe(base: str, stop: asyncio.Event) -> tuple[dict[str, float], Count
     return slowest, statuses
 
 
+async def one_round(
+    args: argparse.Namespace, base: str, pid: int, data: Path, round_number: int
+) -> None:
+    """Send the bodies at once with the probe running; print what happened."""
+    peak = rss_kib(pid)
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_kib(pid))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    prober = asyncio.create_task(probe(base, stop))
+    started = time.monotonic()
+    first = round_number * args.bodies
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        results = await asyncio.gather(
+            *(attack(session, base, n, args.size) for n in range(first, first + args.bodies))
+        )
+    elapsed = time.monotonic() - started
+    stop.set()
+    slowest_probe, probes = await prober
+    await sampler
+    by_status: dict[str, list[float]] = {}
+    for outcome, seconds in results:
+        by_status.setdefault(outcome, []).append(seconds)
+    print(f" round {round_number}: {elapsed:.1f} s")
+    for outcome, times in sorted(by_status.items()):
+        print(f"  {outcome}: {len(times)}  (answered after {min(times):.2f}-{max(times):.2f} s)")
+    slowest = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in slowest_probe.items())
+    print(f"  probes: {dict(probes)}; slowest: {slowest}")
+    print(
+        f"  daemon RSS peak {peak / 1024:.0f} MiB; data folder now {disk_bytes(data) / 1e6:.1f} MB"
+    )
+
+
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="gateway-hostile-") as tmp:
         folder = Path(tmp)
@@ -169,43 +207,12 @@ async def run(args: argparse.Namespace) -> None:
             await wait_ready(base, process)
             data = folder / "data"
             rss_start, disk_start = rss_kib(process.pid), disk_bytes(data)
-            peak = rss_start
-            stop = asyncio.Event()
-
-            async def sample() -> None:
-                nonlocal peak
-                while not stop.is_set():
-                    peak = max(peak, rss_kib(process.pid))
-                    await asyncio.sleep(0.05)
-
-            sampler = asyncio.create_task(sample())
-            prober = asyncio.create_task(probe(base, stop))
-            started = time.monotonic()
-            connector = aiohttp.TCPConnector(limit=0)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                results = await asyncio.gather(
-                    *(attack(session, base, n, args.size) for n in range(args.bodies))
-                )
-            elapsed = time.monotonic() - started
-            stop.set()
-            slowest_probe, probes = await prober
-            await sampler
-            disk_end = disk_bytes(data)
-            statuses = Counter(outcome for outcome, _ in results)
-            by_status: dict[str, list[float]] = {}
-            for outcome, seconds in results:
-                by_status.setdefault(outcome, []).append(seconds)
             mode = "unbounded" if args.unbounded else "default bounds"
-            print(f"{args.bodies} x {args.size} bytes at once, {mode}, {elapsed:.1f} s")
-            for outcome, count in sorted(statuses.items()):
-                times = by_status[outcome]
-                print(f"  {outcome}: {count}  (answered after {min(times):.2f}-{max(times):.2f} s)")
-            slowest = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in slowest_probe.items())
-            print(f"  probes: {dict(probes)}; slowest: {slowest}")
-            print(
-                f"  daemon RSS: start {rss_start / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB "
-                f"(+{(peak - rss_start) / 1024:.0f} MiB)"
-            )
+            print(f"{args.bodies} x {args.size} bytes at once, {mode}, {args.rounds} round(s)")
+            print(f"  daemon RSS at start {rss_start / 1024:.0f} MiB")
+            for round_number in range(1, args.rounds + 1):
+                await one_round(args, base, process.pid, data, round_number)
+            disk_end = disk_bytes(data)
             print(
                 f"  data folder: {disk_start / 1e6:.1f} MB -> {disk_end / 1e6:.1f} MB "
                 f"(+{(disk_end - disk_start) / 1e6:.1f} MB)"
@@ -221,6 +228,7 @@ def main() -> None:
     parser.add_argument("--bodies", type=int, default=40)
     parser.add_argument("--size", type=int, default=26_214_400, help="bytes per body")
     parser.add_argument("--unbounded", action="store_true", help="lift the bounds")
+    parser.add_argument("--rounds", type=int, default=1, help="attacks one after the other")
     asyncio.run(run(parser.parse_args()))
 
 
