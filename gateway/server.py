@@ -160,8 +160,6 @@ BODIES: web.AppKey[BodyBudget] = web.AppKey("bodies", BodyBudget)
 HEADS: web.AppKey[ConnectionHeads] = web.AppKey("heads", ConnectionHeads)
 METRICS_TOKEN: web.AppKey[str | None] = web.AppKey("metrics_token", str)
 
-_CHUNK = 64 * 1024
-
 
 class BodyTooSlowError(Exception):
     """The body arrived below the minimum average rate."""

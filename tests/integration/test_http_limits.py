@@ -108,31 +108,31 @@ async def test_an_idle_connection_is_closed_after_the_idle_timeout(make_live: Ma
     """A connection that never sends a byte (and needs no token to be opened) is closed."""
     live = await make_live(server="idle_timeout_seconds = 0.3\nheader_timeout_seconds = 5")
     reader, writer = await live.connect()
-    elapsed = await _closed_after(reader, limit=5)
-    assert 0.25 <= elapsed < 3
+    elapsed = await _closed_after(reader, limit=8)
+    assert 0.25 <= elapsed < 5
     writer.close()
 
 
 async def test_a_head_sent_slowly_is_cut_off_after_the_header_timeout(make_live: MakeLive) -> None:
     """Header bytes keep trickling in, but the head is never complete: the connection is
     closed after the header timeout, long before the idle timeout."""
-    live = await make_live(server="idle_timeout_seconds = 5\nheader_timeout_seconds = 0.3")
+    live = await make_live(server="idle_timeout_seconds = 10\nheader_timeout_seconds = 0.3")
     reader, writer = await live.connect()
 
     async def trickle() -> None:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        for _ in range(200):
+        for _ in range(500):
             writer.write(b"X")
             await writer.drain()
             await asyncio.sleep(0.02)
 
     sending = asyncio.create_task(trickle())
     try:
-        elapsed = await _closed_after(reader, limit=4)
+        elapsed = await _closed_after(reader, limit=8)
     finally:
         sending.cancel()
         writer.close()
-    assert 0.25 <= elapsed < 2
+    assert 0.25 <= elapsed < 5
 
 
 async def test_the_head_deadline_starts_again_with_each_request(make_live: MakeLive) -> None:
@@ -173,13 +173,13 @@ async def test_a_body_below_the_minimum_rate_gets_408_and_nothing_is_stored(
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(8):
             status, _ = await _response(reader)
     finally:
         sending.cancel()
         writer.close()
     assert status == 408
-    assert loop.time() - started < 3
+    assert loop.time() - started < 5
     assert live.gateway.store.query(MessageQuery(sender="diemen")) == []
 
 
@@ -220,7 +220,7 @@ async def test_bodies_beyond_the_budget_are_refused_at_once_and_small_requests_g
 
         refused = await asyncio.gather(*(post() for _ in range(8)))
         assert [(status, retry) for status, retry, _ in refused] == [(503, "2")] * 8
-        assert max(seconds for _, _, seconds in refused) < 3
+        assert max(seconds for _, _, seconds in refused) < 5
         async with session.get("/healthz") as response:
             assert response.status == 200
         mailbox = {"Authorization": f"Bearer {token('amsterdam')}"}
