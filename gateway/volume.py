@@ -91,6 +91,11 @@ class IntakeVolume:
         elapsed = (now - EPOCH).total_seconds()
         return EPOCH + dt.timedelta(seconds=math.floor(elapsed / seconds) * seconds)
 
+    async def used(self, party: str, now: dt.datetime) -> int:
+        """Bytes ``party`` has stored in the window ``now`` falls in (read from the store
+        the first time in a window)."""
+        return await self._used_in(party, self.window_start(now))
+
     async def reserve(self, party: str, size: int, now: dt.datetime) -> Reservation:
         """Set ``size`` bytes aside for ``party``, or raise ``StorageFullError`` or
         ``QuotaExceededError`` (with the seconds until the window ends)."""
