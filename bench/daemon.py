@@ -182,6 +182,9 @@ def dossier_message(number: int, prefix: str, ident: bytes) -> tuple[str, bytes]
     return sender, raw
 
 
+METRICS_TOKEN = "bench-token-metrics"
+
+
 def token(party: str) -> str:
     return f"bench-token-{party}"
 
@@ -219,6 +222,11 @@ def write_config(
         "[server]",
         f"port = {port}",
         f"prepare_workers = {prepare_workers}",
+        f'metrics_token_sha256 = "{hashlib.sha256(METRICS_TOKEN.encode()).hexdigest()}"',
+        # Throughput, not the hostile-client bounds (bench/hostile_bodies.py measures those).
+        "max_bodies_in_flight = 4096",
+        "[limits]",
+        "party_bytes_per_window = 0",
         "[paths]",
         f'schemas = ["{OFFICIAL}"]',
         # The code lists and gemeente list of this checkout, also for a ``--tree`` snapshot
@@ -661,7 +669,11 @@ async def bench_store(
 
 async def write_batches(base: str) -> dict[str, float]:
     """The daemon's group-commit counters from /metrics (empty for a daemon without them)."""
-    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{base}/metrics", headers=headers) as response,
+    ):
         text = await response.text()
     found = {}
     for line in text.splitlines():

@@ -33,11 +33,12 @@ from gateway.prepare_workers import PreparePool
 from gateway.retour_deadlines import OverdueNotices
 from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
-from gateway.server import create_app
+from gateway.server import HttpLimits, create_app, listen
 from gateway.service import STUCK_SCAN_SECONDS, GatewayService
 from gateway.store.register import history_factory
 from gateway.store.sql import SqlStore
 from gateway.translator import Translator
+from gateway.volume import VolumeLimits, free_disk_bytes
 
 log = get_logger("gateway.app")
 
@@ -133,8 +134,35 @@ def build_app(
         pass_wait=settings.delivery.pass_wait,
     )
     watcher = InboxWatcher(service, settings.inbox)
-    web_app = create_app(service, settings.max_body_bytes)
+    web_app = create_app(
+        service,
+        settings.max_body_bytes,
+        limits=http_limits(settings),
+        metrics_token_sha256=settings.metrics_token_sha256,
+    )
     return Gateway(settings, store, service, delivery, watcher, web_app)
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    """Connection and body bounds from ``[server]``."""
+    server = settings.server
+    return HttpLimits(
+        header_timeout=server.header_timeout_seconds,
+        idle_timeout=server.idle_timeout_seconds,
+        body_min_bytes_per_second=server.body_min_bytes_per_second,
+        body_grace=server.body_grace_seconds,
+        max_bodies_in_flight=server.max_bodies_in_flight,
+        max_body_bytes_in_flight=server.max_body_bytes_in_flight,
+    )
+
+
+def volume_limits(settings: Settings) -> VolumeLimits:
+    """The per-party window cap and the free-disk floor from ``[limits]``."""
+    return VolumeLimits(
+        party_bytes_per_window=settings.limits.party_bytes_per_window,
+        window=dt.timedelta(hours=settings.limits.party_window_hours),
+        min_free_disk_bytes=settings.limits.min_free_disk_bytes,
+    )
 
 
 def build_service(
@@ -152,6 +180,8 @@ def build_service(
         translator=translator(settings),
         history=history_factory(store) if settings.rules.dossier else None,
         lists=external_lists(settings) if settings.rules.dossier else None,
+        volume=volume_limits(settings),
+        free_disk=lambda: free_disk_bytes(settings.data),
     )
 
 
@@ -170,12 +200,14 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         service.prepare_pool = pool
 
     runner = web.AppRunner(
-        gateway.web_app, shutdown_timeout=SHUTDOWN_GRACE_SECONDS, access_log=None
+        gateway.web_app,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        access_log=None,
+        **http_limits(settings).runner_options(),
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
     try:
-        await site.start()
+        listener = await listen(runner, settings.server.host, settings.server.port)
     except OSError as exc:
         await runner.cleanup()
         if pool is not None:
@@ -217,7 +249,9 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         log.info("gateway_stopping")
         service.stop_intake()
         await scheduler.stop()  # lets a running delivery pass or inbox scan finish
-        await runner.cleanup()  # stops listening, waits for in-flight requests
+        listener.close()  # no new connections
+        await runner.cleanup()  # waits for in-flight requests
+        await listener.wait_closed()
         await service.drain()
         if pool is not None:
             service.prepare_pool = None

@@ -29,6 +29,7 @@ from gateway.core.route import (
 from gateway.mapping_files import GENERATIONS_FILE, SHIPPED_MAPPINGS
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+MIB = 1024 * 1024
 STORE_URL_ENV = "GATEWAY_STORE_URL"
 
 _CBS = re.compile(r"^\d{4}$")
@@ -50,6 +51,27 @@ class ServerSettings(_Section):
     prepare_workers: Annotated[int, Field(ge=0, le=64)] = 0
     """Processes that validate, translate and check messages beside the event loop (0: threads
     of the daemon's own process, which shares one core with everything else)."""
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """From a request's first byte until its head (request line and headers) is complete."""
+    idle_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
+    """A connection without a complete request head this long after it opened or after its
+    last response is closed (also bounds a head that never starts or trickles)."""
+    body_min_bytes_per_second: Annotated[int, Field(gt=0)] = 16 * 1024
+    """A body must keep up this average rate (after the grace below) or gets 408."""
+    body_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
+    max_bodies_in_flight: Annotated[int, Field(ge=1)] = 32
+    """Request bodies being received and stored at once; more get 503 with Retry-After."""
+    max_body_bytes_in_flight: Annotated[int, Field(gt=0)] = 128 * MIB
+    """Their total declared size (a body without Content-Length counts as the body limit)."""
+    metrics_token_sha256: str | None = None
+    metrics_token_env: str | None = None
+    """The bearer token /metrics asks for (its SHA-256, or a GATEWAY_* variable holding it);
+    without one /metrics answers 404."""
+
+    @model_validator(mode="after")
+    def _metrics_token(self) -> ServerSettings:
+        _check_token_keys(self.metrics_token_sha256, self.metrics_token_env, "metrics_")
+        return self
 
 
 class StoreSettings(_Section):
@@ -78,6 +100,12 @@ class LimitSettings(_Section):
     """``[limits]``: size limits on incoming messages."""
 
     max_message_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_MESSAGE_BYTES
+    party_bytes_per_window: Annotated[int, Field(ge=0)] = 512 * MIB
+    """Bytes one party may have stored per window (0: no cap); beyond it intake answers 429."""
+    party_window_hours: Annotated[float, Field(gt=0, le=24 * 31)] = 24.0
+    """The quota window; windows are aligned to the epoch (24 h: UTC days)."""
+    min_free_disk_bytes: Annotated[int, Field(ge=0)] = 1024 * MIB
+    """Intake answers 503 rather than leave less free space than this in the data folder."""
 
 
 class RetrySettings(_Section):
@@ -188,12 +216,7 @@ class PartySettings(_Section):
             raise ValueError(f"identity of gemeente {self.id!r} must be a 4-digit CBS code")
         if self.role is PartyRole.AANBIEDER and not (self.identity and _AGB.match(self.identity)):
             raise ValueError(f"identity of aanbieder {self.id!r} must be an 8-digit AGB code")
-        if self.token_sha256 is not None and self.token_env is not None:
-            raise ValueError("give token_sha256 or token_env, not both")
-        if self.token_sha256 is not None and not _HEX64.match(self.token_sha256):
-            raise ValueError("token_sha256 must be 64 hexadecimal characters (sha256sum)")
-        if self.token_env is not None and not self.token_env.startswith("GATEWAY_"):
-            raise ValueError("token_env must name a GATEWAY_* environment variable")
+        _check_token_keys(self.token_sha256, self.token_env)
         if self.channel is Channel.HTTP and not self.url:
             raise ValueError(f"party {self.id!r} has channel 'http' but no url")
         if self.channel is not Channel.HTTP and self.url:
@@ -212,6 +235,15 @@ class PartySettings(_Section):
             return (GenerationStep(self.generation),)
         steps = sorted(self.generation, key=lambda s: s.since or dt.date.min)
         return tuple(GenerationStep(s.generation, s.since) for s in steps)
+
+
+def _check_token_keys(sha256: str | None, env: str | None, prefix: str = "") -> None:
+    if sha256 is not None and env is not None:
+        raise ValueError(f"give {prefix}token_sha256 or {prefix}token_env, not both")
+    if sha256 is not None and not _HEX64.match(sha256):
+        raise ValueError(f"{prefix}token_sha256 must be 64 hexadecimal characters (sha256sum)")
+    if env is not None and not env.startswith("GATEWAY_"):
+        raise ValueError(f"{prefix}token_env must name a GATEWAY_* environment variable")
 
 
 def _check_generation_steps(steps: tuple[GenerationStepSettings, ...]) -> None:
@@ -256,6 +288,8 @@ class Settings(_Section):
     mappings: Path = SHIPPED_MAPPINGS
     rules: RuleSettings = RuleSettings()
     contracts: Path | None = None
+    metrics_token_sha256: str | None = None
+    """The digest of the bearer token /metrics asks for (None: /metrics is off)."""
 
     @property
     def translates(self) -> bool:
@@ -422,6 +456,12 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
     _check_registry(parties, path)
     mappings = _resolve(base, parsed.paths.mappings) if parsed.paths.mappings else SHIPPED_MAPPINGS
     _check_generations(parties, mappings, path)
+    body_limit = parsed.server.max_body_bytes or parsed.limits.max_message_bytes
+    if parsed.server.max_body_bytes_in_flight < body_limit:
+        raise ConfigError(
+            f"{path}: server.max_body_bytes_in_flight: {parsed.server.max_body_bytes_in_flight} "
+            f"is below the body limit {body_limit}, so the largest message could never be received"
+        )
     return Settings(
         config_path=path.resolve(),
         server=parsed.server,
@@ -438,7 +478,20 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         mappings=mappings,
         rules=parsed.rules,
         contracts=_resolve(base, parsed.lists.contracts) if parsed.lists.contracts else None,
+        metrics_token_sha256=_metrics_digest(parsed.server, environ, path),
     )
+
+
+def _metrics_digest(server: ServerSettings, environ: Mapping[str, str], path: Path) -> str | None:
+    if server.metrics_token_env is None:
+        return server.metrics_token_sha256.lower() if server.metrics_token_sha256 else None
+    token = environ.get(server.metrics_token_env)
+    if not token:
+        raise ConfigError(
+            f"{path}: server.metrics_token_env: "
+            f"environment variable {server.metrics_token_env} is not set"
+        )
+    return token_digest(token)
 
 
 def check_paths(settings: Settings) -> list[str]:

@@ -43,6 +43,7 @@ from gateway.nofollow import (
 )
 from gateway.outbox_writer import write_json_atomically
 from gateway.service import GatewayService, IntakeClosedError, MessageTooLargeError
+from gateway.volume import QuotaExceededError, StorageFullError
 
 log = get_logger("gateway.inbox")
 
@@ -59,6 +60,8 @@ class ScanReport:
     refused: list[str] = field(default_factory=list)
     waiting: int = 0
     failed: int = 0
+    deferred: int = 0
+    """Files left in place because the party is over its allowance or the disk is full."""
 
 
 @dataclass
@@ -231,6 +234,17 @@ class InboxWatcher:
             await self._move(folder, name, folder.rejected, None, too_large)
             report.rejected.append(name)
             return True
+        except (QuotaExceededError, StorageFullError) as exc:
+            # Nothing was stored: the file waits in the inbox until there is room again.
+            log.warning(
+                "inbox_intake_deferred",
+                party=party.id,
+                file=name,
+                error=str(exc),
+                retry_after=exc.retry_after,
+            )
+            report.deferred += 1
+            return False
         except (StoreError, IntakeClosedError) as exc:
             log.warning("inbox_intake_failed", party=party.id, file=name, error=str(exc))
             report.failed += 1

@@ -2,17 +2,29 @@
 
 Every party authenticates with ``Authorization: Bearer <token>`` and sees only its own
 traffic: another party's message id answers 404, exactly like an id that does not exist.
+
+Every connection is bounded in time (:class:`HttpLimits`): the request head must be complete
+within ``header_timeout`` of its first byte (:class:`HeadDeadline`), a connection without a
+request is closed after ``idle_timeout`` (aiohttp's keep-alive timer, which also runs from
+the moment a connection opens), and a body must keep up a minimum average rate. Bodies being
+received at once are bounded in number and declared bytes; beyond that intake answers 503
+with ``Retry-After`` at once rather than queueing connections.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from gateway.core.errors import StoreError
-from gateway.core.route import Party
+from gateway.core.route import Party, token_digest
 from gateway.logs import get_logger
 from gateway.service import (
     GatewayService,
@@ -23,19 +35,140 @@ from gateway.service import (
     event_summary,
     message_summary,
 )
+from gateway.volume import QuotaExceededError, StorageFullError
 
 log = get_logger("gateway.server")
 
-SERVICE: web.AppKey[GatewayService] = web.AppKey("service", GatewayService)
-MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
-
 MAILBOX_DEFAULT_LIMIT = 100
 MAILBOX_MAX_LIMIT = 1000
-_CHUNK = 64 * 1024
+BUSY_RETRY_SECONDS = 2
+"""Retry-After when too many bodies are being received: they finish within seconds."""
 
 
-def _error(status: int, reason: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": reason, **extra}, status=status)
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Time and volume bounds on connections and bodies (``[server]``, defaults alike)."""
+
+    header_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    body_min_bytes_per_second: int = 16 * 1024
+    body_grace: float = 10.0
+    max_bodies_in_flight: int = 32
+    max_body_bytes_in_flight: int = 128 * 1024 * 1024
+
+    def runner_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``web.AppRunner`` (passed on to aiohttp's protocol)."""
+        return {"keepalive_timeout": self.idle_timeout}
+
+
+class BodyBudget:
+    """Counts the bodies being received and stored, and their declared bytes."""
+
+    def __init__(self, max_bodies: int, max_bytes: int) -> None:
+        self.max_bodies = max_bodies
+        self.max_bytes = max_bytes
+        self.bodies = 0
+        self.bytes = 0
+
+    def try_take(self, size: int) -> bool:
+        """Take room for one body of ``size`` bytes, or False when there is none."""
+        if self.bodies >= self.max_bodies or self.bytes + size > self.max_bytes:
+            return False
+        self.bodies += 1
+        self.bytes += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.bodies -= 1
+        self.bytes -= size
+
+
+class HeadDeadline(asyncio.Protocol):
+    """aiohttp's protocol for one connection, plus a deadline on each request head.
+
+    From the first byte of a request until aiohttp has parsed its head and the request
+    reaches the application (:func:`_heads_seen`), at most ``timeout`` seconds may pass;
+    then the connection is closed. Everything else is passed on unchanged.
+    """
+
+    def __init__(self, inner: RequestHandler, heads: ConnectionHeads, timeout: float) -> None:
+        self._inner = inner
+        self._heads = heads
+        self._timeout = timeout
+        self._awaiting_head = True
+        self._timer: asyncio.TimerHandle | None = None
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._heads.open[transport] = self
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._awaiting_head and self._timer is None and data:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._timeout, self._expire)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> None:
+        self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        if self._transport is not None:
+            self._heads.open.pop(self._transport, None)
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def head_received(self) -> None:
+        """The request reached the application: its head is complete."""
+        self._awaiting_head = False
+        self._stop_timer()
+
+    def request_done(self) -> None:
+        """The next bytes start a new request head."""
+        self._awaiting_head = True
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._awaiting_head:
+            log.warning("request_head_timeout", seconds=self._timeout)
+            self._inner.force_close()
+
+
+class ConnectionHeads:
+    """The open connections' head deadlines, by transport (how a request finds its own)."""
+
+    def __init__(self) -> None:
+        self.open: dict[asyncio.BaseTransport, HeadDeadline] = {}
+
+
+SERVICE: web.AppKey[GatewayService] = web.AppKey("service", GatewayService)
+MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
+LIMITS: web.AppKey[HttpLimits] = web.AppKey("limits", HttpLimits)
+BODIES: web.AppKey[BodyBudget] = web.AppKey("bodies", BodyBudget)
+HEADS: web.AppKey[ConnectionHeads] = web.AppKey("heads", ConnectionHeads)
+METRICS_TOKEN: web.AppKey[str | None] = web.AppKey("metrics_token", str)
+
+
+class BodyTooSlowError(Exception):
+    """The body arrived below the minimum average rate."""
+
+
+def _error(
+    status: int, reason: str, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    return web.json_response({"error": reason, **extra}, status=status, headers=headers)
 
 
 def _party(request: web.Request) -> Party:
@@ -55,17 +188,37 @@ def _party(request: web.Request) -> Party:
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than ``limit`` (without reading all of it)."""
+    """The body, or None when it is larger than ``limit`` (without reading all of it).
+
+    Raises ``BodyTooSlowError`` when, after the grace period, fewer bytes than the minimum
+    rate asks for have arrived (the deadline for the next byte moves with each byte read).
+    """
+    limits = request.app[LIMITS]
     if request.content_length is not None and request.content_length > limit:
         return None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
+    while True:
+        deadline = started + limits.body_grace + size / limits.body_min_bytes_per_second
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise BodyTooSlowError() from None
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > limit:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+
+
+def _closing(response: web.Response) -> web.Response:
+    """The response, sent with ``Connection: close``."""
+    response.force_close()
+    return response
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -75,7 +228,35 @@ async def post_message(request: web.Request) -> web.Response:
     if not service.accepting:
         return _error(503, "the gateway is shutting down; try again shortly")
     limit = request.app[MAX_BODY]
-    body = await _read_limited(request, limit)
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return _error(413, f"message larger than the limit of {limit} bytes", limit=limit)
+    reserved = limit if declared is None else declared
+    bodies = request.app[BODIES]
+    if not bodies.try_take(reserved):
+        log.warning("intake_busy", party=party.id, bodies=bodies.bodies, bytes=bodies.bytes)
+        return _closing(
+            _error(
+                503,
+                "too many messages being received at once; try again shortly",
+                headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+            )
+        )
+    try:
+        return await _receive(request, service, party, limit)
+    finally:
+        bodies.give_back(reserved)
+
+
+async def _receive(
+    request: web.Request, service: GatewayService, party: Party, limit: int
+) -> web.Response:
+    try:
+        body = await _read_limited(request, limit)
+    except BodyTooSlowError:
+        rate = request.app[LIMITS].body_min_bytes_per_second
+        log.warning("request_body_too_slow", party=party.id, min_bytes_per_second=rate)
+        return _closing(_error(408, f"body arrived slower than {rate} bytes per second"))
     if body is None:
         return _error(413, f"message larger than the limit of {limit} bytes", limit=limit)
     if not body:
@@ -86,6 +267,12 @@ async def post_message(request: web.Request) -> web.Response:
         return _error(413, str(exc), limit=service.max_message_bytes)
     except IntakeClosedError:
         return _error(503, "the gateway is shutting down; try again shortly")
+    except QuotaExceededError as exc:
+        log.warning("intake_quota_exceeded", party=party.id, retry_after=exc.retry_after)
+        return _error(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
+    except StorageFullError as exc:
+        log.error("intake_disk_floor", party=party.id)
+        return _error(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
     except StoreError as exc:
         log.error("intake_store_failed", party=party.id, error=str(exc))
         return _error(503, f"message not accepted: the store is unavailable ({exc})")
@@ -196,7 +383,18 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format."""
+    """Prometheus text format, for the holder of the metrics token only."""
+    expected = request.app[METRICS_TOKEN]
+    if expected is None:
+        return _error(404, "metrics are off; set [server] metrics_token_sha256 to serve them")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    given = token_digest(token.strip()) if scheme.lower() == "bearer" else ""
+    if not hmac.compare_digest(given, expected):
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": "missing or wrong metrics token"}),
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="ijw-gateway-metrics"'},
+        )
     service = request.app[SERVICE]
     try:
         text = await service.render_metrics()
@@ -205,14 +403,42 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
-def create_app(service: GatewayService, max_body_bytes: int | None = None) -> web.Application:
-    """The aiohttp application for a service."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _heads_seen(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the connection's head deadline that this request's head is complete."""
+    transport = request.transport
+    deadline = request.app[HEADS].open.get(transport) if transport is not None else None
+    if deadline is not None:
+        deadline.head_received()
+    try:
+        return await handler(request)
+    finally:
+        if deadline is not None:
+            deadline.request_done()
+
+
+def create_app(
+    service: GatewayService,
+    max_body_bytes: int | None = None,
+    *,
+    limits: HttpLimits | None = None,
+    metrics_token_sha256: str | None = None,
+) -> web.Application:
+    """The aiohttp application for a service (``metrics_token_sha256`` None: no /metrics)."""
     limit = max_body_bytes or service.max_message_bytes
+    limits = limits or HttpLimits()
     # aiohttp's own limit answers with plain text; ours (in post_message) answers JSON, so
     # aiohttp's is set just above it as a backstop only.
-    app = web.Application(client_max_size=limit + 1)
+    app = web.Application(client_max_size=limit + 1, middlewares=[_heads_seen])
     app[SERVICE] = service
     app[MAX_BODY] = limit
+    app[LIMITS] = limits
+    app[BODIES] = BodyBudget(limits.max_bodies_in_flight, limits.max_body_bytes_in_flight)
+    app[HEADS] = ConnectionHeads()
+    app[METRICS_TOKEN] = metrics_token_sha256
     app.router.add_post("/v1/messages", post_message)
     app.router.add_get("/v1/messages/{id}", get_message)
     app.router.add_get("/v1/mailbox", get_mailbox)
@@ -222,3 +448,16 @@ def create_app(service: GatewayService, max_body_bytes: int | None = None) -> we
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+async def listen(runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
+    """Listen on ``host:port`` for a set-up runner of :func:`create_app`'s application, each
+    connection behind its :class:`HeadDeadline`. Close the server before ``runner.cleanup()``.
+    """
+    server = runner.server
+    if server is None:
+        raise RuntimeError("listen() needs a runner that is set up")
+    app = runner.app
+    heads, timeout = app[HEADS], app[LIMITS].header_timeout
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: HeadDeadline(server(), heads, timeout), host, port)

@@ -83,6 +83,7 @@ from gateway.translator import (
     hold_reason,
     waits_for_decision,
 )
+from gateway.volume import IntakeVolume, VolumeLimits
 
 log = get_logger("gateway.service")
 
@@ -423,6 +424,8 @@ class GatewayService:
         translator: Translator | None = None,
         history: HistoryFactory | None = None,
         lists: ExternalLists | None = None,
+        volume: VolumeLimits | None = None,
+        free_disk: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.history = history
@@ -442,6 +445,7 @@ class GatewayService:
         self._idle = asyncio.Event()
         self._idle.set()
         self.commits = GroupCommit(self._write_batch)
+        self.volume = IntakeVolume(volume or VolumeLimits(), self._received_bytes, free_disk)
         # Set by the composition root when [server] prepare_workers asks for worker processes.
         self.prepare_pool: PreparePool | None = None
 
@@ -504,6 +508,9 @@ class GatewayService:
         self._holds = await self._db(self.store.party_holds)
         return self.holds
 
+    async def _received_bytes(self, party: str, since: dt.datetime) -> int:
+        return await self._db(self.store.received_bytes, party, since)
+
     async def healthy(self) -> bool:
         """True when the store answers (any driver error counts as unhealthy)."""
         try:
@@ -545,9 +552,10 @@ class GatewayService:
     async def submit(self, party: Party, raw: bytes, actor: str) -> Receipt:
         """Store ``raw`` durably as sent by ``party``, then process it once.
 
-        Raises ``IntakeClosedError``, ``MessageTooLargeError`` or ``StoreError`` (then nothing
-        was stored). Re-submitting the same bytes returns the stored message without
-        processing it again.
+        Raises ``IntakeClosedError``, ``MessageTooLargeError``, ``QuotaExceededError`` (the
+        party's window allowance is used up), ``StorageFullError`` (the disk is at its floor)
+        or ``StoreError``; then nothing was stored. Re-submitting the same bytes returns the
+        stored message without processing it again.
         """
         if not self.accepting:
             raise IntakeClosedError()
@@ -557,8 +565,14 @@ class GatewayService:
             )
         self._in_flight += 1
         self._idle.clear()
+        receipt: Receipt | None = None
         try:
-            return await self._submit(party, raw, actor)
+            reservation = await self.volume.reserve(party.id, len(raw), self.clock.now())
+            try:
+                receipt = await self._submit(party, raw, actor)
+            finally:
+                self.volume.settle(reservation, stored=receipt is not None and receipt.created)
+            return receipt
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:

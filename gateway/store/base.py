@@ -441,6 +441,13 @@ class Store(Protocol):
         """
         ...
 
+    # -- intake quota ----------------------------------------------------------------------
+
+    def received_bytes(self, sender: str, since: dt.datetime) -> int:
+        """Bytes of the messages ``sender`` sent (inbound, not operator replays) that were
+        stored with ``received_at`` at or after ``since``."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class IntakeRecord:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     delete,
+    func,
     insert,
     or_,
     select,
@@ -356,3 +357,14 @@ class MessageRepository(Repository):
         with driver_errors("finding expired leases"), self._db.read() as conn:
             rows = conn.execute(stmt).all()
         return [message_from_row(r) for r in rows]
+
+    def received_bytes(self, sender: str, since: dt.datetime) -> int:
+        """Bytes of the messages ``sender`` sent that were stored at or after ``since``."""
+        stmt = select(func.coalesce(func.sum(MESSAGES.c.size), 0)).where(
+            MESSAGES.c.sender == sender,
+            MESSAGES.c.direction == Direction.INBOUND.value,
+            MESSAGES.c.replay_of.is_(None),
+            MESSAGES.c.received_at >= since,
+        )
+        with driver_errors("summing received bytes"), self._db.read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)

@@ -38,6 +38,9 @@ PARTIES: dict[str, dict[str, str]] = {
 }
 
 
+METRICS_TOKEN = "token-metrics"
+
+
 def token(party: str) -> str:
     """The test token of a party."""
     return f"token-{party}"
@@ -67,14 +70,19 @@ def write_config(
     overrides: dict[str, dict[str, object]] | None = None,
     extra: str = "",
     rules: str = "dossier = false",
+    server: str = "",
 ) -> Path:
-    """A config.toml for the example parties; ``overrides`` change or add party keys.
+    """A config.toml for the example parties; ``overrides`` change or add party keys,
+    ``server`` adds lines to ``[server]``.
 
     ``rules`` is the ``[rules]`` section: the dossier rules are off by default, because the
     official examples do not form one dossier (tests/integration/test_dossier_daemon.py turns
     them on).
     """
     lines = [
+        "[server]",
+        f'metrics_token_sha256 = "{token_digest(METRICS_TOKEN)}"',
+        server,
         "[rules]",
         rules,
         "[paths]",
@@ -123,6 +131,14 @@ class Harness:
 
     async def get(self, party: str, path: str) -> ClientResponse:
         return await self.client.get(path, headers={"Authorization": f"Bearer {token(party)}"})
+
+    async def metrics(self) -> str:
+        """The /metrics text, fetched with the metrics token."""
+        response = await self.client.get(
+            "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        assert response.status == 200, await response.text()
+        return await response.text()
 
     async def submit(self, party: str, body: bytes) -> dict[str, object]:
         response = await self.post(party, body)

@@ -111,8 +111,7 @@ async def test_overdue_retours_in_metrics_and_status(harness: Harness) -> None:
     await _submit(harness, "JW301", "diemen")
     await _submit(harness, "JW323", "provider-b")  # JW325 due in 10 working days: not late yet
     harness.clock.set(FIRST_LATE_DAY)
-    response = await harness.get("bvo", "/metrics")
-    text = await response.text()
+    text = await harness.metrics()
     assert 'gateway_overdue_retours{party="provider-a"} 1' in text
     assert 'gateway_overdue_retours{party="diemen"} 0' in text
     rows = {r["party"]: r for r in party_status(harness.gateway.settings, harness.store, START)}

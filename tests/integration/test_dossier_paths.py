@@ -486,7 +486,7 @@ async def test_metrics_show_an_overdue_request(make_gateway: MakeGateway) -> Non
     await harness.submit("provider-a", vot("2026-09-01").to_bytes())
 
     async def overdue() -> dict[str, str]:
-        text = await (await harness.client.get("/metrics")).text()
+        text = await harness.metrics()
         lines = [ln for ln in text.splitlines() if ln.startswith("gateway_overdue_answers{")]
         return {ln.split('"')[1]: ln.rsplit(" ", 1)[1] for ln in lines}
 

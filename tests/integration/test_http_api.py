@@ -225,7 +225,7 @@ async def test_metrics_exposes_counters_and_queue_figures(harness: Harness) -> N
     await harness.submit("diemen", example("JW301"))
     await harness.submit("provider-a", example("JW301"))  # identity mismatch → rejected
     harness.clock.advance(seconds=90)
-    text = await (await harness.client.get("/metrics")).text()
+    text = await harness.metrics()
     assert 'gateway_messages_received_total{party="diemen"} 1' in text
     assert 'gateway_messages_rejected_total{party="provider-a"} 1' in text
     assert 'gateway_queue_depth{party="provider-a",state="queued"} 1' in text

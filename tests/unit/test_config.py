@@ -106,6 +106,16 @@ def test_token_from_environment_is_stored_hashed(tmp_path: Path) -> None:
         (GEMEENTE + 'answered_by = "nobody"\n', "no party with id 'nobody'"),
         (GEMEENTE.replace("gemeente-a", "Gemeente A"), "lower-case"),
         ("[server\n", "not valid TOML"),
+        ("[server]\nmetrics_token_sha256 = 'abc'\n", "metrics_token_sha256 must be 64"),
+        ("[server]\nmetrics_token_env = 'TOKEN'\n", "metrics_token_env must name a GATEWAY_*"),
+        ("[server]\nmetrics_token_env = 'GATEWAY_M'\n", "GATEWAY_M is not set"),
+        ("[server]\nheader_timeout_seconds = 0\n", "server.header_timeout_seconds"),
+        ("[server]\nmax_bodies_in_flight = 0\n", "server.max_bodies_in_flight"),
+        ("[limits]\nparty_bytes_per_window = -1\n", "limits.party_bytes_per_window"),
+        (
+            "[server]\nmax_body_bytes_in_flight = 1000\nmax_body_bytes = 1001\n",
+            "max_body_bytes_in_flight: 1000 is below the body limit 1001",
+        ),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -113,6 +123,14 @@ def test_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> N
     message = _error(tmp_path, text)
     assert str(tmp_path / "config.toml") in message
     assert expected in message
+
+
+def test_metrics_token_from_the_environment_is_kept_as_its_digest(tmp_path: Path) -> None:
+    """``metrics_token_env`` names a variable; only the token's SHA-256 is kept."""
+    path = _write(tmp_path, "[server]\nmetrics_token_env = 'GATEWAY_METRICS'\n")
+    settings = load_config(path, {"GATEWAY_METRICS": "scrape-me"})
+    assert settings.metrics_token_sha256 == hashlib.sha256(b"scrape-me").hexdigest()
+    assert load_config(_write(tmp_path, ""), {}).metrics_token_sha256 is None
 
 
 def test_answered_by_must_be_a_bvo(tmp_path: Path) -> None:
