@@ -23,8 +23,10 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.core.codes import PRODUCT_CATEGORIES, UNITS, ProductCodeList
 from gateway.core.errors import ConfigError
@@ -37,6 +39,9 @@ from gateway.mapping_files import (
     load_code_list,
     split_commented_csv,
 )
+
+if TYPE_CHECKING:
+    from gateway.store.base import ClaimedProduct
 
 CONTRACT_COLUMNS = (
     "gemeente", "aanbieder", "categorie", "code", "eenheid", "tarief", "valid_from", "valid_to",
@@ -278,3 +283,39 @@ def _overlap(a: _Validity, b: _Validity) -> bool:
     starts_before_b_ends = a_from is None or b_to is None or a_from <= b_to
     ends_after_b_starts = a_to is None or b_from is None or a_to >= b_from
     return starts_before_b_ends and ends_after_b_starts
+
+
+@dataclass(frozen=True, slots=True)
+class TariffGap:
+    """Claim lines of one aanbieder in one month for a product no contract row prices."""
+
+    aanbieder: str
+    month: str  # YYYY-MM of the ProductPeriode's Begindatum
+    gemeente: str
+    categorie: str
+    code: str
+    eenheid: str
+    lines: int
+
+
+def tariff_gaps(claimed: Iterable[ClaimedProduct], table: ContractTable) -> list[TariffGap]:
+    """The claimed products without an applicable tariff, per aanbieder, month and gemeente.
+
+    Asked as TR418 asks: the tariff valid on the line's ProductPeriode Begindatum, the
+    aanbieder's own row before the region's ``*`` row; euro lines (Eenheid 83) have none.
+    """
+    counts: dict[tuple[str, str, str, str, str, str], int] = defaultdict(int)
+    for product in claimed:
+        if product.eenheid == EURO_UNIT:
+            continue
+        tariff = table.tariff(
+            product.gemeente, product.aanbieder, product.categorie, product.code, product.begin
+        )
+        if tariff is None:
+            month = product.begin.strftime("%Y-%m")
+            key = (
+                product.aanbieder, month, product.gemeente, product.categorie, product.code,
+                product.eenheid,
+            )  # fmt: skip
+            counts[key] += product.lines
+    return [TariffGap(*key, lines) for key, lines in sorted(counts.items())]

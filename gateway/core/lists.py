@@ -167,7 +167,7 @@ class InMemoryContracts:
 
 
 class MissingTariff(StrEnum):
-    """What TR418 does with a claim line that no contract row prices (``[lists] missing_tariff``)."""
+    """What TR418 does with a claim line no contract row prices (``[lists] missing_tariff``)."""
 
     REJECT = "reject"
     """The line is rejected with TR418's retourcode 0611."""

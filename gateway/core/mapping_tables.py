@@ -242,13 +242,17 @@ class MappingTable:
                 (row.target, row.to_generation) if as_source else (row.source, row.from_generation)
             )
             codes = self.generations.get(generation)
-            if applies and codes is not None and row.source_kind is SourceKind.PRODUCT:
-                if not codes.codes.belongs(leads_to.categorie, leads_to.code, day):
-                    applies = False
-                    why = (
-                        f"{leads_to} is not a valid {generation} code on {day} "
-                        f"(listed for {codes.codes.validity(leads_to.code)})"
-                    )
+            if (
+                applies
+                and codes is not None
+                and row.source_kind is SourceKind.PRODUCT
+                and not codes.codes.belongs(leads_to.categorie, leads_to.code, day)
+            ):
+                applies = False
+                why = (
+                    f"{leads_to} is not a valid {generation} code on {day} "
+                    f"(listed for {codes.codes.validity(leads_to.code)})"
+                )
             out.append((row, applies, why))
         return tuple(out)
 
