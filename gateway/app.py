@@ -108,7 +108,12 @@ def external_lists(settings: Settings) -> ExternalLists:
         if settings.contracts is not None
         else None
     )
-    return ExternalLists(gemeenten=gemeenten, product_codes=codes, contracts=contracts)
+    return ExternalLists(
+        gemeenten=gemeenten,
+        product_codes=codes,
+        contracts=contracts,
+        missing_tariff=settings.missing_tariff,
+    )
 
 
 def build_app(

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.core.errors import ConfigError
+from gateway.core.lists import MissingTariff
 from gateway.core.retry import LeasePlan
 from gateway.core.route import (
     Channel,
@@ -91,9 +92,14 @@ class PathSettings(_Section):
 
 
 class ListSettings(_Section):
-    """``[lists]``: external lists for the level-E rules, relative to the configuration file."""
+    """``[lists]``: external lists for the level-E rules, relative to the configuration file.
+
+    ``missing_tariff``: what TR418 does with a claim line no contract row prices (``reject``
+    with 0611, or ``warn``: accept and list it in ``gateway contracts coverage``).
+    """
 
     contracts: Path | None = None
+    missing_tariff: MissingTariff = MissingTariff.WARN
 
 
 class LimitSettings(_Section):
@@ -290,6 +296,7 @@ class Settings(_Section):
     contracts: Path | None = None
     metrics_token_sha256: str | None = None
     """The digest of the bearer token /metrics asks for (None: /metrics is off)."""
+    missing_tariff: MissingTariff = MissingTariff.WARN
 
     @property
     def translates(self) -> bool:
@@ -479,6 +486,7 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         rules=parsed.rules,
         contracts=_resolve(base, parsed.lists.contracts) if parsed.lists.contracts else None,
         metrics_token_sha256=_metrics_digest(parsed.server, environ, path),
+        missing_tariff=parsed.lists.missing_tariff,
     )
 
 

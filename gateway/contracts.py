@@ -6,11 +6,16 @@ product code lists, by their ``# list:`` name in ``codes/``, that every code mus
 
     gemeente,aanbieder,categorie,code,eenheid,tarief,valid_from,valid_to,note
 
+An ``aanbieder`` of ``*`` makes the row the region's tariff for every provider (a fixed
+trajectory price per profile x intensity); a provider's own row valid on the same day overrides
+it (:meth:`gateway.core.lists.InMemoryContracts.tariff`).
+
 Every problem is collected with its file and line and reported together: a broken row, an
-unknown gemeente or region, an AGB code that is not 8 digits, a category outside JZ020, a code
-not on the named lists under that category, a unit outside WJ756 (or 83, which has no tariff),
-a tariff that is not whole eurocent, bad dates, and two rows for the same gemeente, aanbieder
-and product whose validity overlaps.
+unknown gemeente or region, an AGB code that is neither 8 digits nor ``*``, a category outside
+JZ020, a code not on the named lists under that category, a row whose validity shares no day
+with the code's own, a unit outside WJ756 (or 83, which has no tariff), a tariff that is not
+whole eurocent, bad dates, and two rows for the same gemeente, aanbieder (or ``*``) and product
+whose validity overlaps.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.core.codes import PRODUCT_CATEGORIES, UNITS, ProductCodeList
 from gateway.core.errors import ConfigError
-from gateway.core.lists import ContractTable, ContractTariff, InMemoryContracts
+from gateway.core.lists import EVERY_PROVIDER, ContractTable, ContractTariff, InMemoryContracts
 from gateway.core.mapping_tables import expand_scope
 from gateway.mapping_files import (
     GENERATIONS_FILE,
@@ -32,6 +39,9 @@ from gateway.mapping_files import (
     load_code_list,
     split_commented_csv,
 )
+
+if TYPE_CHECKING:
+    from gateway.store.base import ClaimedProduct
 
 CONTRACT_COLUMNS = (
     "gemeente", "aanbieder", "categorie", "code", "eenheid", "tarief", "valid_from", "valid_to",
@@ -177,8 +187,12 @@ class _ContractLoader:
             )
             ok = False
         aanbieder = record["aanbieder"]
-        if len(aanbieder) != 8 or not aanbieder.isdigit():
-            self.problem(line, f"aanbieder {aanbieder!r} is not an 8-digit AGB code")
+        if aanbieder != EVERY_PROVIDER and (len(aanbieder) != 8 or not aanbieder.isdigit()):
+            self.problem(
+                line,
+                f"aanbieder {aanbieder!r} is neither an 8-digit AGB code nor "
+                f"{EVERY_PROVIDER!r} (every provider)",
+            )
             ok = False
         categorie, code = record["categorie"], record["code"]
         if categorie not in PRODUCT_CATEGORIES:
@@ -200,6 +214,21 @@ class _ContractLoader:
         to_ok, valid_to = self._date(line, "valid_to", record["valid_to"])
         if valid_from is not None and valid_to is not None and valid_to < valid_from:
             self.problem(line, f"valid_to {valid_to} lies before valid_from {valid_from}")
+            ok = False
+        if (
+            ok
+            and from_ok
+            and to_ok
+            and not any(
+                entry.categorie == categorie and entry.overlaps(valid_from, valid_to)
+                for entry in codes.entries_for(code)
+            )
+        ):
+            self.problem(
+                line,
+                f"code {code!r} is listed for {codes.validity(code)}: no day of the row's "
+                f"validity {valid_from or '…'}..{valid_to or '…'}",
+            )
             ok = False
         if not (ok and from_ok and to_ok) or gemeenten is None:
             return None
@@ -230,10 +259,16 @@ class _ContractLoader:
                 key = (gemeente, *row.key_rest)
                 clash = next((r for r, v in by_key[key] if _overlap(v, validity)), None)
                 if clash is not None:
+                    aanbieder = row.key_rest[0]
+                    party = (
+                        "every provider (*)"
+                        if aanbieder == EVERY_PROVIDER
+                        else f"aanbieder {aanbieder}"
+                    )
                     self.problem(
                         row.line,
-                        f"{'/'.join(row.key_rest[1:])} for gemeente {gemeente} and aanbieder "
-                        f"{row.key_rest[0]} overlaps line {clash.line}",
+                        f"{'/'.join(row.key_rest[1:])} for gemeente {gemeente} and {party} "
+                        f"overlaps line {clash.line}",
                     )
                     break
                 by_key[key].append((row, validity))
@@ -248,3 +283,39 @@ def _overlap(a: _Validity, b: _Validity) -> bool:
     starts_before_b_ends = a_from is None or b_to is None or a_from <= b_to
     ends_after_b_starts = a_to is None or b_from is None or a_to >= b_from
     return starts_before_b_ends and ends_after_b_starts
+
+
+@dataclass(frozen=True, slots=True)
+class TariffGap:
+    """Claim lines of one aanbieder in one month for a product no contract row prices."""
+
+    aanbieder: str
+    month: str  # YYYY-MM of the ProductPeriode's Begindatum
+    gemeente: str
+    categorie: str
+    code: str
+    eenheid: str
+    lines: int
+
+
+def tariff_gaps(claimed: Iterable[ClaimedProduct], table: ContractTable) -> list[TariffGap]:
+    """The claimed products without an applicable tariff, per aanbieder, month and gemeente.
+
+    Asked as TR418 asks: the tariff valid on the line's ProductPeriode Begindatum, the
+    aanbieder's own row before the region's ``*`` row; euro lines (Eenheid 83) have none.
+    """
+    counts: dict[tuple[str, str, str, str, str, str], int] = defaultdict(int)
+    for product in claimed:
+        if product.eenheid == EURO_UNIT:
+            continue
+        tariff = table.tariff(
+            product.gemeente, product.aanbieder, product.categorie, product.code, product.begin
+        )
+        if tariff is None:
+            month = product.begin.strftime("%Y-%m")
+            key = (
+                product.aanbieder, month, product.gemeente, product.categorie, product.code,
+                product.eenheid,
+            )  # fmt: skip
+            counts[key] += product.lines
+    return [TariffGap(*key, lines) for key, lines in sorted(counts.items())]

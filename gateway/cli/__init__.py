@@ -20,6 +20,7 @@ from typing import Any, cast
 from gateway.cli.audit import add_audit_command
 from gateway.cli.common import Subparsers
 from gateway.cli.completion import add_completion_command
+from gateway.cli.contracts import add_contracts_commands
 from gateway.cli.daemon import add_daemon_commands
 from gateway.cli.deadlines import add_deadlines_command
 from gateway.cli.dossier import add_dossier_command
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_commands(subparsers)
     add_purge_command(subparsers)
     add_audit_command(subparsers)
+    add_contracts_commands(subparsers)
     add_completion_command(subparsers, root=parser)
     add_rules_command(subparsers)
     add_translate_commands(subparsers)

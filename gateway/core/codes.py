@@ -92,9 +92,10 @@ class ProductCodeEntry:
 class ProductCodeList:
     """A set of product codes, keyed by code; satisfies ``gateway.core.lists.ProductCodeList``.
 
-    ``belongs`` and ``knows`` ignore dates on purpose: TR381 asks whether a code belongs to a
-    category in the list in use, and a running allocation keeps its code after the list moved on.
-    Date-aware questions go through :meth:`entries_for`.
+    ``belongs`` and ``knows`` answer for a day when given ``on`` (only entries in force that
+    day count) and for any day without it. The callers pass the day the product's period
+    begins (an allocation's Ingangsdatum, a claim line's ProductPeriode), so a running
+    allocation keeps its code after the list moved on while a new one cannot use a retired code.
     """
 
     name: str
@@ -116,13 +117,30 @@ class ProductCodeList:
         """One list holding every entry of ``lists``."""
         return cls(name, tuple(entry for plist in lists for entry in plist.entries))
 
-    def belongs(self, category: str, code: str) -> bool:
-        """True when ``code`` is in this list under ``category`` (TR381; else S329)."""
-        return any(entry.categorie == category for entry in self._by_code.get(code, ()))
+    def belongs(self, category: str, code: str, on: dt.date | None = None) -> bool:
+        """True when ``code`` is in this list under ``category`` (TR381; else S329), and in
+        force on ``on`` when given."""
+        return any(
+            entry.categorie == category and (on is None or entry.valid_on(on))
+            for entry in self._by_code.get(code, ())
+        )
 
-    def knows(self, code: str) -> bool:
-        """True when ``code`` is in this list under any category."""
-        return code in self._by_code
+    def knows(self, code: str, on: dt.date | None = None) -> bool:
+        """True when ``code`` is in this list under any category (in force on ``on`` if given)."""
+        return any(on is None or entry.valid_on(on) for entry in self._by_code.get(code, ()))
+
+    def validity(self, code: str) -> str:
+        """The periods ``code`` is listed for, e.g. ``2015-01-01..2015-12-31`` (for messages)."""
+        periods = sorted(
+            {
+                (e.valid_from or dt.date.min, e.valid_to or dt.date.max)
+                for e in self.entries_for(code)
+            }
+        )
+        return ", ".join(
+            f"{'…' if start == dt.date.min else start}..{'…' if end == dt.date.max else end}"
+            for start, end in periods
+        )
 
     def entries_for(self, code: str) -> tuple[ProductCodeEntry, ...]:
         """Every entry for ``code`` (one per list and validity period)."""

@@ -12,9 +12,12 @@ import csv
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 GEMEENTE_COLUMNS = ("code", "naam", "geldig_van", "geldig_tot")
+EVERY_PROVIDER = "*"
+"""The ``aanbieder`` of a contract row that applies to every provider (a regional tariff)."""
 
 
 class ListFormatError(ValueError):
@@ -91,12 +94,16 @@ def _optional_date(value: str | None, line: int) -> dt.date | None:
 class ProductCodeList(Protocol):
     """The product code list in use (JZ21 or a bilateral list, IV075)."""
 
-    def belongs(self, category: str, code: str) -> bool:
-        """True when ``code`` is a product code of ``category``."""
+    def belongs(self, category: str, code: str, on: dt.date | None = None) -> bool:
+        """True when ``code`` is a product code of ``category`` (in force on ``on`` if given)."""
         ...
 
-    def knows(self, code: str) -> bool:
-        """True when ``code`` is on the list at all."""
+    def knows(self, code: str, on: dt.date | None = None) -> bool:
+        """True when ``code`` is on the list at all (in force on ``on`` if given)."""
+        ...
+
+    def validity(self, code: str) -> str:
+        """The periods ``code`` is listed for, for messages (``2015-01-01..2015-12-31``)."""
         ...
 
 
@@ -124,19 +131,24 @@ class InMemoryProductCodes:
 
     codes_by_category: Mapping[str, frozenset[str]]
 
-    def belongs(self, category: str, code: str) -> bool:
-        """True when ``code`` is listed under ``category``."""
+    def belongs(self, category: str, code: str, on: dt.date | None = None) -> bool:
+        """True when ``code`` is listed under ``category`` (this list has no dates)."""
         return code in self.codes_by_category.get(category, frozenset())
 
-    def knows(self, code: str) -> bool:
-        """True when ``code`` is listed under any category."""
+    def knows(self, code: str, on: dt.date | None = None) -> bool:
+        """True when ``code`` is listed under any category (this list has no dates)."""
         return any(code in codes for codes in self.codes_by_category.values())
+
+    def validity(self, code: str) -> str:
+        """Always ``…..…``: this list has no dates."""
+        return "…..…"
 
 
 @dataclass(frozen=True)
 class InMemoryContracts:
     """A :class:`ContractTable` from ``(gemeente, aanbieder, categorie, code)`` → tariff rows
-    with validity ``(geldig_van, geldig_tot, tariff)``, bounds inclusive and optional."""
+    with validity ``(geldig_van, geldig_tot, tariff)``, bounds inclusive and optional. An
+    ``aanbieder`` of :data:`EVERY_PROVIDER` is the region's tariff for every provider."""
 
     rows: Mapping[
         tuple[str, str, str, str], tuple[tuple[dt.date | None, dt.date | None, ContractTariff], ...]
@@ -145,11 +157,22 @@ class InMemoryContracts:
     def tariff(
         self, gemeente: str, aanbieder: str, categorie: str, code: str, on: dt.date
     ) -> ContractTariff | None:
-        """The tariff valid on ``on``, or None."""
-        for start, end, tariff in self.rows.get((gemeente, aanbieder, categorie, code), ()):
-            if (start is None or start <= on) and (end is None or on <= end):
-                return tariff
+        """The tariff valid on ``on``: the provider's own row, else the row for every
+        provider (:data:`EVERY_PROVIDER`), else None."""
+        for party in (aanbieder, EVERY_PROVIDER):
+            for start, end, tariff in self.rows.get((gemeente, party, categorie, code), ()):
+                if (start is None or start <= on) and (end is None or on <= end):
+                    return tariff
         return None
+
+
+class MissingTariff(StrEnum):
+    """What TR418 does with a claim line no contract row prices (``[lists] missing_tariff``)."""
+
+    REJECT = "reject"
+    """The line is rejected with TR418's retourcode 0611."""
+    WARN = "warn"
+    """The line passes; ``gateway contracts coverage`` lists its code."""
 
 
 @dataclass(frozen=True)
@@ -159,3 +182,4 @@ class ExternalLists:
     gemeenten: GemeenteList | None = None
     product_codes: ProductCodeList | None = None
     contracts: ContractTable | None = field(default=None)
+    missing_tariff: MissingTariff = MissingTariff.WARN

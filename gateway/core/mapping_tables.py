@@ -192,11 +192,20 @@ class MappingTable:
     def candidates(
         self, gemeente: str, product: Product, day: dt.date, to_generation: str
     ) -> tuple[Candidate, ...]:
-        """Rows that translate ``product`` into ``to_generation`` for an allocation on ``day``."""
+        """Rows that translate ``product`` into ``to_generation`` for an allocation on ``day``:
+        the row is valid on ``day`` and so is the code it leads to, in ``to_generation``'s list
+        (a 2015-only code is no candidate for an allocation of 2026)."""
+        target = self.generations.get(to_generation)
         return tuple(
             c
             for c in self.rows_for_product(gemeente, product, generation=to_generation)
-            if c.row.valid_on(day) and c.result != product
+            if c.row.valid_on(day)
+            and c.result != product
+            and (
+                target is None
+                or not c.result.code
+                or target.codes.belongs(c.result.categorie, c.result.code, day)
+            )
         )
 
     def runoff(
@@ -229,6 +238,21 @@ class MappingTable:
             if categorie is not None and side.categorie != categorie:
                 continue
             applies, why = _why(row, day, as_source)
+            leads_to, generation = (
+                (row.target, row.to_generation) if as_source else (row.source, row.from_generation)
+            )
+            codes = self.generations.get(generation)
+            if (
+                applies
+                and codes is not None
+                and row.source_kind is SourceKind.PRODUCT
+                and not codes.codes.belongs(leads_to.categorie, leads_to.code, day)
+            ):
+                applies = False
+                why = (
+                    f"{leads_to} is not a valid {generation} code on {day} "
+                    f"(listed for {codes.codes.validity(leads_to.code)})"
+                )
             out.append((row, applies, why))
         return tuple(out)
 

@@ -413,6 +413,16 @@ class Store(Protocol):
         """Products in messages received since ``since`` that waited for a mapping decision."""
         ...
 
+    def claimed_products(
+        self,
+        first: dt.date | None = None,
+        last: dt.date | None = None,
+        aanbieder: str | None = None,
+    ) -> list[ClaimedProduct]:
+        """The products of submitted JW323 lines (whatever their verdict) whose ProductPeriode
+        begins in ``first..last``, counted per gemeente, aanbieder, product and begin date."""
+        ...
+
     # -- group commit ----------------------------------------------------------------------
 
     def new_message_id(self, at: dt.datetime) -> str:
@@ -547,3 +557,17 @@ class BatchResult:
 
     saved: list[Saved]
     moved: list[bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedProduct:
+    """Lines of submitted claims for one product, as the tariff lookup needs them: the lines
+    of ``aanbieder`` to ``gemeente`` for ``categorie``/``code`` whose period begins on ``begin``."""
+
+    gemeente: str
+    aanbieder: str
+    categorie: str
+    code: str
+    eenheid: str
+    begin: dt.date
+    lines: int

@@ -62,6 +62,7 @@ from gateway.core.dossier import (
     fold_deliveries,
 )
 from gateway.core.privacy import client_key
+from gateway.store.base import ClaimedProduct
 from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import insert_rows, planned_per_call
 from gateway.store.tables import CORRELATIONS, REGISTER
@@ -521,6 +522,43 @@ class DossierRegister(Repository):
         """Write a stored message's register entries once and settle what its link decides."""
         with driver_errors("recording dossier entries"), self._db.write() as conn:
             write_entries(conn, [(message_id, update)], replaces=replay_of)
+
+    def claimed_products(
+        self,
+        first: dt.date | None = None,
+        last: dt.date | None = None,
+        aanbieder: str | None = None,
+    ) -> list[ClaimedProduct]:
+        """The products of submitted JW323 lines whose ProductPeriode begins in
+        ``first..last``, counted per gemeente, aanbieder, product and begin date.
+
+        Read from the ``submitted`` rows (every line as sent, whatever its verdict); a claim
+        stored twice (an operator replay) counts once, as its latest row.
+        """
+        query = select(
+            REGISTER.c.id, REGISTER.c.gemeente, REGISTER.c.aanbieder, REGISTER.c.referentie,
+            REGISTER.c.body,
+        ).where(REGISTER.c.kind == SUBMITTED)  # fmt: skip
+        if aanbieder is not None:
+            query = query.where(REGISTER.c.aanbieder == aanbieder)
+        with driver_errors("reading submitted claims"), self._db.read() as conn:
+            latest = {
+                (row.gemeente, row.aanbieder, row.referentie): row.body
+                for row in conn.execute(query.order_by(REGISTER.c.id))
+            }
+        counts: dict[tuple[str, str, str, str, str, dt.date], int] = defaultdict(int)
+        for body in latest.values():
+            for submitted in json.loads(body).get("lines", ()):
+                line = submitted["line"]
+                begin = dt.date.fromisoformat(line["begindatum"])
+                if (first is not None and begin < first) or (last is not None and begin > last):
+                    continue
+                key = (
+                    line["gemeente"], line["aanbieder"], line["categorie"], line["code"],
+                    line["eenheid"], begin,
+                )  # fmt: skip
+                counts[key] += 1
+        return [ClaimedProduct(*key, lines) for key, lines in sorted(counts.items())]
 
 
 # --- reading ----------------------------------------------------------------------------------

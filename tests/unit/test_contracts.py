@@ -83,7 +83,7 @@ def test_a_clean_file_loads(tmp_path: Path) -> None:
         ("0150,65656055,45,45A03,04,-5,,,x", "4: tarief '-5' is not whole eurocent"),
         ("0150,65656055,45,45A03,83,1250,,,x", "4: eenheid '83' is not a WJ756 unit"),
         ("0150,65656055,45,45A03,05,1250,,,x", "4: eenheid '05' is not a WJ756 unit"),
-        ("0150,6565605,45,45A03,04,1250,,,x", "4: aanbieder '6565605' is not an 8-digit"),
+        ("0150,6565605,45,45A03,04,1250,,,x", "4: aanbieder '6565605' is neither an 8-digit"),
         ("NOWHERE,65656055,45,45A03,04,1250,,,x", "4: gemeente 'NOWHERE' is neither"),
         ("0150,65656055,45,45A03,04,1250,2023-13-01,,x", "4: valid_from '2023-13-01' is not"),
         ("0150,65656055,45,45A03,04,1250,2023-02-01,2023-01-01,x", "4: valid_to 2023-01-01"),

@@ -7,10 +7,11 @@ consult is not configured. Codes go on the class at fault, as for level B.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 from gateway.core.document import Element, MessageDocument, date_at, find, int_at, text
-from gateway.core.lists import ContractTariff, ExternalLists
+from gateway.core.lists import ContractTariff, ExternalLists, MissingTariff
 from gateway.core.rules.engine import RuleContext, RuleLevel, Violation
 from gateway.core.rules.registry import REGISTRY
 
@@ -76,46 +77,74 @@ def gemeente_in_cbs_list(doc: MessageDocument, ctx: RuleContext) -> Iterator[Vio
             )
 
 
-def _coded_products(doc: MessageDocument) -> Iterator[tuple[Element, str, str]]:
-    """(element holding the code, category, code) for every product in the message."""
+#: Where the period of a product begins, per class holding a Product, first found wins: the
+#: allocation's own start before a start/stop's Begindatum, so a running allocation keeps the
+#: code it was assigned under (domain-codes §6.6: resolve by the toewijzing's Ingangsdatum).
+PRODUCT_BEGIN_PATHS = (
+    "ToewijzingIngangsdatum",
+    "Ingangsdatum",
+    "GewensteIngangsdatum",
+    "Begindatum",
+)
+CLAIM_BEGIN_PATH = "ProductPeriode/Begindatum"
+
+
+def _coded_products(doc: MessageDocument) -> Iterator[tuple[Element, str, str, dt.date | None]]:
+    """(element holding the code, category, code, the day the product's period begins) for
+    every product in the message; the day is None when the class carries no date."""
     for product in doc.iter_local("Product"):
         category, code = text(product, "Categorie"), text(product, "Code")
         element = find(product, "Code")
+        holder = product.getparent()
+        begin = next(
+            (
+                day
+                for path in PRODUCT_BEGIN_PATHS
+                if holder is not None and (day := date_at(holder, path)) is not None
+            ),
+            None,
+        )
         if element is not None and category and code:
-            yield element, category, code
+            yield element, category, code, begin
     for prestatie in doc.iter_local("Prestatie"):
         category, code = text(prestatie, "ProductCategorie"), text(prestatie, "ProductCode")
         element = find(prestatie, "ProductCode")
         if element is not None and category and code:
-            yield element, category, code
+            yield element, category, code, date_at(prestatie, CLAIM_BEGIN_PATH)
 
 
 @REGISTRY.rule(
     "TR381",
     types=("JW301", "JW305", "JW307", "JW315", "JW317", "JW323"),
-    summary="A ProductCode belongs to its ProductCategorie in the product code list in use.",
+    summary="A ProductCode belongs to its ProductCategorie in the product code list in use, "
+    "valid on the day the product's period begins (else the Dagtekening).",
     retourcode="S329",
     level=E,
     needs=("lists",),
 )
 def product_code_in_category(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
-    """TR381: the code is listed under the category (IV075)."""
+    """TR381: the code is listed under the category (IV075) on the day that decides: where the
+    product's period begins (Ingangsdatum, ProductPeriode/Begindatum...), else the Dagtekening."""
     codes = _lists(ctx).product_codes
     if codes is None:
         return
-    for element, category, code in _coded_products(doc):
-        if not codes.belongs(category, code):
-            why = (
-                "is not on the product code list"
-                if not codes.knows(code)
-                else (f"does not belong to category {category}")
-            )
-            yield Violation(element, f"ProductCode {code} {why}.")
+    for element, category, code, begin in _coded_products(doc):
+        day = begin or doc.dagtekening
+        if codes.belongs(category, code, day):
+            continue
+        if not codes.knows(code):
+            why = "is not on the product code list"
+        elif not codes.belongs(category, code):
+            why = f"does not belong to category {category}"
+        else:
+            assert day is not None  # undated, the code would belong
+            why = f"is not valid on {day.isoformat()} (listed for {codes.validity(code)})"
+        yield Violation(element, f"ProductCode {code} {why}.")
 
 
 def _contract(ctx: RuleContext, doc: MessageDocument, prestatie: Element) -> ContractTariff | None:
     contracts = _lists(ctx).contracts
-    begin = date_at(prestatie, "ProductPeriode/Begindatum")
+    begin = date_at(prestatie, CLAIM_BEGIN_PATH)
     category, code = text(prestatie, "ProductCategorie"), text(prestatie, "ProductCode")
     if contracts is None or begin is None or not category or not code:
         return None
@@ -163,18 +192,26 @@ def amount_is_volume_times_tariff(doc: MessageDocument, ctx: RuleContext) -> Ite
 @REGISTRY.rule(
     "TR418",
     types=("JW323",),
-    summary="ProductTarief equals the contract tariff.",
+    summary="ProductTarief equals the contract tariff valid when the ProductPeriode begins "
+    "(a line no contract prices: per [lists] missing_tariff).",
     retourcode="0611",
     level=E,
     needs=("lists",),
 )
 def tariff_is_contract_tariff(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
     """TR418: the claimed tariff is the agreed one; per minute on an hourly contract it is the
-    hourly tariff / 60 rounded half up to whole cents (IV081)."""
+    hourly tariff / 60 rounded half up to whole cents (IV081). A line (Eenheid not 83) that no
+    contract row prices on its ProductPeriode's Begindatum is rejected too when the policy is
+    :attr:`MissingTariff.REJECT`."""
+    lists = _lists(ctx)
+    reject_unpriced = lists.contracts is not None and lists.missing_tariff is MissingTariff.REJECT
     for prestatie in doc.iter_local("Prestatie"):
         element = find(prestatie, "ProductTarief")
         tariff = int_at(element)
         contract = _contract(ctx, doc, prestatie)
+        if contract is None and reject_unpriced and text(prestatie, "Eenheid") != EURO_UNIT:
+            yield _unpriced(doc, prestatie)
+            continue
         if element is None or tariff is None or contract is None:
             continue
         expected = contract.tarief
@@ -184,3 +221,18 @@ def tariff_is_contract_tariff(doc: MessageDocument, ctx: RuleContext) -> Iterato
             yield Violation(
                 element, f"ProductTarief {tariff} differs from the contract tariff {expected}."
             )
+
+
+def _unpriced(doc: MessageDocument, prestatie: Element) -> Violation:
+    """The finding for a claim line without an applicable contract tariff."""
+    category, code = text(prestatie, "ProductCategorie"), text(prestatie, "ProductCode")
+    begin = date_at(prestatie, CLAIM_BEGIN_PATH)
+    element = find(prestatie, "ProductTarief")
+    if element is None:
+        element = find(prestatie, "ProductCode")
+    return Violation(
+        element if element is not None else prestatie,
+        f"no contract tariff for {category}/{code} between gemeente "
+        f"{doc.header_text('Ontvanger')} and aanbieder {doc.header_text('Afzender')} on "
+        f"{begin.isoformat() if begin else 'the ProductPeriode'}.",
+    )
