@@ -68,9 +68,11 @@ def _load_c_index() -> tuple[_CIndex | None, str]:
         return None, f"pure Python: {PURE_PYTHON_VARIABLE} is set"
     try:
         # Opt-in: the default install has no such module.
-        from gateway.core import _cdoc  # noqa: PLC0415
-    except ModuleNotFoundError:
-        return None, "pure Python: the C extension is not built (GATEWAY_BUILD_C=1 at install)"
+        import gateway.core._cdoc as _cdoc  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        if exc.name == "gateway.core._cdoc":
+            return None, "pure Python: the C extension is not built (GATEWAY_BUILD_C=1 at install)"
+        return None, _refused(f"the C extension cannot be loaded ({exc}); reinstall")
     except (ImportError, ValueError) as exc:  # Cython reports a changed lxml type as ValueError
         return None, _refused(f"the C extension cannot be loaded ({exc}); reinstall")
     try:
