@@ -67,8 +67,9 @@ def _load_c_index() -> tuple[_CIndex | None, str]:
     if os.environ.get(PURE_PYTHON_VARIABLE, "0") != "0":
         return None, f"pure Python: {PURE_PYTHON_VARIABLE} is set"
     try:
-        # Opt-in: the default install has no such module.
-        import gateway.core._cdoc as _cdoc  # noqa: PLC0415
+        # Opt-in: the default install has no such module. This form, unlike ``from
+        # gateway.core import _cdoc``, raises ModuleNotFoundError naming it when it is absent.
+        import gateway.core._cdoc as _cdoc  # noqa: PLC0415, PLR0402
     except ModuleNotFoundError as exc:
         if exc.name == "gateway.core._cdoc":
             return None, "pure Python: the C extension is not built (GATEWAY_BUILD_C=1 at install)"
