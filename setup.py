@@ -1,24 +1,56 @@
-"""Builds the optional C extension ``gateway.core._cdoc``; project metadata is in pyproject.toml.
+"""Build steps that pyproject.toml cannot declare: the shipped data and the opt-in C extension.
 
-The extension only speeds up MessageDocument's lookups (gateway/core/_cdoc.pyx says how). A
-failed build never fails the install: the extension is ``optional``, Cython's own errors are
-reported as build errors of that extension, and without it gateway.core.document runs its
-pure-Python builders (same answers, slower). ``gateway.core.document.C_INDEX`` tells which runs.
+Shipped data: ``build_py`` copies the top-level ``schemas/`` and ``mappings/`` folders (the one
+source of truth) into the built package as ``gateway/_shipped/``, where gateway.shipped finds
+them with importlib.resources. An editable install copies nothing: it reads the folders in the
+checkout.
+
+C extension: the default build is pure Python (a ``py3-none-any`` wheel). ``GATEWAY_BUILD_C=1``
+at build time also compiles ``gateway.core._cdoc`` (gateway/core/_cdoc.pyx), which only speeds
+up MessageDocument's lookups; the build then needs Cython, lxml and a C compiler and fails
+if it cannot compile. ``gateway.core.document.C_INDEX_STATUS`` tells which code runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
-from setuptools.errors import CompileError
+from setuptools.command.build_py import build_py
 
+BUILD_C_VARIABLE = "GATEWAY_BUILD_C"
+BUILD_C = os.environ.get(BUILD_C_VARIABLE, "0") not in ("", "0")
+# The top-level folders copied into the package, and where they go inside it.
+SHIPPED_FOLDERS = ("schemas", "mappings")
+PACKAGED_FOLDER = Path("gateway") / "_shipped"
 # setuptools wants source paths relative to the project root (pip runs setup.py from there).
 PYX = "gateway/core/_cdoc.pyx"
 # Generated next to the .pyx, which includes it; ignored by git like the generated .c.
 SOURCE_HASH_PXI = "gateway/core/_cdoc_source.pxi"
+
+
+class BuildWithShippedData(build_py):
+    """``build_py`` that also copies ``schemas/`` and ``mappings/`` into ``gateway/_shipped``."""
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            return
+        target = Path(self.build_lib) / PACKAGED_FOLDER
+        shutil.rmtree(target, ignore_errors=True)
+        for name in SHIPPED_FOLDERS:
+            shutil.copytree(name, target / name, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:
+        outputs = list(super().get_outputs(include_bytecode))
+        if not self.editable_mode:
+            target = Path(self.build_lib) / PACKAGED_FOLDER
+            outputs += [str(p) for p in target.rglob("*") if p.is_file()]
+        return outputs
 
 
 def _write_source_hash() -> None:
@@ -33,39 +65,30 @@ def _write_source_hash() -> None:
         pxi.write_text(text)
 
 
-class OptionalCythonBuild(build_ext):
-    """``build_ext`` that runs Cython itself, so a Cython failure is a build error setuptools
-    can skip for an optional extension (cythonize() at import time would abort the install)."""
+class CythonBuild(build_ext):
+    """``build_ext`` that runs Cython on the .pyx itself (never a left-over, maybe stale, .c)."""
 
     def build_extension(self, ext: Extension) -> None:
-        if ext.name == "gateway.core._cdoc":
-            # Always from the .pyx: setuptools swaps .pyx for .c when Cython was not importable
-            # when the Extension was made, and a left-over .c may be stale.
-            ext.sources = self._cythonized(ext)
-        super().build_extension(ext)
+        # Imported here: only a build with GATEWAY_BUILD_C=1 has them (setup_requires below).
+        import lxml  # noqa: PLC0415
+        from Cython.Build import cythonize  # noqa: PLC0415
 
-    def _cythonized(self, ext: Extension) -> list[str]:
-        try:
-            # Imported here, not at the top: without them the install goes on without the module.
-            import lxml  # noqa: PLC0415
-            from Cython.Build import cythonize  # noqa: PLC0415
-        except ImportError as exc:
-            raise CompileError(f"building {ext.name} needs Cython and lxml: {exc}") from exc
         _write_source_hash()
         # lxml's .pxd files, its C API header and the libxml2 headers it was built with.
-        ext.include_dirs = [*ext.include_dirs, *lxml.get_include()]
-        try:
-            (converted,) = cythonize(
-                [Extension(ext.name, [PYX], include_dirs=ext.include_dirs)],
-                compiler_directives={"language_level": "3"},
-                quiet=True,
-            )
-        except Exception as exc:  # Cython's errors are not distutils errors
-            raise CompileError(f"Cython could not translate {PYX}: {exc}") from exc
-        return list(converted.sources)
+        include_dirs = [*ext.include_dirs, *lxml.get_include()]
+        (converted,) = cythonize(
+            [Extension(ext.name, [PYX], include_dirs=include_dirs)],
+            compiler_directives={"language_level": "3"},
+            quiet=True,
+        )
+        ext.sources = list(converted.sources)
+        ext.include_dirs = include_dirs
+        super().build_extension(ext)
 
 
 setup(
-    ext_modules=[Extension("gateway.core._cdoc", [PYX], optional=True)],
-    cmdclass={"build_ext": OptionalCythonBuild},
+    cmdclass={"build_py": BuildWithShippedData, "build_ext": CythonBuild},
+    # With setuptools' PEP 517 backend, setup_requires become this build's extra requirements.
+    setup_requires=["Cython>=3.0", "lxml>=5.2"] if BUILD_C else [],
+    ext_modules=[Extension("gateway.core._cdoc", [PYX])] if BUILD_C else [],
 )

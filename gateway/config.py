@@ -27,7 +27,8 @@ from gateway.core.route import (
     PartyRole,
     token_digest,
 )
-from gateway.mapping_files import GENERATIONS_FILE, SHIPPED_MAPPINGS
+from gateway.mapping_files import GENERATIONS_FILE
+from gateway.shipped import SHIPPED_MAPPINGS, SHIPPED_SCHEMAS
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIB = 1024 * 1024
@@ -86,9 +87,11 @@ class PathSettings(_Section):
 
     inbox: Path = Path("inbox")
     outbox: Path = Path("outbox")
-    schemas: tuple[Path, ...] = (Path("schemas/ijw-3.2"),)
+    schemas: tuple[Path, ...] | None = None
+    """``None`` (left out): the iJw 3.2 schemas shipped with the gateway."""
     data: Path = Path("data")
     mappings: Path | None = None
+    """``None`` (left out): the mapping folder shipped with the gateway."""
 
 
 class ListSettings(_Section):
@@ -475,7 +478,11 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         store_url=store_url,
         inbox=_resolve(base, parsed.paths.inbox),
         outbox=_resolve(base, parsed.paths.outbox),
-        schemas=tuple(_resolve(base, folder) for folder in parsed.paths.schemas),
+        schemas=(
+            tuple(_resolve(base, folder) for folder in parsed.paths.schemas)
+            if parsed.paths.schemas is not None
+            else (SHIPPED_SCHEMAS,)
+        ),
         data=data,
         limits=parsed.limits,
         retry=parsed.retry,

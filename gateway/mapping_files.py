@@ -33,8 +33,8 @@ from gateway.core.mapping_tables import (
     expand_scope,
     freeze_regions,
 )
+from gateway.shipped import SHIPPED_MAPPINGS
 
-SHIPPED_MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 GENERATIONS_FILE = "generations.toml"
 CODE_COLUMNS = ("categorie", "code", "eenheid", "valid_from", "valid_to", "omschrijving")
 MAPPING_COLUMNS = (

@@ -24,6 +24,7 @@ from gateway.cli.contracts import add_contracts_commands
 from gateway.cli.daemon import add_daemon_commands
 from gateway.cli.deadlines import add_deadlines_command
 from gateway.cli.dossier import add_dossier_command
+from gateway.cli.init import add_init_command
 from gateway.cli.purge import add_purge_command
 from gateway.cli.report import add_report_commands
 from gateway.cli.rules import add_rules_command
@@ -41,6 +42,7 @@ DISTRIBUTION = "ijw-gateway"
 EXAMPLES = """\
 examples:
   gateway validate inbox/          check messages without a running gateway
+  gateway init /srv/gateway        a starter config.toml and folders for a new deployment
   gateway run                      start the daemon (config.toml in this folder)
   gateway status                   every party at a glance
   gateway messages --state held    what waits for an operator
@@ -121,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = cast("Subparsers", parser.add_subparsers(dest="command", metavar="COMMAND"))
     add_validate_command(subparsers)
     add_schema_commands(subparsers)
+    add_init_command(subparsers)
     add_daemon_commands(subparsers)
     add_search_commands(subparsers)
     add_show_command(subparsers)

@@ -198,7 +198,8 @@ def run_translate(args: argparse.Namespace) -> int:
     """``gateway translate``."""
     from gateway.core.ledger import InMemoryLedger
     from gateway.core.translation import translate
-    from gateway.mapping_files import SHIPPED_MAPPINGS, load_mappings
+    from gateway.mapping_files import load_mappings
+    from gateway.shipped import SHIPPED_MAPPINGS
 
     table = load_mappings(args.mappings or SHIPPED_MAPPINGS)
     try:
@@ -239,7 +240,8 @@ def run_translate(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     """``gateway mappings check``."""
     from gateway.contracts import check_contract_table, contract_files
-    from gateway.mapping_files import SHIPPED_MAPPINGS, check_mappings
+    from gateway.mapping_files import check_mappings
+    from gateway.shipped import SHIPPED_MAPPINGS
 
     folder = args.mappings or SHIPPED_MAPPINGS
     table, problems = check_mappings(folder)
@@ -279,7 +281,8 @@ def _print_summary(table: MappingTable, folder: Path) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     """``gateway mappings explain``."""
-    from gateway.mapping_files import SHIPPED_MAPPINGS, load_mappings
+    from gateway.mapping_files import load_mappings
+    from gateway.shipped import SHIPPED_MAPPINGS
 
     table = load_mappings(args.mappings or SHIPPED_MAPPINGS)
     found = table.explain(args.code, args.gemeente, args.date, args.category)

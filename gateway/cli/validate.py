@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from gateway.core.rules import RuleContext
     from gateway.core.schemaset import SchemaSet
 
-SHIPPED_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "ijw-3.2"
-
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 VALIDATE_EXAMPLES = """\
@@ -135,6 +133,7 @@ def _expand(paths: list[Path]) -> Iterator[Path | _Unreadable]:
 
 def _schema_set(args: argparse.Namespace) -> SchemaSet:
     from gateway.schemas import load_schema_set
+    from gateway.shipped import SHIPPED_SCHEMAS
 
     folders = args.schemas or [SHIPPED_SCHEMAS]
     return load_schema_set(folders)

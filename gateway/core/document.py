@@ -9,17 +9,19 @@ element through lxml's ElementPath. The :class:`MessageDocument` methods of the 
 the same answers from a per-document child index, built lazily one element at a time; rules
 use those, because they ask the same few elements for their children many times over.
 
-The index is built by the optional C extension ``gateway.core._cdoc`` when it is installed,
-built from the ``_cdoc.pyx`` beside it and compiled against the running lxml; otherwise by the
-pure-Python builders below, which are the reference (the C ones give exactly their answers).
-:data:`C_INDEX` says which runs, :data:`C_INDEX_STATUS` why; setting ``GATEWAY_PURE_PYTHON=1``
-before the import forces the pure-Python builders.
+The index is built by the pure-Python builders below, which are the reference, or by the
+opt-in C extension ``gateway.core._cdoc`` (built with ``GATEWAY_BUILD_C=1`` at install) when it
+was built from the ``_cdoc.pyx`` beside it and against the running lxml; the C builders give
+exactly the same answers. :data:`C_INDEX` says which runs, :data:`C_INDEX_STATUS` why; a built
+extension that is refused logs one warning saying why. Setting ``GATEWAY_PURE_PYTHON=1`` before
+the import forces the pure-Python builders.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -65,23 +67,36 @@ def _load_c_index() -> tuple[_CIndex | None, str]:
     if os.environ.get(PURE_PYTHON_VARIABLE, "0") != "0":
         return None, f"pure Python: {PURE_PYTHON_VARIABLE} is set"
     try:
-        # Optional by design: an install without a C compiler has no such module.
-        from gateway.core import _cdoc  # noqa: PLC0415
+        # Opt-in: the default install has no such module. This form, unlike ``from
+        # gateway.core import _cdoc``, raises ModuleNotFoundError naming it when it is absent.
+        import gateway.core._cdoc as _cdoc  # noqa: PLC0415, PLR0402
+    except ModuleNotFoundError as exc:
+        if exc.name == "gateway.core._cdoc":
+            return None, "pure Python: the C extension is not built (GATEWAY_BUILD_C=1 at install)"
+        return None, _refused(f"the C extension cannot be loaded ({exc}); reinstall")
     except (ImportError, ValueError) as exc:  # Cython reports a changed lxml type as ValueError
-        return None, f"pure Python: the C extension is not built or not loadable ({exc})"
+        return None, _refused(f"the C extension cannot be loaded ({exc}); reinstall")
     try:
         source = Path(__file__).with_name("_cdoc.pyx").read_bytes()
     except OSError:
-        return None, "pure Python: _cdoc.pyx is missing, so the C extension cannot be checked"
+        return None, _refused("_cdoc.pyx is missing, so the C extension cannot be checked")
     if hashlib.sha256(source).hexdigest() != _cdoc.PYX_SHA256:
-        return None, "pure Python: the C extension is stale (_cdoc.pyx changed; reinstall)"
+        return None, _refused("the C extension is stale (_cdoc.pyx changed; reinstall)")
     built_for = (_cdoc.LXML_VERSION, _cdoc.LIBXML_VERSION)
     if built_for != (etree.__version__, etree.LIBXML_COMPILED_VERSION):
-        return None, (
-            f"pure Python: the C extension was built for lxml {_cdoc.LXML_VERSION}, "
+        return None, _refused(
+            f"the C extension was built for lxml {_cdoc.LXML_VERSION}, "
             f"this is lxml {etree.__version__} (reinstall)"
         )
     return _cdoc, f"C: gateway.core._cdoc (lxml {etree.__version__})"
+
+
+def _refused(reason: str) -> str:
+    """The status line for a built extension that is not used, logged once as a warning: it
+    was asked for at install, so running without it is worth an operator's notice."""
+    status = f"pure Python: {reason}"
+    logging.getLogger(__name__).warning("%s", status)
+    return status
 
 
 _cdoc: _CIndex | None

@@ -135,7 +135,13 @@ _ARRAYS: dict[str, type[_PgArray]] = {
 def register_array_dumpers() -> None:
     """Teach psycopg (all connections opened from now on) to send each :class:`_PgArray` as a
     binary array of its element type. Imported here: SQLite stores never load psycopg."""
-    import psycopg  # noqa: PLC0415
+    try:
+        import psycopg  # noqa: PLC0415
+    except ImportError as exc:
+        # The driver is the extra 'postgres': a SQLite-only install does not have it.
+        raise StoreError(
+            "a PostgreSQL store needs the psycopg driver: pip install 'ijw-gateway[postgres]'"
+        ) from exc
     from psycopg.types.array import ListBinaryDumper  # noqa: PLC0415
 
     for array in _ARRAYS.values():

@@ -12,6 +12,7 @@ from gateway.cli import main as daemon_main
 from gateway.config import load_config
 from gateway.core.errors import ConfigError
 from gateway.core.route import Channel, PartyRole
+from gateway.shipped import SHIPPED_MAPPINGS, SHIPPED_SCHEMAS
 from tests.paths import REPO
 
 GEMEENTE = """
@@ -51,12 +52,16 @@ def test_demo_config_loads_with_six_parties_one_not_ready() -> None:
 
 
 def test_empty_file_gets_defaults_relative_to_config_folder(tmp_path: Path) -> None:
-    """Defaults: 127.0.0.1:8480, SQLite in <config dir>/data, folders beside the file."""
+    """Defaults: 127.0.0.1:8480, SQLite in <config dir>/data, folders beside the file, the
+    shipped schemas and mapping tables."""
     settings = load_config(_write(tmp_path, ""), {})
     assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8480)
     assert settings.store_url == f"sqlite:///{tmp_path.resolve() / 'data' / 'gateway.db'}"
     assert settings.inbox == tmp_path.resolve() / "inbox"
-    assert settings.schemas == (tmp_path.resolve() / "schemas" / "ijw-3.2",)
+    assert settings.schemas == (SHIPPED_SCHEMAS,)
+    assert (SHIPPED_SCHEMAS / "jw301.xsd").is_file()
+    assert settings.mappings == SHIPPED_MAPPINGS
+    assert (SHIPPED_MAPPINGS / "generations.toml").is_file()
     assert settings.limits.max_message_bytes == 25 * 1024 * 1024
     assert settings.max_body_bytes == 25 * 1024 * 1024
 

@@ -51,8 +51,8 @@ def index_builders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if request.param == "python":
         monkeypatch.setattr(document, "_cdoc", None)
     elif not document.c_index_enabled():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must check the C index, but: {document.C_INDEX_STATUS}")
+        if os.environ.get("GATEWAY_BUILD_C", "0") not in ("", "0"):
+            pytest.fail(f"GATEWAY_BUILD_C is set, but: {document.C_INDEX_STATUS}")
         pytest.skip(document.C_INDEX_STATUS)
     return str(request.param)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.core.mapping_tables import Product, SourceKind
-from gateway.mapping_files import SHIPPED_MAPPINGS, MappingError, check_mappings, load_mappings
+from gateway.mapping_files import MappingError, check_mappings, load_mappings
+from gateway.shipped import SHIPPED_MAPPINGS
 from tests.unit.translation.builders import HEADER, ROWS, write_folder
 
 TABLE_FILE = "old_to_new.csv"

@@ -13,8 +13,9 @@ from gateway.core.mapping_tables import MappingRow, MappingTable, Product, Sourc
 from gateway.core.schemaset import SchemaSet
 from gateway.core.translation import translate
 from gateway.core.validate import validate
-from gateway.mapping_files import SHIPPED_MAPPINGS, load_mappings
+from gateway.mapping_files import load_mappings
 from gateway.schemas import load_schema_set
+from gateway.shipped import SHIPPED_MAPPINGS
 from tests.paths import OFFICIAL_XSD_DIR
 from tests.unit.translation.builders import follow_up, jw301, jw323, products
 

@@ -10,7 +10,8 @@ from lxml import etree
 from gateway.core.ledger import InMemoryLedger, LedgerConflict, LedgerEntry, LedgerKey, Origin
 from gateway.core.mapping_tables import MappingTable, Product
 from gateway.core.translation import TranslationError, translate
-from gateway.mapping_files import SHIPPED_MAPPINGS, load_mappings
+from gateway.mapping_files import load_mappings
+from gateway.shipped import SHIPPED_MAPPINGS
 from tests.unit.translation.builders import (
     example,
     follow_up,
