@@ -76,7 +76,9 @@ def _to_version_6(store: SqlStore, bsns: list[str]) -> None:
                 .where(MESSAGE_KEYS.c.kind == KeyKind.CLIENT.value, MESSAGE_KEYS.c.value == new)
                 .values(value=old)
             )
-            conn.execute(update(REGISTER).where(REGISTER.c.client_key == new).values(client_key=old))
+            conn.execute(
+                update(REGISTER).where(REGISTER.c.client_key == new).values(client_key=old)
+            )
         any_message = conn.execute(select(REGISTER.c.message_id).limit(1)).scalar_one()
         conn.execute(
             REGISTER.insert().values(
