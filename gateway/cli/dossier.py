@@ -28,7 +28,6 @@ from gateway.cli.common import (
 )
 from gateway.core.catalogue import MESSAGE_KINDS
 from gateway.core.model import Message
-from gateway.core.privacy import CLIENT_KEY_LENGTH
 
 if TYPE_CHECKING:
     from gateway.core.privacy import Pseudonymizer
@@ -42,7 +41,6 @@ EXAMPLES = """
   gateway dossier --client 3f2a...c0d1 --json          # by client key (64 hex), for scripts
 """
 
-_KEY = re.compile(rf"^[0-9a-f]{{{CLIENT_KEY_LENGTH}}}$")
 PAGE = 200
 
 
@@ -83,12 +81,12 @@ class ChainItem:
 
 def client_key_of(value: str, pseudonyms: Pseudonymizer) -> tuple[str, str]:
     """(client key, how to show the client) for a BSN or a client key (64 hex)."""
-    from gateway.core.privacy import mask_bsn
+    from gateway.core.privacy import CLIENT_KEY_LENGTH, mask_bsn
 
     text = value.strip()
     if len(text) == 9 and text.isdigit():
         return pseudonyms.client_key(text), mask_bsn(text)
-    if _KEY.match(text.lower()):
+    if re.fullmatch(rf"[0-9a-f]{{{CLIENT_KEY_LENGTH}}}", text.lower()):
         return text.lower(), text.lower()
     raise ConsoleError(
         f"--client takes a BSN (nine digits) or a client key ({CLIENT_KEY_LENGTH} hex characters)"
