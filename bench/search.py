@@ -32,10 +32,10 @@ from sqlalchemy.engine import make_url
 
 from gateway.core.ids import encode
 from gateway.core.model import State
-from gateway.core.privacy import client_key
 from gateway.store.base import SearchQuery
 from gateway.store.sql import SqlStore
 from gateway.store.tables import MESSAGE_KEYS, MESSAGES
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 PARTIES = ["diemen", "amsterdam", "provider-a", "provider-b", "provider-c", "kompas"]
 TYPES = ["JW301", "JW302", "JW305", "JW306", "JW315", "JW317", "JW323"]
@@ -84,7 +84,13 @@ def _rows(
             }
         )
         for client in {i % 200_003, (i * 7) % 200_003}:
-            keys.append({"message_id": mid, "kind": "client", "value": client_key(f"{client:09d}")})
+            keys.append(
+                {
+                    "message_id": mid,
+                    "kind": "client",
+                    "value": TEST_PSEUDONYMS.client_key(f"{client:09d}"),
+                }
+            )
         keys.append({"message_id": mid, "kind": "toewijzing", "value": str(i % 300_007)})
         if mtype == "JW323":
             keys.append({"message_id": mid, "kind": "declaratie", "value": f"DN{i}"})
@@ -131,7 +137,7 @@ def queries(n: int) -> dict[str, SearchQuery]:
         "toewijzing": SearchQuery(toewijzing=str(mid % 300_007)),
         "declaratie": SearchQuery(declaratie=f"DN{mid - mid % 7}"),
         "rule": SearchQuery(rule="TR301"),
-        "client (bsn)": SearchQuery(client_key=client_key(f"{mid % 200_003:09d}")),
+        "client (bsn)": SearchQuery(client_key=TEST_PSEUDONYMS.client_key(f"{mid % 200_003:09d}")),
         "party + state held": SearchQuery(party="kompas", states=(State.HELD,)),
         "to + dead": SearchQuery(recipient="kompas", states=(State.DEAD,)),
         "type + period": SearchQuery(
@@ -140,7 +146,7 @@ def queries(n: int) -> dict[str, SearchQuery]:
             until=T0 + dt.timedelta(days=130),
         ),
         "client + type": SearchQuery(
-            client_key=client_key(f"{mid % 200_003:09d}"), message_type="JW323"
+            client_key=TEST_PSEUDONYMS.client_key(f"{mid % 200_003:09d}"), message_type="JW323"
         ),
     }
 
@@ -205,7 +211,7 @@ def main() -> None:
             continue
         urls = _sqlite_url() if backend == "sqlite" else _pg_url(dsn or "")
         with urls as url:
-            store = SqlStore(url)
+            store = SqlStore(url, pseudonyms=TEST_PSEUDONYMS)
             store.migrate()
             print(f"{backend}: filling {args.messages:,} messages")
             seconds = fill(store, args.messages)

@@ -30,6 +30,7 @@ from gateway.mapping_files import load_code_list, load_mappings
 from gateway.memory import freeze_startup_objects, limit_malloc_arenas, release_free_memory
 from gateway.operator import retention_job
 from gateway.prepare_workers import PreparePool
+from gateway.pseudonym_key import load_pseudonymizer
 from gateway.retour_deadlines import OverdueNotices
 from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
@@ -124,7 +125,7 @@ def build_app(
     rng: random.Random | None = None,
 ) -> Gateway:
     """Build the gateway from settings (tests may pass a clock, a store and a seeded rng)."""
-    store = store or SqlStore(settings.store_url)
+    store = store or SqlStore(settings.store_url, pseudonyms=load_pseudonymizer(settings))
     service = build_service(settings, clock=clock, store=store)
     lease = service.lease
     delivery = Delivery(
@@ -174,7 +175,7 @@ def build_service(
     settings: Settings, *, clock: Clock | None = None, store: SqlStore | None = None
 ) -> GatewayService:
     """The intake and operations service alone (also what a prepare worker process builds)."""
-    store = store or SqlStore(settings.store_url)
+    store = store or SqlStore(settings.store_url, pseudonyms=load_pseudonymizer(settings))
     return GatewayService(
         store=store,
         registry=settings.registry(),

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, ValidationError, model_validator
 
 from gateway.core.errors import ConfigError
 from gateway.core.lists import MissingTariff
+from gateway.core.privacy import MIN_PSEUDONYM_KEY_BYTES
 from gateway.core.retry import LeasePlan
 from gateway.core.route import (
     Channel,
@@ -33,6 +34,7 @@ from gateway.shipped import SHIPPED_MAPPINGS, SHIPPED_SCHEMAS
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIB = 1024 * 1024
 STORE_URL_ENV = "GATEWAY_STORE_URL"
+PSEUDONYM_KEY_FILE = "pseudonym.key"
 
 _CBS = re.compile(r"^\d{4}$")
 _AGB = re.compile(r"^\d{8}$")
@@ -179,6 +181,19 @@ class RetentionSettings(_Section):
     reclaim_space: bool = True
 
 
+class PrivacySettings(_Section):
+    """``[privacy]``: the secret behind client keys (HMAC-SHA256 of a BSN).
+
+    ``pseudonym_key_env`` names an environment variable holding the key as hex (at least 16
+    bytes); otherwise ``pseudonym_key_file`` (relative to the configuration file; default
+    ``pseudonym.key`` in the data folder) holds it, created with 32 random bytes, mode 0600,
+    on first start.
+    """
+
+    pseudonym_key_env: str | None = None
+    pseudonym_key_file: Path | None = None
+
+
 class RuleSettings(_Section):
     """``[rules]``: what the daemon checks beyond the message itself.
 
@@ -276,6 +291,7 @@ class _RawSettings(_Section):
     retention: RetentionSettings = RetentionSettings()
     rules: RuleSettings = RuleSettings()
     lists: ListSettings = ListSettings()
+    privacy: PrivacySettings = PrivacySettings()
     parties: tuple[PartySettings, ...] = ()
 
 
@@ -300,6 +316,15 @@ class Settings(_Section):
     metrics_token_sha256: str | None = None
     """The digest of the bearer token /metrics asks for (None: /metrics is off)."""
     missing_tariff: MissingTariff = MissingTariff.WARN
+    pseudonym_key: SecretBytes | None = None
+    """The pseudonym key from ``[privacy] pseudonym_key_env`` (None: from the key file)."""
+    pseudonym_key_file: Path | None = None
+    """Where the pseudonym key is kept when not in the environment (None: in the data folder)."""
+
+    @property
+    def pseudonym_key_path(self) -> Path:
+        """The pseudonym key file: as configured, or ``pseudonym.key`` in the data folder."""
+        return self.pseudonym_key_file or self.data / PSEUDONYM_KEY_FILE
 
     @property
     def translates(self) -> bool:
@@ -494,6 +519,12 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         contracts=_resolve(base, parsed.lists.contracts) if parsed.lists.contracts else None,
         metrics_token_sha256=_metrics_digest(parsed.server, environ, path),
         missing_tariff=parsed.lists.missing_tariff,
+        pseudonym_key=_pseudonym_key(parsed.privacy, environ, path),
+        pseudonym_key_file=(
+            _resolve(base, parsed.privacy.pseudonym_key_file)
+            if parsed.privacy.pseudonym_key_file
+            else None
+        ),
     )
 
 
@@ -507,6 +538,31 @@ def _metrics_digest(server: ServerSettings, environ: Mapping[str, str], path: Pa
             f"environment variable {server.metrics_token_env} is not set"
         )
     return token_digest(token)
+
+
+def _pseudonym_key(
+    privacy: PrivacySettings, environ: Mapping[str, str], path: Path
+) -> SecretBytes | None:
+    if privacy.pseudonym_key_env is None:
+        return None
+    name = privacy.pseudonym_key_env
+    value = environ.get(name)
+    if not value:
+        raise ConfigError(
+            f"{path}: privacy.pseudonym_key_env: environment variable {name} is not set"
+        )
+    try:
+        key = bytes.fromhex(value.strip())
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: privacy.pseudonym_key_env: {name} does not hold the key as hex"
+        ) from exc
+    if len(key) < MIN_PSEUDONYM_KEY_BYTES:
+        raise ConfigError(
+            f"{path}: privacy.pseudonym_key_env: {name} holds fewer than "
+            f"{MIN_PSEUDONYM_KEY_BYTES} bytes"
+        )
+    return SecretBytes(key)
 
 
 def check_paths(settings: Settings) -> list[str]:

@@ -48,7 +48,6 @@ from gateway.core.pipeline import (
     register_update,
     with_dossier_findings,
 )
-from gateway.core.privacy import client_key
 from gateway.core.report import ValidationReport
 from gateway.core.retour import RetourError, RetourIdentity, build_retour_for_report
 from gateway.core.route import Channel, Party, PartyRegistry
@@ -167,8 +166,8 @@ def sniff_bsns(raw: bytes) -> list[str]:
 
 
 def client_keys(raw: bytes) -> list[str]:
-    """The client keys of the BSNs in a message, sorted (the order locks are taken in)."""
-    return sorted({client_key(bsn) for bsn in sniff_bsns(raw)})
+    """The keys a message's client locks are held under, sorted: its BSNs (in memory only)."""
+    return sniff_bsns(raw)
 
 
 class ClientLocks:

@@ -27,6 +27,7 @@ from gateway.terminal import style
 
 if TYPE_CHECKING:
     from gateway.config import Settings
+    from gateway.core.privacy import Pseudonymizer
     from gateway.operator import Operator
     from gateway.store.base import SearchQuery
     from gateway.store.sql import SqlStore
@@ -116,9 +117,10 @@ def operator_name() -> str:
 @contextmanager
 def open_store(settings: Settings) -> Iterator[SqlStore]:
     """The migrated store of ``settings``, closed afterwards."""
+    from gateway.pseudonym_key import load_pseudonymizer
     from gateway.store.sql import SqlStore
 
-    store = SqlStore(settings.store_url)
+    store = SqlStore(settings.store_url, pseudonyms=load_pseudonymizer(settings))
     try:
         store.migrate()
         yield store
@@ -283,13 +285,13 @@ def has_filter(args: argparse.Namespace) -> bool:
 
 def query_from(
     args: argparse.Namespace,
+    pseudonyms: Pseudonymizer,
     *,
     limit: int = 50,
     newest_first: bool = True,
     cursor: str | None = None,
 ) -> SearchQuery:
-    """The :class:`SearchQuery` for the filter arguments."""
-    from gateway.core.privacy import client_key
+    """The :class:`SearchQuery` for the filter arguments (a BSN as its key by ``pseudonyms``)."""
     from gateway.store.base import SearchQuery
 
     key = None
@@ -297,7 +299,7 @@ def query_from(
         bsn = args.bsn.strip()
         if not (len(bsn) == 9 and bsn.isdigit()):
             raise ConsoleError("--bsn takes the nine digits of a BSN")
-        key = client_key(bsn)
+        key = pseudonyms.client_key(bsn)
     return SearchQuery(
         party=args.party,
         sender=args.sender,

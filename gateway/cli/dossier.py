@@ -30,6 +30,7 @@ from gateway.core.catalogue import MESSAGE_KINDS
 from gateway.core.model import Message
 
 if TYPE_CHECKING:
+    from gateway.core.privacy import Pseudonymizer
     from gateway.store.base import SearchQuery
     from gateway.store.sql import SqlStore
 
@@ -37,10 +38,9 @@ EXAMPLES = """
   gateway dossier --toewijzing 300201                  # an allocation's chain, every gemeente
   gateway dossier --toewijzing 300201 --gemeente 0150  # only messages of that gemeente
   gateway dossier --client 999900006                   # by BSN (hashed at once, never shown)
-  gateway dossier --client 3f2a9c0d1e7b4a55 --json     # by client key, for scripts
+  gateway dossier --client 3f2a...c0d1 --json          # by client key (64 hex), for scripts
 """
 
-_KEY = re.compile(r"^[0-9a-f]{16}$")
 PAGE = 200
 
 
@@ -79,16 +79,18 @@ class ChainItem:
         }
 
 
-def client_key_of(value: str) -> tuple[str, str]:
-    """(client key, how to show the client) for a BSN or a 16-hex client key."""
-    from gateway.core.privacy import client_key, mask_bsn
+def client_key_of(value: str, pseudonyms: Pseudonymizer) -> tuple[str, str]:
+    """(client key, how to show the client) for a BSN or a client key (64 hex)."""
+    from gateway.core.privacy import CLIENT_KEY_LENGTH, mask_bsn
 
     text = value.strip()
     if len(text) == 9 and text.isdigit():
-        return client_key(text), mask_bsn(text)
-    if _KEY.match(text.lower()):
+        return pseudonyms.client_key(text), mask_bsn(text)
+    if re.fullmatch(rf"[0-9a-f]{{{CLIENT_KEY_LENGTH}}}", text.lower()):
         return text.lower(), text.lower()
-    raise ConsoleError("--client takes a BSN (nine digits) or a client key (16 hex characters)")
+    raise ConsoleError(
+        f"--client takes a BSN (nine digits) or a client key ({CLIENT_KEY_LENGTH} hex characters)"
+    )
 
 
 def chain(store: SqlStore, query: SearchQuery, limit: int) -> list[ChainItem]:
@@ -133,19 +135,20 @@ def cmd_dossier(args: argparse.Namespace) -> int:
         if found is None:
             raise ConsoleError(f"no party with gemeentecode {args.gemeente!r} in the configuration")
         party = found.id
-    if args.client is not None:
-        key, shown = client_key_of(args.client)
-        query = SearchQuery(client_key=key, party=party)
-        subject = {"client": shown}
-    else:
+    subject: dict[str, str] = {}
+    if args.client is None:
         number = args.toewijzing.strip()
         if not number.isdigit():
             raise ConsoleError("--toewijzing takes a ToewijzingNummer (digits)")
-        query = SearchQuery(toewijzing=number, party=party)
-        subject = {"toewijzing": number}
-    if args.gemeente is not None:
-        subject["gemeente"] = args.gemeente.strip()
+        subject["toewijzing"] = number
     with open_store(settings) as store:
+        if args.client is not None:
+            key, subject["client"] = client_key_of(args.client, store.pseudonyms)
+            query = SearchQuery(client_key=key, party=party)
+        else:
+            query = SearchQuery(toewijzing=subject["toewijzing"], party=party)
+        if args.gemeente is not None:
+            subject["gemeente"] = args.gemeente.strip()
         items = chain(store, query, args.limit)
     if args.json:
         print_json({**subject, "messages": [item.as_json() for item in items]})

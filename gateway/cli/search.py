@@ -38,10 +38,14 @@ EXAMPLES = """
 def cmd_messages(args: argparse.Namespace) -> int:
     """List messages matching the filters, one page at a time."""
     settings = settings_of(args)
-    query = query_from(
-        args, limit=args.limit, newest_first=not args.oldest_first, cursor=args.cursor
-    )
     with open_store(settings) as store:
+        query = query_from(
+            args,
+            store.pseudonyms,
+            limit=args.limit,
+            newest_first=not args.oldest_first,
+            cursor=args.cursor,
+        )
         if args.count:
             total = store.count(query)
             if args.json:
@@ -91,7 +95,9 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     args.oldest_first, args.cursor, args.count = True, None, False
     settings = settings_of(args)
     with open_store(settings) as store:
-        page = store.search(query_from(args, limit=args.limit, newest_first=False))
+        page = store.search(
+            query_from(args, store.pseudonyms, limit=args.limit, newest_first=False)
+        )
     if args.json:
         print_json([message_json(m) for m in page.messages])
         return EXIT_OK

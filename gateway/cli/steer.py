@@ -70,7 +70,7 @@ async def _targets(op: Operator, args: argparse.Namespace, spec: BulkSpec) -> li
         )
     if not args.state and spec.default_states:
         args.state = [s.value for s in spec.default_states]
-    query = query_from(args, limit=500, newest_first=False)
+    query = query_from(args, op.store.pseudonyms, limit=500, newest_first=False)
     return [m async for m in op.select(query)]
 
 

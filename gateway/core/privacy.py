@@ -10,6 +10,7 @@ where they are made, so what the store keeps is already safe) and ``show --xml``
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Collection
 
@@ -75,9 +76,33 @@ def mask_bsn(bsn: str) -> str:
     return "*" * (len(digits) - 3) + digits[-3:]
 
 
-def client_key(bsn: str, salt: str = "ijw-gateway") -> str:
-    """A stable, non-reversible handle for a client, for search and cross-referencing."""
-    return hashlib.sha256(f"{salt}:{bsn.strip()}".encode()).hexdigest()[:16]
+CLIENT_KEY_LENGTH = 64
+"""Hex characters in a client key: the full HMAC-SHA256."""
+
+MIN_PSEUDONYM_KEY_BYTES = 16
+
+
+class Pseudonymizer:
+    """Client keys: the stable handle of a client in the store, for search and the register.
+
+    A key is HMAC-SHA256 of the BSN under the gateway's secret, in full. Without the secret a
+    key cannot be recomputed from a BSN, so the 9 x 10^7 valid BSNs cannot be tried against
+    the database; with it, the gateway and its operators find a client by BSN.
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_PSEUDONYM_KEY_BYTES:
+            raise ValueError(f"a pseudonym key has at least {MIN_PSEUDONYM_KEY_BYTES} bytes")
+        self._secret = secret
+
+    def client_key(self, bsn: str) -> str:
+        """The client key of ``bsn`` (64 hex characters)."""
+        return hmac.new(self._secret, bsn.strip().encode(), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return "Pseudonymizer(<secret>)"
 
 
 def is_personal(name_or_path: str | None) -> bool:

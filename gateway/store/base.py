@@ -18,6 +18,7 @@ from gateway.core.correlate import Correlation
 from gateway.core.dossier import RegisterUpdate
 from gateway.core.ledger import LedgerEntry, LedgerKey
 from gateway.core.model import Event, Message, State
+from gateway.core.privacy import Pseudonymizer
 from gateway.core.translation import Rewrite, Undecided
 
 
@@ -63,7 +64,7 @@ class MessageQuery:
 class KeyKind(StrEnum):
     """Searchable values extracted from a message (at intake) or its findings."""
 
-    CLIENT = "client"  # privacy.client_key of a BSN, never the BSN itself
+    CLIENT = "client"  # the store's client key of a BSN (Pseudonymizer), never the BSN
     TOEWIJZING = "toewijzing"
     DECLARATIE = "declaratie"
     RULE = "rule"
@@ -190,6 +191,11 @@ class Store(Protocol):
 
     def migrate(self) -> None:
         """Create or upgrade the schema; safe to call on every start."""
+
+    @property
+    def pseudonyms(self) -> Pseudonymizer:
+        """What turns a BSN into the client key this store holds (and searches by)."""
+        ...
 
     def save_received(self, new: NewMessage) -> Saved:
         """Durably store raw bytes and metadata in state ``received`` (idempotent).

@@ -131,7 +131,8 @@ class BatchWriter(Repository):
                 raise ValueError("the event does not describe this move")
         # Outside the transaction: the byte scans need no lock.
         keys = {
-            r.message.id: extract_keys(r.raw) + rule_keys(r.findings) for r in (*records, *retours)
+            r.message.id: extract_keys(r.raw, self._db.pseudonyms) + rule_keys(r.findings)
+            for r in (*records, *retours)
         }
         with driver_errors("saving received messages"), self._db.write() as conn:
             saved = self._insert_intake(conn, records, retours, keys) if records else []
@@ -198,6 +199,7 @@ class BatchWriter(Repository):
             write_entries(
                 conn,
                 registered,
+                pseudonyms=self._db.pseudonyms,
                 fresh=True,
                 correlated=[mid for mid, _ in correlated] if linked else [],
             )

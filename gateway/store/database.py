@@ -27,6 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from gateway.core.errors import StoreError
 from gateway.core.ids import IdGenerator
+from gateway.core.privacy import Pseudonymizer
 from gateway.store.dialect import register_array_dumpers
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -105,10 +106,15 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
 class Database:
     """One store's connection to its database: the engine, its dialect, how a transaction is
-    opened for reading or writing, and the message ids it hands out."""
+    opened for reading or writing, the message ids it hands out and the client keys it
+    stores (``pseudonyms``)."""
 
-    def __init__(self, url: str, *, ids: IdGenerator | None = None) -> None:
-        """Connect lazily to ``url``; ``ids`` makes message ids (default: system clock)."""
+    def __init__(
+        self, url: str, *, pseudonyms: Pseudonymizer, ids: IdGenerator | None = None
+    ) -> None:
+        """Connect lazily to ``url``; ``pseudonyms`` makes client keys; ``ids`` makes message
+        ids (default: system clock)."""
+        self.pseudonyms = pseudonyms
         with driver_errors("opening the store"):
             parsed = make_url(url)
         self.dialect = parsed.get_backend_name()

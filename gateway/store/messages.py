@@ -141,7 +141,7 @@ class MessageRepository(Repository):
         """
         direction = Direction(new.direction)
         # Outside the transaction: the scan is cheap but needs no lock.
-        keys = extract_keys(new.raw)
+        keys = extract_keys(new.raw, self._db.pseudonyms)
         try:
             with driver_errors("saving a received message"), self._db.write() as conn:
                 existing = None if new.replay_of else self._find_duplicate(conn, new)

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from sqlalchemy import (
+    bindparam,
     exists,
     func,
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 
 from gateway.core.errors import StoreError
+from gateway.core.privacy import Pseudonymizer
+from gateway.store.base import KeyKind
+from gateway.store.register import SUBMITTED
 from gateway.store.search import (
+    bsns_in,
     extract_keys,
     key_rows,
     rule_keys,
@@ -43,20 +50,47 @@ from gateway.store.tables import (
 MIGRATION_LOCK_KEY = 0x1A_3232_6A77
 
 
+def eleven_proof_bsns() -> Iterator[str]:
+    """Every nine-digit number that passes the BSN 11-proof (about 9.1 x 10^7), in order."""
+    # The last two digits complete the weighted sum of the first seven; per remainder of
+    # that sum, the endings that make it a multiple of 11 (weights 2 and -1) are fixed.
+    endings = [
+        [f"{d8}{(r + 2 * d8) % 11}" for d8 in range(10) if (r + 2 * d8) % 11 < 10]
+        for r in range(11)
+    ]
+    for head in range(10_000_000):
+        rest, weighted = head, 0
+        for weight in (3, 4, 5, 6, 7, 8, 9):
+            rest, digit = divmod(rest, 10)
+            weighted += weight * digit
+        start = f"{head:07d}"
+        for ending in endings[weighted % 11]:
+            yield start + ending
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Upgrade:
+    """What the steps need besides the connection: the store's client keys, and the BSNs a
+    legacy client key is looked for among when no stored payload names its client."""
+
+    pseudonyms: Pseudonymizer
+    bsn_space: Callable[[], Iterable[str]] = eleven_proof_bsns
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Migration:
     """One schema step. Version 1 builds the current tables; later steps upgrade old files."""
 
     version: int
     description: str
-    apply: Callable[[Connection], None]
+    apply: Callable[[Connection, Upgrade], None]
 
 
-def _create_tables(conn: Connection) -> None:
+def _create_tables(conn: Connection, _upgrade: Upgrade) -> None:
     METADATA.create_all(conn)
 
 
-def _operator_search(conn: Connection) -> None:
+def _operator_search(conn: Connection, upgrade: Upgrade) -> None:
     """Version 2: replay links, the key index and the search indexes; backfill the keys."""
     conn.execute(text("ALTER TABLE messages ADD COLUMN replay_of VARCHAR(26)"))
     MESSAGE_KEYS.create(conn)
@@ -65,10 +99,10 @@ def _operator_search(conn: Connection) -> None:
     for index in SEARCH_INDEXES:
         if index.table is MESSAGES:  # the key table's own index came with the table
             index.create(conn)
-    backfill_keys(conn)
+    backfill_keys(conn, upgrade.pseudonyms)
 
 
-def backfill_keys(conn: Connection, batch: int = 1000) -> int:
+def backfill_keys(conn: Connection, pseudonyms: Pseudonymizer, batch: int = 1000) -> int:
     """Index the keys of every stored message that has none yet (payloads and findings).
 
     Used by the migration that introduced the key index; safe to run again. Returns how many
@@ -91,7 +125,7 @@ def backfill_keys(conn: Connection, batch: int = 1000) -> int:
             return done
         values: list[dict[str, str]] = []
         for message_id, raw, findings_json in rows:
-            keys = extract_keys(bytes(raw))
+            keys = extract_keys(bytes(raw), pseudonyms)
             if findings_json:
                 keys += rule_keys(json.loads(findings_json))
             values += key_rows(message_id, keys)
@@ -101,7 +135,7 @@ def backfill_keys(conn: Connection, batch: int = 1000) -> int:
         after = rows[-1][0]
 
 
-def _correlations(conn: Connection) -> None:
+def _correlations(conn: Connection, _upgrade: Upgrade) -> None:
     """Version 3: the heen/retour correlation table and its indexes.
 
     Messages stored before it are not correlated (they never show as waiting for a retour).
@@ -109,7 +143,7 @@ def _correlations(conn: Connection) -> None:
     CORRELATIONS.create(conn, checkfirst=True)
 
 
-def _register(conn: Connection) -> None:
+def _register(conn: Connection, _upgrade: Upgrade) -> None:
     """Version 4: the dossier register the cross-message rules read (with its indexes).
 
     Messages stored before it are not in the register: the rules see only later traffic.
@@ -117,15 +151,133 @@ def _register(conn: Connection) -> None:
     REGISTER.create(conn, checkfirst=True)
 
 
-def _translation(conn: Connection) -> None:
+def _translation(conn: Connection, _upgrade: Upgrade) -> None:
     """Version 5: the translation ledger, per-message translations and their rewrites."""
     for table in (LEDGER, TRANSLATIONS, REWRITES):
         table.create(conn, checkfirst=True)
 
 
-def _deadline_notices(conn: Connection) -> None:
+def _deadline_notices(conn: Connection, _upgrade: Upgrade) -> None:
     """Version 6: the once-only overdue notices of the request clocks."""
     DEADLINE_NOTICES.create(conn, checkfirst=True)
+
+
+LEGACY_KEY_LENGTH = 16
+"""Hex characters of a client key before version 7 (SHA-256 with a public salt, cut short)."""
+
+
+def _legacy_digest(bsn: str) -> bytes:
+    # The old, unkeyed client key (as bytes): only here, to find what a legacy key stood for.
+    return hashlib.sha256(b"ijw-gateway:" + bsn.encode("ascii")).digest()[: LEGACY_KEY_LENGTH // 2]
+
+
+def _keyed_clients(conn: Connection, upgrade: Upgrade) -> None:
+    """Version 7: client keys become HMAC-SHA256 under the gateway's secret, in full.
+
+    Every legacy key (in the search index, the register's column and the submitted
+    declarations' lines) is replaced by the new key of its BSN. The BSN comes from a stored
+    payload that names it; a key whose every payload retention purged is found by trying the
+    legacy hash over the BSN space (:func:`eleven_proof_bsns`, once, minutes). A key found
+    nowhere (a BSN outside the space) gets a keyed stand-in, still equal wherever the old key
+    was equal and no longer reversible.
+    """
+    index_keys = set(
+        conn.execute(
+            select(MESSAGE_KEYS.c.value)
+            .where(
+                MESSAGE_KEYS.c.kind == KeyKind.CLIENT.value,
+                func.length(MESSAGE_KEYS.c.value) == LEGACY_KEY_LENGTH,
+            )
+            .distinct()
+        ).scalars()
+    )
+    register_rows = conn.execute(
+        select(REGISTER.c.id, REGISTER.c.message_id, REGISTER.c.client_key).where(
+            func.length(REGISTER.c.client_key) == LEGACY_KEY_LENGTH
+        )
+    ).all()
+    submitted = conn.execute(
+        select(REGISTER.c.id, REGISTER.c.message_id, REGISTER.c.body).where(
+            REGISTER.c.kind == SUBMITTED
+        )
+    ).all()
+    line_keys = {
+        row.id: [item.get("client_key") for item in json.loads(row.body).get("lines", [])]
+        for row in submitted
+    }
+    legacy = index_keys | {str(row.client_key) for row in register_rows}
+    legacy |= {k for keys in line_keys.values() for k in keys if _is_legacy(k)}
+    if not legacy:
+        return
+    new_keys = _resolve_legacy(conn, legacy, upgrade)
+    for old, new in sorted(new_keys.items()):
+        conn.execute(
+            update(MESSAGE_KEYS)
+            .where(MESSAGE_KEYS.c.kind == KeyKind.CLIENT.value, MESSAGE_KEYS.c.value == old)
+            .values(value=new)
+        )
+    if register_rows:
+        conn.execute(
+            update(REGISTER)
+            .where(REGISTER.c.id == bindparam("row_id"))
+            .values(client_key=bindparam("new_key")),
+            [{"row_id": row.id, "new_key": new_keys[row.client_key]} for row in register_rows],
+        )
+    rewritten = []
+    for row in submitted:
+        if not any(_is_legacy(k) for k in line_keys[row.id]):
+            continue
+        body = json.loads(row.body)
+        for item in body["lines"]:
+            if _is_legacy(item.get("client_key")):
+                item["client_key"] = new_keys[item["client_key"]]
+        rewritten.append({"row_id": row.id, "new_body": json.dumps(body, sort_keys=True)})
+    if rewritten:
+        conn.execute(
+            update(REGISTER)
+            .where(REGISTER.c.id == bindparam("row_id"))
+            .values(body=bindparam("new_body")),
+            rewritten,
+        )
+
+
+def _is_legacy(key: object) -> bool:
+    return isinstance(key, str) and len(key) == LEGACY_KEY_LENGTH
+
+
+def _resolve_legacy(
+    conn: Connection, legacy: Collection[str], upgrade: Upgrade, batch: int = 200
+) -> dict[str, str]:
+    """The new key for every legacy key in ``legacy``: first from the BSNs the stored
+    payloads name, then by search over the BSN space, else a keyed stand-in."""
+    wanted = {bytes.fromhex(key): key for key in legacy}
+    found: dict[str, str] = {}
+    after = ""
+    while wanted:
+        rows = conn.execute(
+            select(PAYLOADS.c.message_id, PAYLOADS.c.raw)
+            .where(PAYLOADS.c.message_id > after)
+            .order_by(PAYLOADS.c.message_id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            break
+        for _message_id, raw in rows:
+            for bsn in bsns_in(bytes(raw)):
+                old = wanted.pop(_legacy_digest(bsn), None)
+                if old is not None:
+                    found[old] = upgrade.pseudonyms.client_key(bsn)
+        after = rows[-1][0]
+    if wanted:
+        for bsn in upgrade.bsn_space():
+            old = wanted.pop(_legacy_digest(bsn), None)
+            if old is not None:
+                found[old] = upgrade.pseudonyms.client_key(bsn)
+                if not wanted:
+                    break
+    for old in wanted.values():
+        found[old] = upgrade.pseudonyms.client_key(f"legacy:{old}")
+    return found
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -135,13 +287,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dossier register for the cross-message rules", _register),
     Migration(5, "product-code translation: ledger, translations, rewrites", _translation),
     Migration(6, "overdue notices of the request clocks", _deadline_notices),
+    Migration(7, "keyed client pseudonyms: HMAC-SHA256 in full", _keyed_clients),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""
 
 
-def migrate(conn: Connection) -> None:
-    """Create or upgrade the schema in the write transaction ``conn``.
+def migrate(conn: Connection, upgrade: Upgrade) -> None:
+    """Create or upgrade the schema in the write transaction ``conn``; ``upgrade`` carries
+    what steps that write client keys need.
 
     On PostgreSQL a transaction-scoped advisory lock serialises two processes migrating at once
     (SQLite's write lock does that there). A fresh database gets the current tables from the
@@ -160,7 +314,7 @@ def migrate(conn: Connection) -> None:
         if migration.version in applied:
             continue
         if not fresh or migration.version == MIGRATIONS[0].version:
-            migration.apply(conn)
+            migration.apply(conn, upgrade)
         conn.execute(
             insert(SCHEMA_VERSION).values(
                 version=migration.version,

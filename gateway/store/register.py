@@ -9,11 +9,12 @@ of a JW323, only its accepted lines are written); entries of a message its recip
 are ``pending`` and count for the rules until the recipient's retour settles them, whichever
 of the two arrives first. ``rejected`` entries are invisible to every query.
 
-Privacy: the register holds no BSN. A client is its :func:`~gateway.core.privacy.client_key`
-in a column, and the JSON body carries every field of the record except the BSN. A
-:class:`SqlHistory` is made per message with the plain BSNs of that message: records of those
-clients come back with their BSN, records of other clients with an opaque ``key:<hash>``, so
-the rules' equality tests give the same answers as with plain BSNs.
+Privacy: the register holds no BSN. A client is its key (made by the store's
+:class:`~gateway.core.privacy.Pseudonymizer`) in a column, and the JSON body carries every
+field of the record except the BSN. A :class:`SqlHistory` is made per message with the plain
+BSNs of that message: records of those clients come back with their BSN, records of other
+clients with an opaque ``key:<hash>``, so the rules' equality tests give the same answers as
+with plain BSNs.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from gateway.core.dossier import (
     Verdict,
     fold_deliveries,
 )
-from gateway.core.privacy import client_key
+from gateway.core.privacy import Pseudonymizer
 from gateway.store.base import ClaimedProduct
 from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import insert_rows, planned_per_call
@@ -136,13 +137,15 @@ REGISTER_COLUMNS = (
 RegisterRow = tuple[Any, ...]
 
 
-def entry_rows(message_id: str, update_: RegisterUpdate) -> list[RegisterRow]:
+def entry_rows(
+    message_id: str, update_: RegisterUpdate, pseudonyms: Pseudonymizer
+) -> list[RegisterRow]:
     """The register rows of one message (values in :data:`REGISTER_COLUMNS` order): its
-    entries, and a received retour's verdict."""
+    entries, and a received retour's verdict; clients keyed by ``pseudonyms``."""
     verdict = update_.verdict.value
-    rows = [_entry_row(message_id, entry, verdict) for entry in update_.entries]
+    rows = [_entry_row(message_id, entry, verdict, pseudonyms) for entry in update_.entries]
     if update_.submitted is not None:
-        rows.append(_submitted_row(message_id, update_.submitted))
+        rows.append(_submitted_row(message_id, update_.submitted, pseudonyms))
     if update_.retour is not None:
         body = {
             "rejects_all": update_.retour.rejects_all,
@@ -182,10 +185,16 @@ def _register_row(
     )
 
 
-def _submitted_row(message_id: str, submitted: SubmittedDeclaration) -> RegisterRow:
+def _submitted_row(
+    message_id: str, submitted: SubmittedDeclaration, pseudonyms: Pseudonymizer
+) -> RegisterRow:
     body = _encode(submitted)
     body["lines"] = [
-        {"line": _encode(s.line), "client_key": _key_of(s.line.bsn), "tarief": s.tarief}
+        {
+            "line": _encode(s.line),
+            "client_key": _key_of(pseudonyms, s.line.bsn),
+            "tarief": s.tarief,
+        }
         for s in submitted.lines
     ]
     # A fact about what was sent: no retour's verdict changes it.
@@ -205,7 +214,8 @@ def _blank(message_id: str, kind: str, verdict: Verdict, body: dict[str, Any]) -
     return _register_row(message_id, kind, verdict.value, body)
 
 
-# Per record type, the key columns its record fills (the rest stay NULL).
+# Per record type, the key columns its record fills (the rest stay NULL); a client as its
+# ``bsn``, which :func:`_entry_row` turns into its key.
 
 
 def _identification_keys(entry: Identification) -> dict[str, Any]:
@@ -262,7 +272,7 @@ def _claim_line_keys(entry: ClaimLine) -> dict[str, Any]:
 
 
 def _client_keys(gemeente: str, aanbieder: str, bsn: str) -> dict[str, Any]:
-    return {"gemeente": gemeente, "aanbieder": aanbieder, "client_key": _key_of(bsn)}
+    return {"gemeente": gemeente, "aanbieder": aanbieder, "bsn": bsn}
 
 
 _KEYS_OF: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
@@ -276,16 +286,21 @@ _KEYS_OF: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
 }
 
 
-def _entry_row(message_id: str, entry: Entry, verdict: str) -> RegisterRow:
+def _entry_row(
+    message_id: str, entry: Entry, verdict: str, pseudonyms: Pseudonymizer
+) -> RegisterRow:
     kind = type(entry)
-    return _register_row(message_id, _KINDS[kind], verdict, _encode(entry), **_KEYS_OF[kind](entry))
+    keys = _KEYS_OF[kind](entry)
+    if "bsn" in keys:
+        keys["client_key"] = _key_of(pseudonyms, keys.pop("bsn"))
+    return _register_row(message_id, _KINDS[kind], verdict, _encode(entry), **keys)
 
 
-def _key_of(bsn: str) -> str:
+def _key_of(pseudonyms: Pseudonymizer, bsn: str) -> str:
     """The stored key of a BSN, or of an opaque ``key:<hash>`` handed out by a history."""
     if bsn.startswith(OTHER_CLIENT_PREFIX):
         return bsn[len(OTHER_CLIENT_PREFIX) :]
-    return client_key(bsn)
+    return pseudonyms.client_key(bsn)
 
 
 def _identification_key(message_type: str, identificatie: str) -> str:
@@ -394,6 +409,7 @@ def write_entries(
     updates: Sequence[tuple[str, RegisterUpdate]],
     replaces: str | None = None,
     *,
+    pseudonyms: Pseudonymizer,
     fresh: bool = False,
     correlated: Collection[str] | None = None,
 ) -> None:
@@ -403,7 +419,8 @@ def write_entries(
     original of an operator replay: the replay adds nothing while the original's entries
     still count (they stand for both). ``fresh`` says the messages were created in this
     transaction, so none can have rows yet; ``correlated`` names those of them that take part
-    in an exchange (only they can be settled), when the caller knows.
+    in an exchange (only they can be settled), when the caller knows. ``pseudonyms`` makes
+    the client keys.
     """
     if (
         replaces is not None
@@ -422,7 +439,9 @@ def write_entries(
                 select(REGISTER.c.message_id).where(REGISTER.c.message_id.in_(sorted(written)))
             ).scalars()
         )
-    rows = [row for mid, upd in updates if mid not in have for row in entry_rows(mid, upd)]
+    rows = [
+        row for mid, upd in updates if mid not in have for row in entry_rows(mid, upd, pseudonyms)
+    ]
     insert_rows(conn, conn.dialect.name, REGISTER, REGISTER_COLUMNS, rows)
     settle(conn, written if correlated is None else written & set(correlated))
 
@@ -521,7 +540,9 @@ class DossierRegister(Repository):
     ) -> None:
         """Write a stored message's register entries once and settle what its link decides."""
         with driver_errors("recording dossier entries"), self._db.write() as conn:
-            write_entries(conn, [(message_id, update)], replaces=replay_of)
+            write_entries(
+                conn, [(message_id, update)], replaces=replay_of, pseudonyms=self._db.pseudonyms
+            )
 
     def claimed_products(
         self,
@@ -565,10 +586,13 @@ class DossierRegister(Repository):
 
 
 class EngineHolder(Protocol):
-    """What a :class:`SqlHistory` reads through: a store's engine."""
+    """What a :class:`SqlHistory` reads through: a store's engine, and its client keys."""
 
     @property
     def engine(self) -> Engine: ...
+
+    @property
+    def pseudonyms(self) -> Pseudonymizer: ...
 
 
 class SqlHistory:
@@ -588,7 +612,8 @@ class SqlHistory:
         exclude_messages: Iterable[str] = (),
     ) -> None:
         self._engine = store.engine
-        self._bsn_by_key = {client_key(bsn): bsn for bsn in known_bsns}
+        self._pseudonyms = store.pseudonyms
+        self._bsn_by_key = {self._pseudonyms.client_key(bsn): bsn for bsn in known_bsns}
         self._excluded = sorted(set(exclude_messages))
         # The rules ask the same questions several times (per product, per rule); one history
         # serves one message's check, during which its clients' locks are held, so an answer
@@ -671,7 +696,7 @@ class SqlHistory:
             for v in self._allocations(
                 gemeente=gemeente,
                 aanbieder=aanbieder,
-                client_key=_key_of(bsn),
+                client_key=_key_of(self._pseudonyms, bsn),
             )
             if v.aanbieder == aanbieder and v.bsn == bsn
         ]
@@ -690,7 +715,7 @@ class SqlHistory:
             DeliveryChange,
             aanbieder=aanbieder,
             gemeente=gemeente,
-            client_key=_key_of(bsn),
+            client_key=_key_of(self._pseudonyms, bsn),
         )
         # Fold message by message, in arrival order, exactly as the in-memory history does.
         by_message: dict[str, list[DeliveryChange]] = {}
@@ -712,7 +737,7 @@ class SqlHistory:
             Request,
             aanbieder=aanbieder,
             gemeente=gemeente,
-            client_key=_key_of(bsn),
+            client_key=_key_of(self._pseudonyms, bsn),
         )
 
     def answers(self, aanbieder: str, referentie: str) -> Sequence[Answer]:

@@ -21,7 +21,7 @@ from sqlalchemy import Select, Table, and_, exists, false, func, or_, select
 
 from gateway.core.ids import first_id_at
 from gateway.core.model import Message, State
-from gateway.core.privacy import client_key
+from gateway.core.privacy import Pseudonymizer
 from gateway.store.base import KeyKind, Related, SearchPage, SearchQuery
 from gateway.store.database import Repository, driver_errors
 from gateway.store.rows import message_from_row
@@ -35,10 +35,10 @@ _LONGEST = {b"Bsn": 9, b"ToewijzingNummer": 20, b"DeclaratieNummer": 40}
 _MAX_VALUE = 100
 
 
-def extract_keys(raw: bytes) -> list[tuple[KeyKind, str]]:
+def extract_keys(raw: bytes, pseudonyms: Pseudonymizer) -> list[tuple[KeyKind, str]]:
     """The (kind, value) pairs to index for a message's raw bytes, without duplicates.
 
-    BSNs become :func:`gateway.core.privacy.client_key` hashes; only nine-digit values count.
+    BSNs become client keys (``pseudonyms``); only nine-digit values count.
     Clients come first, then ToewijzingNummers, then DeclaratieNummers, each in document order.
     """
     clients: dict[tuple[KeyKind, str], None] = {}
@@ -50,12 +50,23 @@ def extract_keys(raw: bytes) -> list[tuple[KeyKind, str]]:
             continue
         if tag == b"Bsn":
             if len(value) == 9 and value.isdigit():
-                clients[(KeyKind.CLIENT, client_key(value.decode("ascii")))] = None
+                clients[(KeyKind.CLIENT, pseudonyms.client_key(value.decode("ascii")))] = None
         elif tag == b"ToewijzingNummer":
             numbers[(KeyKind.TOEWIJZING, value.decode("utf-8", "replace"))] = None
         else:
             declarations[(KeyKind.DECLARATIE, value.decode("utf-8", "replace"))] = None
     return [*clients, *numbers, *declarations]
+
+
+def bsns_in(raw: bytes) -> list[str]:
+    """The distinct nine-digit BSNs a message's raw bytes name, in document order: the clients
+    :func:`extract_keys` indexes."""
+    found: dict[str, None] = {}
+    for match in _KEYED.finditer(raw):
+        value = match.group(2)
+        if match.group(1) == b"Bsn" and len(value) == 9 and value.isdigit():
+            found[value.decode("ascii")] = None
+    return list(found)
 
 
 def rule_keys(findings: Iterable[dict[str, Any]]) -> list[tuple[KeyKind, str]]:

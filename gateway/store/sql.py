@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.core.ids import IdGenerator
+from gateway.core.privacy import Pseudonymizer
 from gateway.store import migrations
 from gateway.store.audit import AuditTrail
 from gateway.store.batch import BatchWriter
@@ -53,17 +54,26 @@ class SqlStore(
     """The :class:`~gateway.store.base.Store` on SQLAlchemy 2 (sync engine).
 
     ``url`` is a SQLAlchemy URL: ``sqlite:///path/to/gateway.db`` (the folder is created) or
-    ``postgresql+psycopg://user:pass@host/db``. Call :meth:`migrate` before first use.
+    ``postgresql+psycopg://user:pass@host/db``. ``pseudonyms`` turns BSNs into the client
+    keys the store holds (:mod:`gateway.pseudonym_key` loads it). Call :meth:`migrate` before
+    first use.
     """
 
-    def __init__(self, url: str, *, ids: IdGenerator | None = None) -> None:
+    def __init__(
+        self, url: str, *, pseudonyms: Pseudonymizer, ids: IdGenerator | None = None
+    ) -> None:
         """Connect lazily to ``url``; ``ids`` makes message ids (default: system clock)."""
-        super().__init__(Database(url, ids=ids))
+        super().__init__(Database(url, pseudonyms=pseudonyms, ids=ids))
 
     @property
     def dialect(self) -> str:
         """The database's dialect name: ``sqlite`` or ``postgresql``."""
         return self._db.dialect
+
+    @property
+    def pseudonyms(self) -> Pseudonymizer:
+        """What turns a BSN into the client key this store holds."""
+        return self._db.pseudonyms
 
     @property
     def engine(self) -> Engine:
@@ -81,7 +91,7 @@ class SqlStore(
         PostgreSQL, by a transaction-scoped advisory lock.
         """
         with driver_errors("migrating the schema"), self._db.write() as conn:
-            migrations.migrate(conn)
+            migrations.migrate(conn, migrations.Upgrade(self._db.pseudonyms))
 
     def schema_version(self) -> int:
         """The highest applied migration (0 for an empty database)."""

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.store.sql import SqlStore
 from tests.pg_schemas import pg_schema_url
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -42,7 +43,7 @@ def make_store(store_url: str) -> Iterator[Callable[[], SqlStore]]:
     made: list[SqlStore] = []
 
     def make() -> SqlStore:
-        store = SqlStore(store_url)
+        store = SqlStore(store_url, pseudonyms=TEST_PSEUDONYMS)
         made.append(store)
         return store
 

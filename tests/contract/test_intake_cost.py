@@ -20,6 +20,7 @@ from gateway.store.base import IntakeRecord
 from gateway.store.exchanges import link_parameters, link_sql
 from gateway.store.sql import SqlStore
 from tests.contract.test_write_batch import _queued
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 STEP = 100  # VM instructions per progress callback
 
@@ -41,7 +42,7 @@ def _original(store: SqlStore, number: int) -> IntakeRecord:
 @pytest.fixture
 def counted(tmp_path: Path) -> Iterator[tuple[SqlStore, list[int]]]:
     """A migrated SQLite store whose connections count VM steps into the list's one cell."""
-    store = SqlStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+    store = SqlStore(f"sqlite:///{tmp_path / 'gateway.db'}", pseudonyms=TEST_PSEUDONYMS)
     store.migrate()
     steps = [0]
 

@@ -52,6 +52,7 @@ from gateway.store.tables import (
 from tests.contract.test_translation_store import PAIR, REWRITE, WAITING, _translated
 from tests.contract.test_write_batch import LATER, _queued, _retour_for
 from tests.paths import OFFICIAL_XSD_DIR, REPO
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 DEMO = REPO / "docs" / "examples"
 # Children before parents, so the rows can be deleted and put back.
@@ -253,7 +254,7 @@ def test_linking_counts_only_rows_that_got_a_link(store: SqlStore) -> None:
 @pytest.fixture
 def explained(tmp_path: Any) -> Iterator[Callable[[str, tuple[Any, ...]], list[str]]]:
     """EXPLAIN QUERY PLAN on a migrated SQLite store."""
-    store = SqlStore(f"sqlite:///{tmp_path / 'plan.db'}")
+    store = SqlStore(f"sqlite:///{tmp_path / 'plan.db'}", pseudonyms=TEST_PSEUDONYMS)
     store.migrate()
 
     def explain(sql: str, parameters: tuple[Any, ...]) -> list[str]:

@@ -18,6 +18,7 @@ from gateway.core.dossier import Verdict
 from gateway.store.register import REGISTER_COLUMNS, RETOUR_VERDICT, SqlHistory, _blank, settle
 from gateway.store.sql import SqlStore
 from gateway.store.tables import REGISTER
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 STEP = 100  # VM instructions per progress callback
 BSN = "999900006"
@@ -26,7 +27,7 @@ BSN = "999900006"
 @pytest.fixture
 def counted(tmp_path: Path) -> Iterator[tuple[SqlStore, list[int], list[str]]]:
     """A migrated SQLite store counting VM steps (first list) and statements (second)."""
-    store = SqlStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+    store = SqlStore(f"sqlite:///{tmp_path / 'gateway.db'}", pseudonyms=TEST_PSEUDONYMS)
     store.migrate()
     steps = [0]
     statements: list[str] = []

@@ -35,6 +35,7 @@ from gateway.store.register import SqlHistory
 from gateway.store.sql import SqlStore
 from gateway.store.tables import REGISTER
 from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas
+from tests.pseudonyms import TEST_PSEUDONYMS
 from tests.unit.dossier import scenario, test_startstop
 from tests.unit.dossier.suite import plain_scenarios
 
@@ -119,7 +120,7 @@ def fresh_stores(backend: str, tmp_path: Path) -> Iterator[Callable[[], SqlStore
             url = f"sqlite:///{tmp_path / f'dossier{len(made)}.db'}"
         else:
             url = schemas.new_url()
-        store = SqlStore(url)
+        store = SqlStore(url, pseudonyms=TEST_PSEUDONYMS)
         store.migrate()
         made.append(store)
         return store

@@ -11,12 +11,12 @@ from sqlalchemy import text
 
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Message, State
-from gateway.core.privacy import client_key
 from gateway.store.base import AuditQuery, KeyKind, NewMessage, SearchQuery
 from gateway.store.migrations import MIGRATIONS
 from gateway.store.search import extract_keys
 from gateway.store.sql import SqlStore
 from gateway.store.tables import MESSAGES, SEARCH_INDEXES
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -81,11 +81,11 @@ def _ids(store: SqlStore, **filters: object) -> list[str]:
 
 def test_extract_keys_hashes_bsns_and_reads_numbers() -> None:
     """BSNs become client keys (never the BSN); numbers are read with any prefix."""
-    keys = extract_keys(_raw(1, "999900006", "10072", "DN001"))
-    assert (KeyKind.CLIENT, client_key("999900006")) in keys
+    keys = extract_keys(_raw(1, "999900006", "10072", "DN001"), TEST_PSEUDONYMS)
+    assert (KeyKind.CLIENT, TEST_PSEUDONYMS.client_key("999900006")) in keys
     assert (KeyKind.TOEWIJZING, "10072") in keys and (KeyKind.DECLARATIE, "DN001") in keys
     assert all("999900006" not in value for _, value in keys)
-    assert extract_keys(b"<Bsn>12345</Bsn><Bsn>99990000</Bsn>") == []
+    assert extract_keys(b"<Bsn>12345</Bsn><Bsn>99990000</Bsn>", TEST_PSEUDONYMS) == []
 
 
 def test_each_filter_and_combinations(store: SqlStore) -> None:
@@ -104,10 +104,14 @@ def test_each_filter_and_combinations(store: SqlStore) -> None:
     assert _ids(store, message_type="JW301") == [b.id]
     assert _ids(store, states=(State.HELD, State.DEAD)) == [c.id, d.id]
     assert _ids(store, bericht_id="B3") == [c.id]
-    assert _ids(store, client_key=client_key("999900006")) == [a.id, d.id]
-    assert _ids(store, client_key=client_key("999900006"), states=(State.DEAD,)) == [d.id]
+    assert _ids(store, client_key=TEST_PSEUDONYMS.client_key("999900006")) == [a.id, d.id]
+    assert _ids(
+        store, client_key=TEST_PSEUDONYMS.client_key("999900006"), states=(State.DEAD,)
+    ) == [d.id]
     assert _ids(store, toewijzing="111") == [a.id]
-    assert _ids(store, declaratie="DN1", client_key=client_key("999900006")) == [a.id]
+    assert _ids(store, declaratie="DN1", client_key=TEST_PSEUDONYMS.client_key("999900006")) == [
+        a.id
+    ]
     assert _ids(store, rule="TR301") == [e.id]
     assert _ids(store, rule="XSD", party="provider-b") == [e.id]
     window = {"since": T0 + dt.timedelta(hours=2), "until": T0 + dt.timedelta(hours=4)}
@@ -115,7 +119,7 @@ def test_each_filter_and_combinations(store: SqlStore) -> None:
     assert _ids(store, party="provider-a", **window) == [b.id, c.id]
     assert _ids(store, direction=Direction.GENERATED.value) == []
     assert store.count(SearchQuery(party="provider-a")) == 4
-    assert store.count(SearchQuery(client_key=client_key("999900006"))) == 2
+    assert store.count(SearchQuery(client_key=TEST_PSEUDONYMS.client_key("999900006"))) == 2
     assert store.keys_of(e.id)[KeyKind.RULE] == ["TR301", "XSD"]
 
 
@@ -249,6 +253,6 @@ def test_migration_2_upgrades_a_version_1_database_and_backfills_keys(
     upgraded = make_store()
     upgraded.migrate()
     assert upgraded.schema_version() == len(MIGRATIONS)
-    assert _ids(upgraded, client_key=client_key("999900006")) == [msg.id]
+    assert _ids(upgraded, client_key=TEST_PSEUDONYMS.client_key("999900006")) == [msg.id]
     assert _ids(upgraded, declaratie="DN7", rule="TR301") == [msg.id]
     assert upgraded.replay_of(msg.id) is None

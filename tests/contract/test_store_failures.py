@@ -12,6 +12,7 @@ import pytest
 from gateway.core.errors import StoreError
 from gateway.store.base import NewMessage
 from gateway.store.sql import SqlStore
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -31,7 +32,7 @@ def _new(raw: bytes = b"<Bericht/>") -> NewMessage:
 def test_database_path_that_is_a_directory_raises_store_error(tmp_path: Path) -> None:
     """A database 'file' that is a directory cannot be opened: StoreError, not sqlite3."""
     (tmp_path / "gateway.db").mkdir()
-    store = SqlStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+    store = SqlStore(f"sqlite:///{tmp_path / 'gateway.db'}", pseudonyms=TEST_PSEUDONYMS)
     try:
         with pytest.raises(StoreError, match="cannot open the database file") as caught:
             store.migrate()
@@ -45,16 +46,18 @@ def test_database_folder_under_a_regular_file_raises_store_error(tmp_path: Path)
     """The data folder cannot be created where a file stands in the way."""
     (tmp_path / "blocker").write_text("not a folder")
     with pytest.raises(StoreError, match="database folder"):
-        SqlStore(f"sqlite:///{tmp_path / 'blocker' / 'data' / 'gateway.db'}")
+        SqlStore(
+            f"sqlite:///{tmp_path / 'blocker' / 'data' / 'gateway.db'}", pseudonyms=TEST_PSEUDONYMS
+        )
 
 
 def test_read_only_database_refuses_writes_with_store_error(tmp_path: Path) -> None:
     """Writes to a database opened read-only fail as StoreError saying so (works as root too)."""
     path = tmp_path / "gateway.db"
-    writable = SqlStore(f"sqlite:///{path}")
+    writable = SqlStore(f"sqlite:///{path}", pseudonyms=TEST_PSEUDONYMS)
     writable.migrate()
     writable.close()
-    read_only = SqlStore(f"sqlite:///file:{path}?mode=ro&uri=true")
+    read_only = SqlStore(f"sqlite:///file:{path}?mode=ro&uri=true", pseudonyms=TEST_PSEUDONYMS)
     try:
         with pytest.raises(StoreError, match="read-only") as caught:
             read_only.save_received(_new())
@@ -70,7 +73,7 @@ def test_read_only_folder_raises_store_error(tmp_path: Path) -> None:
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        store = SqlStore(f"sqlite:///{folder / 'gateway.db'}")
+        store = SqlStore(f"sqlite:///{folder / 'gateway.db'}", pseudonyms=TEST_PSEUDONYMS)
         with pytest.raises(StoreError):
             store.migrate()
         store.close()
@@ -80,7 +83,9 @@ def test_read_only_folder_raises_store_error(tmp_path: Path) -> None:
 
 def test_unreachable_postgresql_is_reported_unavailable(tmp_path: Path) -> None:
     """No server behind the DSN: intake can answer 503 'database unavailable'."""
-    store = SqlStore(f"postgresql+psycopg://postgres@/gateway?host={tmp_path}&port=1")
+    store = SqlStore(
+        f"postgresql+psycopg://postgres@/gateway?host={tmp_path}&port=1", pseudonyms=TEST_PSEUDONYMS
+    )
     try:
         with pytest.raises(StoreError, match="database unavailable"):
             store.save_received(_new())
@@ -92,4 +97,4 @@ def test_unreachable_postgresql_is_reported_unavailable(tmp_path: Path) -> None:
 def test_unknown_url_scheme_is_refused() -> None:
     """Only SQLite and PostgreSQL are supported."""
     with pytest.raises(StoreError, match="unsupported"):
-        SqlStore("mysql://localhost/gateway")
+        SqlStore("mysql://localhost/gateway", pseudonyms=TEST_PSEUDONYMS)

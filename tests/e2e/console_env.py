@@ -21,6 +21,7 @@ from gateway.app import build_app
 from gateway.config import load_config
 from gateway.core.lifecycle import advance
 from gateway.core.model import Message, State
+from gateway.pseudonym_key import load_pseudonymizer
 from gateway.store.sql import SqlStore
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
 from tests.pg_schemas import pg_schema_url
@@ -117,8 +118,8 @@ class ConsoleEnv:
         return json.loads(done.stdout)
 
     def store(self) -> SqlStore:
-        """A store on the same database (the caller closes it)."""
-        return SqlStore(self.url)
+        """A store on the same database and pseudonym key (the caller closes it)."""
+        return SqlStore(self.url, pseudonyms=load_pseudonymizer(load_config(self.config, {})))
 
     def submit(self, *items: tuple[str, bytes]) -> list[Message]:
         """Submit (party id, raw) through the real service; returns the stored messages."""
@@ -195,7 +196,7 @@ def make_env(tmp_path: Path, backend: str) -> Iterator[ConsoleEnv]:
     for url in urls:
         config = tmp_path / "config.toml"
         config.write_text(CONFIG.format(schemas=OFFICIAL_XSD_DIR, url=url), encoding="utf-8")
-        store = SqlStore(url)
+        store = SqlStore(url, pseudonyms=load_pseudonymizer(load_config(config, {})))
         store.migrate()
         store.close()
         yield ConsoleEnv(tmp_path, config, url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.core.privacy import client_key
 from tests.e2e.console_env import BSN_A, BSN_B, example, make_env
 
 
@@ -18,7 +17,9 @@ def test_dossier_by_client_and_by_toewijzing(tmp_path: Path) -> None:
         ("provider-b", example("JW302.xml")),
         ("provider-a", example("JW323.xml", bsns=(BSN_A, BSN_B))),
     )
-    key = client_key(BSN_A)
+    store = env.store()
+    key = store.pseudonyms.client_key(BSN_A)
+    store.close()
     by_bsn, by_key, by_number, by_gemeente, table, other = env.run_all(
         ("dossier", "--client", BSN_A, "--json"),
         ("dossier", "--client", key, "--json"),

@@ -51,7 +51,6 @@ import gateway.schemas
 from gateway.core.catalogue import MESSAGE_KINDS
 from gateway.core.document import MessageDocument, element_path
 from gateway.core.dossier import claim_lines_in
-from gateway.core.privacy import client_key
 from gateway.core.report import Finding, Level, ValidationReport
 from gateway.core.route import token_digest
 from gateway.core.rules.registry import REGISTRY
@@ -62,6 +61,7 @@ from gateway.store.sql import SqlStore
 from gateway.store.tables import REGISTER
 from tests.integration.conftest import Harness, start_harness, stop_harness, token
 from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas, pg_dsn
+from tests.pseudonyms import TEST_PSEUDONYMS
 from tests.unit.dossier import scenario, test_provider_checks
 from tests.unit.dossier.suite import plain_scenarios
 from tests.unit.rules.mutate import Mutable, official_schema_set
@@ -175,7 +175,7 @@ def _class_key(element: etree._Element) -> str:
     if name == "Prestatie":
         return f"Prestatie {element.findtext('{*}ProductReferentie/{*}ReferentieNummer')}"
     if name == "Client" and element.findtext("{*}Bsn") and _in_declaration(element):
-        return f"Client {client_key(element.findtext('{*}Bsn') or '')}"
+        return f"Client {TEST_PSEUDONYMS.client_key(element.findtext('{*}Bsn') or '')}"
     if name in ("Declaratie", "DeclaratieAntwoord"):
         return "Declaratie"
     return element_path(element)
@@ -418,7 +418,7 @@ class PostgresStores:
 
     def build(self, settings: Any, **kwargs: Any) -> gateway.app.Gateway:
         """``build_app`` with a store on a fresh schema."""
-        store = SqlStore(self.schemas.new_url())
+        store = SqlStore(self.schemas.new_url(), pseudonyms=TEST_PSEUDONYMS)
         return gateway.app.build_app(settings, store=store, **kwargs)
 
     def drop(self) -> None:

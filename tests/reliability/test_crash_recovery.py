@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway.core.model import Message
 from gateway.store.base import MessageQuery
 from gateway.store.sql import SqlStore
+from tests.pseudonyms import TEST_PSEUDONYMS
 from tests.reliability.daemon import (
     Acks,
     Daemon,
@@ -72,7 +73,7 @@ async def test_kill_during_intake_burst_loses_and_doubles_nothing(tmp_path: Path
 
         daemon.start()
         await daemon.wait_ready()
-        store = SqlStore(sqlite_url(tmp_path))
+        store = SqlStore(sqlite_url(tmp_path), pseudonyms=TEST_PSEUDONYMS)
         try:
             # Every acknowledged message survived the crash, with its id and exact bytes.
             for ident, message_id in acked_before_crash.items():
@@ -169,7 +170,7 @@ async def test_kill_during_delivery_redelivers_after_lease_expiry(tmp_path: Path
     daemon = Daemon(held, port, tmp_path / "gateway.log")
     outbox = tmp_path / "outbox"
     todo = [s for s in submissions(700, prefix="D") if s.recipient in ("diemen", "provider-b")]
-    store = SqlStore(sqlite_url(tmp_path))
+    store = SqlStore(sqlite_url(tmp_path), pseudonyms=TEST_PSEUDONYMS)
     try:
         daemon.start()
         await daemon.wait_ready()

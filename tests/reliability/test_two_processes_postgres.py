@@ -21,6 +21,7 @@ from gateway.config import load_config
 from gateway.core.model import State
 from gateway.store.base import MessageQuery, NewMessage
 from gateway.store.sql import SqlStore
+from tests.pseudonyms import TEST_PSEUDONYMS
 from tests.reliability.daemon import (
     Acks,
     Daemon,
@@ -53,7 +54,7 @@ async def test_two_daemons_on_one_database_deliver_each_message_once(
     # (in a shared folder the second write would silently replace the first).
     outboxes = [tmp_path / name / "outbox" for name in ("a", "b")]
     todo = submissions(MESSAGES, prefix="T")
-    store = SqlStore(pg_database)
+    store = SqlStore(pg_database, pseudonyms=TEST_PSEUDONYMS)
     by_process: list[int] = []
     try:
         for daemon in daemons:

@@ -7,9 +7,9 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.core.privacy import client_key
 from gateway.store.base import KeyKind
 from gateway.store.search import extract_keys
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 BSN = "123456782"
 
@@ -21,8 +21,8 @@ def test_kinds_order_prefixes_and_duplicates() -> None:
         b"<ToewijzingNummer>T2</ToewijzingNummer><Bsn>" + BSN.encode() + b"</Bsn>"
         b"<ToewijzingNummer>T1</ToewijzingNummer></ns:Bericht>"
     )
-    assert extract_keys(raw) == [
-        (KeyKind.CLIENT, client_key(BSN)),
+    assert extract_keys(raw, TEST_PSEUDONYMS) == [
+        (KeyKind.CLIENT, TEST_PSEUDONYMS.client_key(BSN)),
         (KeyKind.TOEWIJZING, "T1"),
         (KeyKind.TOEWIJZING, "T2"),
         (KeyKind.DECLARATIE, "D-1"),
@@ -37,7 +37,10 @@ def test_values_over_their_kind_limit_or_not_a_bsn_are_skipped() -> None:
         b"<DeclaratieNummer>" + b"9" * 41 + b"</DeclaratieNummer>"
         b"<DeclaratieNummer>" + b"6" * 40 + b"</DeclaratieNummer>"
     )
-    assert extract_keys(raw) == [(KeyKind.TOEWIJZING, "8" * 20), (KeyKind.DECLARATIE, "6" * 40)]
+    assert extract_keys(raw, TEST_PSEUDONYMS) == [
+        (KeyKind.TOEWIJZING, "8" * 20),
+        (KeyKind.DECLARATIE, "6" * 40),
+    ]
 
 
 def _one_pattern_per_kind(raw: bytes) -> list[tuple[KeyKind, str]]:
@@ -47,7 +50,7 @@ def _one_pattern_per_kind(raw: bytes) -> list[tuple[KeyKind, str]]:
     for match in re.finditer(tag % (b"Bsn", 9), raw):
         bsn = match.group(1).decode("ascii", "replace")
         if len(bsn) == 9 and bsn.isdigit():
-            found[(KeyKind.CLIENT, client_key(bsn))] = None
+            found[(KeyKind.CLIENT, TEST_PSEUDONYMS.client_key(bsn))] = None
     for name, limit, kind in (
         (b"ToewijzingNummer", 20, KeyKind.TOEWIJZING),
         (b"DeclaratieNummer", 40, KeyKind.DECLARATIE),
@@ -67,4 +70,4 @@ _element = st.tuples(
 @given(st.lists(_element, max_size=12))
 def test_one_pass_finds_what_three_scans_found(elements: list[tuple[bytes, bytes, bytes]]) -> None:
     raw = b"".join(b"<%s%s>%s</%s%s>" % (p, n, v, p, n) for n, p, v in elements)
-    assert extract_keys(raw) == _one_pattern_per_kind(raw)
+    assert extract_keys(raw, TEST_PSEUDONYMS) == _one_pattern_per_kind(raw)
