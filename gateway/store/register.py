@@ -19,15 +19,12 @@ with plain BSNs.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from enum import Enum
-from types import UnionType
-from typing import Any, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -66,6 +63,7 @@ from gateway.core.privacy import Pseudonymizer
 from gateway.store.base import ClaimedProduct
 from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import insert_rows, planned_per_call
+from gateway.store.register_codec import decode_record, decode_value, encode_record, type_hints_of
 from gateway.store.tables import CORRELATIONS, REGISTER
 
 OTHER_CLIENT_PREFIX = "key:"
@@ -188,10 +186,10 @@ def _register_row(
 def _submitted_row(
     message_id: str, submitted: SubmittedDeclaration, pseudonyms: Pseudonymizer
 ) -> RegisterRow:
-    body = _encode(submitted)
+    body = encode_record(submitted)
     body["lines"] = [
         {
-            "line": _encode(s.line),
+            "line": encode_record(s.line),
             "client_key": _key_of(pseudonyms, s.line.bsn),
             "tarief": s.tarief,
         }
@@ -293,7 +291,7 @@ def _entry_row(
     keys = _KEYS_OF[kind](entry)
     if "bsn" in keys:
         keys["client_key"] = _key_of(pseudonyms, keys.pop("bsn"))
-    return _register_row(message_id, _KINDS[kind], verdict, _encode(entry), **keys)
+    return _register_row(message_id, _KINDS[kind], verdict, encode_record(entry), **keys)
 
 
 def _key_of(pseudonyms: Pseudonymizer, bsn: str) -> str:
@@ -305,100 +303,6 @@ def _key_of(pseudonyms: Pseudonymizer, bsn: str) -> str:
 
 def _identification_key(message_type: str, identificatie: str) -> str:
     return f"{message_type}:{identificatie}"
-
-
-Encoder = Callable[[Any], Any]
-_PLANS: dict[type[Any], tuple[tuple[str, Encoder | None], ...]] = {}
-"""Per record class: its fields except ``bsn``, each with how its value becomes JSON (None:
-as it is). Worked out once per class from the type hints instead of per field per entry."""
-
-
-def _encode(record: Any) -> dict[str, Any]:
-    """The record's fields as JSON values, without any BSN."""
-    plan = _PLANS.get(type(record))
-    if plan is None:
-        plan = _PLANS[type(record)] = _plan(type(record))
-    out: dict[str, Any] = {}
-    for name, encoder in plan:
-        value = getattr(record, name)
-        out[name] = value if encoder is None or value is None else encoder(value)
-    return out
-
-
-def _plan(cls: type[Any]) -> tuple[tuple[str, Encoder | None], ...]:
-    hints = _hints(cls)
-    return tuple(
-        (f.name, _encoder_for(hints[f.name])) for f in dataclasses.fields(cls) if f.name != "bsn"
-    )
-
-
-def _encoder_for(hint: Any) -> Encoder | None:
-    """How :func:`_encode_value` treats values of this hint, decided once; the generic
-    :func:`_encode_value` for anything else."""
-    target = hint
-    if isinstance(hint, UnionType) or get_origin(hint) is Union:
-        members = [a for a in get_args(hint) if a is not type(None)]
-        if len(members) != 1:
-            return _encode_value
-        target = members[0]
-    if target in (str, int, bool):
-        return None
-    if target in (dt.date, dt.time):
-        return _isoformat
-    if isinstance(target, type) and issubclass(target, Enum):
-        return _enum_value
-    if isinstance(target, type) and dataclasses.is_dataclass(target):
-        return _encode
-    return _encode_value
-
-
-def _isoformat(value: dt.date | dt.time) -> str:
-    return value.isoformat()
-
-
-def _enum_value(value: Enum) -> Any:
-    return value.value
-
-
-def _encode_value(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _encode(value)
-    return value
-
-
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = get_type_hints(cls)
-    return _HINTS[cls]
-
-
-def _decode(cls: type[R], body: dict[str, Any], bsn: str) -> R:
-    values: dict[str, Any] = {}
-    for name, hint in _hints(cls).items():
-        values[name] = bsn if name == "bsn" else _decode_value(hint, body.get(name), bsn)
-    return cls(**values)
-
-
-def _decode_value(hint: Any, value: Any, bsn: str) -> Any:
-    if value is None:
-        return None
-    target = next((a for a in get_args(hint) if a is not type(None)), hint)
-    if target is dt.date:
-        return dt.date.fromisoformat(value)
-    if target is dt.time:
-        return dt.time.fromisoformat(value)
-    if isinstance(target, type) and issubclass(target, Enum):
-        return target(value)
-    if isinstance(target, type) and dataclasses.is_dataclass(target):
-        return _decode(target, value, bsn)
-    return value
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -649,7 +553,7 @@ class SqlHistory:
         found = self._decoded.get(key)
         if found is None:
             found = [
-                _decode(kind, json.loads(body), self._bsn(client))
+                decode_record(kind, json.loads(body), self._bsn(client))
                 for _, client, body in self._rows(kind, **equals)
             ]
             self._decoded[key] = found
@@ -720,7 +624,7 @@ class SqlHistory:
         # Fold message by message, in arrival order, exactly as the in-memory history does.
         by_message: dict[str, list[DeliveryChange]] = {}
         for message_id, key, body in rows:
-            change = _decode(DeliveryChange, json.loads(body), self._bsn(key))
+            change = decode_record(DeliveryChange, json.loads(body), self._bsn(key))
             by_message.setdefault(message_id, []).append(change)
         current: list[Delivery] = []
         for changes in by_message.values():
@@ -796,12 +700,13 @@ class SqlHistory:
         body = json.loads(rows[-1][2])
         lines = tuple(
             SubmittedLine(
-                _decode(ClaimLine, item["line"], self._bsn(item["client_key"])), item["tarief"]
+                decode_record(ClaimLine, item["line"], self._bsn(item["client_key"])),
+                item["tarief"],
             )
             for item in body.pop("lines")
         )
-        hints = _hints(SubmittedDeclaration)
-        values = {name: _decode_value(hints[name], value, "") for name, value in body.items()}
+        hints = type_hints_of(SubmittedDeclaration)
+        values = {name: decode_value(hints[name], value, "") for name, value in body.items()}
         return SubmittedDeclaration(**values, lines=lines)
 
 

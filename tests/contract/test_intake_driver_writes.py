@@ -35,7 +35,8 @@ from gateway.schemas import load_schema_set
 from gateway.store.base import IntakeRecord, Move
 from gateway.store.dialect import insert_rows
 from gateway.store.exchanges import link_correlations, link_sql
-from gateway.store.register import REGISTER_COLUMNS, _encode
+from gateway.store.register import REGISTER_COLUMNS
+from gateway.store.register_codec import encode_record
 from gateway.store.sql import SqlStore
 from gateway.store.tables import (
     CORRELATIONS,
@@ -323,7 +324,7 @@ def test_register_bodies_encode_every_record_as_before() -> None:
         expected = _generic_encode(record)
         if "lines" in expected:  # tuples of dataclasses: the submission encodes them itself
             expected["lines"] = record.lines
-        assert _encode(record) == expected, type(record).__name__
+        assert encode_record(record) == expected, type(record).__name__
 
 
 # Strings an array literal must quote (PostgreSQL gets a batch's values as one array per
