@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gateway.app import build_app
 from gateway.config import load_config
 from gateway.core.lifecycle import advance
 from gateway.core.model import Message, State
+from gateway.daemon.app import build_app
 from gateway.store.sql import SqlStore
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
 from tests.pg_schemas import pg_schema_url

@@ -14,11 +14,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.app import build_app
 from gateway.config import load_config
 from gateway.core.model import State
-from gateway.delivery import Delivery
-from gateway.outbox_writer import write_atomically
+from gateway.daemon.app import build_app
+from gateway.daemon.delivery import Delivery
+from gateway.daemon.outbox_writer import write_atomically
 from gateway.store.base import MessageQuery
 from tests.integration.conftest import Harness, example, variant, write_config
 

@@ -20,12 +20,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 
-from gateway.app import Gateway, build_app, build_service
 from gateway.clock import FakeClock
 from gateway.contracts import load_contract_table
 from gateway.core.model import State
 from gateway.core.validate import validate
-from gateway.prepare_workers import PreparePool
+from gateway.daemon.app import Gateway, build_app, build_service
+from gateway.daemon.prepare_workers import PreparePool
 from gateway.schemas import load_schema_set
 from gateway.store.base import MessageQuery
 from tests.integration.demo_config import shipped_demo_settings

@@ -25,7 +25,7 @@ from gateway.core.document import MessageDocument
 from gateway.core.report import Finding, Level
 from gateway.core.retour import RetourIdentity, build_retour
 from gateway.core.validate import validate
-from gateway.operator import Operator
+from gateway.service.operator import Operator
 from gateway.store.base import MessageQuery
 from gateway.store.tables import REGISTER
 from tests.integration.conftest import Harness, start_harness, stop_harness

@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 
 from gateway.core.model import State
 from gateway.core.route import Party
-from gateway.inbox_watcher import InboxWatcher
-from gateway.nofollow import read_bounded
+from gateway.daemon.inbox_watcher import InboxWatcher
+from gateway.daemon.nofollow import read_bounded
 from gateway.service import Receipt
 from gateway.store.base import MessageQuery
 from tests.integration.conftest import Harness, example

@@ -18,12 +18,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import Gateway, build_app, http_limits
 from gateway.clock import FakeClock
 from gateway.config import load_config
-from gateway.server import BODIES, create_app, listen
+from gateway.daemon.app import Gateway, build_app, http_limits
+from gateway.daemon.server import BODIES, create_app, listen
+from gateway.service.volume import QuotaExceededError
 from gateway.store.base import MessageQuery
-from gateway.volume import QuotaExceededError
 from tests.integration.conftest import (
     METRICS_TOKEN,
     START,

@@ -20,7 +20,7 @@ from lxml import etree
 from gateway.core.ledger import LedgerKey, Origin
 from gateway.core.mapping_tables import Product
 from gateway.core.model import Message, State
-from gateway.operator import Operator
+from gateway.service.operator import Operator
 from gateway.store.base import AuditQuery, MessageQuery
 from gateway.translator import NEEDS_MAPPING_DECISION, decide_mapping
 from tests.integration import test_translation_daemon as daemon

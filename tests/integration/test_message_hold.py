@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.core.model import State
-from gateway.operator import Operator
+from gateway.service.operator import Operator
 from tests.integration.conftest import Harness, example
 
 

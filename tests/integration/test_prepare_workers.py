@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway, build_app, build_service
 from gateway.clock import FakeClock
 from gateway.config import Settings
 from gateway.core.errors import ConfigError
 from gateway.core.model import State
-from gateway.prepare_workers import JOBS_IN_FLIGHT, PreparePool
+from gateway.daemon.app import Gateway, build_app, build_service
+from gateway.daemon.prepare_workers import JOBS_IN_FLIGHT, PreparePool
 from gateway.service import GatewayService
 from tests.integration.demo_config import shipped_demo_settings
 from tests.paths import EXAMPLES_DIR, REPO

@@ -17,7 +17,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 
-from gateway.app import Gateway, build_app
 from gateway.clock import FakeClock
 from gateway.config import load_config
 from gateway.core.document import find
@@ -25,8 +24,9 @@ from gateway.core.ledger import LedgerKey, Origin
 from gateway.core.mapping_tables import Product
 from gateway.core.model import State
 from gateway.core.validate import validate
-from gateway.operator import Operator, OperatorError
+from gateway.daemon.app import Gateway, build_app
 from gateway.schemas import load_schema_set
+from gateway.service.operator import Operator, OperatorError
 from gateway.store.base import AuditQuery, MessageQuery
 from gateway.translator import NEEDS_MAPPING_DECISION, DecisionError, decide_mapping
 from tests.integration.conftest import START, Harness, example, variant, write_config

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from gateway.app import Gateway, build_app
 from gateway.config import load_config
+from gateway.daemon.app import Gateway, build_app
 from gateway.store.base import MessageQuery
 from gateway.store.sql import SqlStore
 from tests.reliability.daemon import Submission, free_port, submissions, token, write_config

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import Gateway, build_app
 from gateway.config import load_config
 from gateway.core.model import State
+from gateway.daemon.app import Gateway, build_app
 from gateway.store.base import MessageQuery, NewMessage
 from gateway.store.sql import SqlStore
 from tests.reliability.daemon import (

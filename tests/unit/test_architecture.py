@@ -62,7 +62,7 @@ def test_core_depends_only_on_core(module: Path) -> None:
 
 
 # The command line is the outermost layer: its commands build the application to act on it.
-COMMAND_LINE = {"gateway/app.py", "gateway/__main__.py"}
+COMMAND_LINE = {"gateway/daemon/app.py", "gateway/__main__.py"}
 
 
 def _is_command_line(path: Path) -> bool:
@@ -75,7 +75,7 @@ def test_nothing_but_the_command_line_imports_the_composition_root() -> None:
     offenders = [
         p.relative_to(REPO).as_posix()
         for p in (REPO / "gateway").rglob("*.py")
-        if not _is_command_line(p) and "gateway.app" in _imported_modules(p)
+        if not _is_command_line(p) and "gateway.daemon.app" in _imported_modules(p)
     ]
     assert offenders == []
 
@@ -129,7 +129,7 @@ HEAVY_FOR_THE_PARSER = (
     "lxml",
     "xmlschema",
     "asyncio",
-    "gateway.app",
+    "gateway.daemon.app",
     "gateway.config",
     "gateway.service",
     "gateway.store",
@@ -160,12 +160,12 @@ STORE = REPO / "gateway" / "store"
 # The daemon and the command line use the store; the store never reaches back into them.
 OUTER_LAYERS = (
     "gateway.service",
-    "gateway.server",
+    "gateway.daemon.server",
     "gateway.cli",
-    "gateway.app",
-    "gateway.inbox_watcher",
-    "gateway.delivery",
-    "gateway.scheduler",
+    "gateway.daemon.app",
+    "gateway.daemon.inbox_watcher",
+    "gateway.daemon.delivery",
+    "gateway.daemon.scheduler",
 )
 
 

@@ -35,7 +35,7 @@ from gateway.service import (
     event_summary,
     message_summary,
 )
-from gateway.volume import QuotaExceededError, StorageFullError
+from gateway.service.volume import QuotaExceededError, StorageFullError
 
 log = get_logger("gateway.server")
 

@@ -56,6 +56,7 @@ from gateway.core.rules import RuleContext
 from gateway.core.rules.provider import warnings_only
 from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
+from gateway.daemon.prepare_workers import PrepareJob, PreparePool
 from gateway.logs import get_logger
 from gateway.metrics import (
     Metrics,
@@ -63,8 +64,8 @@ from gateway.metrics import (
     render_overdue_retours,
     render_write_batches,
 )
-from gateway.prepare_workers import PrepareJob, PreparePool
-from gateway.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
+from gateway.service.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
+from gateway.service.volume import IntakeVolume, VolumeLimits
 from gateway.store.base import (
     BatchResult,
     IntakeRecord,
@@ -83,7 +84,6 @@ from gateway.translator import (
     hold_reason,
     waits_for_decision,
 )
-from gateway.volume import IntakeVolume, VolumeLimits
 
 log = get_logger("gateway.service")
 

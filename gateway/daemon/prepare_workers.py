@@ -37,8 +37,8 @@ from typing import Any
 from gateway.config import Settings
 from gateway.core.errors import ConfigError, GatewayError
 from gateway.core.model import Message
+from gateway.daemon.memory import freeze_startup_objects, limit_malloc_arenas
 from gateway.logs import configure_logging, get_logger
-from gateway.memory import freeze_startup_objects, limit_malloc_arenas
 from gateway.store.base import IntakeRecord
 
 log = get_logger("gateway.prepare_workers")

@@ -23,22 +23,22 @@ from gateway.core.codes import ProductCodeList
 from gateway.core.errors import ConfigError
 from gateway.core.lists import ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
-from gateway.delivery import Delivery
-from gateway.inbox_watcher import InboxWatcher
+from gateway.daemon.delivery import Delivery
+from gateway.daemon.inbox_watcher import InboxWatcher
+from gateway.daemon.memory import freeze_startup_objects, limit_malloc_arenas, release_free_memory
+from gateway.daemon.prepare_workers import PreparePool
+from gateway.daemon.scheduler import Scheduler
+from gateway.daemon.server import HttpLimits, create_app, listen
 from gateway.logs import get_logger
 from gateway.mapping_files import load_code_list, load_mappings
-from gateway.memory import freeze_startup_objects, limit_malloc_arenas, release_free_memory
-from gateway.operator import retention_job
-from gateway.prepare_workers import PreparePool
-from gateway.retour_deadlines import OverdueNotices
-from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
-from gateway.server import HttpLimits, create_app, listen
 from gateway.service import STUCK_SCAN_SECONDS, GatewayService
+from gateway.service.operator import retention_job
+from gateway.service.retour_deadlines import OverdueNotices
+from gateway.service.volume import VolumeLimits, free_disk_bytes
 from gateway.store.register import history_factory
 from gateway.store.sql import SqlStore
 from gateway.translator import Translator
-from gateway.volume import VolumeLimits, free_disk_bytes
 
 log = get_logger("gateway.app")
 
@@ -233,7 +233,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         retention_job(service, settings.retention),
     )
     scheduler.start()
-    frozen = freeze_startup_objects()  # start-up is complete (gateway/memory.py says why)
+    frozen = freeze_startup_objects()  # start-up is complete (gateway/daemon/memory.py says why)
     log.info(
         "gateway_started",
         host=settings.server.host,
@@ -263,7 +263,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
 
 async def _release_free_memory() -> None:
     # Resident memory otherwise creeps up with freed-but-kept pages in malloc's arenas
-    # (gateway/memory.py); the trim walks every arena, so off the event loop.
+    # (gateway/daemon/memory.py); the trim walks every arena, so off the event loop.
     await asyncio.to_thread(release_free_memory)
 
 
