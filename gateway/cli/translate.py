@@ -313,7 +313,7 @@ def run_decide(args: argparse.Namespace) -> int:
     outcome = with_operator(
         args,
         lambda op: decide_mapping(
-            op.service,
+            op.service.decisions,
             args.message_id,
             args.target,
             reason=reason,

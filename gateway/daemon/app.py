@@ -32,8 +32,9 @@ from gateway.daemon.server import HttpLimits, create_app, listen
 from gateway.logs import get_logger
 from gateway.mapping_files import load_code_list, load_mappings
 from gateway.schemas import load_schema_set
-from gateway.service import STUCK_SCAN_SECONDS, GatewayService
+from gateway.service.gateway_service import GatewayService
 from gateway.service.operator import retention_job
+from gateway.service.reprocessing import STUCK_SCAN_SECONDS
 from gateway.service.retour_deadlines import OverdueNotices
 from gateway.service.volume import VolumeLimits, free_disk_bytes
 from gateway.store.register import history_factory
@@ -191,13 +192,13 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     service = gateway.service
     await asyncio.to_thread(gateway.store.migrate)
     await service.refresh_holds()
-    recovered = await service.process_stuck(older_than=dt.timedelta(0))
+    recovered = await service.reprocessing.process_stuck(older_than=dt.timedelta(0))
     pool = None
     if settings.server.prepare_workers:
         # After migrating: workers read the store as it is now.
         pool = PreparePool(settings, settings.server.prepare_workers, build_service)
         await pool.start()
-        service.prepare_pool = pool
+        service.intake.prepare_pool = pool
 
     runner = web.AppRunner(
         gateway.web_app,
@@ -221,7 +222,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     scheduler = Scheduler()
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
-    scheduler.every("reprocess_stuck", STUCK_SCAN_SECONDS, service.process_stuck)
+    scheduler.every("reprocess_stuck", STUCK_SCAN_SECONDS, service.reprocessing.process_stuck)
     scheduler.every("outbox_sweep", HOUSEKEEPING_SECONDS, gateway.delivery.sweep_temp_files)
     scheduler.every("memory", HOUSEKEEPING_SECONDS, _release_free_memory)
     scheduler.every(
@@ -247,14 +248,14 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         log.info("gateway_stopping")
-        service.stop_intake()
+        service.intake.stop()
         await scheduler.stop()  # lets a running delivery pass or inbox scan finish
         listener.close()  # no new connections
         await runner.cleanup()  # waits for in-flight requests
         await listener.wait_closed()
-        await service.drain()
+        await service.intake.drain()
         if pool is not None:
-            service.prepare_pool = None
+            service.intake.prepare_pool = None
             await pool.close()
         await gateway.delivery.close()
         gateway.store.close()

@@ -64,7 +64,7 @@ from gateway.core.route import Channel, Party, outbox_name
 from gateway.daemon.nofollow import RefusedPathError, open_folder, open_root
 from gateway.daemon.outbox_writer import sweep_temp_files, write_atomically
 from gateway.logs import get_logger
-from gateway.service import GatewayService
+from gateway.service.gateway_service import GatewayService
 
 log = get_logger("gateway.delivery")
 
@@ -212,7 +212,7 @@ class Delivery:
         await self._recover_leases(report)
         for party in service.registry:
             try:
-                report.moved_by_readiness += await service.rebalance(party)
+                report.moved_by_readiness += await service.steering.rebalance(party)
             except Exception:
                 report.errors += 1
                 log.exception("readiness_pass_failed", party=party.id)

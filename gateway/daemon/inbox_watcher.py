@@ -42,7 +42,8 @@ from gateway.daemon.nofollow import (
 )
 from gateway.daemon.outbox_writer import write_json_atomically
 from gateway.logs import get_logger
-from gateway.service import GatewayService, IntakeClosedError, MessageTooLargeError
+from gateway.service.errors import IntakeClosedError, MessageTooLargeError
+from gateway.service.gateway_service import GatewayService
 from gateway.service.volume import QuotaExceededError, StorageFullError
 
 log = get_logger("gateway.inbox")
@@ -228,7 +229,7 @@ class InboxWatcher:
             report.failed += 1
             return False
         try:
-            receipt = await self.service.submit(party, raw, actor=f"inbox:{party.id}")
+            receipt = await self.service.intake.submit(party, raw, actor=f"inbox:{party.id}")
         except MessageTooLargeError as exc:
             too_large = _rejected_why(f"too large: {exc}")
             await self._move(folder, name, folder.rejected, None, too_large)

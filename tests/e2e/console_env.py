@@ -131,7 +131,7 @@ class ConsoleEnv:
                 for party_id, raw in items:
                     party = gateway.service.registry.get(party_id)
                     assert party is not None
-                    out.append((await gateway.service.submit(party, raw, "test")).message)
+                    out.append((await gateway.service.intake.submit(party, raw, "test")).message)
                 return out
             finally:
                 gateway.store.close()

@@ -92,7 +92,7 @@ async def demo(
     if request.param:
         pool = PreparePool(settings, request.param, build_service)
         await pool.start()
-        gateway.service.prepare_pool = pool
+        gateway.service.intake.prepare_pool = pool
     client = TestClient(TestServer(gateway.web_app))
     await client.start_server()
     yield gateway, client

@@ -233,7 +233,7 @@ async def test_concurrent_claims_with_one_number_only_one_passes(
         declaratie("D7", MAY, "2026-06-05", Line("R2", *MAY)),
     ]
     receipts = await asyncio.gather(
-        *(harness.service.submit(provider, raw, "party:provider-a") for raw in claims)
+        *(harness.service.intake.submit(provider, raw, "party:provider-a") for raw in claims)
     )
     states = sorted(r.message.state.value for r in receipts)
     assert states == ["queued", "rejected"]

@@ -89,7 +89,7 @@ async def test_sqlite_disk_full_answers_503_and_recovers(tmp_path: Path) -> None
             status, body = await _post(client, item)
             assert status == 202 and body["duplicate"] is False, body  # it was never stored
         # Whatever a full disk left half-processed is finished by the housekeeping pass.
-        await gateway.service.process_stuck(older_than=dt.timedelta(0))
+        await gateway.service.reprocessing.process_stuck(older_than=dt.timedelta(0))
         states = {m.state.value for m in store.query(MessageQuery(limit=100_000))}
         assert states == {"queued"}
 
