@@ -24,8 +24,9 @@ from gateway.core.errors import ConfigError
 from gateway.core.lists import ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
 from gateway.daemon.delivery import Delivery
+from gateway.daemon.housekeeping import schedule_housekeeping
 from gateway.daemon.inbox_watcher import InboxWatcher
-from gateway.daemon.memory import freeze_startup_objects, limit_malloc_arenas, release_free_memory
+from gateway.daemon.memory import freeze_startup_objects, limit_malloc_arenas
 from gateway.daemon.prepare_workers import PreparePool
 from gateway.daemon.scheduler import Scheduler
 from gateway.daemon.server import HttpLimits, create_app, listen
@@ -33,9 +34,6 @@ from gateway.logs import get_logger
 from gateway.mapping_files import load_code_list, load_mappings
 from gateway.schemas import load_schema_set
 from gateway.service.gateway_service import GatewayService
-from gateway.service.operator import retention_job
-from gateway.service.reprocessing import STUCK_SCAN_SECONDS
-from gateway.service.retour_deadlines import OverdueNotices
 from gateway.service.volume import VolumeLimits, free_disk_bytes
 from gateway.store.register import history_factory
 from gateway.store.sql import SqlStore
@@ -43,7 +41,6 @@ from gateway.translator import Translator
 
 log = get_logger("gateway.app")
 
-HOUSEKEEPING_SECONDS = 60.0
 GEMEENTEN_FILE = "gemeenten_cbs.csv"
 SHUTDOWN_GRACE_SECONDS = 30.0
 
@@ -222,17 +219,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     scheduler = Scheduler()
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
-    scheduler.every("reprocess_stuck", STUCK_SCAN_SECONDS, service.reprocessing.process_stuck)
-    scheduler.every("outbox_sweep", HOUSEKEEPING_SECONDS, gateway.delivery.sweep_temp_files)
-    scheduler.every("memory", HOUSEKEEPING_SECONDS, _release_free_memory)
-    scheduler.every(
-        "retour_deadlines", HOUSEKEEPING_SECONDS, OverdueNotices(gateway.store, service.clock).run
-    )
-    scheduler.every(
-        "retention",
-        settings.retention.interval_hours * 3600,
-        retention_job(service, settings.retention),
-    )
+    schedule_housekeeping(scheduler, settings, service, gateway.delivery)
     scheduler.start()
     frozen = freeze_startup_objects()  # start-up is complete (gateway/daemon/memory.py says why)
     log.info(
@@ -260,12 +247,6 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await gateway.delivery.close()
         gateway.store.close()
         log.info("gateway_stopped")
-
-
-async def _release_free_memory() -> None:
-    # Resident memory otherwise creeps up with freed-but-kept pages in malloc's arenas
-    # (gateway/daemon/memory.py); the trim walks every arena, so off the event loop.
-    await asyncio.to_thread(release_free_memory)
 
 
 def run(settings: Settings) -> int:
