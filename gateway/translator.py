@@ -321,7 +321,7 @@ class DecisionOutcome:
 
 
 class DecisionProcessing(Protocol):
-    """What :func:`decide_mapping` needs from the gateway's service (``GatewayService``).
+    """What :func:`decide_mapping` needs from the service (``GatewayService.decisions``).
 
     Declared here so this module does not import the service, which imports this module.
     """
@@ -430,7 +430,7 @@ async def decide_mapping(
 
     The pair goes into the ledger (origin ``operator``), so every later message about the
     allocation uses it; the decision is in the audit trail. The message is then processed with
-    the decided pair (``GatewayService.process_decided``): the B and E rules run when the
+    the decided pair (``Decisions.process_decided``): the B and E rules run when the
     recipient is answered for, the sender gets its retour, the register and correlation are
     written, and the message moves to ``queued``, ``held`` or ``rejected``. A rejected
     message records no pair. A dry run processes the same way and writes nothing.

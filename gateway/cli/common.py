@@ -1,7 +1,7 @@
 """Shared plumbing of the console commands: configuration, store access, filters and output.
 
 Read-only commands open only the store (fast, no schemas). Steering commands build the whole
-gateway so that every move goes through the service and :class:`gateway.operator.Operator`.
+gateway so that every move goes through the service and :class:`gateway.service.operator.Operator`.
 Building the parser imports nothing heavy: the store, the configuration and lxml are imported
 by the functions that use them, when a command runs.
 """
@@ -28,7 +28,7 @@ from gateway.terminal import style
 if TYPE_CHECKING:
     from gateway.config import Settings
     from gateway.core.privacy import Pseudonymizer
-    from gateway.operator import Operator
+    from gateway.service.operator import Operator
     from gateway.store.base import SearchQuery
     from gateway.store.sql import SqlStore
 
@@ -135,9 +135,9 @@ def with_operator(args: argparse.Namespace, action: Callable[[Operator], Awaitab
     import asyncio
     import logging
 
-    from gateway.app import build_app
+    from gateway.daemon.app import build_app
     from gateway.logs import configure_logging
-    from gateway.operator import Operator
+    from gateway.service.operator import Operator
 
     # Moves are recorded in the history and the audit trail; the console prints its own
     # summary, so only warnings of the service reach stderr.

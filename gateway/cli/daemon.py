@@ -38,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging()
     # Imported on use: the composition root pulls in aiohttp and the scheduler, which the
     # other commands never need (it keeps their start-up fast).
-    from gateway.app import run
+    from gateway.daemon.app import run
 
     return run(settings)
 

@@ -27,7 +27,7 @@ from gateway.cli.common import (
 from gateway.terminal import style
 
 if TYPE_CHECKING:
-    from gateway.retour_deadlines import (
+    from gateway.service.retour_deadlines import (
         RequestDeadline,
         RetourDeadline,
     )
@@ -52,7 +52,7 @@ def _as_of(day: dt.date | None) -> dt.datetime:
 def cmd_deadlines(args: argparse.Namespace) -> int:
     """List originals waiting for their retour (or JW325), with due dates."""
     from gateway.core.deadlines import dutch_day
-    from gateway.retour_deadlines import request_deadlines, retour_deadlines
+    from gateway.service.retour_deadlines import request_deadlines, retour_deadlines
 
     settings = settings_of(args)
     now = _as_of(args.as_of)

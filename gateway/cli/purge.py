@@ -27,7 +27,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     retention = settings.retention
     reason = None if args.dry_run else require_reason(args, "purge")
-    from gateway.operator import retention_cutoffs
+    from gateway.service.operator import retention_cutoffs
 
     cutoffs = retention_cutoffs(retention, dt.datetime.now(dt.UTC))
     result = with_operator(

@@ -36,7 +36,7 @@ EXAMPLES = """
 
 def party_status(settings: Settings, store: SqlStore, now: dt.datetime) -> list[dict[str, Any]]:
     """One row per configured party (and per unknown recipient still in the store)."""
-    from gateway.retour_deadlines import overdue_by_party, retour_deadlines
+    from gateway.service.retour_deadlines import overdue_by_party, retour_deadlines
 
     counts = store.counts_by_party()
     oldest = store.oldest_waiting()

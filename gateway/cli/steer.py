@@ -1,6 +1,6 @@
 """Steering: ``retry``, ``hold``, ``release``, ``cancel`` and ``replay``, single or in bulk.
 
-All of them go through :class:`gateway.operator.Operator`. A bulk run (filters instead of
+All of them go through :class:`gateway.service.operator.Operator`. A bulk run (filters instead of
 ids) shows its size first (``--dry-run`` stops there), needs ``--reason`` and a confirmation
 (``--yes`` for scripts), and leaves one audit entry per message plus one for the run.
 """
@@ -33,7 +33,7 @@ from gateway.core.model import Message, State
 from gateway.terminal import Progress
 
 if TYPE_CHECKING:
-    from gateway.operator import Operator, ReplayCheck
+    from gateway.service.operator import Operator, ReplayCheck
 
 EXIT_PARTLY = 1
 

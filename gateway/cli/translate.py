@@ -316,7 +316,7 @@ def run_decide(args: argparse.Namespace) -> int:
     outcome = with_operator(
         args,
         lambda op: decide_mapping(
-            op.service,
+            op.service.decisions,
             args.message_id,
             args.target,
             reason=reason,

@@ -29,7 +29,7 @@ from gateway.core.dossier import (
 )
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Message, State
-from gateway.service import sniff_bsns
+from gateway.service.sniffing import sniff_bsns
 from gateway.store.base import IntakeRecord
 from gateway.store.register import SqlHistory
 from gateway.store.sql import SqlStore

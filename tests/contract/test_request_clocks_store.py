@@ -14,7 +14,7 @@ from gateway.core.deadlines import DUTCH_TIME, Clock
 from gateway.core.dossier import Allocation, Answer, Entry, RegisterUpdate, Request, Verdict
 from gateway.core.lifecycle import advance
 from gateway.core.model import Message, State
-from gateway.retour_deadlines import OverdueNotices, overdue_by_party, request_deadlines
+from gateway.service.retour_deadlines import OverdueNotices, overdue_by_party, request_deadlines
 from gateway.store.base import IntakeRecord
 from gateway.store.sql import SqlStore
 

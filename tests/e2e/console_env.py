@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gateway.app import build_app
 from gateway.config import load_config
 from gateway.core.lifecycle import advance
 from gateway.core.model import Message, State
+from gateway.daemon.app import build_app
 from gateway.pseudonym_key import load_pseudonymizer
 from gateway.store.sql import SqlStore
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
@@ -132,7 +132,7 @@ class ConsoleEnv:
                 for party_id, raw in items:
                     party = gateway.service.registry.get(party_id)
                     assert party is not None
-                    out.append((await gateway.service.submit(party, raw, "test")).message)
+                    out.append((await gateway.service.intake.submit(party, raw, "test")).message)
                 return out
             finally:
                 gateway.store.close()

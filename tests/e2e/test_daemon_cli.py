@@ -162,7 +162,7 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_worke
     assert "999900006" not in stderr  # the example's BSN never reaches the log
     events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     # Start-up objects are frozen out of the collector's reach, in the daemon and its workers
-    # (gateway/memory.py): tens of thousands of them, or the freeze came too early.
+    # (gateway/daemon/memory.py): tens of thousands of them, or the freeze came too early.
     started = [e for e in events if e["event"] == "gateway_started"]
     assert len(started) == 1 and started[0]["frozen_objects"] > 10_000
     worker_starts = [e for e in events if e["event"] == "prepare_worker_started"]

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import Gateway, build_app
 from gateway.clock import FakeClock
 from gateway.config import load_config
 from gateway.core.route import token_digest
+from gateway.daemon.app import Gateway, build_app
 from gateway.store.sql import SqlStore
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
 

@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.cli.status import party_status
-from gateway.retour_deadlines import OverdueNotices, retour_deadlines
+from gateway.service.retour_deadlines import OverdueNotices, retour_deadlines
 from tests.integration.conftest import START, Harness, example
 
 # START is Friday 1 May 2026, 11:00 in the Netherlands. Three working days later skips the

@@ -14,11 +14,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.app import build_app
 from gateway.config import load_config
 from gateway.core.model import State
-from gateway.delivery import Delivery
-from gateway.outbox_writer import write_atomically
+from gateway.daemon.app import build_app
+from gateway.daemon.delivery import Delivery
+from gateway.daemon.outbox_writer import write_atomically
 from gateway.store.base import MessageQuery
 from tests.integration.conftest import Harness, example, variant, write_config
 
@@ -130,7 +130,7 @@ async def test_http_push_permanent_4xx_goes_dead(
     assert len(receiver.bodies) == 1
 
     # An operator can send it again; this time the receiver accepts.
-    retried = await harness.service.retry(str(data["id"]), "operator:test")
+    retried = await harness.service.steering.retry(str(data["id"]), "operator:test")
     assert retried.state is State.QUEUED and retried.attempts == 0
     assert (await harness.gateway.delivery.tick()).delivered == 1
 
@@ -207,7 +207,7 @@ async def test_not_ready_party_held_then_released_in_order(
 async def test_operator_hold_and_release_persist(harness: Harness) -> None:
     """hold PARTY holds waiting and new messages across restarts of the service; release frees."""
     first = await harness.submit("diemen", example("JW319"))
-    moved = await harness.service.hold_party("provider-b", "operator:test")
+    moved = await harness.service.steering.hold_party("provider-b", "operator:test")
     assert moved == 1
     second = await harness.submit("diemen", variant(example("JW319"), 1))
     assert second["state"] == "held"
@@ -215,7 +215,7 @@ async def test_operator_hold_and_release_persist(harness: Harness) -> None:
     assert harness.store.party_holds() == {"provider-b": "operator hold"}
     assert [a["action"] for a in harness.store.audit_trail("provider-b")] == ["hold"]
 
-    released = await harness.service.release_party("provider-b", "operator:test")
+    released = await harness.service.steering.release_party("provider-b", "operator:test")
     assert released == 2
     assert (await harness.gateway.delivery.tick()).delivered == 2
     for data in (first, second):
@@ -494,11 +494,11 @@ async def test_http_lane_delivers_released_messages_in_order_across_claims(
     """Five held messages for an http party are pushed in arrival order (claims of three)."""
     receiver, url = await receiver_server([])
     harness: Harness = await make_harness({"provider-b": {"channel": "http", "url": url}})
-    await harness.service.hold_party("provider-b", "operator:test")
+    await harness.service.steering.hold_party("provider-b", "operator:test")
     ids = [
         str((await harness.submit("diemen", variant(example("JW319"), n)))["id"]) for n in range(5)
     ]
-    await harness.service.release_party("provider-b", "operator:test")
+    await harness.service.steering.release_party("provider-b", "operator:test")
     await harness.gateway.delivery.tick()
     await asyncio.wait_for(harness.gateway.delivery.settle(), NEVER)
     assert [h["X-Gateway-Message-Id"] for h in receiver.headers] == sorted(ids) == ids

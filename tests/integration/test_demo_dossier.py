@@ -20,12 +20,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 
-from gateway.app import Gateway, build_app, build_service
 from gateway.clock import FakeClock
 from gateway.contracts import load_contract_table
 from gateway.core.model import State
 from gateway.core.validate import validate
-from gateway.prepare_workers import PreparePool
+from gateway.daemon.app import Gateway, build_app, build_service
+from gateway.daemon.prepare_workers import PreparePool
 from gateway.schemas import load_schema_set
 from gateway.store.base import MessageQuery
 from tests.integration.demo_config import shipped_demo_settings
@@ -92,7 +92,7 @@ async def demo(
     if request.param:
         pool = PreparePool(settings, request.param, build_service)
         await pool.start()
-        gateway.service.prepare_pool = pool
+        gateway.service.intake.prepare_pool = pool
     client = TestClient(TestServer(gateway.web_app))
     await client.start_server()
     yield gateway, client

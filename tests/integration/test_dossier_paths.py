@@ -25,7 +25,7 @@ from gateway.core.document import MessageDocument
 from gateway.core.report import Finding, Level
 from gateway.core.retour import RetourIdentity, build_retour
 from gateway.core.validate import validate
-from gateway.operator import Operator
+from gateway.service.operator import Operator
 from gateway.store.base import MessageQuery
 from gateway.store.tables import REGISTER
 from tests.integration.conftest import Harness, start_harness, stop_harness
@@ -233,7 +233,7 @@ async def test_concurrent_claims_with_one_number_only_one_passes(
         declaratie("D7", MAY, "2026-06-05", Line("R2", *MAY)),
     ]
     receipts = await asyncio.gather(
-        *(harness.service.submit(provider, raw, "party:provider-a") for raw in claims)
+        *(harness.service.intake.submit(provider, raw, "party:provider-a") for raw in claims)
     )
     states = sorted(r.message.state.value for r in receipts)
     assert states == ["queued", "rejected"]

@@ -46,7 +46,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-import gateway.app
+import gateway.daemon.app
 import gateway.schemas
 from gateway.core.catalogue import MESSAGE_KINDS
 from gateway.core.document import MessageDocument, element_path
@@ -416,10 +416,10 @@ class PostgresStores:
     def __init__(self, dsn: str) -> None:
         self.schemas = PgSchemas(dsn, "daemon")
 
-    def build(self, settings: Any, **kwargs: Any) -> gateway.app.Gateway:
+    def build(self, settings: Any, **kwargs: Any) -> gateway.daemon.app.Gateway:
         """``build_app`` with a store on a fresh schema."""
         store = SqlStore(self.schemas.new_url(), pseudonyms=TEST_PSEUDONYMS)
-        return gateway.app.build_app(settings, store=store, **kwargs)
+        return gateway.daemon.app.build_app(settings, store=store, **kwargs)
 
     def drop(self) -> None:
         """Drop every schema made."""
@@ -435,12 +435,12 @@ def daemon_dossiers(
     loop = asyncio.new_event_loop()
     histories: list[DaemonHistory] = []
     postgres: list[PostgresStores] = []
-    monkeypatch.setattr(gateway.app, "load_schema_set", _cached_schema_set)
+    monkeypatch.setattr(gateway.daemon.app, "load_schema_set", _cached_schema_set)
 
     def use(variant: str, *, on_postgres: bool = False) -> list[DaemonHistory]:
         if on_postgres:
             postgres.append(PostgresStores(os.environ[PG_DSN_VARIABLE]))
-        build = postgres[0].build if postgres else gateway.app.build_app
+        build = postgres[0].build if postgres else gateway.daemon.app.build_app
 
         def new() -> DaemonHistory:
             folder = tmp_path / f"gateway{len(histories)}"

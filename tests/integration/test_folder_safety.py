@@ -19,9 +19,9 @@ from structlog.testing import capture_logs
 
 from gateway.core.model import State
 from gateway.core.route import Party
-from gateway.inbox_watcher import InboxWatcher
-from gateway.nofollow import read_bounded
-from gateway.service import Receipt
+from gateway.daemon.inbox_watcher import InboxWatcher
+from gateway.daemon.nofollow import read_bounded
+from gateway.service.intake import Receipt
 from gateway.store.base import MessageQuery
 from tests.integration.conftest import Harness, example
 
@@ -90,14 +90,14 @@ async def test_rejected_folder_swapped_during_intake_moves_nothing_through_the_l
     (inbox / "rejected").mkdir(exist_ok=True)
     (inbox / "forged.xml").write_bytes(example("JW301"))
     await watcher.scan()
-    submit = harness.service.submit
+    submit = harness.service.intake.submit
 
     async def submit_then_swap(party: Party, raw: bytes, actor: str) -> Receipt:
         (inbox / "rejected").rename(inbox / "rejected.old")
         (inbox / "rejected").symlink_to(diemen)
         return await submit(party, raw, actor)
 
-    monkeypatch.setattr(harness.service, "submit", submit_then_swap)
+    monkeypatch.setattr(harness.service.intake, "submit", submit_then_swap)
     report = await watcher.scan()
 
     assert report.rejected == ["forged.xml"]  # sender identity mismatch, as provider A

@@ -12,7 +12,7 @@ import pytest
 from gateway.core.errors import IllegalTransition, StoreError
 from gateway.core.lifecycle import advance
 from gateway.core.model import Message, State
-from gateway.service import GroupCommit
+from gateway.service.group_commit import GroupCommit
 from gateway.store.base import BatchResult, IntakeRecord, Move, Saved
 
 AT = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)

@@ -18,12 +18,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import Gateway, build_app, http_limits
 from gateway.clock import FakeClock
 from gateway.config import load_config
-from gateway.server import BODIES, create_app, listen
+from gateway.daemon.app import Gateway, build_app, http_limits
+from gateway.daemon.server import BODIES, create_app, listen
+from gateway.service.volume import QuotaExceededError
 from gateway.store.base import MessageQuery
-from gateway.volume import QuotaExceededError
 from tests.integration.conftest import (
     METRICS_TOKEN,
     START,
@@ -272,7 +272,7 @@ async def test_a_party_over_its_window_allowance_gets_429_until_the_window_ends(
     diemen = restarted.service.registry.get("diemen")
     assert diemen is not None
     with pytest.raises(QuotaExceededError) as caught:
-        await restarted.service.submit(diemen, messages[2], actor="inbox")
+        await restarted.service.intake.submit(diemen, messages[2], actor="inbox")
     assert caught.value.retry_after == 60
     restarted.clock.set(START + dt.timedelta(hours=1))
     assert (await restarted.post("diemen", messages[2])).status == 202
@@ -321,13 +321,13 @@ async def test_intake_answers_503_below_the_free_disk_floor(
     harness = await make_harness(extra=f"[limits]\nmin_free_disk_bytes = {floor}")  # type: ignore[misc]
     assert isinstance(harness, Harness)
     raw = example("JW301")
-    harness.service.volume.free_disk = lambda: floor + len(raw) - 1
+    harness.service.intake.volume.free_disk = lambda: floor + len(raw) - 1
     response = await harness.post("diemen", raw)
     assert response.status == 503
     assert response.headers["Retry-After"] == "60"
     assert "disk" in (await response.json())["error"]
     assert harness.store.query(MessageQuery(sender="diemen")) == []
-    harness.service.volume.free_disk = lambda: floor + len(raw)
+    harness.service.intake.volume.free_disk = lambda: floor + len(raw)
     assert (await harness.post("diemen", raw)).status == 202
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.core.errors import StoreError
 from gateway.core.model import State
-from gateway.service import STUCK_AFTER, STUCK_SCAN_SECONDS
+from gateway.service.reprocessing import STUCK_AFTER, STUCK_SCAN_SECONDS
 from gateway.store.base import MessageQuery
 from tests.integration.conftest import Harness, example, variant
 
@@ -68,13 +68,13 @@ async def test_a_processing_failure_stores_the_message_as_received(
     def crash(*_args: object, **_kwargs: object) -> object:
         raise RuntimeError("validator bug")
 
-    monkeypatch.setattr("gateway.service.validate", crash)
+    monkeypatch.setattr("gateway.service.preparation.validate", crash)
     data = await harness.submit("diemen", example("JW301"))
     assert data["state"] == "received"
     monkeypatch.undo()
     assert harness.store.payload(str(data["id"])) == example("JW301")
     harness.clock.advance(seconds=120)
-    assert await harness.service.process_stuck() == 1
+    assert await harness.service.reprocessing.process_stuck() == 1
     msg = harness.store.get(str(data["id"]))
     assert msg is not None and msg.state is State.QUEUED
 
@@ -87,13 +87,13 @@ async def test_a_message_left_received_is_taken_up_within_the_minute(
     def crash(*_args: object, **_kwargs: object) -> object:
         raise RuntimeError("prepare worker died")
 
-    monkeypatch.setattr("gateway.service.validate", crash)
+    monkeypatch.setattr("gateway.service.preparation.validate", crash)
     data = await harness.submit("diemen", example("JW301"))
     monkeypatch.undo()
     harness.clock.advance(seconds=STUCK_AFTER.total_seconds() - 1)
-    assert await harness.service.process_stuck() == 0
+    assert await harness.service.reprocessing.process_stuck() == 0
     harness.clock.advance(seconds=1)
-    assert await harness.service.process_stuck() == 1
+    assert await harness.service.reprocessing.process_stuck() == 1
     msg = harness.store.get(str(data["id"]))
     assert msg is not None and msg.state is State.QUEUED
     # A pass may run just before the message comes of age: the next one takes it.
@@ -122,9 +122,9 @@ async def test_operator_moves_go_through_the_group_commit(harness: Harness, stat
     """A hold and a release are recorded moves, written through the shared writer."""
     data = await harness.submit("diemen", example("JW301"))
     before = harness.service.commits.counters()["gateway_write_batch_moves_total"]
-    await harness.service.hold_party("provider-a", "operator:test")
+    await harness.service.steering.hold_party("provider-a", "operator:test")
     if state is State.QUEUED:
-        await harness.service.release_party("provider-a", "operator:test")
+        await harness.service.steering.release_party("provider-a", "operator:test")
     msg = harness.store.get(str(data["id"]))
     assert msg is not None and msg.state is state
     moves = harness.service.commits.counters()["gateway_write_batch_moves_total"] - before
@@ -140,13 +140,13 @@ async def test_housekeeping_answers_a_reprocessed_message_once(
     def crash(*_args: object, **_kwargs: object) -> object:
         raise RuntimeError("validator bug")
 
-    monkeypatch.setattr("gateway.service.validate", crash)
+    monkeypatch.setattr("gateway.service.preparation.validate", crash)
     data = await harness.submit("provider-b", example("JW305"))
     monkeypatch.undo()
     assert harness.store.query(MessageQuery(recipient="provider-b")) == []
     harness.clock.advance(seconds=120)
-    assert await harness.service.process_stuck() == 1
-    assert await harness.service.process_stuck() == 0
+    assert await harness.service.reprocessing.process_stuck() == 1
+    assert await harness.service.reprocessing.process_stuck() == 0
     original = harness.store.get(str(data["id"]))
     assert original is not None and original.state is State.QUEUED
     (retour,) = harness.store.query(MessageQuery(recipient="provider-b"))

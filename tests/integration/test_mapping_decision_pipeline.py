@@ -20,7 +20,7 @@ from lxml import etree
 from gateway.core.ledger import LedgerKey, Origin
 from gateway.core.mapping_tables import Product
 from gateway.core.model import Message, State
-from gateway.operator import Operator
+from gateway.service.operator import Operator
 from gateway.store.base import AuditQuery, MessageQuery
 from gateway.translator import NEEDS_MAPPING_DECISION, decide_mapping
 from tests.integration import test_translation_daemon as daemon
@@ -100,7 +100,7 @@ async def test_a_decided_request_is_answered_registered_and_correlated(
     assert message_id not in _registered_requests(harness)
 
     done = await decide_mapping(
-        harness.service, message_id, "45/45P01", reason="gezinsplan", actor=ACTOR
+        harness.service.decisions, message_id, "45/45P01", reason="gezinsplan", actor=ACTOR
     )
 
     assert done.message.state is State.QUEUED and not done.dry_run
@@ -146,7 +146,7 @@ async def test_the_rules_reject_a_decided_request_and_its_retour_says_why(
     message_id = await _held_request(harness, "REF-B2", "REQ000000002")
 
     done = await decide_mapping(
-        harness.service, message_id, "45/45P02", reason="profiel b", actor=ACTOR
+        harness.service.decisions, message_id, "45/45P02", reason="profiel b", actor=ACTOR
     )
 
     assert done.message.state is State.REJECTED
@@ -175,7 +175,7 @@ async def test_a_dry_run_says_what_the_rules_decide_and_writes_nothing(
     translation = harness.store.translation_of(message_id)
 
     dry = await decide_mapping(
-        harness.service, message_id, "45/45P01", reason="try", actor=ACTOR, dry_run=True
+        harness.service.decisions, message_id, "45/45P01", reason="try", actor=ACTOR, dry_run=True
     )
 
     assert dry.dry_run and dry.message == before
@@ -199,7 +199,9 @@ async def test_a_decided_message_for_a_recipient_on_hold_stays_held_for_that_rea
     operator = Operator(harness.service, ACTOR)
     await operator.hold_party("diemen", "maintenance")
 
-    done = await decide_mapping(harness.service, message_id, "45/45P01", reason="x", actor=ACTOR)
+    done = await decide_mapping(
+        harness.service.decisions, message_id, "45/45P01", reason="x", actor=ACTOR
+    )
 
     assert done.message.state is State.HELD
     assert not (done.message.reason or "").startswith(NEEDS_MAPPING_DECISION)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.core.model import State
-from gateway.operator import Operator
+from gateway.service.operator import Operator
 from tests.integration.conftest import Harness, example
 
 
@@ -12,9 +12,9 @@ async def test_party_release_leaves_a_single_held_message_held(harness: Harness)
     first = await harness.submit("diemen", example("JW301"))
     operator = Operator(harness.service, "operator:test")
     await operator.hold(str(first["id"]), "waiting for the provider's answer")
-    await harness.service.hold_party("provider-a", "operator:test")
-    await harness.service.release_party("provider-a", "operator:test")
-    await harness.service.rebalance(harness.service.registry.get("provider-a"))
+    await harness.service.steering.hold_party("provider-a", "operator:test")
+    await harness.service.steering.release_party("provider-a", "operator:test")
+    await harness.service.steering.rebalance(harness.service.registry.get("provider-a"))
 
     kept = harness.store.get(str(first["id"]))
     assert kept is not None

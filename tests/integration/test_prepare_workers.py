@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway, build_app, build_service
 from gateway.clock import FakeClock
 from gateway.config import Settings
 from gateway.core.errors import ConfigError
 from gateway.core.model import State
-from gateway.prepare_workers import JOBS_IN_FLIGHT, PreparePool
-from gateway.service import GatewayService
+from gateway.daemon.app import Gateway, build_app, build_service
+from gateway.daemon.prepare_workers import JOBS_IN_FLIGHT, PreparePool
+from gateway.service.gateway_service import GatewayService
 from tests.integration.demo_config import shipped_demo_settings
 from tests.paths import EXAMPLES_DIR, REPO
 
@@ -46,7 +46,7 @@ async def pooled(tmp_path: Path) -> AsyncIterator[tuple[Gateway, PreparePool, Fa
     gateway.store.migrate()
     pool = PreparePool(settings, 1, build_service)
     await pool.start()
-    gateway.service.prepare_pool = pool
+    gateway.service.intake.prepare_pool = pool
     yield gateway, pool, clock
     await pool.close()
     await gateway.delivery.close()
@@ -57,7 +57,7 @@ async def _submit(gateway: Gateway, example: tuple[str, str]) -> str:
     file, sender = example
     party = gateway.service.registry.get(sender)
     assert party is not None
-    receipt = await gateway.service.submit(party, (EXAMPLES / file).read_bytes(), "test")
+    receipt = await gateway.service.intake.submit(party, (EXAMPLES / file).read_bytes(), "test")
     return receipt.message.id
 
 
@@ -85,11 +85,11 @@ async def test_a_worker_sees_the_parents_operator_holds(
     pooled: tuple[Gateway, PreparePool, FakeClock],
 ) -> None:
     gateway, _pool, _clock = pooled
-    await gateway.service.hold_party("gemeente-deventer", "operator")
+    await gateway.service.steering.hold_party("gemeente-deventer", "operator")
     message_id = await _submit(gateway, REQUEST)
     held = gateway.store.get(message_id)
     assert held is not None and held.state is State.HELD
-    assert await gateway.service.release_party("gemeente-deventer", "operator") == 1
+    assert await gateway.service.steering.release_party("gemeente-deventer", "operator") == 1
 
 
 async def test_a_dead_worker_fails_only_its_message_and_is_replaced(
@@ -100,7 +100,7 @@ async def test_a_dead_worker_fails_only_its_message_and_is_replaced(
     gateway, pool, clock = pooled
     # The sender's quota count is read from the store (in a thread) at its first submission:
     # read it now, so that submit() below does not let the event loop run before it sends.
-    assert await gateway.service.volume.used(REQUEST[1], clock.now()) == 0
+    assert await gateway.service.intake.volume.used(REQUEST[1], clock.now()) == 0
     [first_worker] = pool.pids()
     os.kill(first_worker, signal.SIGKILL)
     # Until it has exited; WNOWAIT leaves reaping it to the pool.
@@ -118,7 +118,7 @@ async def test_a_dead_worker_fails_only_its_message_and_is_replaced(
     assert next_one is not None and next_one.state is State.REJECTED
     assert _rules(gateway, next_id) == {"TR019"}
 
-    assert await gateway.service.process_stuck(older_than=dt.timedelta(0)) == 1
+    assert await gateway.service.reprocessing.process_stuck(older_than=dt.timedelta(0)) == 1
     recovered = gateway.store.get(lost_id)
     assert recovered is not None and recovered.state is State.QUEUED
 
@@ -157,11 +157,11 @@ async def test_jobs_in_flight_come_back_to_their_own_callers(tmp_path: Path) -> 
         if workers:
             pool = PreparePool(settings, workers, build_service)
             await pool.start()
-            gateway.service.prepare_pool = pool
+            gateway.service.intake.prepare_pool = pool
         party = gateway.service.registry.get("jeugdhulp-oost")
         assert party is not None
         receipts = await asyncio.gather(
-            *(gateway.service.submit(party, p.read_bytes(), "test") for p in examples)
+            *(gateway.service.intake.submit(party, p.read_bytes(), "test") for p in examples)
         )
         outcomes[workers] = []
         for receipt in receipts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.scheduler import Scheduler
+from gateway.daemon.scheduler import Scheduler
 
 
 async def test_stop_waits_for_running_job_instead_of_cancelling() -> None:

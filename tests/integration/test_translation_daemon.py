@@ -17,7 +17,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from lxml import etree
 
-from gateway.app import Gateway, build_app
 from gateway.clock import FakeClock
 from gateway.config import load_config
 from gateway.core.document import find
@@ -25,8 +24,9 @@ from gateway.core.ledger import LedgerKey, Origin
 from gateway.core.mapping_tables import Product
 from gateway.core.model import State
 from gateway.core.validate import validate
-from gateway.operator import Operator, OperatorError
+from gateway.daemon.app import Gateway, build_app
 from gateway.schemas import load_schema_set
+from gateway.service.operator import Operator, OperatorError
 from gateway.store.base import AuditQuery, MessageQuery
 from gateway.translator import NEEDS_MAPPING_DECISION, DecisionError, decide_mapping
 from tests.integration.conftest import START, Harness, example, variant, write_config
@@ -249,11 +249,11 @@ async def test_one_to_many_is_held_until_an_operator_decides(
         await operator.release(message_id, None)
     with pytest.raises(DecisionError, match="not a old code"):
         await decide_mapping(
-            harness.service, message_id, "45/45N03", reason="x", actor="operator:test"
+            harness.service.decisions, message_id, "45/45N03", reason="x", actor="operator:test"
         )
 
     dry = await decide_mapping(
-        harness.service,
+        harness.service.decisions,
         message_id,
         "45/45A48",
         reason="gezinsplan",
@@ -264,7 +264,11 @@ async def test_one_to_many_is_held_until_an_operator_decides(
     assert harness.store.ledger_entry(LedgerKey.allocation(DIEMEN, "30001")) is None
 
     done = await decide_mapping(
-        harness.service, message_id, "45/45A48", reason="gezinsplan", actor="operator:test"
+        harness.service.decisions,
+        message_id,
+        "45/45A48",
+        reason="gezinsplan",
+        actor="operator:test",
     )
     assert done.message.state is State.QUEUED
     entry = harness.store.ledger_entry(LedgerKey.allocation(DIEMEN, "30001"))
@@ -298,7 +302,11 @@ async def test_declaration_under_a_unit_changing_pair_is_held_not_recomputed(
     assert "Eenheid" in reason and delivered == raw
     with pytest.raises(DecisionError, match="recompute amounts"):
         await decide_mapping(
-            harness.service, str(data["id"]), "45/45Q01", reason="x", actor="operator:test"
+            harness.service.decisions,
+            str(data["id"]),
+            "45/45Q01",
+            reason="x",
+            actor="operator:test",
         )
 
 

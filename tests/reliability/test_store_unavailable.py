@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from gateway.app import Gateway, build_app
 from gateway.config import load_config
+from gateway.daemon.app import Gateway, build_app
 from gateway.store.base import MessageQuery
 from gateway.store.sql import SqlStore
 from tests.reliability.daemon import Submission, free_port, submissions, token, write_config
@@ -89,7 +89,7 @@ async def test_sqlite_disk_full_answers_503_and_recovers(tmp_path: Path) -> None
             status, body = await _post(client, item)
             assert status == 202 and body["duplicate"] is False, body  # it was never stored
         # Whatever a full disk left half-processed is finished by the housekeeping pass.
-        await gateway.service.process_stuck(older_than=dt.timedelta(0))
+        await gateway.service.reprocessing.process_stuck(older_than=dt.timedelta(0))
         states = {m.state.value for m in store.query(MessageQuery(limit=100_000))}
         assert states == {"queued"}
 

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import Gateway, build_app
 from gateway.config import load_config
 from gateway.core.model import State
+from gateway.daemon.app import Gateway, build_app
 from gateway.store.base import MessageQuery, NewMessage
 from gateway.store.sql import SqlStore
 from tests.pseudonyms import TEST_PSEUDONYMS
@@ -162,7 +162,7 @@ async def test_mailbox_never_skips_a_message_queued_after_a_later_one(
         assert [m["id"] for m in first["messages"]] == [late_id]
         assert first["more"] is False and first["next_after"] is None  # the pass is over
 
-        assert await service.process_stuck(older_than=dt.timedelta(0)) == 1
+        assert await service.reprocessing.process_stuck(older_than=dt.timedelta(0)) == 1
         # A cursor kept from the first pass would never see the early message...
         kept = await (await client.get(f"/v1/mailbox?after={late_id}", headers=headers)).json()
         assert kept["messages"] == []

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import external_lists
 from gateway.cli.translate import run_check
 from gateway.config import load_config
 from gateway.contracts import ContractError, check_contract_table, load_contract_table
@@ -17,6 +16,7 @@ from gateway.core.errors import ConfigError
 from gateway.core.lists import ContractTariff, ExternalLists
 from gateway.core.rules import RuleContext
 from gateway.core.validate import validate
+from gateway.daemon.app import external_lists
 from tests.paths import REPO
 from tests.unit.rules.mutate import load_example, official_schema_set, report_for
 

@@ -1,4 +1,4 @@
-"""The daemon's allocator and garbage-collector settings (gateway/memory.py)."""
+"""The daemon's allocator and garbage-collector settings (gateway/daemon/memory.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from gateway import memory
+from gateway.daemon import memory
 
 
 class FakeLibc:

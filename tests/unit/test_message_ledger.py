@@ -6,7 +6,7 @@ from collections import Counter
 
 from gateway.core.ledger import InMemoryLedger, LedgerEntry, LedgerKey
 from gateway.core.mapping_tables import Product
-from gateway.service import MessageLedger
+from gateway.service.preparation import MessageLedger
 
 GEMEENTE = "0384"
 

@@ -26,16 +26,15 @@ from aiohttp.web_protocol import RequestHandler
 from gateway.core.errors import StoreError
 from gateway.core.route import Party, token_digest
 from gateway.logs import get_logger
-from gateway.service import (
-    GatewayService,
+from gateway.service.errors import (
     IntakeClosedError,
     MessageTooLargeError,
     NotFoundError,
     OperatorRefusedError,
-    event_summary,
-    message_summary,
 )
-from gateway.volume import QuotaExceededError, StorageFullError
+from gateway.service.gateway_service import GatewayService
+from gateway.service.mailbox import event_summary, message_summary
+from gateway.service.volume import QuotaExceededError, StorageFullError
 
 log = get_logger("gateway.server")
 
@@ -225,7 +224,7 @@ async def post_message(request: web.Request) -> web.Response:
     """Intake: 202 only once the bytes are durably stored."""
     party = _party(request)
     service = request.app[SERVICE]
-    if not service.accepting:
+    if not service.intake.accepting:
         return _error(503, "the gateway is shutting down; try again shortly")
     limit = request.app[MAX_BODY]
     declared = request.content_length
@@ -262,7 +261,7 @@ async def _receive(
     if not body:
         return _error(400, "empty body; send the message XML as the request body")
     try:
-        receipt = await service.submit(party, body, actor=f"party:{party.id}")
+        receipt = await service.intake.submit(party, body, actor=f"party:{party.id}")
     except MessageTooLargeError as exc:
         return _error(413, str(exc), limit=service.max_message_bytes)
     except IntakeClosedError:
@@ -293,7 +292,7 @@ async def get_message(request: web.Request) -> web.Response:
     """A message's state and history, to its sender or recipient only."""
     party = _party(request)
     try:
-        view = await request.app[SERVICE].view(party, request.match_info["id"])
+        view = await request.app[SERVICE].mailbox.view(party, request.match_info["id"])
     except NotFoundError:
         return _error(404, "no such message")
     return web.json_response(
@@ -316,7 +315,7 @@ async def get_mailbox(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAILBOX_MAX_LIMIT:
         return _error(400, f"limit must be between 1 and {MAILBOX_MAX_LIMIT}")
     try:
-        messages = await request.app[SERVICE].mailbox(party, after, limit)
+        messages = await request.app[SERVICE].mailbox.waiting(party, after, limit)
     except OperatorRefusedError as exc:
         return _error(409, str(exc))
     items = [
@@ -344,7 +343,7 @@ async def get_mailbox_message(request: web.Request) -> web.Response:
     """The XML of one message in the party's mailbox."""
     party = _party(request)
     try:
-        raw = await request.app[SERVICE].mailbox_payload(party, request.match_info["id"])
+        raw = await request.app[SERVICE].mailbox.payload(party, request.match_info["id"])
     except NotFoundError:
         return _error(404, "no such message in your mailbox")
     except OperatorRefusedError as exc:
@@ -356,7 +355,7 @@ async def ack_mailbox_message(request: web.Request) -> web.Response:
     """The party has the message: it becomes delivered."""
     party = _party(request)
     try:
-        msg = await request.app[SERVICE].ack(party, request.match_info["id"])
+        msg = await request.app[SERVICE].mailbox.ack(party, request.match_info["id"])
     except NotFoundError:
         return _error(404, "no such message in your mailbox")
     except OperatorRefusedError as exc:
@@ -375,7 +374,7 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready when intake is open and the store answers."""
     service = request.app[SERVICE]
     healthy = await service.healthy()
-    if not service.accepting:
+    if not service.intake.accepting:
         return _error(503, "shutting down")
     if not healthy:
         return _error(503, "store unavailable")

@@ -19,7 +19,8 @@ from gateway.core.errors import GatewayError
 from gateway.core.lifecycle import CANCELLED, WAITING_STATES
 from gateway.core.model import Direction, Message, State
 from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, placement
-from gateway.service import GatewayService, NotFoundError
+from gateway.service.errors import NotFoundError
+from gateway.service.gateway_service import GatewayService
 from gateway.store.base import NewMessage, PurgeResult, SearchQuery, Store
 from gateway.translator import waits_for_decision
 
@@ -207,11 +208,11 @@ class Operator:
     async def hold_party(self, party_id: str, reason: str | None) -> int:
         """Hold all deliveries to a party (persists; audited by the service)."""
         why = f"{OPERATOR_HOLD}: {reason}" if reason else OPERATOR_HOLD
-        return await self.service.hold_party(party_id, self.actor, why)
+        return await self.service.steering.hold_party(party_id, self.actor, why)
 
     async def release_party(self, party_id: str, reason: str | None) -> int:
         """Lift a party hold; its messages go back to the queue in arrival order."""
-        moved = await self.service.release_party(party_id, self.actor)
+        moved = await self.service.steering.release_party(party_id, self.actor)
         if reason:
             await self._audit("release-note", party_id, reason)
         return moved
@@ -275,7 +276,7 @@ class Operator:
                     copy, State.REJECTED, "sender no longer configured", self.actor
                 )
             else:
-                result = await self.service.process(copy, raw, sender)
+                result = await self.service.reprocessing.process(copy, raw, sender)
         await self._audit("replay", original.id, f"{reason} (replayed as {copy.id})")
         return result
 

@@ -32,7 +32,7 @@ repeated this way rewrites the same file name, so a recipient never gets two fil
 
 Channels: ``folder`` writes ``outbox/<party>/<id>.xml`` atomically (a retry rewrites the same
 name; the party folder must be a folder and not a link, else the attempt fails and is retried:
-``gateway.nofollow``; temporary files a crash left there are swept by
+``gateway.daemon.nofollow``; temporary files a crash left there are swept by
 :meth:`Delivery.sweep_temp_files`); ``http`` POSTs the XML (2xx delivered; connection errors,
 timeouts, 429 and 5xx retry with backoff; any other status is permanent and the message goes
 to ``dead``); ``mailbox`` messages are never claimed here: they wait as ``queued`` until the
@@ -61,10 +61,10 @@ from gateway.core.model import Message, State
 from gateway.core.pipeline import placement
 from gateway.core.retry import FOLDER_WRITE_SECONDS, GiveUp, LeasePlan, RetryPolicy
 from gateway.core.route import Channel, Party, outbox_name
+from gateway.daemon.nofollow import RefusedPathError, open_folder, open_root
+from gateway.daemon.outbox_writer import sweep_temp_files, write_atomically
 from gateway.logs import get_logger
-from gateway.nofollow import RefusedPathError, open_folder, open_root
-from gateway.outbox_writer import sweep_temp_files, write_atomically
-from gateway.service import GatewayService
+from gateway.service.gateway_service import GatewayService
 
 log = get_logger("gateway.delivery")
 
@@ -212,7 +212,7 @@ class Delivery:
         await self._recover_leases(report)
         for party in service.registry:
             try:
-                report.moved_by_readiness += await service.rebalance(party)
+                report.moved_by_readiness += await service.steering.rebalance(party)
             except Exception:
                 report.errors += 1
                 log.exception("readiness_pass_failed", party=party.id)

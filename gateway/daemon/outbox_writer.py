@@ -1,7 +1,7 @@
 """Write files so that a reader never sees half of one: temp file, fsync, rename, fsync dir.
 
 A folder-channel recipient picks files up from ``outbox/<party>/``. Everything happens
-relative to the folder's descriptor (opened without following links, ``gateway.nofollow``):
+relative to the folder's descriptor (opened without following links, ``gateway.daemon.nofollow``):
 the temporary file is created with ``O_EXCL`` (which never follows a link) in the same folder,
 so the rename is atomic on one file system, and its name starts with a dot, which pickup
 scripts conventionally ignore. A crash between create and rename leaves that temporary file

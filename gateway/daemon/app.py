@@ -23,27 +23,25 @@ from gateway.core.codes import ProductCodeList
 from gateway.core.errors import ConfigError
 from gateway.core.lists import ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
-from gateway.delivery import Delivery
-from gateway.inbox_watcher import InboxWatcher
+from gateway.daemon.delivery import Delivery
+from gateway.daemon.housekeeping import schedule_housekeeping
+from gateway.daemon.inbox_watcher import InboxWatcher
+from gateway.daemon.memory import freeze_startup_objects, limit_malloc_arenas
+from gateway.daemon.prepare_workers import PreparePool
+from gateway.daemon.scheduler import Scheduler
+from gateway.daemon.server import HttpLimits, create_app, listen
 from gateway.logs import get_logger
 from gateway.mapping_files import load_code_list, load_mappings
-from gateway.memory import freeze_startup_objects, limit_malloc_arenas, release_free_memory
-from gateway.operator import retention_job
-from gateway.prepare_workers import PreparePool
 from gateway.pseudonym_key import load_pseudonymizer
-from gateway.retour_deadlines import OverdueNotices
-from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
-from gateway.server import HttpLimits, create_app, listen
-from gateway.service import STUCK_SCAN_SECONDS, GatewayService
+from gateway.service.gateway_service import GatewayService
+from gateway.service.volume import VolumeLimits, free_disk_bytes
 from gateway.store.register import history_factory
 from gateway.store.sql import SqlStore
 from gateway.translator import Translator
-from gateway.volume import VolumeLimits, free_disk_bytes
 
 log = get_logger("gateway.app")
 
-HOUSEKEEPING_SECONDS = 60.0
 GEMEENTEN_FILE = "gemeenten_cbs.csv"
 SHUTDOWN_GRACE_SECONDS = 30.0
 
@@ -197,13 +195,13 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     service = gateway.service
     await asyncio.to_thread(gateway.store.migrate)
     await service.refresh_holds()
-    recovered = await service.process_stuck(older_than=dt.timedelta(0))
+    recovered = await service.reprocessing.process_stuck(older_than=dt.timedelta(0))
     pool = None
     if settings.server.prepare_workers:
         # After migrating: workers read the store as it is now.
         pool = PreparePool(settings, settings.server.prepare_workers, build_service)
         await pool.start()
-        service.prepare_pool = pool
+        service.intake.prepare_pool = pool
 
     runner = web.AppRunner(
         gateway.web_app,
@@ -227,19 +225,9 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     scheduler = Scheduler()
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
-    scheduler.every("reprocess_stuck", STUCK_SCAN_SECONDS, service.process_stuck)
-    scheduler.every("outbox_sweep", HOUSEKEEPING_SECONDS, gateway.delivery.sweep_temp_files)
-    scheduler.every("memory", HOUSEKEEPING_SECONDS, _release_free_memory)
-    scheduler.every(
-        "retour_deadlines", HOUSEKEEPING_SECONDS, OverdueNotices(gateway.store, service.clock).run
-    )
-    scheduler.every(
-        "retention",
-        settings.retention.interval_hours * 3600,
-        retention_job(service, settings.retention),
-    )
+    schedule_housekeeping(scheduler, settings, service, gateway.delivery)
     scheduler.start()
-    frozen = freeze_startup_objects()  # start-up is complete (gateway/memory.py says why)
+    frozen = freeze_startup_objects()  # start-up is complete (gateway/daemon/memory.py says why)
     log.info(
         "gateway_started",
         host=settings.server.host,
@@ -253,24 +241,18 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         log.info("gateway_stopping")
-        service.stop_intake()
+        service.intake.stop()
         await scheduler.stop()  # lets a running delivery pass or inbox scan finish
         listener.close()  # no new connections
         await runner.cleanup()  # waits for in-flight requests
         await listener.wait_closed()
-        await service.drain()
+        await service.intake.drain()
         if pool is not None:
-            service.prepare_pool = None
+            service.intake.prepare_pool = None
             await pool.close()
         await gateway.delivery.close()
         gateway.store.close()
         log.info("gateway_stopped")
-
-
-async def _release_free_memory() -> None:
-    # Resident memory otherwise creeps up with freed-but-kept pages in malloc's arenas
-    # (gateway/memory.py); the trim walks every arena, so off the event loop.
-    await asyncio.to_thread(release_free_memory)
 
 
 def run(settings: Settings) -> int:

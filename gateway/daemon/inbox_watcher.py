@@ -7,7 +7,7 @@ beside it. A crash between intake and the move re-submits the file on restart, w
 harmless: intake is idempotent.
 
 The party owns its folder and may plant links in it, so no link is ever followed
-(``gateway.nofollow``): the party folder, ``processed/`` and ``rejected/`` are opened as
+(``gateway.daemon.nofollow``): the party folder, ``processed/`` and ``rejected/`` are opened as
 folders without following links, and the moves are renames between those open descriptors,
 so replacing a folder by a link after the check moves nothing through the link. When one of
 these folders is a link (or not a folder) nothing in the party's folder is taken: the watcher
@@ -31,8 +31,7 @@ from pathlib import Path
 from gateway.core.errors import StoreError
 from gateway.core.model import State
 from gateway.core.route import Party
-from gateway.logs import get_logger
-from gateway.nofollow import (
+from gateway.daemon.nofollow import (
     RefusedPathError,
     describe,
     exists,
@@ -41,9 +40,11 @@ from gateway.nofollow import (
     open_root,
     read_bounded,
 )
-from gateway.outbox_writer import write_json_atomically
-from gateway.service import GatewayService, IntakeClosedError, MessageTooLargeError
-from gateway.volume import QuotaExceededError, StorageFullError
+from gateway.daemon.outbox_writer import write_json_atomically
+from gateway.logs import get_logger
+from gateway.service.errors import IntakeClosedError, MessageTooLargeError
+from gateway.service.gateway_service import GatewayService
+from gateway.service.volume import QuotaExceededError, StorageFullError
 
 log = get_logger("gateway.inbox")
 
@@ -228,7 +229,7 @@ class InboxWatcher:
             report.failed += 1
             return False
         try:
-            receipt = await self.service.submit(party, raw, actor=f"inbox:{party.id}")
+            receipt = await self.service.intake.submit(party, raw, actor=f"inbox:{party.id}")
         except MessageTooLargeError as exc:
             too_large = _rejected_why(f"too large: {exc}")
             await self._move(folder, name, folder.rejected, None, too_large)

@@ -2,7 +2,7 @@
 
 Python runs one thread at a time per process, so the daemon's HTTP server, group commit,
 delivery and intake preparation (validation, translation, the dossier rules, the retour:
-``GatewayService._prepare``) all share one core, however many the machine has. Preparation is
+``Preparation.prepare``) all share one core, however many the machine has. Preparation is
 the CPU-heavy part and needs nothing the event loop process holds in memory: the settings, a
 store to read the register and the translation ledger from, and the message. With
 ``[server] prepare_workers = N`` the daemon starts N processes that each build the same
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
 import multiprocessing
 import signal
 from collections.abc import Callable
@@ -36,9 +35,9 @@ from typing import Any
 
 from gateway.config import Settings
 from gateway.core.errors import ConfigError, GatewayError
-from gateway.core.model import Message
+from gateway.daemon.memory import freeze_startup_objects, limit_malloc_arenas
 from gateway.logs import configure_logging, get_logger
-from gateway.memory import freeze_startup_objects, limit_malloc_arenas
+from gateway.service.preparation import PrepareJob
 from gateway.store.base import IntakeRecord
 
 log = get_logger("gateway.prepare_workers")
@@ -59,18 +58,6 @@ _FAILED = "failed"
 
 class PrepareWorkerLostError(GatewayError):
     """A prepare worker died (or its pipe broke) while it held a message."""
-
-
-@dataclass(frozen=True, slots=True)
-class PrepareJob:
-    """One message for a worker, with the parent's moment and operator holds."""
-
-    received: Message
-    raw: bytes
-    sender: str
-    actor: str
-    now: dt.datetime
-    holds: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +98,7 @@ def _prepare(service: Any, job: PrepareJob) -> _Reply:
     if sender is None:
         return _Reply(None, f"unknown sender {job.sender!r}")
     try:
-        record = service.prepare_as_of(job, sender)
+        record = service.preparation.prepare_as_of(job, sender)
     except Exception as exc:
         log.exception("prepare_failed", message_id=job.received.id, party=job.sender)
         return _Reply(None, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,1 @@
+"""The use cases, shared by the daemon's edges and the command line (see docs/architecture.md)."""
