@@ -105,8 +105,8 @@ class Conformance:
         where = f"{method.upper()} {path} -> {status} {body[:300]!r}"
         assert documented is not None, f"undocumented status: {where}"
         documented = _resolve(documented)
-        for name, header in documented.get("headers", {}).items():
-            header = _resolve(header)
+        for name, declared in documented.get("headers", {}).items():
+            header = _resolve(declared)
             value = headers.get(name)
             if header.get("required"):
                 assert value is not None, f"no {name} header: {where}"
@@ -310,7 +310,9 @@ async def test_every_documented_response_is_what_the_server_returns(
     await seen.check("post", "/v1/mailbox/{id}/ack", await client.post(ack))
 
     # -- operations
-    served_document = await seen.check("get", "/v1/openapi.json", await client.get("/v1/openapi.json"))
+    served_document = await seen.check(
+        "get", "/v1/openapi.json", await client.get("/v1/openapi.json")
+    )
     assert json.loads(served_document) == DOCUMENT
     await seen.check("get", "/healthz", await client.get("/healthz"))
     await seen.check("get", "/readyz", await client.get("/readyz"))
