@@ -14,10 +14,12 @@ with ``Retry-After`` at once rather than queueing connections.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -365,6 +367,16 @@ async def ack_mailbox_message(request: web.Request) -> web.Response:
     return web.json_response({"id": msg.id, "state": msg.state.value})
 
 
+@functools.cache
+def _openapi_document() -> bytes:
+    return resources.files("gateway").joinpath("openapi.json").read_bytes()
+
+
+async def openapi_document(_request: web.Request) -> web.Response:
+    """The API's OpenAPI 3.1 description (docs/api.md); no token: vendors read it first."""
+    return web.Response(body=_openapi_document(), content_type="application/json")
+
+
 async def healthz(_request: web.Request) -> web.Response:
     """The process is alive."""
     return web.json_response({"status": "ok"})
@@ -443,6 +455,7 @@ def create_app(
     app.router.add_get("/v1/mailbox", get_mailbox)
     app.router.add_get("/v1/mailbox/{id}", get_mailbox_message)
     app.router.add_post("/v1/mailbox/{id}/ack", ack_mailbox_message)
+    app.router.add_get("/v1/openapi.json", openapi_document)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

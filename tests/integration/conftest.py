@@ -198,12 +198,14 @@ async def start_harness(
     *,
     now: dt.datetime = START,
     build: Callable[..., Gateway] = build_app,
+    server: str = "",
 ) -> Harness:
     """A harness outside the ``make_harness`` fixture, on the running loop (a sync test that
     drives its own event loop, e.g. the dossier scenarios); close it with :func:`stop_harness`.
-    ``build`` may be a ``build_app`` that shares expensive parts (the schema set)."""
+    ``build`` may be a ``build_app`` that shares expensive parts (the schema set); ``server``
+    adds lines to ``[server]``."""
     folder.mkdir(parents=True, exist_ok=True)
-    settings = load_config(write_config(folder, overrides, extra, rules), {})
+    settings = load_config(write_config(folder, overrides, extra, rules, server), {})
     clock = FakeClock(now)
     gateway = build(settings, clock=clock, rng=random.Random(7))
     gateway.delivery.pass_wait = None

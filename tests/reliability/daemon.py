@@ -265,7 +265,7 @@ async def drain_mailbox(session: aiohttp.ClientSession, base: str, party: str) -
     """Fetch and ack everything in a party's mailbox; the BerichtIdentificaties seen, in order.
 
     Pages with ``after`` within one pass and starts a new pass from the beginning until a pass
-    finds nothing, which is how a client must read a mailbox (see docs/configuration.md).
+    finds nothing, which is how a client must read a mailbox (see docs/api.md).
     """
     headers = {"Authorization": f"Bearer {token(party)}"}
     seen: list[str] = []
