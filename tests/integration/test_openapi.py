@@ -26,7 +26,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from gateway.core.errors import StoreError
-from gateway.server import BODIES, create_app
+from gateway.daemon.server import BODIES, create_app
 from tests.integration.conftest import (
     METRICS_TOKEN,
     Harness,

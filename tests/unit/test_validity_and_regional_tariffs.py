@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import external_lists
 from gateway.config import load_config
 from gateway.contracts import check_contract_table, tariff_gaps
 from gateway.core.codes import ProductCodeEntry, ProductCodeList
@@ -24,6 +23,7 @@ from gateway.core.lists import (
     MissingTariff,
 )
 from gateway.core.mapping_tables import Product
+from gateway.daemon.app import external_lists
 from gateway.mapping_files import load_code_list, load_mappings
 from gateway.store.base import ClaimedProduct
 from tests.paths import REPO
