@@ -171,6 +171,9 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_worke
         while not target.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert target.read_bytes() == raw
+        running = _gateway("status", "--check", "--config", str(config), cwd=tmp_path)
+        assert running.returncode == 0, running.stderr
+        assert f"daemon: answering at {base}" in running.stdout.splitlines()
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -202,6 +205,13 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_worke
     assert [e["to"] for e in data["history"]] == ["received", "queued", "sending", "delivered"]
     assert data["header"]["afzender"] == "0384"
     assert "999900006" not in shown.stdout
+
+    stopped = _gateway("status", "--check", "--config", str(config), cwd=tmp_path)
+    assert stopped.returncode == 1, stopped.stderr
+    assert f"daemon: not answering at {base}" in stopped.stdout.splitlines()
+    as_json = _gateway("status", "--json", "--config", str(config), cwd=tmp_path)
+    assert as_json.returncode == 0  # without --check a stopped daemon is reported, not an error
+    assert json.loads(as_json.stdout)["daemon"] == {"url": base, "answering": False}
 
 
 def test_operator_commands_hold_release_retry_list(tmp_path: Path) -> None:

@@ -231,3 +231,17 @@ async def test_metrics_exposes_counters_and_queue_figures(harness: Harness) -> N
     assert 'gateway_queue_depth{party="provider-a",state="queued"} 1' in text
     assert 'gateway_oldest_waiting_seconds{party="provider-a"} 90.000' in text
     assert "gateway_messages_dead_total 0" in text
+
+
+async def test_queue_depth_counts_waiting_messages_only(harness: Harness) -> None:
+    """A delivered (acknowledged) message is in no queue: the depth counts queued and held."""
+    first = await harness.submit("diemen", example("JW301"))
+    await harness.submit("diemen", variant(example("JW301"), 2))
+    ack = await harness.client.post(
+        f"/v1/mailbox/{first['id']}/ack", headers={"Authorization": "Bearer token-provider-a"}
+    )
+    assert ack.status == 200
+    text = await harness.metrics()
+    assert 'gateway_queue_depth{party="provider-a",state="queued"} 1' in text
+    depths = [line for line in text.splitlines() if line.startswith("gateway_queue_depth{")]
+    assert depths == ['gateway_queue_depth{party="provider-a",state="queued"} 1']
