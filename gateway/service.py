@@ -34,7 +34,12 @@ from gateway.core.correlate import Correlation, correlation_of
 from gateway.core.dossier import History, RegisterUpdate
 from gateway.core.errors import GatewayError, IllegalTransition
 from gateway.core.ledger import LedgerEntry, LedgerKey, TranslationLedger
-from gateway.core.lifecycle import advance, return_unattempted, waits_for_mapping_decision
+from gateway.core.lifecycle import (
+    ACKNOWLEDGED,
+    advance,
+    return_unattempted,
+    waits_for_mapping_decision,
+)
 from gateway.core.lists import ExternalLists
 from gateway.core.model import Direction, Event, Message, State
 from gateway.core.pipeline import (
@@ -1017,6 +1022,7 @@ class GatewayService:
         raw = await self._db(self.store.delivery_payload, message_id)
         if raw is None:
             raise NotFoundError(f"the content of message {message_id} has been purged")
+        await self._db(self.store.record_fetch, message_id, self.clock.now(), f"party:{party.id}")
         return raw
 
     async def ack(self, party: Party, message_id: str) -> Message:
@@ -1028,12 +1034,12 @@ class GatewayService:
                 msg = await self.move(
                     msg,
                     State.SENDING,
-                    "fetched from mailbox",
+                    "acknowledgement received",
                     actor,
                     lease_until=self.clock.now() + self.lease,
                 )
             if msg.state is State.SENDING:
-                msg = await self.move(msg, State.DELIVERED, "acknowledged by recipient", actor)
+                msg = await self.move(msg, State.DELIVERED, ACKNOWLEDGED, actor)
                 self.metrics.inc("delivered", party.id)
         except IllegalTransition:
             # A concurrent ack won; report the state it left.

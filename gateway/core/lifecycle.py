@@ -43,6 +43,13 @@ CHANGEABLE_FIELDS: frozenset[str] = frozenset(
 )
 """Fields a caller may change together with a move; the rest is owned by :func:`advance`."""
 
+FETCHED = "fetched"
+"""The reason of the history entry a mailbox GET leaves: a note, not a move (its from and to
+state are the message's state then)."""
+
+ACKNOWLEDGED = "acknowledged"
+"""The reason of the move to ``delivered`` when a mailbox party acknowledges a message."""
+
 CANCELLED = "cancelled"
 """The reason to give when an operator cancels a waiting message (it goes to ``dead``)."""
 

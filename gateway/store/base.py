@@ -234,6 +234,11 @@ class Store(Protocol):
         """All events of a message, oldest first."""
         ...
 
+    def record_fetch(self, message_id: str, at: dt.datetime, actor: str) -> bool:
+        """Note in the history that ``actor`` fetched the message (``fetched``, no state
+        move); not again right after another fetch by ``actor``. True when noted."""
+        ...
+
     def claim_due(
         self,
         now: dt.datetime,

@@ -496,3 +496,31 @@ def test_two_processes_migrating_at_once_both_succeed(make_store: Callable[[], S
 def test_healthy_store_answers(store: SqlStore) -> None:
     """A working store reports itself healthy."""
     assert store.healthy()
+
+
+def test_a_fetch_is_noted_in_the_history_without_a_move(store: SqlStore) -> None:
+    """record_fetch adds a ``fetched`` entry in the message's current state; a fetch right
+    after another by the same party is not noted again, one after a move is."""
+    msg = queued(store, 1)
+    assert store.record_fetch(msg.id, T0 + dt.timedelta(minutes=1), "party:gemeente-0363")
+    assert not store.record_fetch(msg.id, T0 + dt.timedelta(minutes=2), "party:gemeente-0363")
+    sending = move(
+        store,
+        msg,
+        State.SENDING,
+        T0 + dt.timedelta(minutes=3),
+        lease_until=T0 + dt.timedelta(minutes=9),
+    )
+    assert store.record_fetch(sending.id, T0 + dt.timedelta(minutes=4), "party:gemeente-0363")
+    assert not store.record_fetch("01UNKNOWN0000000000000000", T0, "party:gemeente-0363")
+
+    history = store.history(msg.id)
+    assert [(e.from_state, e.to_state, e.reason) for e in history] == [
+        (None, State.RECEIVED, "received"),
+        (State.RECEIVED, State.QUEUED, "to queued"),
+        (State.QUEUED, State.QUEUED, "fetched"),
+        (State.QUEUED, State.SENDING, "to sending"),
+        (State.SENDING, State.SENDING, "fetched"),
+    ]
+    assert history[2].at == T0 + dt.timedelta(minutes=1)
+    assert store.get(msg.id) == sending  # the note moved nothing
