@@ -38,6 +38,7 @@ from gateway.core.lifecycle import (
     ACKNOWLEDGED,
     advance,
     return_unattempted,
+    visible_to,
     waits_for_mapping_decision,
 )
 from gateway.core.lists import ExternalLists
@@ -723,7 +724,7 @@ class GatewayService:
         changes: dict[str, object] = {}
         if report.message_type:
             changes["message_type"] = report.message_type
-        if not decision.rejected and decision.recipient is not None:
+        if decision.recipient is not None:
             changes["recipient"] = decision.recipient.id
         reason, mover = decision.reason, "pipeline"
         if decided is not None:
@@ -985,7 +986,7 @@ class GatewayService:
         ``NotFoundError``, so ids of other parties' traffic reveal nothing.
         """
         msg = await self._db(self.store.get, message_id)
-        if msg is None or (party is not None and party.id not in (msg.sender, msg.recipient)):
+        if msg is None or (party is not None and not visible_to(msg, party.id)):
             raise NotFoundError(f"no message {message_id}")
         history = await self._db(self.store.history, message_id)
         findings = await self._db(self.store.findings, message_id)

@@ -62,6 +62,15 @@ def can_move(from_state: State, to_state: State) -> bool:
     return to_state in ALLOWED_MOVES[from_state]
 
 
+def visible_to(msg: Message, party_id: str) -> bool:
+    """True when party ``party_id`` may see ``msg``: its sender, or its recipient unless the
+    message was rejected (a rejected message keeps the recipient its header names, for the
+    operator's searches, but it never reached that party)."""
+    if party_id == msg.sender:
+        return True
+    return party_id == msg.recipient and msg.state is not State.REJECTED
+
+
 def waits_for_mapping_decision(msg: Message) -> bool:
     """True for a message held until an operator picks a product-code mapping target."""
     return msg.state is State.HELD and (msg.reason or "").startswith(NEEDS_MAPPING_DECISION)
