@@ -32,7 +32,7 @@ from gateway.clock import Clock, FixedClock
 from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.correlate import Correlation, correlation_of
 from gateway.core.dossier import History, RegisterUpdate
-from gateway.core.errors import GatewayError, IllegalTransition
+from gateway.core.errors import GatewayError, IdentificatieReused, IllegalTransition
 from gateway.core.ledger import LedgerEntry, LedgerKey, TranslationLedger
 from gateway.core.lifecycle import (
     ACKNOWLEDGED,
@@ -608,6 +608,8 @@ class GatewayService:
         else:
             record, saved = await self._prepare_and_save(received, raw, party, actor)
         msg = saved.message
+        if saved.identificatie_taken:
+            raise IdentificatieReused(msg.id, msg.message_type, msg.bericht_id)
         self.metrics.inc("received", party.id)
         if not saved.created:
             log.info(

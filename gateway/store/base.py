@@ -45,6 +45,9 @@ class Saved:
 
     message: Message
     created: bool
+    identificatie_taken: bool = False
+    """True when nothing was stored because another message of the same sender and type,
+    with other bytes, holds the BerichtIdentificatie; ``message`` is that one."""
 
 
 @dataclass(frozen=True, slots=True)

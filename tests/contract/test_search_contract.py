@@ -17,6 +17,7 @@ from gateway.store.migrations import MIGRATIONS
 from gateway.store.search import extract_keys
 from gateway.store.sql import SqlStore
 from gateway.store.tables import MESSAGES, SEARCH_INDEXES
+from tests.contract.conftest import undo_identificatie_claims
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -237,6 +238,7 @@ def test_migration_2_upgrades_a_version_1_database_and_backfills_keys(
         for index in SEARCH_INDEXES:
             if index.table is MESSAGES:
                 conn.execute(text(f"DROP INDEX {index.name}"))
+        undo_identificatie_claims(conn)
         conn.execute(text("DROP INDEX ux_messages_idempotency"))
         conn.execute(text("ALTER TABLE messages DROP COLUMN replay_of"))
         conn.execute(

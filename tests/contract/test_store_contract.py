@@ -100,14 +100,22 @@ def test_saving_the_same_message_again_returns_the_first(store: SqlStore) -> Non
     assert len(store.query(MessageQuery())) == 1
 
 
-def test_same_bericht_id_with_other_content_is_a_new_message(store: SqlStore) -> None:
-    """Changed content under the same BerichtIdentificatie is not swallowed as a duplicate."""
+def test_same_bericht_id_with_other_content_is_not_a_duplicate(store: SqlStore) -> None:
+    """Changed content under the same BerichtIdentificatie is not swallowed as a duplicate:
+    of an original it is refused (the first holds the Identificatie), of a type that repeats
+    its original's Identificatie (a retour) it is a message of its own."""
     first = store.save_received(new_message(1))
     changed = store.save_received(new_message(1, raw=b"<Bericht changed='1'/>"))
     other_sender = store.save_received(new_message(1, sender="aanbieder-b"))
+    retour = store.save_received(new_message(1, message_type="JW316", raw=b"<Retour n='1'/>"))
+    retour_changed = store.save_received(
+        new_message(1, message_type="JW316", raw=b"<Bericht changed='2'/>")
+    )
 
-    assert changed.created and other_sender.created
-    assert len({first.message.id, changed.message.id, other_sender.message.id}) == 3
+    assert (changed.created, changed.identificatie_taken) == (False, True)
+    assert changed.message.id == first.message.id
+    assert other_sender.created and retour.created and retour_changed.created
+    assert len({first.message.id, other_sender.message.id, retour_changed.message.id}) == 3
 
 
 def test_message_without_bericht_id_is_idempotent_too(store: SqlStore) -> None:
