@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 
 from sqlalchemy import (
+    and_,
     exists,
     func,
     insert,
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Connection
 from gateway.core.catalogue import ORIGINAL_TYPES
 from gateway.core.errors import StoreError
 from gateway.core.model import Direction, State
+from gateway.core.translation import NEEDS_MAPPING_DECISION
 from gateway.store.search import (
     extract_keys,
     key_rows,
@@ -135,7 +137,8 @@ def _deadline_notices(conn: Connection) -> None:
 def _identificatie_claims(conn: Connection) -> None:
     """Version 7: one message per sender, type and BerichtIdentificatie holds it.
 
-    Of the stored inbound originals that went on (not rejected, not replays) the first per key
+    Of the stored inbound originals that went on (not rejected, not held for a mapping
+    decision, not replays; see ``claims_identificatie``) the first per key
     holds it; any later one that reused the key stays as it is, so an existing database that
     already holds reused ids upgrades all the same.
     """
@@ -148,6 +151,10 @@ def _identificatie_claims(conn: Connection) -> None:
             MESSAGES.c.bericht_id.is_not(None),
             MESSAGES.c.message_type.in_(ORIGINAL_TYPES),
             MESSAGES.c.state != State.REJECTED.value,
+            ~and_(
+                MESSAGES.c.state == State.HELD.value,
+                MESSAGES.c.reason.startswith(NEEDS_MAPPING_DECISION),
+            ),
         )
         .group_by(MESSAGES.c.sender, MESSAGES.c.message_type, MESSAGES.c.bericht_id)
     )

@@ -3,6 +3,7 @@ bytes under the same key is not stored, on every backend, across stores and afte
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import threading
@@ -13,6 +14,7 @@ from sqlalchemy import select, text
 
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Message, State
+from gateway.core.translation import NEEDS_MAPPING_DECISION
 from gateway.store.base import IntakeRecord, NewMessage
 from gateway.store.sql import SqlStore
 from gateway.store.tables import MESSAGES
@@ -104,8 +106,8 @@ def test_within_one_batch_the_first_record_wins(store: SqlStore) -> None:
 
 
 def test_a_rejected_message_holds_no_identificatie(store: SqlStore) -> None:
-    """A rejected message (e.g. TR056's 9056 on a reuse) is stored; it neither takes the key
-    from the holder nor keeps a corrected message with the same key out."""
+    """A rejected message (e.g. one the gateway answered with 9056) is stored; it neither
+    takes the key from the holder nor keeps a corrected message with the same key out."""
     (rejected,) = store.write_batch([_record(store, b"<bad/>", state=State.REJECTED)]).saved
     (good,) = store.write_batch([_record(store, b"<good/>")]).saved
     (reuse_rejected,) = store.write_batch([_record(store, b"<x/>", state=State.REJECTED)]).saved
@@ -200,3 +202,13 @@ def test_generated_messages_hold_nothing(store: SqlStore) -> None:
     (generated,) = store.write_batch([IntakeRecord(placed, raw, "gateway", (event,))]).saved
     (inbound,) = store.write_batch([_record(store, b"<a/>")]).saved
     assert generated.created and inbound.created
+
+
+def test_a_message_held_for_a_mapping_decision_holds_no_identificatie(store: SqlStore) -> None:
+    """Held for a mapping decision it goes nowhere yet; the rules judge it once decided."""
+    (holder,) = store.write_batch([_record(store, b"<a/>")]).saved
+    record = _record(store, b"<b/>", state=State.HELD)
+    waiting = dataclasses.replace(record.message, reason=f"{NEEDS_MAPPING_DECISION}: 45A03")
+    event = dataclasses.replace(record.moves[0], reason=waiting.reason or "")
+    (held,) = store.write_batch([IntakeRecord(waiting, record.raw, "party:diemen", (event,))]).saved
+    assert holder.created and held.created and not held.identificatie_taken

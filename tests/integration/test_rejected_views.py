@@ -29,8 +29,8 @@ def _gateway(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_a_rejected_original_keeps_its_recipient_and_links_its_retour(
     harness: Harness,
 ) -> None:
-    """A JW305 to Amsterdam failing CS002: rejected with the recipient its header names, its
-    JW306 linked both ways; Amsterdam neither sees it nor finds it in its mailbox."""
+    """A JW305 to Amsterdam failing the BSN 11-proof: rejected with the recipient its header
+    names, its JW306 linked both ways; Amsterdam neither sees it nor finds it in its mailbox."""
     raw = example("JW305").replace(b">999900006<", b">999900007<")
     data = await harness.submit("provider-b", raw)
     original_id = str(data["id"])

@@ -177,7 +177,7 @@ async def test_two_daemons_refuse_a_reused_identificatie_once_stored_by_either(
 ) -> None:
     """Each round sends one Identificatie with other bytes to each daemon at the same moment:
     one stores it (202), the other answers 409 naming that message; nothing is queued twice.
-    Nobody is answered by the BVO here, so no TR056 retour comes into play."""
+    Nobody is answered by the BVO here, so no retour of the gateway comes into play."""
     rounds = submissions(6, prefix="U")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
