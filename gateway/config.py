@@ -371,6 +371,20 @@ def _describe(exc: ValidationError, raw: Mapping[str, Any], path: Path) -> str:
     return "\n".join(lines)
 
 
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _toml_reason(exc: tomllib.TOMLDecodeError) -> str:
+    """``:LINE:COLUMN: not valid TOML: reason``, to follow a file name (tomllib puts the
+    position at the end of its message)."""
+    message = str(exc)
+    position = _TOML_POSITION.search(message)
+    if position is None:
+        return f": not valid TOML: {message}"
+    line, column = position.groups()
+    return f":{line}:{column}: not valid TOML: {message[: position.start()]}"
+
+
 def _resolve(base: Path, value: Path) -> Path:
     return value if value.is_absolute() else (base / value).resolve()
 
@@ -420,8 +434,11 @@ def _check_generations(parties: tuple[Party, ...], mappings: Path, path: Path) -
         raise ConfigError(
             f"{path}: paths.mappings: {gen_file} not found (parties name code generations)"
         ) from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{gen_file}: cannot read generations: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        # The message says it all; a chained cause would print it twice.
+        raise ConfigError(f"{gen_file}{_toml_reason(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{gen_file}: cannot read generations: {exc}") from None
     known = sorted(declared) if isinstance(declared, dict) else []
     problems = [
         f"  parties[{index}] (id {party.id!r}).generation: unknown generation {name!r} "
@@ -470,16 +487,17 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: configuration file not found") from exc
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read configuration file: {exc}") from exc
+        raise ConfigError(f"{path}: cannot read configuration file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"{path}{_toml_reason(exc)}") from None
     try:
         parsed = _RawSettings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, raw, path)) from exc
+        # The lines name file, key and reason; pydantic's own text would follow as the cause.
+        raise ConfigError(_describe(exc, raw, path)) from None
 
     base = path.resolve().parent
     data = _resolve(base, parsed.paths.data)

@@ -10,6 +10,8 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
 
+from gateway.core.lifecycle import WAITING_STATES
+
 COUNTERS: dict[str, str] = {
     "received": "Messages received (HTTP and inbox), including re-submissions not stored twice",
     "rejected": "Messages rejected by validation or routing",
@@ -43,7 +45,11 @@ class Metrics:
         oldest: Mapping[str, dt.datetime],
         now: dt.datetime,
     ) -> str:
-        """The text format: counters, then queue depth and oldest age per party and state."""
+        """The text format: counters, then queue depth and oldest age per party and state.
+
+        ``counts`` may hold every state; the queue depth shows the waiting ones only (a
+        delivered or dead message is in no queue).
+        """
         lines: list[str] = []
         for name, help_text in COUNTERS.items():
             metric = f"gateway_messages_{name}_total"
@@ -54,10 +60,13 @@ class Metrics:
             for party in parties:
                 lines.append(f'{metric}{{party="{_label(party)}"}} {self._counts[(name, party)]}')
         lines += [
-            "# HELP gateway_queue_depth Messages per recipient and state (queued, held, ...)",
+            "# HELP gateway_queue_depth Messages waiting per recipient and state (queued, held)",
             "# TYPE gateway_queue_depth gauge",
         ]
+        waiting = {state.value for state in WAITING_STATES}
         for (party, state), count in sorted(counts.items()):
+            if state not in waiting:
+                continue
             lines.append(
                 f'gateway_queue_depth{{party="{_label(party)}",state="{_label(state)}"}} {count}'
             )

@@ -27,7 +27,7 @@ from gateway.cli.common import (
     when,
 )
 from gateway.core.catalogue import MESSAGE_KINDS
-from gateway.core.model import Message
+from gateway.core.model import Message, State
 
 if TYPE_CHECKING:
     from gateway.core.privacy import Pseudonymizer
@@ -170,7 +170,9 @@ def _row(item: ChainItem) -> list[str]:
     msg = item.message
     linked = item.linked
     if linked is None:
-        retour = "-" if item.is_retour or msg.message_type not in _ANSWERED else "waiting"
+        # A rejected original nobody answered waits for nothing.
+        unanswered = item.is_retour or msg.message_type not in _ANSWERED
+        retour = "-" if unanswered or msg.state is State.REJECTED else "waiting"
     else:
         arrow = "answers " if item.is_retour else ""
         retour = f"{arrow}{linked.message_type or '?'} {linked.id} ({linked.state.value})"

@@ -31,7 +31,52 @@ EXAMPLES = """
   gateway status                     # readiness, queue, oldest, dead, last delivery, overdue
   gateway status --watch             # refresh every 2 seconds until Ctrl-C
   gateway status --json
+  gateway status --check             # exit 1 when the daemon does not answer (for monitoring)
 """
+
+EXIT_DAEMON_DOWN = 1
+"""``status --check``: the daemon did not answer at its configured address."""
+PROBE_TIMEOUT_SECONDS = 2.0
+"""How long ``status`` waits for the daemon's /healthz before calling it not answering."""
+_PROBE_MAX_BYTES = 4096
+
+
+def daemon_url(settings: Settings) -> str:
+    """The daemon's base URL as this host reaches it: a wildcard listen address is probed
+    on loopback."""
+    host = settings.server.host
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.server.port}"
+
+
+def daemon_answers(url: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> bool:
+    """True when ``GET url/healthz`` answers 200 with ``{"status": "ok"}`` within ``timeout``."""
+    import json
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+            return None
+
+    # The configured address itself: no proxy, no redirect followed.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
+    try:
+        with opener.open(f"{url}/healthz", timeout=timeout) as response:
+            if response.status != 200:
+                return False
+            body = response.read(_PROBE_MAX_BYTES)
+    except (OSError, ValueError):
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("status") == "ok"
 
 
 def party_status(settings: Settings, store: SqlStore, now: dt.datetime) -> list[dict[str, Any]]:
@@ -70,7 +115,7 @@ def party_status(settings: Settings, store: SqlStore, now: dt.datetime) -> list[
     return rows
 
 
-def _render(rows: list[dict[str, Any]], now: dt.datetime) -> None:
+def _render(rows: list[dict[str, Any]], now: dt.datetime, daemon: dict[str, Any]) -> None:
     colour = colour_enabled(sys.stdout)
     table = []
     for row in rows:
@@ -89,6 +134,10 @@ def _render(rows: list[dict[str, Any]], now: dt.datetime) -> None:
             ]
         )
     print(f"gateway status at {when(now)} UTC")
+    if daemon["answering"]:
+        print(f"daemon: answering at {daemon['url']}")
+    else:
+        print(style(f"daemon: not answering at {daemon['url']}", "red", colour))
     render_table(
         [
             "PARTY",
@@ -115,20 +164,22 @@ def _render(rows: list[dict[str, Any]], now: dt.datetime) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the per-party overview once, or refresh it with ``--watch``."""
     settings = settings_of(args)
+    url = daemon_url(settings)
     shown = 0
     with open_store(settings) as store:
         while True:
             now = dt.datetime.now(dt.UTC)
+            daemon = {"url": url, "answering": daemon_answers(url)}
             rows = party_status(settings, store, now)
             if args.json:
-                print_json({"at": now.isoformat(), "parties": rows})
+                print_json({"at": now.isoformat(), "daemon": daemon, "parties": rows})
             else:
                 if args.watch and sys.stdout.isatty():
                     sys.stdout.write("\x1b[H\x1b[2J")
-                _render(rows, now)
+                _render(rows, now, daemon)
             shown += 1
             if not args.watch or (args.iterations and shown >= args.iterations):
-                return EXIT_OK
+                return EXIT_DAEMON_DOWN if args.check and not daemon["answering"] else EXIT_OK
             sys.stdout.flush()
             try:
                 time.sleep(args.interval)
@@ -150,4 +201,9 @@ def add_status_command(subparsers: Subparsers) -> None:
         help="with --watch: stop after this many refreshes (0 = never)",
     )
     cmd.add_argument("--json", action="store_true", help="JSON for scripts")
+    cmd.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the daemon does not answer at its configured address",
+    )
     cmd.set_defaults(func=cmd_status)

@@ -62,3 +62,6 @@ MESSAGE_KINDS: dict[str, MessageKind] = {
 ORIGINALS: frozenset[str] = frozenset(k.name for k in MESSAGE_KINDS.values() if not k.is_retour)
 RETOURS: frozenset[str] = frozenset(k.name for k in MESSAGE_KINDS.values() if k.is_retour)
 ALL_TYPES: frozenset[str] = frozenset(MESSAGE_KINDS)
+ORIGINAL_TYPES = ("JW301", "JW305", "JW307", "JW315", "JW317", "JW319", "JW323", "JW325")
+"""Types whose BerichtIdentificatie is the sender's own, unique per sender and type (TR056):
+the originals and the JW325; the other retours repeat their original's."""

@@ -38,5 +38,18 @@ class ConfigError(GatewayError):
     """The configuration is invalid."""
 
 
+class IdentificatieReused(GatewayError):
+    """Intake refuses a message: its sender used its BerichtIdentificatie for another message
+    of the same type, with other content (``earlier_id``); nothing was stored."""
+
+    def __init__(self, earlier_id: str, message_type: str | None, identificatie: str | None):
+        super().__init__(
+            f"{message_type} BerichtIdentificatie {identificatie!r} was already used by this "
+            f"sender for message {earlier_id}, with other content; send it with a new "
+            "Identificatie"
+        )
+        self.earlier_id = earlier_id
+
+
 class StoreError(GatewayError):
     """The message store could not do what was asked."""

@@ -43,6 +43,13 @@ CHANGEABLE_FIELDS: frozenset[str] = frozenset(
 )
 """Fields a caller may change together with a move; the rest is owned by :func:`advance`."""
 
+FETCHED = "fetched"
+"""The reason of the history entry a mailbox GET leaves: a note, not a move (its from and to
+state are the message's state then)."""
+
+ACKNOWLEDGED = "acknowledged"
+"""The reason of the move to ``delivered`` when a mailbox party acknowledges a message."""
+
 CANCELLED = "cancelled"
 """The reason to give when an operator cancels a waiting message (it goes to ``dead``)."""
 
@@ -53,6 +60,15 @@ def can_move(from_state: State, to_state: State) -> bool:
     :func:`may_move` also knows the :data:`DECISION_MOVES` of one particular message.
     """
     return to_state in ALLOWED_MOVES[from_state]
+
+
+def visible_to(msg: Message, party_id: str) -> bool:
+    """True when party ``party_id`` may see ``msg``: its sender, or its recipient unless the
+    message was rejected (a rejected message keeps the recipient its header names, for the
+    operator's searches, but it never reached that party)."""
+    if party_id == msg.sender:
+        return True
+    return party_id == msg.recipient and msg.state is not State.REJECTED
 
 
 def waits_for_mapping_decision(msg: Message) -> bool:

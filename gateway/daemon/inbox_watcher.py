@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.core.errors import StoreError
+from gateway.core.errors import IdentificatieReused, StoreError
 from gateway.core.model import State
 from gateway.core.route import Party
 from gateway.daemon.nofollow import (
@@ -233,6 +233,11 @@ class InboxWatcher:
         except MessageTooLargeError as exc:
             too_large = _rejected_why(f"too large: {exc}")
             await self._move(folder, name, folder.rejected, None, too_large)
+            report.rejected.append(name)
+            return True
+        except IdentificatieReused as exc:
+            reused = {"state": "refused", "reason": str(exc), "earlier": exc.earlier_id}
+            await self._move(folder, name, folder.rejected, None, reused)
             report.rejected.append(name)
             return True
         except (QuotaExceededError, StorageFullError) as exc:

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from gateway.core.errors import StoreError
+from gateway.core.errors import IdentificatieReused, StoreError
 from gateway.core.route import Party, token_digest
 from gateway.logs import get_logger
 from gateway.service.errors import (
@@ -268,6 +268,9 @@ async def _receive(
         return _error(413, str(exc), limit=service.max_message_bytes)
     except IntakeClosedError:
         return _error(503, "the gateway is shutting down; try again shortly")
+    except IdentificatieReused as exc:
+        log.warning("intake_identificatie_reused", party=party.id, earlier=exc.earlier_id)
+        return _error(409, str(exc), earlier=exc.earlier_id)
     except QuotaExceededError as exc:
         log.warning("intake_quota_exceeded", party=party.id, retry_after=exc.retry_after)
         return _error(429, str(exc), headers={"Retry-After": str(exc.retry_after)})

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.core.errors import IdentificatieReused
 from gateway.core.model import Message, State
 from gateway.core.pipeline import gateway_answers
 from gateway.core.route import Party
@@ -129,6 +130,8 @@ class Intake:
         else:
             record, saved = await self._prepare_and_save(received, raw, party, actor)
         msg = saved.message
+        if saved.identificatie_taken:
+            raise IdentificatieReused(msg.id, msg.message_type, msg.bericht_id)
         self.shared.metrics.inc("received", party.id)
         if not saved.created:
             log.info(

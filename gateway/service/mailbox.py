@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.core.errors import IllegalTransition
+from gateway.core.lifecycle import ACKNOWLEDGED, visible_to
 from gateway.core.model import Direction, Event, Message, State
 from gateway.core.route import Channel, Party
 from gateway.service.errors import NotFoundError, OperatorRefusedError
@@ -38,7 +39,7 @@ class Mailbox:
         ``NotFoundError``, so ids of other parties' traffic reveal nothing.
         """
         msg = await self.shared.db(self.shared.store.get, message_id)
-        if msg is None or (party is not None and party.id not in (msg.sender, msg.recipient)):
+        if msg is None or (party is not None and not visible_to(msg, party.id)):
             raise NotFoundError(f"no message {message_id}")
         history = await self.shared.db(self.shared.store.history, message_id)
         findings = await self.shared.db(self.shared.store.findings, message_id)
@@ -75,6 +76,9 @@ class Mailbox:
         raw = await self.shared.db(self.shared.store.delivery_payload, message_id)
         if raw is None:
             raise NotFoundError(f"the content of message {message_id} has been purged")
+        await self.shared.db(
+            self.shared.store.record_fetch, message_id, self.shared.clock.now(), f"party:{party.id}"
+        )
         return raw
 
     async def ack(self, party: Party, message_id: str) -> Message:
@@ -86,14 +90,12 @@ class Mailbox:
                 msg = await self.shared.move(
                     msg,
                     State.SENDING,
-                    "fetched from mailbox",
+                    "acknowledgement received",
                     actor,
                     lease_until=self.shared.clock.now() + self.shared.lease,
                 )
             if msg.state is State.SENDING:
-                msg = await self.shared.move(
-                    msg, State.DELIVERED, "acknowledged by recipient", actor
-                )
+                msg = await self.shared.move(msg, State.DELIVERED, ACKNOWLEDGED, actor)
                 self.shared.metrics.inc("delivered", party.id)
         except IllegalTransition:
             # A concurrent ack won; report the state it left.

@@ -175,7 +175,7 @@ class Preparation:
         changes: dict[str, object] = {}
         if report.message_type:
             changes["message_type"] = report.message_type
-        if not decision.rejected and decision.recipient is not None:
+        if decision.recipient is not None:
             changes["recipient"] = decision.recipient.id
         reason, mover = decision.reason, "pipeline"
         if decided is not None:

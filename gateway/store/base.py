@@ -46,6 +46,9 @@ class Saved:
 
     message: Message
     created: bool
+    identificatie_taken: bool = False
+    """True when nothing was stored because another message of the same sender and type,
+    with other bytes, holds the BerichtIdentificatie; ``message`` is that one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +241,11 @@ class Store(Protocol):
 
     def history(self, message_id: str) -> list[Event]:
         """All events of a message, oldest first."""
+        ...
+
+    def record_fetch(self, message_id: str, at: dt.datetime, actor: str) -> bool:
+        """Note in the history that ``actor`` fetched the message (``fetched``, no state
+        move); not again right after another fetch by ``actor``. True when noted."""
         ...
 
     def claim_due(

@@ -31,12 +31,13 @@ from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import columns_of, insert_rows, marks, time_parameter, unnest
 from gateway.store.exchanges import link_correlations, lock_exchanges
 from gateway.store.ledger import insert_translations
-from gateway.store.messages import RECEIVED_REASON, compare_and_set
+from gateway.store.messages import RECEIVED_REASON, compare_and_set, identificatie_holder
 from gateway.store.register import write_entries
 from gateway.store.rows import (
     CORRELATION_COLUMNS,
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
+    claims_identificatie,
     correlation_row,
     event_row,
     message_from_row,
@@ -212,7 +213,7 @@ class BatchWriter(Repository):
         return [
             Saved(r.message, created=True)
             if r.message.id in created
-            else Saved(self._stored_original(conn, r.message), created=False)
+            else self._not_stored(conn, r.message)
             for r in records
         ]
 
@@ -243,8 +244,9 @@ class BatchWriter(Repository):
         return [received, *record.moves]
 
     @staticmethod
-    def _stored_original(conn: Connection, msg: Message) -> Message:
-        """The stored message that ``msg`` re-submits (same idempotency key)."""
+    def _not_stored(conn: Connection, msg: Message) -> Saved:
+        """Why a unique index let ``msg`` not in: the stored message it re-submits (same
+        idempotency key), or the one that holds its BerichtIdentificatie."""
         # The same expression as the unique index, so the index answers.
         row = conn.execute(
             select(MESSAGES).where(
@@ -254,6 +256,13 @@ class BatchWriter(Repository):
                 MESSAGES.c.replay_of.is_(None),
             )
         ).first()
-        if row is None:
+        if row is not None:
+            return Saved(message_from_row(row), created=False)
+        holder = (
+            identificatie_holder(conn, msg.sender, msg.message_type, msg.bericht_id)
+            if claims_identificatie(msg)
+            else None
+        )
+        if holder is None:
             raise StoreError(f"message id {msg.id} is already in use")
-        return message_from_row(row)
+        return Saved(holder, created=False, identificatie_taken=True)

@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    func,
     or_,
     select,
     update,
@@ -175,11 +176,24 @@ class Exchanges(Repository):
             settle(conn, [message_id])
 
     def linked_message(self, message_id: str) -> str | None:
-        """The other side of a message's exchange, once linked."""
+        """The other side of a message's exchange, once linked.
+
+        A message the gateway rejected has no correlation, yet its retour names it
+        (``in_reply_to``): the retour links to its original and the original to its first
+        retour all the same.
+        """
         with driver_errors("reading a correlation"), self._db.read() as conn:
             found = conn.execute(
                 select(CORRELATIONS.c.linked_id).where(CORRELATIONS.c.message_id == message_id)
             ).scalar()
+            if found is None:
+                found = conn.execute(
+                    select(MESSAGES.c.in_reply_to).where(MESSAGES.c.id == message_id)
+                ).scalar()
+            if found is None:
+                found = conn.execute(
+                    select(func.min(MESSAGES.c.id)).where(MESSAGES.c.in_reply_to == message_id)
+                ).scalar()
         return str(found) if found is not None else None
 
     def open_originals(

@@ -7,14 +7,18 @@ import datetime as dt
 from sqlalchemy import (
     delete,
     func,
+    insert,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from gateway.core.model import State
+from gateway.core.lifecycle import FETCHED
+from gateway.core.model import Event, State
 from gateway.store.database import Repository, driver_errors
+from gateway.store.rows import event_values
 from gateway.store.tables import (
+    EVENTS,
     MESSAGES,
     PARTY_HOLDS,
 )
@@ -75,6 +79,31 @@ class Mailbox(Repository):
                     set_={"reason": reason, "held_at": at, "actor": actor},
                 )
             )
+
+    def record_fetch(self, message_id: str, at: dt.datetime, actor: str) -> bool:
+        """Note in the message's history that ``actor`` fetched it (``fetched``, no state move).
+
+        True when noted. A fetch right after another one is not noted again: repeated GETs
+        of one message cannot grow its history without bound.
+        """
+        with driver_errors("recording a fetch"), self._db.write() as conn:
+            state = conn.execute(
+                select(MESSAGES.c.state).where(MESSAGES.c.id == message_id)
+            ).scalar()
+            if state is None:
+                return False
+            last = conn.execute(
+                select(EVENTS.c.reason, EVENTS.c.actor)
+                .where(EVENTS.c.message_id == message_id)
+                .order_by(EVENTS.c.id.desc())
+                .limit(1)
+            ).first()
+            if last is not None and tuple(last) == (FETCHED, actor):
+                return False
+            here = State(state)
+            note = Event(message_id, at, here, here, FETCHED, actor)
+            conn.execute(insert(EVENTS).values(**event_values(note)))
+        return True
 
     def last_delivered(self) -> dict[str, dt.datetime]:
         """recipient → when its most recent delivered message was delivered."""

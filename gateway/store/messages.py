@@ -35,6 +35,7 @@ from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import insert_rows, time_parameter
 from gateway.store.rows import (
     EVENT_COLUMNS,
+    claims_identificatie,
     event_from_row,
     event_row,
     event_values,
@@ -114,6 +115,22 @@ def move_sql(dialect: str, with_lease: bool) -> str:
     return f"UPDATE {MESSAGES.name} SET {assignments} WHERE {condition}"
 
 
+def identificatie_holder(
+    conn: Connection, sender: str, message_type: str | None, bericht_id: str | None
+) -> Message | None:
+    """The stored message that holds ``sender``'s BerichtIdentificatie for ``message_type``
+    (see ``IDENTIFICATIE_INDEX``), if any."""
+    row = conn.execute(
+        select(MESSAGES).where(
+            MESSAGES.c.sender == sender,
+            MESSAGES.c.message_type == message_type,
+            MESSAGES.c.bericht_id == bericht_id,
+            MESSAGES.c.identificatie_claim.is_not(None),
+        )
+    ).first()
+    return message_from_row(row) if row is not None else None
+
+
 class MessageRepository(Repository):
     """One message at a time: saved, read, moved (compare-and-set) or claimed for delivery."""
 
@@ -137,7 +154,9 @@ class MessageRepository(Repository):
         """Durably store raw bytes and metadata in state ``received`` (idempotent).
 
         The same (sender, bericht_id, content_hash) returns the existing message with
-        ``created=False``, also when two requests race (the unique index decides).
+        ``created=False``, also when two requests race (the unique index decides). Other bytes
+        under a BerichtIdentificatie another message holds (see ``claims_identificatie``) are
+        not stored: ``identificatie_taken`` and that message.
         """
         direction = Direction(new.direction)
         # Outside the transaction: the scan is cheap but needs no lock.
@@ -161,10 +180,19 @@ class MessageRepository(Repository):
                     direction=direction,
                     in_reply_to=new.in_reply_to,
                 )
+                claims = new.replay_of is None and claims_identificatie(message)
+                holder = (
+                    identificatie_holder(conn, new.sender, new.message_type, new.bericht_id)
+                    if claims
+                    else None
+                )
+                if holder is not None:
+                    return Saved(holder, created=False, identificatie_taken=True)
                 values = dataclasses.asdict(message)
                 values["state"] = message.state.value
                 values["direction"] = message.direction.value
                 values["replay_of"] = new.replay_of
+                values["identificatie_claim"] = 1 if claims else None
                 conn.execute(insert(MESSAGES).values(**values))
                 conn.execute(insert(PAYLOADS).values(message_id=message.id, raw=new.raw))
                 if keys:
@@ -185,9 +213,12 @@ class MessageRepository(Repository):
                 raise
             with driver_errors("saving a received message"), self._db.read() as conn:
                 existing = self._find_duplicate(conn, new)
-            if existing is None:
+                holder = identificatie_holder(conn, new.sender, new.message_type, new.bericht_id)
+            if existing is not None:
+                return Saved(existing, created=False)
+            if new.replay_of is not None or holder is None:
                 raise
-            return Saved(existing, created=False)
+            return Saved(holder, created=False, identificatie_taken=True)
 
     def get(self, message_id: str) -> Message | None:
         """One message's metadata."""

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 from sqlalchemy import (
+    and_,
     bindparam,
     exists,
     func,
@@ -19,8 +20,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from gateway.core.catalogue import ORIGINAL_TYPES
 from gateway.core.errors import StoreError
+from gateway.core.model import Direction, State
 from gateway.core.privacy import Pseudonymizer
+from gateway.core.translation import NEEDS_MAPPING_DECISION
 from gateway.store.base import KeyKind
 from gateway.store.register import SUBMITTED
 from gateway.store.search import (
@@ -34,6 +38,7 @@ from gateway.store.tables import (
     DEADLINE_NOTICES,
     FINDINGS,
     IDEMPOTENCY_INDEX,
+    IDENTIFICATIE_INDEX,
     LEDGER,
     MESSAGE_KEYS,
     MESSAGES,
@@ -280,6 +285,38 @@ def _resolve_legacy(
     return found
 
 
+def _identificatie_claims(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 8: one message per sender, type and BerichtIdentificatie holds it.
+
+    Of the stored inbound originals that went on (not rejected, not held for a mapping
+    decision, not replays; see ``claims_identificatie``) the first per key
+    holds it; any later one that reused the key stays as it is, so an existing database that
+    already holds reused ids upgrades all the same.
+    """
+    conn.execute(text("ALTER TABLE messages ADD COLUMN identificatie_claim INTEGER"))
+    first_per_key = (
+        select(func.min(MESSAGES.c.id))
+        .where(
+            MESSAGES.c.direction == Direction.INBOUND.value,
+            MESSAGES.c.replay_of.is_(None),
+            MESSAGES.c.bericht_id.is_not(None),
+            MESSAGES.c.message_type.in_(ORIGINAL_TYPES),
+            MESSAGES.c.state != State.REJECTED.value,
+            ~and_(
+                MESSAGES.c.state == State.HELD.value,
+                MESSAGES.c.reason.startswith(NEEDS_MAPPING_DECISION),
+            ),
+        )
+        .group_by(MESSAGES.c.sender, MESSAGES.c.message_type, MESSAGES.c.bericht_id)
+    )
+    conn.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.id.in_(first_per_key.scalar_subquery()))
+        .values(identificatie_claim=1)
+    )
+    IDENTIFICATIE_INDEX.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
     Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
@@ -288,6 +325,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "product-code translation: ledger, translations, rewrites", _translation),
     Migration(6, "overdue notices of the request clocks", _deadline_notices),
     Migration(7, "keyed client pseudonyms: HMAC-SHA256 in full", _keyed_clients),
+    Migration(
+        8, "one holder per sender, message type and BerichtIdentificatie", _identificatie_claims
+    ),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""

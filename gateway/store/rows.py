@@ -9,7 +9,9 @@ from sqlalchemy import (
     Row,
 )
 
+from gateway.core.catalogue import ORIGINAL_TYPES
 from gateway.core.correlate import Correlation
+from gateway.core.lifecycle import waits_for_mapping_decision
 from gateway.core.model import Direction, Event, Message, State
 from gateway.store.dialect import TimeParameter
 from gateway.store.tables import (
@@ -41,6 +43,21 @@ def correlation_values(message_id: str, correlation: Correlation) -> dict[str, A
     }
 
 
+def claims_identificatie(msg: Message) -> bool:
+    """True when ``msg``, stored now, holds its sender's BerichtIdentificatie for its type: an
+    inbound original (or JW325) not rejected at intake. A rejected one holds nothing (the
+    cross-message rules ignore it too), a replay is a deliberate copy, a retour repeats its
+    original's id. Nor does one held for a mapping decision: it goes nowhere yet, and the
+    rules that judge a reused Identificatie run once the operator has decided."""
+    return (
+        msg.direction is Direction.INBOUND
+        and msg.bericht_id is not None
+        and msg.message_type in ORIGINAL_TYPES
+        and msg.state is not State.REJECTED
+        and not waits_for_mapping_decision(msg)
+    )
+
+
 def message_row(msg: Message, time: TimeParameter) -> tuple[Any, ...]:
     """A new message's row in :data:`MESSAGE_COLUMNS` order (never a replay: intake's own)."""
     return (
@@ -61,6 +78,7 @@ def message_row(msg: Message, time: TimeParameter) -> tuple[Any, ...]:
         msg.reason,
         msg.in_reply_to,
         None,
+        1 if claims_identificatie(msg) else None,
     )
 
 

@@ -79,6 +79,9 @@ class MessageRow(_Table, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text))
     in_reply_to: str | None = Field(default=None, sa_column=Column(String(26)))
     replay_of: str | None = Field(default=None, sa_column=Column(String(26)))
+    identificatie_claim: int | None = Field(default=None, sa_column=Column(Integer))
+    """1 when this message holds its sender's BerichtIdentificatie for its type (see
+    ``IDENTIFICATIE_INDEX``), else null."""
 
 
 class PayloadRow(_Table, table=True):
@@ -346,6 +349,19 @@ IDEMPOTENCY_INDEX = Index(
     unique=True,
     sqlite_where=MESSAGES.c.replay_of.is_(None),
     postgresql_where=MESSAGES.c.replay_of.is_(None),
+)
+# A sender's Identificatie per message type is held by one message that went on (not rejected
+# at intake): another message with other bytes and the same key is refused, by whichever
+# process stores it. Only rows marked to claim it count, so rows stored before the index came
+# (which may reuse ids) never stop the migration.
+IDENTIFICATIE_INDEX = Index(
+    "ux_messages_identificatie",
+    MESSAGES.c.sender,
+    MESSAGES.c.message_type,
+    MESSAGES.c.bericht_id,
+    unique=True,
+    sqlite_where=MESSAGES.c.identificatie_claim.is_not(None),
+    postgresql_where=MESSAGES.c.identificatie_claim.is_not(None),
 )
 Index("ix_messages_sender", MESSAGES.c.sender, MESSAGES.c.id)
 # Operator search walks (filter column, id) in id order for keyset pages; status reads the

@@ -10,10 +10,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from gateway.store.sql import SqlStore
 from tests.pg_schemas import pg_schema_url
 from tests.pseudonyms import TEST_PSEUDONYMS
+
+
+def undo_identificatie_claims(conn: Connection) -> None:
+    """Take the schema back to before migration 8 (the BerichtIdentificatie holders)."""
+    conn.execute(text("DROP INDEX ux_messages_identificatie"))
+    conn.execute(text("ALTER TABLE messages DROP COLUMN identificatie_claim"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -11,6 +11,7 @@ from gateway.core.correlate import Correlation, CorrelationKey, Side
 from gateway.store.base import IntakeRecord
 from gateway.store.migrations import MIGRATIONS
 from gateway.store.sql import SqlStore
+from tests.contract.conftest import undo_identificatie_claims
 from tests.contract.test_write_batch import AT, _queued, _raw
 
 KEY = CorrelationKey("JW301", "0384", "B1")
@@ -68,6 +69,7 @@ def test_migration_3_adds_the_correlations_table_to_a_version_2_database(
     store.migrate()
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE correlations"))
+        undo_identificatie_claims(conn)
         conn.execute(text("DELETE FROM schema_version WHERE version > 2"))
     upgraded = make_store()
     upgraded.migrate()

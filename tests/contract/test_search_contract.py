@@ -16,6 +16,7 @@ from gateway.store.migrations import MIGRATIONS
 from gateway.store.search import extract_keys
 from gateway.store.sql import SqlStore
 from gateway.store.tables import MESSAGES, SEARCH_INDEXES
+from tests.contract.conftest import undo_identificatie_claims
 from tests.pseudonyms import TEST_PSEUDONYMS
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -241,6 +242,7 @@ def test_migration_2_upgrades_a_version_1_database_and_backfills_keys(
         for index in SEARCH_INDEXES:
             if index.table is MESSAGES:
                 conn.execute(text(f"DROP INDEX {index.name}"))
+        undo_identificatie_claims(conn)
         conn.execute(text("DROP INDEX ux_messages_idempotency"))
         conn.execute(text("ALTER TABLE messages DROP COLUMN replay_of"))
         conn.execute(

@@ -100,14 +100,22 @@ def test_saving_the_same_message_again_returns_the_first(store: SqlStore) -> Non
     assert len(store.query(MessageQuery())) == 1
 
 
-def test_same_bericht_id_with_other_content_is_a_new_message(store: SqlStore) -> None:
-    """Changed content under the same BerichtIdentificatie is not swallowed as a duplicate."""
+def test_same_bericht_id_with_other_content_is_not_a_duplicate(store: SqlStore) -> None:
+    """Changed content under the same BerichtIdentificatie is not swallowed as a duplicate:
+    of an original it is refused (the first holds the Identificatie), of a type that repeats
+    its original's Identificatie (a retour) it is a message of its own."""
     first = store.save_received(new_message(1))
     changed = store.save_received(new_message(1, raw=b"<Bericht changed='1'/>"))
     other_sender = store.save_received(new_message(1, sender="aanbieder-b"))
+    retour = store.save_received(new_message(1, message_type="JW316", raw=b"<Retour n='1'/>"))
+    retour_changed = store.save_received(
+        new_message(1, message_type="JW316", raw=b"<Bericht changed='2'/>")
+    )
 
-    assert changed.created and other_sender.created
-    assert len({first.message.id, changed.message.id, other_sender.message.id}) == 3
+    assert (changed.created, changed.identificatie_taken) == (False, True)
+    assert changed.message.id == first.message.id
+    assert other_sender.created and retour.created and retour_changed.created
+    assert len({first.message.id, other_sender.message.id, retour_changed.message.id}) == 3
 
 
 def test_message_without_bericht_id_is_idempotent_too(store: SqlStore) -> None:
@@ -496,3 +504,31 @@ def test_two_processes_migrating_at_once_both_succeed(make_store: Callable[[], S
 def test_healthy_store_answers(store: SqlStore) -> None:
     """A working store reports itself healthy."""
     assert store.healthy()
+
+
+def test_a_fetch_is_noted_in_the_history_without_a_move(store: SqlStore) -> None:
+    """record_fetch adds a ``fetched`` entry in the message's current state; a fetch right
+    after another by the same party is not noted again, one after a move is."""
+    msg = queued(store, 1)
+    assert store.record_fetch(msg.id, T0 + dt.timedelta(minutes=1), "party:gemeente-0363")
+    assert not store.record_fetch(msg.id, T0 + dt.timedelta(minutes=2), "party:gemeente-0363")
+    sending = move(
+        store,
+        msg,
+        State.SENDING,
+        T0 + dt.timedelta(minutes=3),
+        lease_until=T0 + dt.timedelta(minutes=9),
+    )
+    assert store.record_fetch(sending.id, T0 + dt.timedelta(minutes=4), "party:gemeente-0363")
+    assert not store.record_fetch("01UNKNOWN0000000000000000", T0, "party:gemeente-0363")
+
+    history = store.history(msg.id)
+    assert [(e.from_state, e.to_state, e.reason) for e in history] == [
+        (None, State.RECEIVED, "received"),
+        (State.RECEIVED, State.QUEUED, "to queued"),
+        (State.QUEUED, State.QUEUED, "fetched"),
+        (State.QUEUED, State.SENDING, "to sending"),
+        (State.SENDING, State.SENDING, "fetched"),
+    ]
+    assert history[2].at == T0 + dt.timedelta(minutes=1)
+    assert store.get(msg.id) == sending  # the note moved nothing

@@ -95,6 +95,29 @@ def test_check_config_good_and_bad(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "not found" in missing.stderr
 
 
+def test_check_config_errors_read_as_the_documentation_shows(tmp_path: Path) -> None:
+    """One line naming the file, then one per problem with its key path and reason; no
+    pydantic text. A TOML syntax error is printed once, with its line and column."""
+    bad_path = _config(tmp_path, extra="colour = 'blue'\nretries = 'many'")
+    bad = _gateway("check-config", "--config", str(bad_path), cwd=tmp_path)
+    assert bad.returncode == 2
+    lines = bad.stderr.splitlines()
+    assert lines[0] == f"gateway check-config: {bad_path}: invalid configuration"
+    assert "  delivery.colour: unknown key" in lines[1:]
+    assert "  delivery.retries: unknown key" in lines[1:]
+    assert len(lines) == 3
+    assert "pydantic" not in bad.stderr and "validation error" not in bad.stderr
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server]\nport = 8480\n[paths\nschemas = []\n", encoding="utf-8")
+    done = _gateway("check-config", "--config", str(broken), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"gateway check-config: {broken}:3:7: not valid TOML: "
+        "Expected ']' at the end of a table declaration"
+    ]
+
+
 def _request(url: str, data: bytes | None = None, token: str | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     if token:
@@ -148,6 +171,9 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_worke
         while not target.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert target.read_bytes() == raw
+        running = _gateway("status", "--check", "--config", str(config), cwd=tmp_path)
+        assert running.returncode == 0, running.stderr
+        assert f"daemon: answering at {base}" in running.stdout.splitlines()
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -179,6 +205,13 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_worke
     assert [e["to"] for e in data["history"]] == ["received", "queued", "sending", "delivered"]
     assert data["header"]["afzender"] == "0384"
     assert "999900006" not in shown.stdout
+
+    stopped = _gateway("status", "--check", "--config", str(config), cwd=tmp_path)
+    assert stopped.returncode == 1, stopped.stderr
+    assert f"daemon: not answering at {base}" in stopped.stdout.splitlines()
+    as_json = _gateway("status", "--json", "--config", str(config), cwd=tmp_path)
+    assert as_json.returncode == 0  # without --check a stopped daemon is reported, not an error
+    assert json.loads(as_json.stdout)["daemon"] == {"url": base, "answering": False}
 
 
 def test_operator_commands_hold_release_retry_list(tmp_path: Path) -> None:

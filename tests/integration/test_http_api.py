@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
@@ -195,6 +196,11 @@ async def test_mailbox_list_fetch_ack_and_isolation(harness: Harness) -> None:
     assert response.status == 200
     assert await response.read() == variant(example("JW301"), 0)
     assert response.content_type == "application/xml"
+    fetched_at = harness.clock.now()
+    harness.clock.advance(seconds=30)
+    again = await harness.get("provider-a", f"/v1/mailbox/{ids[0]}")
+    assert again.status == 200  # a second GET right after the first is not noted again
+    harness.clock.advance(seconds=30)
 
     # Amsterdam has a mailbox too but sees none of provider A's messages.
     assert (await (await harness.get("amsterdam", "/v1/mailbox")).json())["messages"] == []
@@ -216,8 +222,19 @@ async def test_mailbox_list_fetch_ack_and_isolation(harness: Harness) -> None:
     assert again.status == 200 and (await again.json())["state"] == "delivered"
     listed = await (await harness.get("provider-a", "/v1/mailbox")).json()
     assert [m["id"] for m in listed["messages"]] == ids[1:]
-    states = [e.to_state for e in harness.store.history(ids[0])]
-    assert states == [State.RECEIVED, State.QUEUED, State.SENDING, State.DELIVERED]
+    history = harness.store.history(ids[0])
+    states = [e.to_state for e in history]
+    assert states == [State.RECEIVED, State.QUEUED, State.QUEUED, State.SENDING, State.DELIVERED]
+    # The GET is noted when it happened (no state move), the ack a minute later.
+    fetch = history[2]
+    assert (fetch.from_state, fetch.reason, fetch.actor) == (
+        State.QUEUED,
+        "fetched",
+        "party:provider-a",
+    )
+    assert fetch.at == fetched_at
+    assert history[-1].reason == "acknowledged"
+    assert history[-1].at == fetched_at + dt.timedelta(seconds=60)
 
 
 async def test_metrics_exposes_counters_and_queue_figures(harness: Harness) -> None:
@@ -231,3 +248,17 @@ async def test_metrics_exposes_counters_and_queue_figures(harness: Harness) -> N
     assert 'gateway_queue_depth{party="provider-a",state="queued"} 1' in text
     assert 'gateway_oldest_waiting_seconds{party="provider-a"} 90.000' in text
     assert "gateway_messages_dead_total 0" in text
+
+
+async def test_queue_depth_counts_waiting_messages_only(harness: Harness) -> None:
+    """A delivered (acknowledged) message is in no queue: the depth counts queued and held."""
+    first = await harness.submit("diemen", example("JW301"))
+    await harness.submit("diemen", variant(example("JW301"), 2))
+    ack = await harness.client.post(
+        f"/v1/mailbox/{first['id']}/ack", headers={"Authorization": "Bearer token-provider-a"}
+    )
+    assert ack.status == 200
+    text = await harness.metrics()
+    assert 'gateway_queue_depth{party="provider-a",state="queued"} 1' in text
+    depths = [line for line in text.splitlines() if line.startswith("gateway_queue_depth{")]
+    assert depths == ['gateway_queue_depth{party="provider-a",state="queued"} 1']

@@ -171,3 +171,37 @@ async def test_mailbox_never_skips_a_message_queued_after_a_later_one(
             seen = await drain_mailbox(session, str(client.make_url("")).rstrip("/"), "provider-a")
         assert sorted(seen) == sorted([early.bericht_id, late.bericht_id])
         assert bericht_id(early.raw) == early.bericht_id
+
+
+async def test_two_daemons_refuse_a_reused_identificatie_once_stored_by_either(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """Each round sends one Identificatie with other bytes to each daemon at the same moment:
+    one stores it (202), the other answers 409 naming that message; nothing is queued twice.
+    Nobody is answered by the BVO here, so no retour of the gateway comes into play."""
+    rounds = submissions(6, prefix="U")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        _in_process(tmp_path / "a", pg_database) as (_, first),
+        _in_process(tmp_path / "b", pg_database) as (_, second),
+    ):
+        for sent in rounds:
+            headers = {"Authorization": f"Bearer {token(sent.sender)}"}
+            responses = await asyncio.gather(
+                first.post("/v1/messages", data=sent.raw, headers=headers),
+                second.post("/v1/messages", data=sent.raw + b"\n", headers=headers),
+            )
+            answers = sorted(
+                [(r.status, await r.json()) for r in responses], key=lambda pair: pair[0]
+            )
+            (stored_status, stored), (refused_status, refused) = answers
+            assert (stored_status, refused_status) == (202, 409), answers
+            assert refused["earlier"] == stored["id"]
+    store = SqlStore(pg_database)
+    try:
+        kept = store.query(MessageQuery(limit=1000))
+    finally:
+        store.close()
+    originals = [m for m in kept if m.bericht_id in {s.bericht_id for s in rounds}]
+    assert sorted(m.bericht_id or "" for m in originals) == sorted(s.bericht_id for s in rounds)

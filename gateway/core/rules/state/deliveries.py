@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from gateway.core.catalogue import ORIGINAL_TYPES
 from gateway.core.document import MessageDocument
 from gateway.core.dossier import (
     DELETE_DELIVERY,
@@ -17,7 +18,7 @@ from gateway.core.dossier import (
 )
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
-from gateway.core.rules.state.shared import HISTORY, ORIGINAL_TYPES, B, class_element, history_of
+from gateway.core.rules.state.shared import HISTORY, B, class_element, history_of
 
 # --- TR056: message identification -----------------------------------------------------------
 

@@ -10,7 +10,6 @@ from gateway.core.rules.engine import RuleContext, RuleLevel
 
 B = RuleLevel.CROSS_MESSAGE
 HISTORY = ("history",)
-ORIGINAL_TYPES = ("JW301", "JW305", "JW307", "JW315", "JW317", "JW319", "JW323", "JW325")
 MINUTE = "01"
 HOUR = "04"
 #: Eenheden of output-based delivery (OP261–OP264): weeks are counted by their Sundays (IV077).
