@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from gateway.clock import Clock, FixedClock
 from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.correlate import Correlation, correlation_of
+from gateway.core.document import MessageDocument
 from gateway.core.dossier import History, RegisterUpdate
 from gateway.core.errors import GatewayError, IllegalTransition
 from gateway.core.ledger import LedgerEntry, LedgerKey, TranslationLedger
@@ -105,8 +106,9 @@ _TYPE_BY_CODE = {kind.berichtcode: kind.name for kind in MESSAGE_KINDS.values()}
 _SNIFF_BYTES = 4096
 _PAGE = 500
 
-HistoryFactory = Callable[[Collection[str], Collection[str]], History]
-"""Builds the dossier history for one message from (its plain BSNs, message ids to leave out)."""
+HistoryFactory = Callable[[Collection[str], Collection[str], MessageDocument | None], History]
+"""Builds the dossier history for one message from (its plain BSNs, message ids to leave out,
+the message read: what its rules will ask is then read at once)."""
 
 GROUP_COMMIT_MAX_BATCH = 64
 """Most intake records committed in one transaction (bounds the time one commit holds the
@@ -683,7 +685,7 @@ class GatewayService:
         decision, translation = _with_translation(decision, translation)
         if needs_dossier(report, decision):
             # After translation: the B and E rules read the recipient's (gemeente's) codes.
-            rules_context = self._rule_context(today, raw, replay_of, received.id)
+            rules_context = self._rule_context(today, raw, replay_of, received.id, report.document)
             context = self._for_recipient(rules_context, decision)
             report = with_dossier_findings(report, context)
             decision = decide(report, sender, self.registry, today, self._holds)
@@ -736,7 +738,12 @@ class GatewayService:
         )
 
     def _rule_context(
-        self, today: dt.date, raw: bytes, replay_of: str | None, own_id: str | None = None
+        self,
+        today: dt.date,
+        raw: bytes,
+        replay_of: str | None,
+        own_id: str | None = None,
+        document: MessageDocument | None = None,
     ) -> RuleContext:
         """What the rules may consult: today, the dossier register, the external lists.
 
@@ -747,7 +754,7 @@ class GatewayService:
         history = None
         if self.history is not None:
             excluded = tuple(i for i in (replay_of, own_id) if i is not None)
-            history = self.history(sniff_bsns(raw), excluded)
+            history = self.history(sniff_bsns(raw), excluded, document)
         return RuleContext(today=today, history=history, lists=self.lists)
 
     def _for_recipient(self, context: RuleContext, decision: Decision) -> RuleContext:

@@ -23,7 +23,7 @@ import datetime as dt
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from enum import Enum
 from types import UnionType
 from typing import Any, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -41,9 +41,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.core.correlate import Side
+from gateway.core.document import MessageDocument
 from gateway.core.dossier import (
     Allocation,
     Answer,
@@ -61,6 +63,7 @@ from gateway.core.dossier import (
     Verdict,
     fold_deliveries,
 )
+from gateway.core.dossier.questions import Questions, questions_of
 from gateway.core.privacy import client_key
 from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import insert_rows, planned_per_call
@@ -525,6 +528,202 @@ class DossierRegister(Repository):
 
 # --- reading ----------------------------------------------------------------------------------
 
+# What a message's rules need is read in one statement (:func:`_read_once_statement`): a UNION
+# of index lookups, each a group of the message's questions (one kind of key, the header's
+# parties fixed, the message's values in an IN list), and the lookups that follow from what
+# those find (every version of an allocation number found, what settles a request found).
+# The answers are then filtered from those rows; a question outside them is asked on its own.
+
+_LOADED = (
+    "id",
+    "message_id",
+    "kind",
+    "gemeente",
+    "aanbieder",
+    "client_key",
+    "toewijzing_nummer",
+    "referentie",
+    "vorig_referentie",
+    "declaratie_nummer",
+    "body",
+)
+_INDEX = {name: n for n, name in enumerate(_LOADED)}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Hop:
+    """From the rows of kind ``source`` found so far, on to the live rows of ``kinds`` with
+    the same values in ``columns``."""
+
+    source: str
+    kinds: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Lookup:
+    """Live rows of ``kinds`` with ``fixed`` columns equal and ``column`` one of ``values``,
+    and where each chain of hops leads from them. Every prefix of a chain is a chain too (the
+    empty one first): a hop starts from rows the lookup read, as :func:`_covered` assumes."""
+
+    kinds: tuple[str, ...]
+    fixed: tuple[tuple[str, object], ...]
+    column: str
+    values: tuple[object, ...] = ()
+    chains: tuple[tuple[_Hop, ...], ...] = ((),)
+
+    @property
+    def shape(self) -> tuple[object, ...]:
+        return (self.kinds, tuple(name for name, _ in self.fixed), self.column, self.chains)
+
+
+_ALLOCATION = _KINDS[Allocation]
+_REQUEST = _KINDS[Request]
+_ANSWER = _KINDS[Answer]
+_CLAIM_LINE = _KINDS[ClaimLine]
+_VERSIONS = _Hop(_ALLOCATION, (_ALLOCATION,), ("gemeente", "toewijzing_nummer"))
+_REFERENCED = (_REQUEST, _ALLOCATION, _ANSWER)
+"""What a ReferentieAanbieder is asked about: requests, allocations and answers."""
+_SETTLING = _Hop(_REQUEST, _REFERENCED, ("aanbieder", "referentie"))
+
+
+def _lookups(questions: Questions) -> list[_Lookup]:
+    """The questions as lookups: grouped by their fixed columns, values sorted."""
+    groups: dict[_Lookup, set[object]] = defaultdict(set)
+    for template, value in _asked(questions):
+        groups[template].add(value)
+    lookups = [
+        dataclasses.replace(template, values=tuple(sorted(values, key=repr)))
+        for template, values in groups.items()
+    ]
+    return sorted(lookups, key=lambda lookup: repr((lookup.shape, lookup.fixed)))
+
+
+def _asked(questions: Questions) -> Iterator[tuple[_Lookup, object]]:
+    """Each expected question as (its lookup without values, its value)."""
+    for sender, message_type, identificatie in questions.identifications:
+        by_sender = (("aanbieder", sender),)
+        yield (
+            _Lookup((_KINDS[Identification],), by_sender, "referentie"),
+            _identification_key(message_type, identificatie),
+        )
+    for gemeente, number in questions.allocation_numbers:
+        by_gemeente = (("gemeente", gemeente),)
+        yield _Lookup((_ALLOCATION, _CLAIM_LINE), by_gemeente, "toewijzing_nummer"), number
+    client_chains = ((), (_VERSIONS,), (_SETTLING,), (_SETTLING, _VERSIONS))
+    client_kinds = (_ALLOCATION, _KINDS[DeliveryChange], _REQUEST)
+    for gemeente, aanbieder, bsn in questions.clients:
+        parties = (("aanbieder", aanbieder), ("gemeente", gemeente))
+        yield _Lookup(client_kinds, parties, "client_key", chains=client_chains), _key_of(bsn)
+    for aanbieder, referentie in questions.references:
+        by_aanbieder = (("aanbieder", aanbieder),)
+        chains = ((), (_VERSIONS,))
+        yield _Lookup(_REFERENCED, by_aanbieder, "referentie", chains=chains), referentie
+    for aanbieder, declaratie_nummer in questions.declaration_numbers:
+        by_aanbieder = (("aanbieder", aanbieder),)
+        yield (
+            _Lookup((_KINDS[Declaration],), by_aanbieder, "declaratie_nummer"),
+            declaratie_nummer,
+        )
+    for kind, column, keys in (
+        (_CLAIM_LINE, "referentie", questions.claim_references),
+        (_CLAIM_LINE, "vorig_referentie", questions.credited_references),
+        (SUBMITTED, "referentie", questions.submissions),
+    ):
+        for aanbieder, gemeente, reference in keys:
+            parties = (("aanbieder", aanbieder), ("gemeente", gemeente))
+            yield _Lookup((kind,), parties, column), reference
+
+
+_READ_ONCE: dict[tuple[object, ...], Executable] = {}
+"""The one-read statements by shape (which lookups, with or without excluded messages)."""
+
+
+def _read_once_statement(lookups: Sequence[_Lookup], excluding: bool) -> Executable:
+    """One statement for every lookup, with parameters ``p<n>_<column>`` (the fixed columns),
+    ``p<n>_in`` (the values) and ``p_excluded``; rows in :data:`_LOADED` order."""
+    shape = (tuple(lookup.shape for lookup in lookups), excluding)
+    found = _READ_ONCE.get(shape)
+    if found is not None:
+        return found
+
+    def live(table: Any) -> list[ColumnElement[bool]]:
+        conditions = [table.c.verdict != Verdict.REJECTED.value]
+        if excluding:
+            excluded: BindParameter[list[str]] = bindparam("p_excluded", expanding=True)
+            conditions.append(table.c.message_id.not_in(excluded))
+        return conditions
+
+    def kind_in(table: Any, kinds: Sequence[str]) -> ColumnElement[bool]:
+        column: ColumnElement[str] = table.c.kind
+        return column == kinds[0] if len(kinds) == 1 else column.in_(kinds)
+
+    branches = []
+    for n, lookup in enumerate(lookups):
+        for chain in lookup.chains:
+            tables = [REGISTER.alias(f"l{n}_{step}") for step in range(len(chain) + 1)]
+            seed = tables[0]
+            conditions = [
+                kind_in(seed, lookup.kinds),
+                *(seed.c[name] == bindparam(f"p{n}_{name}") for name, _ in lookup.fixed),
+                seed.c[lookup.column].in_(bindparam(f"p{n}_in", expanding=True)),
+                *live(seed),
+            ]
+            for hop, before, after in zip(chain, tables, tables[1:], strict=False):
+                conditions += [
+                    before.c.kind == hop.source,
+                    kind_in(after, hop.kinds),
+                    *(after.c[name] == before.c[name] for name in hop.columns),
+                    *live(after),
+                ]
+            last = tables[-1]
+            branches.append(select(*(last.c[name] for name in _LOADED)).where(*conditions))
+    statement: Executable = union(*branches) if len(branches) > 1 else branches[0]
+    _READ_ONCE[shape] = statement
+    return statement
+
+
+def _covered(
+    lookups: Sequence[_Lookup], rows: Sequence[Row[Any, Any, Any]]
+) -> set[tuple[str, Equals]]:
+    """The ``(kind, equals)`` questions whose every answer is among ``rows`` (what the lookups
+    read): the same filters, applied in Python."""
+    covered: set[tuple[str, Equals]] = set()
+
+    def mark(kinds: Sequence[str], equals: Iterable[tuple[str, object]]) -> None:
+        key = tuple(sorted(equals))
+        covered.update((kind, key) for kind in kinds)
+
+    for lookup in lookups:
+        values = set(lookup.values)
+        for value in lookup.values:
+            mark(lookup.kinds, (*lookup.fixed, (lookup.column, value)))
+        seeds = [
+            row
+            for row in rows
+            if row[_INDEX["kind"]] in lookup.kinds
+            and all(row[_INDEX[name]] == value for name, value in lookup.fixed)
+            and row[_INDEX[lookup.column]] in values
+        ]
+        for chain in lookup.chains:
+            found = seeds
+            for hop in chain:
+                keys = {
+                    tuple(row[_INDEX[name]] for name in hop.columns)
+                    for row in found
+                    if row[_INDEX["kind"]] == hop.source
+                }
+                keys = {key for key in keys if None not in key}
+                for key in keys:
+                    mark(hop.kinds, zip(hop.columns, key, strict=True))
+                found = [
+                    row
+                    for row in rows
+                    if row[_INDEX["kind"]] in hop.kinds
+                    and tuple(row[_INDEX[name]] for name in hop.columns) in keys
+                ]
+    return covered
+
 
 class EngineHolder(Protocol):
     """What a :class:`SqlHistory` reads through: a store's engine."""
@@ -539,6 +738,8 @@ class SqlHistory:
     ``known_bsns`` are the plain BSNs of the message being checked; ``exclude_messages`` are
     message ids whose entries must not count (the original of an operator replay, so the
     replay does not collide with itself on uniqueness rules such as TR056 or TR333).
+    ``questions`` (:func:`~gateway.core.dossier.questions.questions_of` the message) are read
+    in one statement at the first question; any other question is read when asked.
     Answers are those :class:`~gateway.core.dossier.InMemoryHistory` gives for the same
     accepted messages folded in arrival order.
     """
@@ -548,22 +749,30 @@ class SqlHistory:
         store: EngineHolder,
         known_bsns: Iterable[str] = (),
         exclude_messages: Iterable[str] = (),
+        questions: Questions | None = None,
     ) -> None:
         self._engine = store.engine
+        self._lookups = _lookups(questions) if questions is not None else []
+        self._loaded: list[Row[Any, Any, Any]] | None = None
+        self._covered: set[tuple[str, Equals]] = set()
         self._bsn_by_key = {client_key(bsn): bsn for bsn in known_bsns}
         self._excluded = sorted(set(exclude_messages))
         # The rules ask the same questions several times (per product, per rule); one history
         # serves one message's check, during which its clients' locks are held, so an answer
         # read once stands for the rest of the check.
-        self._read: dict[tuple[str, Equals], list[Row[Any, Any, Any]]] = {}
+        self._read: dict[tuple[str, Equals], list[Sequence[Any]]] = {}
         self._decoded: dict[tuple[str, Equals], list[Any]] = {}
 
     # -- plumbing --
 
-    def _rows(self, kind: type[Any] | str, **equals: object) -> list[Row[Any, Any, Any]]:
+    def _rows(self, kind: type[Any] | str, **equals: object) -> list[Sequence[Any]]:
         kind_name = kind if isinstance(kind, str) else _KINDS[kind]
         key = (kind_name, tuple(sorted(equals.items())))
         found = self._read.get(key)
+        if found is None and self._lookups:
+            self._read_once()
+            if key in self._covered:
+                found = self._from_loaded(key)
         if found is None:
             columns = tuple(name for name, _ in key[1])
             params: dict[str, object] = {f"p_{name}": value for name, value in key[1]}
@@ -575,6 +784,38 @@ class SqlHistory:
                 found = list(conn.execute(stmt, params).all())
             self._read[key] = found
         return found
+
+    def _read_once(self) -> None:
+        """Read what the expected questions need, once (see :func:`_read_once_statement`)."""
+        if self._loaded is not None:
+            return
+        params: dict[str, object] = {}
+        for n, lookup in enumerate(self._lookups):
+            params.update({f"p{n}_{name}": value for name, value in lookup.fixed})
+            params[f"p{n}_in"] = list(lookup.values)
+        if self._excluded:
+            params["p_excluded"] = self._excluded
+        stmt = _read_once_statement(self._lookups, bool(self._excluded))
+
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt, params).all()
+        self._loaded = sorted(rows, key=lambda row: row[0])
+        self._covered = _covered(self._lookups, self._loaded)
+
+    def _from_loaded(self, key: tuple[str, Equals]) -> list[Sequence[Any]]:
+        """The rows :meth:`_rows` would read for ``key``, filtered from those read once."""
+        kind, equals = key
+        wanted = [(_INDEX[name], value) for name, value in equals]
+        message_id, client, body = _INDEX["message_id"], _INDEX["client_key"], _INDEX["body"]
+        found = [
+            row
+            for row in self._loaded or ()
+            if row[_INDEX["kind"]] == kind
+            and all(value is not None and row[i] == value for i, value in wanted)
+        ]
+        rows: list[Sequence[Any]] = [(row[message_id], row[client], row[body]) for row in found]
+        self._read[key] = rows
+        return rows
 
     def _bsn(self, key: str | None) -> str:
         if key is None:
@@ -742,14 +983,20 @@ class SqlHistory:
         return SubmittedDeclaration(**values, lines=lines)
 
 
-HistoryFactory = Callable[[Collection[str], Collection[str]], SqlHistory]
-"""Builds the history for one message: (its plain BSNs, message ids to leave out)."""
+HistoryFactory = Callable[[Collection[str], Collection[str], MessageDocument | None], SqlHistory]
+"""Builds the history for one message: (its plain BSNs, message ids to leave out, the message
+read, whose questions are then read at once)."""
 
 
 def history_factory(store: EngineHolder) -> HistoryFactory:
     """A factory of :class:`SqlHistory` over ``store``, for the service."""
 
-    def build(known_bsns: Collection[str], exclude_messages: Collection[str]) -> SqlHistory:
-        return SqlHistory(store, known_bsns, exclude_messages)
+    def build(
+        known_bsns: Collection[str],
+        exclude_messages: Collection[str],
+        document: MessageDocument | None = None,
+    ) -> SqlHistory:
+        questions = questions_of(document) if document is not None else None
+        return SqlHistory(store, known_bsns, exclude_messages, questions)
 
     return build
