@@ -38,6 +38,7 @@ from gateway.store.tables import REGISTER
 from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas
 from tests.unit.dossier import scenario, test_startstop
 from tests.unit.dossier.suite import plain_scenarios
+from tests.unit.rules.mutate import official_schema_set
 
 AT = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -93,7 +94,7 @@ class SqlRecordingHistory:
     def checking(self, raw: bytes) -> SqlHistory:
         """The history the daemon builds for the message ``raw``: reading what the message's
         rules will ask at once, or (``read_once=False``) each question when asked."""
-        document = validate(raw, scenario.official_schema_set()).document
+        document = validate(raw, official_schema_set()).document
         if not self.read_once or document is None:
             return SqlHistory(self.store, sniff_bsns(raw))
         return history_factory(self.store)(sniff_bsns(raw), (), document)
