@@ -36,12 +36,13 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    literal,
     select,
     union,
+    union_all,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.engine import Connection, Dialect, Engine, Row
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.core.correlate import Side
@@ -366,11 +367,40 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
     return _HINTS[cls]
 
 
+Decoder = Callable[[Any, str], Any]
+_DECODERS: dict[type[Any], tuple[tuple[str, Decoder | None], ...]] = {}
+"""Per record class: its fields, each with how its JSON value is read back (None: as it is),
+worked out once from the type hints (``bsn`` is set apart: it is never in the body)."""
+
+
 def _decode(cls: type[R], body: dict[str, Any], bsn: str) -> R:
+    plan = _DECODERS.get(cls)
+    if plan is None:
+        plan = _DECODERS[cls] = tuple(
+            (name, _decoder_for(hint)) for name, hint in _hints(cls).items()
+        )
     values: dict[str, Any] = {}
-    for name, hint in _hints(cls).items():
-        values[name] = bsn if name == "bsn" else _decode_value(hint, body.get(name), bsn)
+    for name, decoder in plan:
+        if name == "bsn":
+            values[name] = bsn
+            continue
+        value = body.get(name)
+        values[name] = value if value is None or decoder is None else decoder(value, bsn)
     return cls(**values)
+
+
+def _decoder_for(hint: Any) -> Decoder | None:
+    """How :func:`_decode_value` reads a value of this hint, decided once."""
+    target = next((a for a in get_args(hint) if a is not type(None)), hint)
+    if target is dt.date:
+        return lambda value, _: dt.date.fromisoformat(value)
+    if target is dt.time:
+        return lambda value, _: dt.time.fromisoformat(value)
+    if isinstance(target, type) and issubclass(target, Enum):
+        return lambda value, _: target(value)
+    if isinstance(target, type) and dataclasses.is_dataclass(target):
+        return lambda value, bsn: _decode(target, value, bsn)
+    return None
 
 
 def _decode_value(hint: Any, value: Any, bsn: str) -> Any:
@@ -635,38 +665,63 @@ def _asked(questions: Questions) -> Iterator[tuple[_Lookup, object]]:
             yield _Lookup((kind,), parties, column), reference
 
 
-_READ_ONCE: dict[tuple[object, ...], Executable] = {}
-"""The one-read statements by shape (which lookups, with or without excluded messages)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ReadOnce:
+    """The one-read statement of one shape, compiled for one dialect: its text, the values of
+    its constant parameters and, for a positional driver, the order of its parameters."""
+
+    sql: str
+    constants: dict[str, Any]
+    order: tuple[str, ...] | None
+
+    def arguments(self, params: dict[str, object]) -> Any:
+        values = self.constants | params
+        return values if self.order is None else tuple(values[name] for name in self.order)
 
 
-def _read_once_statement(lookups: Sequence[_Lookup], excluding: bool) -> Executable:
-    """One statement for every lookup, with parameters ``p<n>_<column>`` (the fixed columns),
-    ``p<n>_in`` (the values) and ``p_excluded``; rows in :data:`_LOADED` order."""
-    shape = (tuple(lookup.shape for lookup in lookups), excluding)
+_READ_ONCE: dict[tuple[object, ...], _ReadOnce] = {}
+"""The one-read statements by dialect and shape (the lookups, how many values each, how many
+excluded messages), compiled once: SQLAlchemy's per-execution work (cache key, expanding IN
+lists) on a statement of this size cost more than SQLite spent running it."""
+
+
+def _read_once_statement(dialect: Dialect, lookups: Sequence[_Lookup], excluded: int) -> _ReadOnce:
+    """One UNION ALL for every lookup, with parameters ``p<n>_<column>`` (the fixed columns),
+    ``p<n>_in<i>`` (the values) and ``p_excluded<i>``; rows in :data:`_LOADED` order, a row
+    found by several branches several times."""
+    shape = (
+        dialect.name,
+        tuple((lookup.shape, len(lookup.values)) for lookup in lookups),
+        excluded,
+    )
     found = _READ_ONCE.get(shape)
     if found is not None:
         return found
 
     def live(table: Any) -> list[ColumnElement[bool]]:
         conditions = [table.c.verdict != Verdict.REJECTED.value]
-        if excluding:
-            excluded: BindParameter[list[str]] = bindparam("p_excluded", expanding=True)
-            conditions.append(table.c.message_id.not_in(excluded))
+        if excluded:
+            ids: list[BindParameter[Any]] = [bindparam(f"p_excluded{i}") for i in range(excluded)]
+            conditions.append(table.c.message_id.not_in(ids))
         return conditions
 
     def kind_in(table: Any, kinds: Sequence[str]) -> ColumnElement[bool]:
         column: ColumnElement[str] = table.c.kind
-        return column == kinds[0] if len(kinds) == 1 else column.in_(kinds)
+        # One bound value each: a list would be an expanding parameter, rendered per call.
+        return column == kinds[0] if len(kinds) == 1 else column.in_([literal(k) for k in kinds])
 
     branches = []
     for n, lookup in enumerate(lookups):
+        values: list[BindParameter[Any]] = [
+            bindparam(f"p{n}_in{i}") for i in range(len(lookup.values))
+        ]
         for chain in lookup.chains:
             tables = [REGISTER.alias(f"l{n}_{step}") for step in range(len(chain) + 1)]
             seed = tables[0]
             conditions = [
                 kind_in(seed, lookup.kinds),
                 *(seed.c[name] == bindparam(f"p{n}_{name}") for name, _ in lookup.fixed),
-                seed.c[lookup.column].in_(bindparam(f"p{n}_in", expanding=True)),
+                seed.c[lookup.column].in_(values),
                 *live(seed),
             ]
             for hop, before, after in zip(chain, tables, tables[1:], strict=False):
@@ -678,9 +733,14 @@ def _read_once_statement(lookups: Sequence[_Lookup], excluding: bool) -> Executa
                 ]
             last = tables[-1]
             branches.append(select(*(last.c[name] for name in _LOADED)).where(*conditions))
-    statement: Executable = union(*branches) if len(branches) > 1 else branches[0]
-    _READ_ONCE[shape] = statement
-    return statement
+    statement = union_all(*branches) if len(branches) > 1 else branches[0]
+    compiled = statement.compile(dialect=dialect)
+    # The kinds and verdict are bound constants; the rest come with each read.
+    defaults = compiled.construct_params(_check=False)
+    constants = {name: value for name, value in defaults.items() if value is not None}
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    found = _READ_ONCE[shape] = _ReadOnce(compiled.string, constants, order)
+    return found
 
 
 def _covered(
@@ -762,6 +822,7 @@ class SqlHistory:
         # read once stands for the rest of the check.
         self._read: dict[tuple[str, Equals], list[Sequence[Any]]] = {}
         self._decoded: dict[tuple[str, Equals], list[Any]] = {}
+        self._deliveries: dict[tuple[str, str, str], list[Delivery]] = {}
 
     # -- plumbing --
 
@@ -792,14 +853,13 @@ class SqlHistory:
         params: dict[str, object] = {}
         for n, lookup in enumerate(self._lookups):
             params.update({f"p{n}_{name}": value for name, value in lookup.fixed})
-            params[f"p{n}_in"] = list(lookup.values)
-        if self._excluded:
-            params["p_excluded"] = self._excluded
-        stmt = _read_once_statement(self._lookups, bool(self._excluded))
-
+            params.update({f"p{n}_in{i}": value for i, value in enumerate(lookup.values)})
+        params.update({f"p_excluded{i}": value for i, value in enumerate(self._excluded)})
         with self._engine.connect() as conn:
-            rows = conn.execute(stmt, params).all()
-        self._loaded = sorted(rows, key=lambda row: row[0])
+            statement = _read_once_statement(conn.dialect, self._lookups, len(self._excluded))
+            rows = conn.exec_driver_sql(statement.sql, statement.arguments(params)).all()
+        # A row two lookups found comes once; arrival order, as every answer is read.
+        self._loaded = sorted({row[0]: row for row in rows}.values(), key=lambda row: row[0])
         self._covered = _covered(self._lookups, self._loaded)
 
     def _from_loaded(self, key: tuple[str, Equals]) -> list[Sequence[Any]]:
@@ -889,6 +949,10 @@ class SqlHistory:
 
     def deliveries(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Delivery]:
         """See :meth:`History.deliveries`."""
+        client = (aanbieder, gemeente, bsn)
+        known = self._deliveries.get(client)
+        if known is not None:
+            return list(known)
         rows = self._rows(
             DeliveryChange,
             aanbieder=aanbieder,
@@ -903,7 +967,8 @@ class SqlHistory:
         current: list[Delivery] = []
         for changes in by_message.values():
             current = fold_deliveries(current, changes)
-        return current
+        self._deliveries[client] = current
+        return list(current)
 
     def requests_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Request]:
         """See :meth:`History.requests_with_reference`."""
