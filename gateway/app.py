@@ -35,7 +35,7 @@ from gateway.scheduler import Scheduler
 from gateway.schemas import load_schema_set
 from gateway.server import create_app
 from gateway.service import STUCK_SCAN_SECONDS, GatewayService
-from gateway.store.register import history_factory
+from gateway.store.history import history_factory
 from gateway.store.sql import SqlStore
 from gateway.translator import Translator
 

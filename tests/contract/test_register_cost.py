@@ -19,14 +19,8 @@ from gateway.core.dossier import Verdict
 from gateway.core.rules.engine import RuleContext
 from gateway.core.validate import validate
 from gateway.service import sniff_bsns
-from gateway.store.register import (
-    REGISTER_COLUMNS,
-    RETOUR_VERDICT,
-    SqlHistory,
-    _blank,
-    history_factory,
-    settle,
-)
+from gateway.store.history import SqlHistory, history_factory
+from gateway.store.register import REGISTER_COLUMNS, RETOUR_VERDICT, _blank, settle
 from gateway.store.sql import SqlStore
 from gateway.store.tables import REGISTER
 from tests.contract.test_register_history import SqlRecordingHistory

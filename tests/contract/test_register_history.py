@@ -32,7 +32,7 @@ from gateway.core.model import Direction, Message, State
 from gateway.core.validate import validate
 from gateway.service import sniff_bsns
 from gateway.store.base import IntakeRecord
-from gateway.store.register import SqlHistory, history_factory
+from gateway.store.history import SqlHistory, history_factory
 from gateway.store.sql import SqlStore
 from gateway.store.tables import REGISTER
 from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas

@@ -1,7 +1,7 @@
 """What the cross-message rules will ask the history about one message, read from the message.
 
 A history that reads a database can then fetch everything at once instead of one query per
-question (:class:`~gateway.store.register.SqlHistory`). The list only has to be right for the
+question (:class:`~gateway.store.history.SqlHistory`). The list only has to be right for the
 common case: a history answers a question it did not expect by asking the store then, so a
 rule that asks something new stays correct and only costs one more read.
 """
