@@ -2,7 +2,8 @@
 
 Intake writes the entries of every message that passes (see
 :func:`gateway.core.pipeline.register_update`) in the same transaction as the message itself;
-:class:`~gateway.store.history.SqlHistory` answers the :class:`~gateway.core.dossier.History` protocol from them.
+:class:`~gateway.store.history.SqlHistory` answers the
+:class:`~gateway.core.dossier.History` protocol from them.
 
 Verdicts (OP286, OP080): entries of a message the gateway answered for are ``accepted`` (or,
 of a JW323, only its accepted lines are written); entries of a message its recipient answers
@@ -11,7 +12,8 @@ of the two arrives first. ``rejected`` entries are invisible to every query.
 
 Privacy: the register holds no BSN. A client is its :func:`~gateway.core.privacy.client_key`
 in a column, and the JSON body carries every field of the record except the BSN. A
-:class:`~gateway.store.history.SqlHistory` is made per message with the plain BSNs of that message: records of those
+:class:`~gateway.store.history.SqlHistory` is made per message with the plain BSNs of that
+message: records of those
 clients come back with their BSN, records of other clients with an opaque ``key:<hash>``, so
 the rules' equality tests give the same answers as with plain BSNs.
 """
