@@ -36,7 +36,7 @@ from gateway.pseudonym_key import load_pseudonymizer
 from gateway.schemas import load_schema_set
 from gateway.service.gateway_service import GatewayService
 from gateway.service.volume import VolumeLimits, free_disk_bytes
-from gateway.store.register import history_factory
+from gateway.store.history import history_factory
 from gateway.store.sql import SqlStore
 from gateway.translator import Translator
 

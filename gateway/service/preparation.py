@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from gateway.clock import FixedClock
 from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.correlate import Correlation, correlation_of
+from gateway.core.document import MessageDocument
 from gateway.core.dossier import RegisterUpdate
 from gateway.core.ledger import LedgerEntry, LedgerKey, TranslationLedger
 from gateway.core.lifecycle import advance
@@ -152,7 +153,7 @@ class Preparation:
         decision, translation = _with_translation(decision, translation)
         if needs_dossier(report, decision):
             # After translation: the B and E rules read the recipient's (gemeente's) codes.
-            rules_context = self._rule_context(today, raw, replay_of, received.id)
+            rules_context = self._rule_context(today, raw, replay_of, received.id, report.document)
             context = self._for_recipient(rules_context, decision)
             report = with_dossier_findings(report, context)
             decision = decide(
@@ -209,7 +210,12 @@ class Preparation:
         )
 
     def _rule_context(
-        self, today: dt.date, raw: bytes, replay_of: str | None, own_id: str | None = None
+        self,
+        today: dt.date,
+        raw: bytes,
+        replay_of: str | None,
+        own_id: str | None = None,
+        document: MessageDocument | None = None,
     ) -> RuleContext:
         """What the rules may consult: today, the dossier register, the external lists.
 
@@ -220,7 +226,7 @@ class Preparation:
         history = None
         if self.shared.history is not None:
             excluded = tuple(i for i in (replay_of, own_id) if i is not None)
-            history = self.shared.history(sniff_bsns(raw), excluded)
+            history = self.shared.history(sniff_bsns(raw), excluded, document)
         return RuleContext(today=today, history=history, lists=self.shared.lists)
 
     def _for_recipient(self, context: RuleContext, decision: Decision) -> RuleContext:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from gateway.clock import Clock
+from gateway.core.document import MessageDocument
 from gateway.core.dossier import History
 from gateway.core.lifecycle import advance, return_unattempted
 from gateway.core.lists import ExternalLists
@@ -34,8 +35,9 @@ T = TypeVar("T")
 PAGE = 500
 """Messages read per query when a use case walks a whole state."""
 
-HistoryFactory = Callable[[Collection[str], Collection[str]], History]
-"""Builds the dossier history for one message from (its plain BSNs, message ids to leave out)."""
+HistoryFactory = Callable[[Collection[str], Collection[str], MessageDocument | None], History]
+"""Builds the dossier history for one message from (its plain BSNs, message ids to leave out,
+the message read: what its rules will ask is then read at once)."""
 
 
 class SharedState:

@@ -2,7 +2,8 @@
 
 Intake writes the entries of every message that passes (see
 :func:`gateway.core.pipeline.register_update`) in the same transaction as the message itself;
-:class:`SqlHistory` answers the :class:`~gateway.core.dossier.History` protocol from them.
+:class:`~gateway.store.history.SqlHistory` answers the
+:class:`~gateway.core.dossier.History` protocol from them.
 
 Verdicts (OP286, OP080): entries of a message the gateway answered for are ``accepted`` (or,
 of a JW323, only its accepted lines are written); entries of a message its recipient answers
@@ -11,10 +12,10 @@ of the two arrives first. ``rejected`` entries are invisible to every query.
 
 Privacy: the register holds no BSN. A client is its key (made by the store's
 :class:`~gateway.core.privacy.Pseudonymizer`) in a column, and the JSON body carries every
-field of the record except the BSN. A :class:`SqlHistory` is made per message with the plain
-BSNs of that message: records of those clients come back with their BSN, records of other
-clients with an opaque ``key:<hash>``, so the rules' equality tests give the same answers as
-with plain BSNs.
+field of the record except the BSN. A :class:`~gateway.store.history.SqlHistory` is made per
+message with the plain BSNs of that message: records of those clients come back with their
+BSN, records of other clients with an opaque ``key:<hash>``, so the rules' equality tests give
+the same answers as with plain BSNs.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import datetime as dt
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -38,7 +39,7 @@ from sqlalchemy import (
     union,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.core.correlate import Side
@@ -47,7 +48,6 @@ from gateway.core.dossier import (
     Answer,
     ClaimLine,
     Declaration,
-    Delivery,
     DeliveryChange,
     Entry,
     Identification,
@@ -55,15 +55,13 @@ from gateway.core.dossier import (
     Request,
     RetourVerdict,
     SubmittedDeclaration,
-    SubmittedLine,
     Verdict,
-    fold_deliveries,
 )
 from gateway.core.privacy import Pseudonymizer
 from gateway.store.base import ClaimedProduct
 from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import insert_rows, planned_per_call
-from gateway.store.register_codec import decode_record, decode_value, encode_record, type_hints_of
+from gateway.store.register_codec import encode_record
 from gateway.store.tables import CORRELATIONS, REGISTER
 
 OTHER_CLIENT_PREFIX = "key:"
@@ -484,240 +482,3 @@ class DossierRegister(Repository):
                 )  # fmt: skip
                 counts[key] += 1
         return [ClaimedProduct(*key, lines) for key, lines in sorted(counts.items())]
-
-
-# --- reading ----------------------------------------------------------------------------------
-
-
-class EngineHolder(Protocol):
-    """What a :class:`SqlHistory` reads through: a store's engine, and its client keys."""
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def pseudonyms(self) -> Pseudonymizer: ...
-
-
-class SqlHistory:
-    """The :class:`~gateway.core.dossier.History` of the register, for checking one message.
-
-    ``known_bsns`` are the plain BSNs of the message being checked; ``exclude_messages`` are
-    message ids whose entries must not count (the original of an operator replay, so the
-    replay does not collide with itself on uniqueness rules such as TR056 or TR333).
-    Answers are those :class:`~gateway.core.dossier.InMemoryHistory` gives for the same
-    accepted messages folded in arrival order.
-    """
-
-    def __init__(
-        self,
-        store: EngineHolder,
-        known_bsns: Iterable[str] = (),
-        exclude_messages: Iterable[str] = (),
-    ) -> None:
-        self._engine = store.engine
-        self._pseudonyms = store.pseudonyms
-        self._bsn_by_key = {self._pseudonyms.client_key(bsn): bsn for bsn in known_bsns}
-        self._excluded = sorted(set(exclude_messages))
-        # The rules ask the same questions several times (per product, per rule); one history
-        # serves one message's check, during which its clients' locks are held, so an answer
-        # read once stands for the rest of the check.
-        self._read: dict[tuple[str, Equals], list[Row[Any, Any, Any]]] = {}
-        self._decoded: dict[tuple[str, Equals], list[Any]] = {}
-
-    # -- plumbing --
-
-    def _rows(self, kind: type[Any] | str, **equals: object) -> list[Row[Any, Any, Any]]:
-        kind_name = kind if isinstance(kind, str) else _KINDS[kind]
-        key = (kind_name, tuple(sorted(equals.items())))
-        found = self._read.get(key)
-        if found is None:
-            columns = tuple(name for name, _ in key[1])
-            params: dict[str, object] = {f"p_{name}": value for name, value in key[1]}
-            params["p_kind"] = kind_name
-            if self._excluded:
-                params["p_excluded"] = self._excluded
-            stmt = _read_statement(columns, bool(self._excluded))
-            with self._engine.connect() as conn:
-                found = list(conn.execute(stmt, params).all())
-            self._read[key] = found
-        return found
-
-    def _bsn(self, key: str | None) -> str:
-        if key is None:
-            return ""
-        return self._bsn_by_key.get(key, OTHER_CLIENT_PREFIX + key)
-
-    def _records(self, kind: type[R], **equals: object) -> list[R]:
-        key = (_KINDS[kind], tuple(sorted(equals.items())))
-        found = self._decoded.get(key)
-        if found is None:
-            found = [
-                decode_record(kind, json.loads(body), self._bsn(client))
-                for _, client, body in self._rows(kind, **equals)
-            ]
-            self._decoded[key] = found
-        # A copy: callers may filter or extend what they get.
-        return list(found)
-
-    def _allocations(self, **equals: object) -> list[Allocation]:
-        """Every version of the numbers that have a version matching ``equals``; a later entry
-        with the same moment replaces an earlier one, as in the in-memory history."""
-        numbers = {(a.gemeente, a.toewijzing_nummer) for a in self._records(Allocation, **equals)}
-        versions: dict[tuple[str, int], dict[dt.datetime, Allocation]] = defaultdict(dict)
-        for gemeente, nummer in sorted(numbers):
-            for version in self._records(Allocation, gemeente=gemeente, toewijzing_nummer=nummer):
-                versions[(gemeente, nummer)][version.moment] = version
-        return [v for by_moment in versions.values() for v in by_moment.values()]
-
-    def _lines(self, **equals: object) -> list[ClaimLine]:
-        """Claim lines matching ``equals``, the latest per ReferentieNummer."""
-        latest: dict[tuple[str, str, str], ClaimLine] = {}
-        for line in self._records(ClaimLine, **equals):
-            latest[(line.aanbieder, line.gemeente, line.referentie_nummer)] = line
-        return list(latest.values())
-
-    # -- History --
-
-    def message_seen(self, sender: str, message_type: str, identificatie: str) -> bool:
-        """See :meth:`History.message_seen`."""
-        return bool(
-            self._rows(
-                Identification,
-                aanbieder=sender,
-                referentie=_identification_key(message_type, identificatie),
-            )
-        )
-
-    def allocation_versions(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Allocation]:
-        """See :meth:`History.allocation_versions`."""
-        return self._allocations(gemeente=gemeente, toewijzing_nummer=toewijzing_nummer)
-
-    def client_allocations(self, gemeente: str, aanbieder: str, bsn: str) -> Sequence[Allocation]:
-        """See :meth:`History.client_allocations`."""
-        return [
-            v
-            for v in self._allocations(
-                gemeente=gemeente,
-                aanbieder=aanbieder,
-                client_key=_key_of(self._pseudonyms, bsn),
-            )
-            if v.aanbieder == aanbieder and v.bsn == bsn
-        ]
-
-    def allocations_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Allocation]:
-        """See :meth:`History.allocations_with_reference`."""
-        return [
-            v
-            for v in self._allocations(aanbieder=aanbieder, referentie=referentie)
-            if v.aanbieder == aanbieder and v.referentie_aanbieder == referentie
-        ]
-
-    def deliveries(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Delivery]:
-        """See :meth:`History.deliveries`."""
-        rows = self._rows(
-            DeliveryChange,
-            aanbieder=aanbieder,
-            gemeente=gemeente,
-            client_key=_key_of(self._pseudonyms, bsn),
-        )
-        # Fold message by message, in arrival order, exactly as the in-memory history does.
-        by_message: dict[str, list[DeliveryChange]] = {}
-        for message_id, key, body in rows:
-            change = decode_record(DeliveryChange, json.loads(body), self._bsn(key))
-            by_message.setdefault(message_id, []).append(change)
-        current: list[Delivery] = []
-        for changes in by_message.values():
-            current = fold_deliveries(current, changes)
-        return current
-
-    def requests_with_reference(self, aanbieder: str, referentie: str) -> Sequence[Request]:
-        """See :meth:`History.requests_with_reference`."""
-        return self._records(Request, aanbieder=aanbieder, referentie=referentie)
-
-    def client_requests(self, aanbieder: str, gemeente: str, bsn: str) -> Sequence[Request]:
-        """See :meth:`History.client_requests`."""
-        return self._records(
-            Request,
-            aanbieder=aanbieder,
-            gemeente=gemeente,
-            client_key=_key_of(self._pseudonyms, bsn),
-        )
-
-    def answers(self, aanbieder: str, referentie: str) -> Sequence[Answer]:
-        """See :meth:`History.answers`."""
-        return self._records(Answer, aanbieder=aanbieder, referentie=referentie)
-
-    def declaration_number_seen(self, aanbieder: str, declaratie_nummer: str) -> bool:
-        """See :meth:`History.declaration_number_seen`."""
-        return bool(
-            self._rows(
-                Declaration,
-                aanbieder=aanbieder,
-                declaratie_nummer=declaratie_nummer,
-            )
-        )
-
-    def claim_line(self, aanbieder: str, gemeente: str, referentie_nummer: str) -> ClaimLine | None:
-        """See :meth:`History.claim_line`."""
-        lines = self._lines(
-            aanbieder=aanbieder,
-            gemeente=gemeente,
-            referentie=referentie_nummer,
-        )
-        return lines[0] if lines else None
-
-    def credits_of(
-        self, aanbieder: str, gemeente: str, referentie_nummer: str
-    ) -> Sequence[ClaimLine]:
-        """See :meth:`History.credits_of`."""
-        return [
-            line
-            for line in self._lines(
-                aanbieder=aanbieder,
-                gemeente=gemeente,
-                vorig_referentie=referentie_nummer,
-            )
-            if line.credit
-        ]
-
-    def allocation_claims(self, gemeente: str, toewijzing_nummer: int) -> Sequence[ClaimLine]:
-        """See :meth:`History.allocation_claims`."""
-        return self._lines(gemeente=gemeente, toewijzing_nummer=toewijzing_nummer)
-
-    def submitted_declaration(
-        self, aanbieder: str, gemeente: str, identificatie: str
-    ) -> SubmittedDeclaration | None:
-        """See :meth:`History.submitted_declaration`."""
-        rows = self._rows(
-            SUBMITTED,
-            aanbieder=aanbieder,
-            gemeente=gemeente,
-            referentie=identificatie,
-        )
-        if not rows:
-            return None
-        body = json.loads(rows[-1][2])
-        lines = tuple(
-            SubmittedLine(
-                decode_record(ClaimLine, item["line"], self._bsn(item["client_key"])),
-                item["tarief"],
-            )
-            for item in body.pop("lines")
-        )
-        hints = type_hints_of(SubmittedDeclaration)
-        values = {name: decode_value(hints[name], value, "") for name, value in body.items()}
-        return SubmittedDeclaration(**values, lines=lines)
-
-
-HistoryFactory = Callable[[Collection[str], Collection[str]], SqlHistory]
-"""Builds the history for one message: (its plain BSNs, message ids to leave out)."""
-
-
-def history_factory(store: EngineHolder) -> HistoryFactory:
-    """A factory of :class:`SqlHistory` over ``store``, for the service."""
-
-    def build(known_bsns: Collection[str], exclude_messages: Collection[str]) -> SqlHistory:
-        return SqlHistory(store, known_bsns, exclude_messages)
-
-    return build

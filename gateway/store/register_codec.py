@@ -85,11 +85,41 @@ def type_hints_of(cls: type[Any]) -> dict[str, Any]:
     return _HINTS[cls]
 
 
+Decoder = Callable[[Any, str], Any]
+_DECODERS: dict[type[Any], tuple[tuple[str, Decoder | None], ...]] = {}
+"""Per record class: its fields, each with how its JSON value is read back (None: as it is),
+worked out once from the type hints (``bsn`` is set apart: it is never in the body)."""
+
+
 def decode_record(cls: type[R], body: dict[str, Any], bsn: str) -> R:
+    """The record of class ``cls`` from its row's body, with ``bsn`` as its client."""
+    plan = _DECODERS.get(cls)
+    if plan is None:
+        plan = _DECODERS[cls] = tuple(
+            (name, _decoder_for(hint)) for name, hint in type_hints_of(cls).items()
+        )
     values: dict[str, Any] = {}
-    for name, hint in type_hints_of(cls).items():
-        values[name] = bsn if name == "bsn" else decode_value(hint, body.get(name), bsn)
+    for name, decoder in plan:
+        if name == "bsn":
+            values[name] = bsn
+            continue
+        value = body.get(name)
+        values[name] = value if value is None or decoder is None else decoder(value, bsn)
     return cls(**values)
+
+
+def _decoder_for(hint: Any) -> Decoder | None:
+    """How :func:`decode_value` reads a value of this hint, decided once."""
+    target = next((a for a in get_args(hint) if a is not type(None)), hint)
+    if target is dt.date:
+        return lambda value, _: dt.date.fromisoformat(value)
+    if target is dt.time:
+        return lambda value, _: dt.time.fromisoformat(value)
+    if isinstance(target, type) and issubclass(target, Enum):
+        return lambda value, _: target(value)
+    if isinstance(target, type) and dataclasses.is_dataclass(target):
+        return lambda value, bsn: decode_record(target, value, bsn)
+    return None
 
 
 def decode_value(hint: Any, value: Any, bsn: str) -> Any:

@@ -17,7 +17,8 @@ from gateway.core.lifecycle import advance
 from gateway.core.model import Message, State
 from gateway.store import migrations
 from gateway.store.base import IntakeRecord, KeyKind, SearchQuery
-from gateway.store.register import SUBMITTED, SqlHistory
+from gateway.store.history import SqlHistory
+from gateway.store.register import SUBMITTED
 from gateway.store.sql import SqlStore
 from gateway.store.tables import MESSAGE_KEYS, REGISTER, SCHEMA_VERSION
 from tests.pseudonyms import TEST_PSEUDONYMS

@@ -6,6 +6,7 @@ steps (its progress handler) for settling, statements sent for a dossier check.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +16,21 @@ import pytest
 from sqlalchemy import event
 
 from gateway.core.dossier import Verdict
-from gateway.store.register import REGISTER_COLUMNS, RETOUR_VERDICT, SqlHistory, _blank, settle
+from gateway.core.rules.engine import RuleContext
+from gateway.core.validate import validate
+from gateway.service import sniff_bsns
+from gateway.store.history import SqlHistory, history_factory
+from gateway.store.register import REGISTER_COLUMNS, RETOUR_VERDICT, _blank, settle
 from gateway.store.sql import SqlStore
 from gateway.store.tables import REGISTER
+from tests.contract.test_register_history import SqlRecordingHistory
+from tests.paths import REPO
 from tests.pseudonyms import TEST_PSEUDONYMS
+from tests.unit.rules.mutate import official_schema_set
 
 STEP = 100  # VM instructions per progress callback
 BSN = "999900006"
+TODAY = dt.date(2026, 12, 31)
 
 
 @pytest.fixture
@@ -121,3 +130,56 @@ def test_a_new_check_reads_the_store_again(
     asked = len(statements)
     SqlHistory(store, [BSN]).declaration_number_seen("42420001", "D1")
     assert len(statements) == 2 * asked
+
+
+def _register_reads(statements: list[str]) -> int:
+    """The statements that read register entries (settling and writing are not reads)."""
+    return sum(
+        1
+        for statement in statements
+        if statement.lstrip().upper().startswith("SELECT")
+        and "register_entries" in statement.partition(" WHERE ")[0]
+    )
+
+
+def test_each_message_of_a_dossier_reads_the_register_once(
+    counted: tuple[SqlStore, list[int], list[str]],
+) -> None:
+    """The demo dossier (docs/examples: request, allocation, start, change request, answer,
+    stop, claim) checked message by message, each accepted into the register before the next:
+    every check reads the register in one statement, whatever its rules ask, and finds what
+    the earlier messages wrote (the change request asks whether the first request is settled,
+    through the allocation that carries its reference)."""
+    store, _, statements = counted
+    register = SqlRecordingHistory(store)
+    reads: dict[str, int] = {}
+    for path in sorted((REPO / "docs" / "examples").glob("0*-JW*.xml")):
+        raw = path.read_bytes()
+        document = validate(raw, official_schema_set()).document
+        assert document is not None
+        history = history_factory(store)(sniff_bsns(raw), (), document)
+        statements.clear()
+        report = validate(raw, official_schema_set(), RuleContext(today=TODAY, history=history))
+        reads[path.stem] = _register_reads(statements)
+        # The demo claim carries the provider's codes, which the daemon translates first.
+        assert [f.rule for f in report.findings if f.rule != "TR340"] == [], path.stem
+        register.record(document)
+    assert reads == dict.fromkeys(reads, 1), reads
+    assert len(reads) == 7
+
+
+def test_a_question_nobody_expected_is_read_when_asked(
+    counted: tuple[SqlStore, list[int], list[str]],
+) -> None:
+    """The one read covers the questions of the message's rules; anything else (a rule added
+    later, an operator tool) is still answered right, by its own read."""
+    store, _, statements = counted
+    raw = (REPO / "docs" / "examples" / "04-JW317.xml").read_bytes()
+    document = validate(raw, official_schema_set()).document
+    assert document is not None
+    history = history_factory(store)(sniff_bsns(raw), (), document)
+    statements.clear()
+    assert not history.declaration_number_seen("42420001", "D1")
+    assert _register_reads(statements) == 2  # the one read, then this question
+    assert not history.declaration_number_seen("42420001", "D1")
+    assert _register_reads(statements) == 2

@@ -29,15 +29,17 @@ from gateway.core.dossier import (
 )
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Message, State
+from gateway.core.validate import validate
 from gateway.service.sniffing import sniff_bsns
 from gateway.store.base import IntakeRecord
-from gateway.store.register import SqlHistory
+from gateway.store.history import SqlHistory, history_factory
 from gateway.store.sql import SqlStore
 from gateway.store.tables import REGISTER
 from tests.pg_schemas import PG_DSN_VARIABLE, PgSchemas
 from tests.pseudonyms import TEST_PSEUDONYMS
 from tests.unit.dossier import scenario, test_startstop
 from tests.unit.dossier.suite import plain_scenarios
+from tests.unit.rules.mutate import official_schema_set
 
 AT = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -45,8 +47,9 @@ AT = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.UTC)
 class SqlRecordingHistory:
     """A recording history on the SQL register: what the daemon would write and read."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, *, read_once: bool = True) -> None:
         self.store = store
+        self.read_once = read_once
         self.seen_bsns: set[str] = set()
         self._count = 0
 
@@ -90,8 +93,12 @@ class SqlRecordingHistory:
         self._write(doc, update)
 
     def checking(self, raw: bytes) -> SqlHistory:
-        """The history the daemon builds for the message ``raw``."""
-        return SqlHistory(self.store, sniff_bsns(raw))
+        """The history the daemon builds for the message ``raw``: reading what the message's
+        rules will ask at once, or (``read_once=False``) each question when asked."""
+        document = validate(raw, official_schema_set()).document
+        if not self.read_once or document is None:
+            return SqlHistory(self.store, sniff_bsns(raw))
+        return history_factory(self.store)(sniff_bsns(raw), (), document)
 
     def __getattr__(self, name: str) -> Any:
         # Direct queries in the scenarios name clients by plain BSN: read with all of them.
@@ -131,16 +138,17 @@ def fresh_stores(backend: str, tmp_path: Path) -> Iterator[Callable[[], SqlStore
     schemas.drop_all()
 
 
-@pytest.fixture
+@pytest.fixture(params=[True, False], ids=["read-once", "per-question"])
 def sql_dossiers(
-    store_url: str, fresh_stores: Callable[[], SqlStore]
+    request: pytest.FixtureRequest, store_url: str, fresh_stores: Callable[[], SqlStore]
 ) -> Iterator[list[SqlRecordingHistory]]:
     """Every Dossier made while the fixture is active gets an SQL register of its own; the
-    list holds them in order of creation."""
+    list holds them in order of creation. Each check reads the register as the daemon does
+    (what the message's rules ask, at once) and, separately, one question at a time."""
     histories: list[SqlRecordingHistory] = []
 
     def new() -> SqlRecordingHistory:
-        histories.append(SqlRecordingHistory(fresh_stores()))
+        histories.append(SqlRecordingHistory(fresh_stores(), read_once=request.param))
         return histories[-1]
 
     scenario.NEW_HISTORY.append(new)

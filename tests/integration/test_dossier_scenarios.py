@@ -56,7 +56,7 @@ from gateway.core.route import token_digest
 from gateway.core.rules.registry import REGISTRY
 from gateway.core.validate import validate
 from gateway.store.base import MessageQuery
-from gateway.store.register import SqlHistory
+from gateway.store.history import SqlHistory
 from gateway.store.sql import SqlStore
 from gateway.store.tables import REGISTER
 from tests.integration.conftest import Harness, start_harness, stop_harness, token
