@@ -18,7 +18,7 @@ from sqlalchemy import event
 from gateway.core.dossier import Verdict
 from gateway.core.rules.engine import RuleContext
 from gateway.core.validate import validate
-from gateway.service import sniff_bsns
+from gateway.service.sniffing import sniff_bsns
 from gateway.store.history import SqlHistory, history_factory
 from gateway.store.register import REGISTER_COLUMNS, RETOUR_VERDICT, _blank, settle
 from gateway.store.sql import SqlStore

@@ -1,7 +1,7 @@
 """The SQL dossier register answers like the in-memory history (SQLite and PostgreSQL).
 
 A differential test: every dossier scenario test in ``tests/unit/dossier`` runs again with
-:class:`~gateway.store.register.SqlHistory` behind the :class:`Dossier`. Accepted messages are
+:class:`~gateway.store.history.SqlHistory` behind the :class:`Dossier`. Accepted messages are
 written through ``write_batch`` (as intake writes them); each check reads the register through
 a history made for that message's clients, so other clients only appear as opaque keys.
 """
