@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import re
 import time
@@ -56,15 +55,9 @@ from gateway.core.rules import RuleContext
 from gateway.core.rules.provider import warnings_only
 from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
-from gateway.logs import get_logger
-from gateway.metrics import (
-    Metrics,
-    render_overdue_answers,
-    render_overdue_retours,
-    render_write_batches,
-)
+from gateway.logs import about_message, get_logger
+from gateway.metrics import Metrics
 from gateway.prepare_workers import PrepareJob, PreparePool
-from gateway.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
 from gateway.store.base import (
     BatchResult,
     IntakeRecord,
@@ -518,25 +511,9 @@ class GatewayService:
         except Exception:
             return False
 
-    async def render_metrics(self) -> str:
-        """Prometheus text: counters plus queue figures read from the store now."""
-        counts = await self._db(self.store.counts_by_party)
-        oldest = await self._db(self.store.oldest_waiting)
-        text = self.metrics.render(counts, oldest, self.clock.now())
-        deadlines = await asyncio.to_thread(
-            functools.partial(retour_deadlines, self.store, self.clock.now(), overdue_only=True)
-        )
-        overdue = {p.id: 0 for p in self.registry} | overdue_by_party(deadlines)
-        requests = await asyncio.to_thread(
-            functools.partial(request_deadlines, self.store, self.clock.now(), overdue_only=True)
-        )
-        unanswered = {p.id: 0 for p in self.registry} | overdue_by_party(requests)
-        return (
-            text
-            + render_write_batches(self.commits.counters())
-            + render_overdue_retours(overdue)
-            + render_overdue_answers(unanswered)
-        )
+    async def render_metrics(self) -> bytes:
+        """Prometheus text (:mod:`gateway.metrics`); the store figures are read now."""
+        return await asyncio.to_thread(self.metrics.render)
 
     def stop_intake(self) -> None:
         """Refuse new submissions from now on (shutdown)."""
@@ -627,14 +604,15 @@ class GatewayService:
     async def _prepare_and_save(
         self, received: Message, raw: bytes, party: Party, actor: str
     ) -> tuple[IntakeRecord, Saved]:
-        try:
-            record = await self._prepare_somewhere(received, raw, party, actor)
-        except Exception:
-            # Stored as received all the same: housekeeping processes it again later, and the
-            # sender's acknowledgement stands because nothing acknowledged may be lost.
-            log.exception("processing_failed", message_id=received.id, party=party.id)
-            record = IntakeRecord(received, raw, actor)
-        return record, await self.commits.save(record)
+        with about_message(received.id):
+            try:
+                record = await self._prepare_somewhere(received, raw, party, actor)
+            except Exception:
+                # Stored as received all the same: housekeeping processes it again later, and
+                # the sender's acknowledgement stands because nothing acknowledged may be lost.
+                log.exception("processing_failed", message_id=received.id, party=party.id)
+                record = IntakeRecord(received, raw, actor)
+            return record, await self.commits.save(record)
 
     async def _prepare_somewhere(
         self, received: Message, raw: bytes, party: Party, actor: str
@@ -1023,6 +1001,8 @@ class GatewayService:
         """``party`` confirms it has the message: it becomes ``delivered`` (idempotent)."""
         msg = await self._mailbox_message(party, message_id)
         actor = f"party:{party.id}"
+        # A queued message's last move made it deliverable; the delivery latency counts from it.
+        queued_at = msg.updated_at
         try:
             if msg.state is State.QUEUED:
                 msg = await self.move(
@@ -1034,7 +1014,7 @@ class GatewayService:
                 )
             if msg.state is State.SENDING:
                 msg = await self.move(msg, State.DELIVERED, "acknowledged by recipient", actor)
-                self.metrics.inc("delivered", party.id)
+                self.metrics.delivered(party.id, queued_at, self.clock.now())
         except IllegalTransition:
             # A concurrent ack won; report the state it left.
             current = await self._db(self.store.get, message_id)
