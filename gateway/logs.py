@@ -25,8 +25,9 @@ from gateway.core.privacy import PERSONAL_ELEMENTS, WITHHELD, mask_free_text
 _FORBIDDEN_KEYS = frozenset(
     {"payload", "raw", "body", "xml", "content", *(name.lower() for name in PERSONAL_ELEMENTS)}
 )
-# Libraries whose INFO lines are routine chatter (apscheduler reports every job run).
-_QUIET_LOGGERS = ("apscheduler",)
+# Libraries whose INFO lines are routine chatter (apscheduler reports every job run), or
+# said better elsewhere: aiohttp's access lines carry raw paths; the server logs its own.
+_QUIET_LOGGERS = ("apscheduler", "aiohttp.access")
 
 
 def _scrubbed(value: object) -> object:

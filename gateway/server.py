@@ -29,6 +29,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.core.errors import StoreError
+from gateway.core.privacy import mask_free_text
 from gateway.core.route import Party, token_digest
 from gateway.logs import get_logger
 from gateway.metrics import CONTENT_TYPE
@@ -460,11 +461,21 @@ async def _heads_seen(request: web.Request, handler: Handler) -> web.StreamRespo
             deadline.request_done()
 
 
+def _request_id(given: str) -> str:
+    """The caller's request id when it is short and plain, else a fresh one. Neither may be
+    one the log scrubber would mask (nine digits), or the log and the caller would differ."""
+    if _SANE_REQUEST_ID.fullmatch(given) and mask_free_text(given) == given:
+        return given
+    while True:
+        fresh = uuid.uuid4().hex
+        if mask_free_text(fresh) == fresh:
+            return fresh
+
+
 @web.middleware
 async def _access(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One access line per request, and a request id on every line logged meanwhile."""
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request_id = _request_id(request.headers.get(REQUEST_ID_HEADER, ""))
     started = time.perf_counter()
     status = 500
     notes = _AccessNotes()
