@@ -32,9 +32,11 @@ from gateway.daemon.scheduler import Scheduler
 from gateway.daemon.server import HttpLimits, create_app, listen
 from gateway.logs import get_logger
 from gateway.mapping_files import load_code_list, load_mappings
+from gateway.metrics import StoreFigures
 from gateway.pseudonym_key import load_pseudonymizer
 from gateway.schemas import load_schema_set
 from gateway.service.gateway_service import GatewayService
+from gateway.service.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
 from gateway.service.volume import VolumeLimits, free_disk_bytes
 from gateway.store.history import history_factory
 from gateway.store.sql import SqlStore
@@ -138,6 +140,7 @@ def build_app(
         pass_wait=settings.delivery.pass_wait,
     )
     watcher = InboxWatcher(service, settings.inbox)
+    watch_store_figures(service)
     web_app = create_app(
         service,
         settings.max_body_bytes,
@@ -145,6 +148,25 @@ def build_app(
         metrics_token_sha256=settings.metrics_token_sha256,
     )
     return Gateway(settings, store, service, delivery, watcher, web_app)
+
+
+def watch_store_figures(service: GatewayService) -> None:
+    """Let /metrics show the store's queue figures and every party's counters from zero."""
+    store, clock = service.store, service.clock
+    parties = [party.id for party in service.registry]
+
+    def overdue_retours() -> dict[str, int]:
+        late = retour_deadlines(store, clock.now(), overdue_only=True)
+        return dict.fromkeys(parties, 0) | overdue_by_party(late)
+
+    def overdue_answers() -> dict[str, int]:
+        late = request_deadlines(store, clock.now(), overdue_only=True)
+        return dict.fromkeys(parties, 0) | overdue_by_party(late)
+
+    service.metrics.know_parties(parties)
+    service.metrics.watch(
+        StoreFigures(store, clock, overdue_retours, overdue_answers, service.commits.counters)
+    )
 
 
 def http_limits(settings: Settings) -> HttpLimits:

@@ -360,7 +360,7 @@ class Delivery:
             await self._dead(msg, f"permanent delivery failure: {exc}")
             return
         await self.service.move(msg, State.DELIVERED, where, ACTOR)
-        self.service.metrics.inc("delivered", party.id)
+        self.service.metrics.delivered(party.id, await self._since(msg), self.service.clock.now())
         self._outcomes.delivered += 1
 
     async def _send(self, party: Party, msg: Message, raw: bytes, budget: float) -> str:

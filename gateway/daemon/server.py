@@ -14,20 +14,27 @@ with ``Retry-After`` at once rather than queueing connections.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hmac
 import json
+import re
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.core.errors import IdentificatieReused, StoreError
+from gateway.core.privacy import mask_free_text
 from gateway.core.route import Party, token_digest
 from gateway.logs import get_logger
+from gateway.metrics import CONTENT_TYPE
 from gateway.service.errors import (
     IntakeClosedError,
     MessageTooLargeError,
@@ -39,6 +46,7 @@ from gateway.service.mailbox import event_summary, message_summary
 from gateway.service.volume import QuotaExceededError, StorageFullError
 
 log = get_logger("gateway.server")
+access_log = get_logger("gateway.access")
 
 MAILBOX_DEFAULT_LIMIT = 100
 MAILBOX_MAX_LIMIT = 1000
@@ -162,6 +170,32 @@ HEADS: web.AppKey[ConnectionHeads] = web.AppKey("heads", ConnectionHeads)
 METRICS_TOKEN: web.AppKey[str | None] = web.AppKey("metrics_token", str)
 
 
+@dataclass(slots=True)
+class _AccessNotes:
+    """What the handlers learn about a request for its access line."""
+
+    party: str | None = None
+    message_id: str | None = None
+
+
+# Set by the access middleware for the request it runs (the handler runs in its context).
+_ACCESS: contextvars.ContextVar[_AccessNotes | None] = contextvars.ContextVar(
+    "gateway_access", default=None
+)
+
+
+def _note(*, party: str | None = None, message_id: str | None = None) -> None:
+    notes = _ACCESS.get()
+    if notes is not None:
+        notes.party = party or notes.party
+        notes.message_id = message_id or notes.message_id
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's request id is taken as given only when it is short and plain (it is logged).
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 class BodyTooSlowError(Exception):
     """The body arrived below the minimum average rate."""
 
@@ -179,7 +213,9 @@ def _party(request: web.Request) -> Party:
     party = None
     if scheme.lower() == "bearer" and token.strip():
         party = request.app[SERVICE].registry.authenticate(token.strip())
-    if party is None:
+    if party is not None:
+        _note(party=party.id)
+    else:
         raise web.HTTPUnauthorized(
             text=json.dumps({"error": "missing or unknown bearer token"}),
             content_type="application/json",
@@ -243,10 +279,14 @@ async def post_message(request: web.Request) -> web.Response:
                 headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
             )
         )
+    arrived = time.perf_counter()
     try:
-        return await _receive(request, service, party, limit)
+        response = await _receive(request, service, party, limit)
     finally:
         bodies.give_back(reserved)
+    if response.status == 202:
+        service.metrics.intake_answered(party.id, time.perf_counter() - arrived)
+    return response
 
 
 async def _receive(
@@ -281,6 +321,7 @@ async def _receive(
         log.error("intake_store_failed", party=party.id, error=str(exc))
         return _error(503, f"message not accepted: the store is unavailable ({exc})")
     msg = receipt.message
+    _note(message_id=msg.id)
     return web.json_response(
         {
             "id": msg.id,
@@ -411,10 +452,10 @@ async def metrics(request: web.Request) -> web.Response:
         )
     service = request.app[SERVICE]
     try:
-        text = await service.render_metrics()
+        body = await service.render_metrics()
     except StoreError as exc:
         return _error(503, f"store unavailable ({exc})")
-    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -434,6 +475,51 @@ async def _heads_seen(request: web.Request, handler: Handler) -> web.StreamRespo
             deadline.request_done()
 
 
+def _request_id(given: str) -> str:
+    """The caller's request id when it is short and plain, else a fresh one. Neither may be
+    one the log scrubber would mask (nine digits), or the log and the caller would differ."""
+    if _SANE_REQUEST_ID.fullmatch(given) and mask_free_text(given) == given:
+        return given
+    while True:
+        fresh = uuid.uuid4().hex
+        if mask_free_text(fresh) == fresh:
+            return fresh
+
+
+@web.middleware
+async def _access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One access line per request, and a request id on every line logged meanwhile."""
+    request_id = _request_id(request.headers.get(REQUEST_ID_HEADER, ""))
+    started = time.perf_counter()
+    status = 500
+    notes = _AccessNotes()
+    token = _ACCESS.set(notes)
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        else:
+            status = response.status
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        finally:
+            _ACCESS.reset(token)
+            route = request.match_info.route.resource
+            access_log.info(
+                "http_request",
+                method=request.method,
+                # The route as registered (/v1/messages/{id}), not the path with its ids.
+                route=route.canonical if route is not None else None,
+                party=notes.party,
+                message_id=notes.message_id or request.match_info.get("id"),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+
+
 def create_app(
     service: GatewayService,
     max_body_bytes: int | None = None,
@@ -446,7 +532,7 @@ def create_app(
     limits = limits or HttpLimits()
     # aiohttp's own limit answers with plain text; ours (in post_message) answers JSON, so
     # aiohttp's is set just above it as a backstop only.
-    app = web.Application(client_max_size=limit + 1, middlewares=[_heads_seen])
+    app = web.Application(client_max_size=limit + 1, middlewares=[_access, _heads_seen])
     app[SERVICE] = service
     app[MAX_BODY] = limit
     app[LIMITS] = limits

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 from collections.abc import Callable
 
 from gateway.clock import Clock
@@ -20,16 +19,12 @@ from gateway.core.route import PartyRegistry
 from gateway.core.schemaset import SchemaSet
 from gateway.metrics import (
     Metrics,
-    render_overdue_answers,
-    render_overdue_retours,
-    render_write_batches,
 )
 from gateway.service.decisions import Decisions
 from gateway.service.intake import Intake
 from gateway.service.mailbox import Mailbox
 from gateway.service.preparation import Preparation
 from gateway.service.reprocessing import Reprocessing
-from gateway.service.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
 from gateway.service.shared import HistoryFactory, SharedState
 from gateway.service.steering import Steering
 from gateway.service.volume import VolumeLimits
@@ -82,22 +77,6 @@ class GatewayService(SharedState):
         except Exception:
             return False
 
-    async def render_metrics(self) -> str:
-        """Prometheus text: counters plus queue figures read from the store now."""
-        counts = await self.db(self.store.counts_by_party)
-        oldest = await self.db(self.store.oldest_waiting)
-        text = self.metrics.render(counts, oldest, self.clock.now())
-        deadlines = await asyncio.to_thread(
-            functools.partial(retour_deadlines, self.store, self.clock.now(), overdue_only=True)
-        )
-        overdue = {p.id: 0 for p in self.registry} | overdue_by_party(deadlines)
-        requests = await asyncio.to_thread(
-            functools.partial(request_deadlines, self.store, self.clock.now(), overdue_only=True)
-        )
-        unanswered = {p.id: 0 for p in self.registry} | overdue_by_party(requests)
-        return (
-            text
-            + render_write_batches(self.commits.counters())
-            + render_overdue_retours(overdue)
-            + render_overdue_answers(unanswered)
-        )
+    async def render_metrics(self) -> bytes:
+        """Prometheus text (:mod:`gateway.metrics`); the store figures are read now."""
+        return await asyncio.to_thread(self.metrics.render)

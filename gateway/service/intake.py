@@ -21,7 +21,7 @@ from gateway.core.errors import IdentificatieReused
 from gateway.core.model import Message, State
 from gateway.core.pipeline import gateway_answers
 from gateway.core.route import Party
-from gateway.logs import get_logger
+from gateway.logs import about_message, get_logger
 from gateway.service.errors import IntakeClosedError, MessageTooLargeError
 from gateway.service.preparation import Preparation, PrepareJob
 from gateway.service.shared import SharedState
@@ -157,14 +157,15 @@ class Intake:
     async def _prepare_and_save(
         self, received: Message, raw: bytes, party: Party, actor: str
     ) -> tuple[IntakeRecord, Saved]:
-        try:
-            record = await self._prepare_somewhere(received, raw, party, actor)
-        except Exception:
-            # Stored as received all the same: housekeeping processes it again later, and the
-            # sender's acknowledgement stands because nothing acknowledged may be lost.
-            log.exception("processing_failed", message_id=received.id, party=party.id)
-            record = IntakeRecord(received, raw, actor)
-        return record, await self.shared.commits.save(record)
+        with about_message(received.id):
+            try:
+                record = await self._prepare_somewhere(received, raw, party, actor)
+            except Exception:
+                # Stored as received all the same: housekeeping processes it again later, and
+                # the sender's acknowledgement stands because nothing acknowledged may be lost.
+                log.exception("processing_failed", message_id=received.id, party=party.id)
+                record = IntakeRecord(received, raw, actor)
+            return record, await self.shared.commits.save(record)
 
     async def _prepare_somewhere(
         self, received: Message, raw: bytes, party: Party, actor: str

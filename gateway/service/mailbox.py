@@ -85,6 +85,8 @@ class Mailbox:
         """``party`` confirms it has the message: it becomes ``delivered`` (idempotent)."""
         msg = await self._mailbox_message(party, message_id)
         actor = f"party:{party.id}"
+        # A queued message's last move made it deliverable; the delivery latency counts from it.
+        queued_at = msg.updated_at
         try:
             if msg.state is State.QUEUED:
                 msg = await self.shared.move(
@@ -96,7 +98,7 @@ class Mailbox:
                 )
             if msg.state is State.SENDING:
                 msg = await self.shared.move(msg, State.DELIVERED, ACKNOWLEDGED, actor)
-                self.shared.metrics.inc("delivered", party.id)
+                self.shared.metrics.delivered(party.id, queued_at, self.shared.clock.now())
         except IllegalTransition:
             # A concurrent ack won; report the state it left.
             current = await self.shared.db(self.shared.store.get, message_id)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.clock import FakeClock
 from gateway.config import load_config
@@ -148,6 +149,22 @@ class Harness:
 
 
 HarnessFactory = Callable[..., "AsyncIterator[Harness]"]
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples named ``name`` in a /metrics text, by their sorted labels (parsed by
+    prometheus_client, so a malformed exposition fails here)."""
+    found: dict[tuple[tuple[str, str], ...], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """One sample's value, or None when /metrics does not show it."""
+    return samples(text, name).get(tuple(sorted(labels.items())))
 
 
 @pytest.fixture

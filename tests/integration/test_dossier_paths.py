@@ -28,7 +28,7 @@ from gateway.core.validate import validate
 from gateway.service.operator import Operator
 from gateway.store.base import MessageQuery
 from gateway.store.tables import REGISTER
-from tests.integration.conftest import Harness, start_harness, stop_harness
+from tests.integration.conftest import Harness, samples, start_harness, stop_harness
 from tests.unit.dossier.scenario import (
     BSN,
     REF_1,
@@ -485,17 +485,16 @@ async def test_metrics_show_an_overdue_request(make_gateway: MakeGateway) -> Non
     harness = await make_gateway()
     await harness.submit("provider-a", vot("2026-09-01").to_bytes())
 
-    async def overdue() -> dict[str, str]:
-        text = await harness.metrics()
-        lines = [ln for ln in text.splitlines() if ln.startswith("gateway_overdue_answers{")]
-        return {ln.split('"')[1]: ln.rsplit(" ", 1)[1] for ln in lines}
+    async def overdue() -> dict[str, float]:
+        found = samples(await harness.metrics(), "gateway_overdue_answers")
+        return {dict(labels)["party"]: value for labels, value in found.items()}
 
     on_time = await overdue()
-    assert on_time["diemen"] == "0"
+    assert on_time["diemen"] == 0
     assert set(on_time) >= {"bvo", "diemen", "amsterdam", "provider-a", "provider-b"}
     harness.clock.advance(days=14)
     late = await overdue()
-    assert late["diemen"] == "2"  # REF_1 and REF_2
+    assert late["diemen"] == 2  # REF_1 and REF_2
     assert {party: n for party, n in late.items() if party != "diemen"} == {
-        party: "0" for party in late if party != "diemen"
+        party: 0 for party in late if party != "diemen"
     }

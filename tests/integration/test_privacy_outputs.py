@@ -19,14 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import structlog
 from lxml import etree
 
 from gateway.cli import main
 from gateway.core.privacy import PERSONAL_ELEMENTS, is_personal, masked_copy
 from gateway.core.validate import validate
 from gateway.core.xmlsafe import parse_safely
-from gateway.logs import configure_logging, get_logger
+from gateway.logs import configure_logging, get_logger, reset_logging
 from gateway.store.base import MessageQuery
 from tests.differential import HOSTILE
 from tests.integration.conftest import Harness
@@ -166,7 +165,7 @@ async def test_daemon_outputs_carry_no_personal_value(harness: Harness) -> None:
     try:
         await _run_daemon_outputs(harness, log_stream)
     finally:
-        structlog.reset_defaults()
+        reset_logging()
 
 
 async def _run_daemon_outputs(harness: Harness, log_stream: io.StringIO) -> None:
@@ -265,7 +264,7 @@ def test_log_scrubber_withholds_personal_keys() -> None:
     try:
         get_logger("test").info("event", postcode="QZ7788", note="bsn 999912347 seen")
     finally:
-        structlog.reset_defaults()
+        reset_logging()
     entry = json.loads(stream.getvalue())
     assert entry["postcode"] == "(withheld)"
     assert "999912347" not in entry["note"] and entry["note"].endswith("******347 seen")
