@@ -10,6 +10,7 @@ from gateway.core.errors import StoreError
 from gateway.store import database
 from gateway.store.database import Database
 from gateway.store.dialect import register_array_dumpers
+from tests.pseudonyms import TEST_PSEUDONYMS
 
 
 def test_a_postgres_url_without_the_driver_names_the_extra(
@@ -20,4 +21,4 @@ def test_a_postgres_url_without_the_driver_names_the_extra(
     # Uncached: a test before this one may have registered the dumpers already.
     monkeypatch.setattr(database, "register_array_dumpers", register_array_dumpers.__wrapped__)
     with pytest.raises(StoreError, match=r"pip install 'ijw-gateway\[postgres\]'"):
-        Database("postgresql+psycopg://gateway@127.0.0.1:1/gateway")
+        Database("postgresql+psycopg://gateway@127.0.0.1:1/gateway", pseudonyms=TEST_PSEUDONYMS)
