@@ -43,6 +43,7 @@ from gateway.store.tables import (
     REWRITES,
     SCHEMA_VERSION,
     SEARCH_INDEXES,
+    SETTLEMENTS,
     TRANSLATIONS,
 )
 
@@ -160,6 +161,11 @@ def _translation(conn: Connection, _upgrade: Upgrade) -> None:
 def _deadline_notices(conn: Connection, _upgrade: Upgrade) -> None:
     """Version 6: the once-only overdue notices of the request clocks."""
     DEADLINE_NOTICES.create(conn, checkfirst=True)
+
+
+def _settlements(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 8: periods of allocations settled outside the chain (with their index)."""
+    SETTLEMENTS.create(conn, checkfirst=True)
 
 
 LEGACY_KEY_LENGTH = 16
@@ -288,6 +294,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "product-code translation: ledger, translations, rewrites", _translation),
     Migration(6, "overdue notices of the request clocks", _deadline_notices),
     Migration(7, "keyed client pseudonyms: HMAC-SHA256 in full", _keyed_clients),
+    Migration(8, "allocations settled outside the chain", _settlements),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""

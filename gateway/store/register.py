@@ -54,6 +54,7 @@ from gateway.core.dossier import (
     RegisterUpdate,
     Request,
     RetourVerdict,
+    Settlement,
     SubmittedDeclaration,
     SubmittedLine,
     Verdict,
@@ -64,6 +65,7 @@ from gateway.store.base import ClaimedProduct
 from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import insert_rows, planned_per_call
 from gateway.store.register_codec import decode_record, decode_value, encode_record, type_hints_of
+from gateway.store.settlement import settled_periods
 from gateway.store.tables import CORRELATIONS, REGISTER
 
 OTHER_CLIENT_PREFIX = "key:"
@@ -524,6 +526,7 @@ class SqlHistory:
         # read once stands for the rest of the check.
         self._read: dict[tuple[str, Equals], list[Row[Any, Any, Any]]] = {}
         self._decoded: dict[tuple[str, Equals], list[Any]] = {}
+        self._settled: dict[tuple[str, int], list[Settlement]] = {}
 
     # -- plumbing --
 
@@ -708,6 +711,17 @@ class SqlHistory:
         hints = type_hints_of(SubmittedDeclaration)
         values = {name: decode_value(hints[name], value, "") for name, value in body.items()}
         return SubmittedDeclaration(**values, lines=lines)
+
+
+    def settlements(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Settlement]:
+        """See :meth:`History.settlements` (read from the settlements table, not the register)."""
+        key = (gemeente, toewijzing_nummer)
+        found = self._settled.get(key)
+        if found is None:
+            with self._engine.connect() as conn:
+                found = settled_periods(conn, gemeente, toewijzing_nummer)
+            self._settled[key] = found
+        return list(found)
 
 
 HistoryFactory = Callable[[Collection[str], Collection[str]], SqlHistory]
