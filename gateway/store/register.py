@@ -712,7 +712,6 @@ class SqlHistory:
         values = {name: decode_value(hints[name], value, "") for name, value in body.items()}
         return SubmittedDeclaration(**values, lines=lines)
 
-
     def settlements(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Settlement]:
         """See :meth:`History.settlements` (read from the settlements table, not the register)."""
         key = (gemeente, toewijzing_nummer)
