@@ -33,7 +33,6 @@ from gateway.cli.common import (
     when,
 )
 from gateway.core.model import Message, State
-from gateway.core.report import Finding
 from gateway.terminal import Progress
 
 if TYPE_CHECKING:
@@ -98,17 +97,9 @@ def euros(cents: int) -> str:
 
 def allocations_of(raw: bytes, settings: Settings) -> list[Allocation]:
     """The allocations a stored JW301 states (none when it does not read as one)."""
-    from gateway.core.dossier import allocations_in
-    from gateway.core.validate import identify
-    from gateway.core.xmlsafe import parse_safely
+    from gateway.core.settlement import allocations_in_payload
 
-    parsed = parse_safely(raw)
-    if parsed.tree is None:
-        return []
-    document = identify(parsed.tree, _schemas(tuple(settings.schemas)))
-    if isinstance(document, Finding) or document.message_type != "JW301":
-        return []
-    return [allocation for _, allocation in allocations_in(document)]
+    return allocations_in_payload(raw, _schemas(tuple(settings.schemas)))
 
 
 @functools.cache

@@ -194,7 +194,8 @@ def _from_options(args: argparse.Namespace, settings: Settings) -> list[Planned]
 
 def _from_message(args: argparse.Namespace, settings: Settings) -> list[Planned]:
     """Every ToegewezenProduct of a stored JW301, over its own period or --from/--to."""
-    from gateway.cli.report import allocations_of
+    from gateway.core.settlement import allocations_in_payload
+    from gateway.schemas import load_schema_set
 
     if not args.reference:
         raise ConsoleError("--message needs --reference")
@@ -214,7 +215,7 @@ def _from_message(args: argparse.Namespace, settings: Settings) -> list[Planned]
             "or name the allocation with --toewijzing"
         )
     planned = []
-    for allocation in allocations_of(raw, settings):
+    for allocation in allocations_in_payload(raw, load_schema_set(list(settings.schemas))):
         first = begin or allocation.ingangsdatum
         last = end or allocation.einddatum
         if last is None:

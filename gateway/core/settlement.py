@@ -30,10 +30,14 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-from gateway.core.dossier import Allocation
+from gateway.core.dossier import Allocation, allocations_in
 from gateway.core.lists import ContractTable
+from gateway.core.report import Finding
 from gateway.core.rules.state.claims import allowed_volume
 from gateway.core.rules.state.shared import HOUR, MINUTE, TOTAL
+from gateway.core.schemaset import SchemaSet
+from gateway.core.validate import identify
+from gateway.core.xmlsafe import parse_safely
 
 EURO = "83"
 
@@ -112,3 +116,14 @@ def _volume(allocation: Allocation, begin: dt.date, end: dt.date) -> int:
     if allocation.frequentie == TOTAL:
         return allocation.volume or 0
     return allowed_volume(allocation, begin, end) or 0
+
+
+def allocations_in_payload(raw: bytes, schemas: SchemaSet) -> list[Allocation]:
+    """The allocations a stored JW301 states (none when the bytes do not read as one)."""
+    parsed = parse_safely(raw)
+    if parsed.tree is None:
+        return []
+    document = identify(parsed.tree, schemas)
+    if isinstance(document, Finding) or document.message_type != "JW301":
+        return []
+    return [allocation for _, allocation in allocations_in(document)]
