@@ -29,6 +29,7 @@ from gateway.cli.purge import add_purge_command
 from gateway.cli.report import add_report_commands
 from gateway.cli.rules import add_rules_command
 from gateway.cli.search import add_search_commands
+from gateway.cli.settle import add_settle_command
 from gateway.cli.show import add_show_command
 from gateway.cli.status import add_status_command
 from gateway.cli.steer import add_steer_commands
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_deadlines_command(subparsers)
     add_dossier_command(subparsers)
     add_report_commands(subparsers)
+    add_settle_command(subparsers)
     add_purge_command(subparsers)
     add_audit_command(subparsers)
     add_contracts_commands(subparsers)

@@ -27,6 +27,7 @@ from gateway.core.dossier import (
     DeliveryChange,
     Identification,
     Request,
+    Settlement,
     SubmittedDeclaration,
     SubmittedLine,
     Verdict,
@@ -45,6 +46,7 @@ from gateway.store.register import (
     _read_statement,
 )
 from gateway.store.register_codec import decode_record, decode_value, type_hints_of
+from gateway.store.settlement import settled_periods
 from gateway.store.tables import REGISTER
 
 # --- reading ----------------------------------------------------------------------------------
@@ -319,6 +321,7 @@ class SqlHistory:
         self._read: dict[tuple[str, Equals], list[Sequence[Any]]] = {}
         self._decoded: dict[tuple[str, Equals], list[Any]] = {}
         self._deliveries: dict[tuple[str, str, str], list[Delivery]] = {}
+        self._settled: dict[tuple[str, int], list[Settlement]] = {}
 
     # -- plumbing --
 
@@ -543,6 +546,16 @@ class SqlHistory:
         hints = type_hints_of(SubmittedDeclaration)
         values = {name: decode_value(hints[name], value, "") for name, value in body.items()}
         return SubmittedDeclaration(**values, lines=lines)
+
+    def settlements(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Settlement]:
+        """See :meth:`History.settlements` (read from the settlements table, not the register)."""
+        key = (gemeente, toewijzing_nummer)
+        found = self._settled.get(key)
+        if found is None:
+            with self._engine.connect() as conn:
+                found = settled_periods(conn, gemeente, toewijzing_nummer)
+            self._settled[key] = found
+        return list(found)
 
 
 HistoryFactory = Callable[[Collection[str], Collection[str], MessageDocument | None], SqlHistory]

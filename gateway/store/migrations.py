@@ -48,6 +48,7 @@ from gateway.store.tables import (
     REWRITES,
     SCHEMA_VERSION,
     SEARCH_INDEXES,
+    SETTLEMENTS,
     TRANSLATIONS,
 )
 
@@ -165,6 +166,11 @@ def _translation(conn: Connection, _upgrade: Upgrade) -> None:
 def _deadline_notices(conn: Connection, _upgrade: Upgrade) -> None:
     """Version 6: the once-only overdue notices of the request clocks."""
     DEADLINE_NOTICES.create(conn, checkfirst=True)
+
+
+def _settlements(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 9: periods of allocations settled outside the chain (with their index)."""
+    SETTLEMENTS.create(conn, checkfirst=True)
 
 
 LEGACY_KEY_LENGTH = 16
@@ -328,6 +334,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         8, "one holder per sender, message type and BerichtIdentificatie", _identificatie_claims
     ),
+    Migration(9, "allocations settled outside the chain", _settlements),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""

@@ -35,6 +35,7 @@ from gateway.store.messages import MessageRepository
 from gateway.store.register import DossierRegister
 from gateway.store.retention import Retention
 from gateway.store.search import SearchRepository
+from gateway.store.settlement import Settlements
 
 if TYPE_CHECKING:
     from gateway.store.base import Store
@@ -50,6 +51,7 @@ class SqlStore(
     DossierRegister,
     TranslationLedger,
     Retention,
+    Settlements,
 ):
     """The :class:`~gateway.store.base.Store` on SQLAlchemy 2 (sync engine).
 

@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -311,6 +312,27 @@ class DeadlineNoticeRow(_Table, table=True):
     logged_at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
+class SettlementRow(_Table, table=True):
+    """A period of an allocation settled outside the chain (``gateway settle``): the B rule
+    BVO001 refuses a later claim line on it. ``message_id`` names the held JW301 it was
+    settled from, when the operator named one."""
+
+    __tablename__ = "settlements"
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    gemeente: str = Field(sa_column=Column(String(4), nullable=False))
+    toewijzing_nummer: int = Field(sa_column=Column(BigInteger, nullable=False))
+    begindatum: dt.date = Field(sa_column=Column(Date, nullable=False))
+    einddatum: dt.date = Field(sa_column=Column(Date, nullable=False))
+    reference: str = Field(sa_column=Column(String(200), nullable=False))
+    message_id: str | None = Field(default=None, sa_column=Column(String(26)))
+    settled_by: str = Field(sa_column=Column(String(100), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
 class SchemaVersionRow(_Table, table=True):
     """One applied migration."""
 
@@ -336,6 +358,7 @@ LEDGER: Table = METADATA.tables["translation_ledger"]
 TRANSLATIONS: Table = METADATA.tables["translations"]
 REWRITES: Table = METADATA.tables["translation_rewrites"]
 DEADLINE_NOTICES: Table = METADATA.tables["deadline_notices"]
+SETTLEMENTS: Table = METADATA.tables["settlements"]
 
 # Delivery looks up due messages per recipient; the idempotency key treats a missing
 # BerichtIdentificatie as "" so resubmitting the same unparseable bytes is idempotent too.
@@ -417,3 +440,5 @@ REGISTER_INDEXES = (
     ),
     Index("ix_register_vorig", REGISTER.c.kind, REGISTER.c.aanbieder, REGISTER.c.vorig_referentie),
 )
+# The settled periods of one allocation (the B rule asks per gemeente and ToewijzingNummer).
+Index("ix_settlements_toewijzing", SETTLEMENTS.c.gemeente, SETTLEMENTS.c.toewijzing_nummer)

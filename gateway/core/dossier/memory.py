@@ -18,6 +18,7 @@ from gateway.core.dossier.records import (
     Entry,
     Identification,
     Request,
+    Settlement,
     SubmittedDeclaration,
 )
 
@@ -36,6 +37,7 @@ class InMemoryHistory:
         self._declarations: set[tuple[str, str]] = set()
         self._lines: dict[tuple[str, str, str], ClaimLine] = {}
         self._submitted: dict[tuple[str, str, str], SubmittedDeclaration] = {}
+        self._settlements: dict[tuple[str, int], list[Settlement]] = defaultdict(list)
 
     # -- folding --
 
@@ -60,6 +62,10 @@ class InMemoryHistory:
         if submitted is not None:
             key = (submitted.aanbieder, submitted.gemeente, submitted.identificatie)
             self._submitted[key] = submitted
+
+    def settle(self, settlement: Settlement) -> None:
+        """Record a period settled outside the chain (what ``gateway settle`` stores)."""
+        self._settlements[(settlement.gemeente, settlement.toewijzing_nummer)].append(settlement)
 
     def fold(self, entries: Iterable[Entry]) -> None:
         """Fold the entries of one accepted message (see :func:`entries_of`)."""
@@ -175,3 +181,7 @@ class InMemoryHistory:
     ) -> SubmittedDeclaration | None:
         """See :meth:`History.submitted_declaration`."""
         return self._submitted.get((aanbieder, gemeente, identificatie))
+
+    def settlements(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Settlement]:
+        """See :meth:`History.settlements`."""
+        return list(self._settlements.get((gemeente, toewijzing_nummer), ()))

@@ -204,6 +204,23 @@ class SubmittedDeclaration:
     lines: tuple[SubmittedLine, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A period of a gemeente's allocation settled outside the chain (a separate financial
+    arrangement with a party whose software was not ready): a later claim line on it for an
+    overlapping period would pay it twice. ``begindatum``..``einddatum`` are inclusive."""
+
+    gemeente: str
+    toewijzing_nummer: int
+    begindatum: dt.date
+    einddatum: dt.date
+    reference: str
+
+    def overlaps(self, begin: dt.date, end: dt.date) -> bool:
+        """True when [begin, end] shares a day with the settled period."""
+        return self.begindatum <= end and begin <= self.einddatum
+
+
 Entry = Identification | Allocation | DeliveryChange | Request | Answer | Declaration | ClaimLine
 """What an accepted message adds to the history; see :func:`entries_of`."""
 
@@ -271,6 +288,11 @@ class History(Protocol):
     ) -> SubmittedDeclaration | None:
         """The JW323 ``aanbieder`` sent ``gemeente`` with this BerichtIdentificatie/Identificatie,
         as SUBMITTED: every line, accepted or rejected (a JW325 answers all of them)."""
+        ...
+
+    def settlements(self, gemeente: str, toewijzing_nummer: int) -> Sequence[Settlement]:
+        """The periods of this gemeente's ToewijzingNummer settled outside the chain (``gateway
+        settle``); not a message's entry but an operator's record."""
         ...
 
 

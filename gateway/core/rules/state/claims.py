@@ -370,6 +370,36 @@ def no_double_debit(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violatio
                 break
 
 
+SETTLED_OUTSIDE_THE_CHAIN = "BVO001"
+"""The gateway's own rule (not the standard's): no claim on a period settled outside the chain."""
+
+
+@REGISTRY.rule(
+    SETTLED_OUTSIDE_THE_CHAIN,
+    types=("JW323",),
+    summary="BVO rule: no debit for a period of an assignment settled outside the chain "
+    "(gateway settle); answered as a second debit for a paid period.",
+    retourcode="9389",
+    level=B,
+    needs=HISTORY,
+)
+def no_claim_on_settled_period(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
+    """A debit line whose ProductPeriode overlaps a period the BVO recorded as settled outside
+    the chain (``gateway settle``) would pay that period twice: 9389, as a second debit for
+    the same period without a credit (docs/translation.md says why this code)."""
+    for debit in _debit_lines(doc, ctx):
+        line = debit.line
+        for settled in history_of(ctx).settlements(line.gemeente, line.toewijzing_nummer):
+            if settled.overlaps(line.begindatum, line.einddatum):
+                yield Violation(
+                    class_element(debit.element, "ProductPeriode"),
+                    f"ToewijzingNummer {line.toewijzing_nummer} was settled outside the chain "
+                    f"for {settled.begindatum.isoformat()}..{settled.einddatum.isoformat()} "
+                    f"(reference {settled.reference!r}).",
+                )
+                break
+
+
 # --- volume and budget limits (TR321, TR322, TR369; IV076/IV077) -----------------------------
 
 
