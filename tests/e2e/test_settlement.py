@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from gateway.core.model import State
-from gateway.store.register import SqlHistory
+from gateway.store.history import SqlHistory
 from tests.e2e.console_env import ConsoleEnv
 from tests.paths import OFFICIAL_XSD_DIR
 from tests.unit.dossier.scenario import BSN, Line, declaratie, toewijzing
