@@ -13,6 +13,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -280,6 +281,13 @@ def _resolve_legacy(
     return found
 
 
+def _decision_reference(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 8: the ledger records what a decision rests on (the gemeente's reference)."""
+    columns = {column["name"] for column in inspect(conn).get_columns(LEDGER.name)}
+    if "reference" not in columns:
+        conn.execute(text(f"ALTER TABLE {LEDGER.name} ADD COLUMN reference VARCHAR(200)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
     Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
@@ -288,6 +296,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "product-code translation: ledger, translations, rewrites", _translation),
     Migration(6, "overdue notices of the request clocks", _deadline_notices),
     Migration(7, "keyed client pseudonyms: HMAC-SHA256 in full", _keyed_clients),
+    Migration(8, "translation ledger: the reference a decision rests on", _decision_reference),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""
