@@ -217,3 +217,29 @@ def test_the_gemeente_decides_from_a_file_once_with_who_and_on_what(env: Console
         assert store.get(by_id.id).state is State.QUEUED  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+def test_deadlines_show_when_the_decision_wait_ends(env: ConsoleEnv) -> None:
+    held, translated = env.submit(
+        ("diemen", _allocation("32001", "45P01", "E2E000021")),
+        ("diemen", _allocation("32003", "45N03", "E2E000023")),
+    )
+    assert (held.state, translated.state) == (State.HELD, State.QUEUED)
+    shown = {d["id"]: d for d in env.json("deadlines")["deadlines"]}
+    assert shown[translated.id]["decision_answer_by"] is None
+    due = dt.date.fromisoformat(shown[held.id]["due"])
+    answer_by = dt.date.fromisoformat(shown[held.id]["decision_answer_by"])
+    # One working day before the retour deadline (the default policy).
+    assert answer_by < due and answer_by.weekday() < 5
+    assert all(
+        (answer_by + dt.timedelta(days=n)).weekday() >= 5 for n in range(1, (due - answer_by).days)
+    )
+    config = env.config.read_text(encoding="utf-8")
+    env.config.write_text(
+        config.replace(
+            "[store]", "[translation]\ndecision_wait_working_days_before_deadline = 0\n[store]"
+        ),
+        encoding="utf-8",
+    )
+    (at_deadline,) = [d for d in env.json("deadlines")["deadlines"] if d["id"] == held.id]
+    assert at_deadline["decision_answer_by"] == at_deadline["due"]
