@@ -207,6 +207,16 @@ class RuleSettings(_Section):
     product_codes: str = "JZ21"
 
 
+class TranslationSettings(_Section):
+    """``[translation]``: how long a message held for a mapping decision waits.
+
+    ``decision_wait_working_days_before_deadline``: the decision is awaited until this many
+    working days before the original's retour deadline (docs/translation.md).
+    """
+
+    decision_wait_working_days_before_deadline: Annotated[int, Field(ge=0, le=9)] = 1
+
+
 class GenerationStepSettings(_Section):
     """One step of a party's ``generation`` list: ``{generation = "...", from = 2018-01-01}``."""
 
@@ -292,6 +302,7 @@ class _RawSettings(_Section):
     rules: RuleSettings = RuleSettings()
     lists: ListSettings = ListSettings()
     privacy: PrivacySettings = PrivacySettings()
+    translation: TranslationSettings = TranslationSettings()
     parties: tuple[PartySettings, ...] = ()
 
 
@@ -316,6 +327,7 @@ class Settings(_Section):
     metrics_token_sha256: str | None = None
     """The digest of the bearer token /metrics asks for (None: /metrics is off)."""
     missing_tariff: MissingTariff = MissingTariff.WARN
+    translation: TranslationSettings = TranslationSettings()
     pseudonym_key: SecretBytes | None = None
     """The pseudonym key from ``[privacy] pseudonym_key_env`` (None: from the key file)."""
     pseudonym_key_file: Path | None = None
@@ -537,6 +549,7 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         contracts=_resolve(base, parsed.lists.contracts) if parsed.lists.contracts else None,
         metrics_token_sha256=_metrics_digest(parsed.server, environ, path),
         missing_tariff=parsed.lists.missing_tariff,
+        translation=parsed.translation,
         pseudonym_key=_pseudonym_key(parsed.privacy, environ, path),
         pseudonym_key_file=(
             _resolve(base, parsed.privacy.pseudonym_key_file)

@@ -61,10 +61,12 @@ __all__ = [
     "DecisionError",
     "DecisionOutcome",
     "DecisionProcessing",
+    "KeyedTarget",
     "StoreLedger",
     "Translator",
     "decide_mapping",
     "hold_reason",
+    "ledger_key_of",
     "waits_for_decision",
 ]
 
@@ -347,7 +349,8 @@ def parse_product(value: str) -> Product:
     return Product(categorie, code)
 
 
-def _key_of(text: str) -> LedgerKey:
+def ledger_key_of(text: str) -> LedgerKey:
+    """A ledger key from its text form (``0384/toewijzing/30001``)."""
     gemeente, kind, number = text.split("/", 2)
     return LedgerKey(gemeente, KeyKind(kind), number)
 
@@ -375,28 +378,45 @@ def parse_targets(targets: str | Sequence[str]) -> tuple[Product | None, dict[Pr
     return single, by_source
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedTarget:
+    """The target a gemeente decided for one allocation (or request), who decided and on what
+    reference (a row of a decision file, :mod:`gateway.decision_files`)."""
+
+    target: Product
+    decided_by: str
+    reference: str
+
+
 def _decidable(
     undecided: tuple[Undecided, ...],
     ledger: StoreLedger,
     single: Product | None,
     by_source: dict[Product, Product],
-) -> dict[Product, Product]:
-    """The target for each product an operator decides for; refuses what a decision cannot
-    fix and any waiting product left without a target."""
+    by_key: Mapping[str, KeyedTarget] | None = None,
+) -> dict[str, Product]:
+    """The target for each waiting ledger key; refuses what a decision cannot fix and any
+    waiting product left without a target."""
     for item in undecided:
         if item.key is None or item.product is None:
             raise DecisionError(
                 f"{item.path}: {item.reason}; a mapping decision needs a product with a "
                 "ToewijzingNummer or ReferentieAanbieder (cancel the message and ask the sender)"
             )
-        existing = ledger.get(_key_of(item.key))
+        existing = ledger.get(ledger_key_of(item.key))
         if existing is not None:
             raise DecisionError(
                 f"{item.key} already travels as {existing.original} <-> {existing.translated}: "
                 f"{item.reason}. A decision cannot change a recorded pair or recompute amounts; "
                 "cancel the message (gateway cancel ID) and ask the sender for a corrected one"
             )
-    products = sorted({item.product for item in undecided if item.product is not None})
+    keys = {item.key: item.product for item in undecided if item.key and item.product}
+    if by_key is not None:
+        missing_keys = sorted(set(keys) - set(by_key))
+        if missing_keys:
+            raise DecisionError(f"no target for {', '.join(missing_keys)}")
+        return {key: by_key[key].target for key in keys}
+    products = sorted(set(keys.values()))
     if single is not None:
         if len(products) != 1:
             shown = ", ".join(map(str, products))
@@ -404,7 +424,7 @@ def _decidable(
                 f"the message waits for several products ({shown}): give one --target "
                 "SOURCE=TARGET for each"
             )
-        return {products[0]: single}
+        return dict.fromkeys(keys, single)
     unknown = sorted(set(by_source) - set(products))
     if unknown:
         raise DecisionError(
@@ -414,7 +434,7 @@ def _decidable(
     missing = [p for p in products if p not in by_source]
     if missing:
         raise DecisionError(f"no target for {', '.join(map(str, missing))}")
-    return {p: by_source[p] for p in products}
+    return {key: by_source[product] for key, product in keys.items()}
 
 
 async def decide_mapping(
@@ -425,8 +445,13 @@ async def decide_mapping(
     reason: str,
     actor: str,
     dry_run: bool = False,
+    by_key: Mapping[str, KeyedTarget] | None = None,
 ) -> DecisionOutcome:
     """Record an operator's target for a held message and process it as intake would.
+
+    ``by_key`` is the gemeente's decision instead (``targets`` then empty): a target per
+    waiting ledger key, with who decided and on what reference; the pairs are recorded with
+    origin ``gemeente`` and the audit entry names them.
 
     The pair goes into the ledger (origin ``operator``), so every later message about the
     allocation uses it; the decision is in the audit trail. The message is then processed with
@@ -451,9 +476,16 @@ async def decide_mapping(
     recipient = service.registry.get(msg.recipient or "")
     if raw is None or stored is None or recipient is None:
         raise DecisionError(f"message {message_id} has no stored content or translation")
-    single, by_source = parse_targets(targets)
+    single, by_source = (None, {}) if by_key is not None else parse_targets(targets)
     to_generation = stored.to_generation
-    for target in [single] if single is not None else list(by_source.values()):
+    chosen_targets = (
+        [t.target for t in by_key.values()]
+        if by_key is not None
+        else [single]
+        if single is not None
+        else list(by_source.values())
+    )
+    for target in chosen_targets:
         if not translator.table.speaks(to_generation, target):
             raise DecisionError(
                 f"{target} is not a {to_generation} code (see gateway mappings explain)"
@@ -465,21 +497,23 @@ async def decide_mapping(
     decided: list[LedgerEntry] = []
     if record.needs_decision:
         chosen = await asyncio.to_thread(
-            _decidable, record.undecided, ledger.base, single, by_source
+            _decidable, record.undecided, ledger.base, single, by_source, by_key
         )
         today = service.today()
         for item in record.undecided:
             assert item.key is not None and item.product is not None
+            gemeente = by_key[item.key] if by_key is not None else None
             entry = LedgerEntry(
-                key=_key_of(item.key),
+                key=ledger_key_of(item.key),
                 original=item.product,
-                translated=chosen[item.product],
+                translated=chosen[item.key],
                 original_generation=stored.from_generation,
                 translated_generation=to_generation,
-                origin=Origin.OPERATOR,
-                basis=f"operator decision: {reason}",
+                origin=Origin.OPERATOR if gemeente is None else Origin.GEMEENTE,
+                basis=f"{'operator' if gemeente is None else 'gemeente'} decision: {reason}",
                 recorded_on=today,
-                decided_by=actor,
+                decided_by=actor if gemeente is None else gemeente.decided_by,
+                reference=None if gemeente is None else gemeente.reference,
             )
             ledger.record(entry)
             decided.append(entry)
@@ -530,7 +564,11 @@ async def _apply(
     rewrites: tuple[Rewrite, ...],
 ) -> DecisionOutcome:
     moved = await service.process_decided(message_id, applied)
-    summary = ", ".join(f"{e.key}: {e.original} -> {e.translated}" for e in applied.entries)
+    summary = ", ".join(
+        f"{e.key}: {e.original} -> {e.translated}"
+        + (f" (decided by {e.decided_by}, reference {e.reference})" if e.reference else "")
+        for e in applied.entries
+    )
     await asyncio.to_thread(
         service.store.record_audit,
         service.clock.now(),

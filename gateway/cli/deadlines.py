@@ -58,7 +58,8 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     now = _as_of(args.as_of)
     today = dutch_day(now)
     with open_store(settings) as store:
-        found = retour_deadlines(store, now, args.party)
+        wait = settings.translation.decision_wait_working_days_before_deadline
+        found = retour_deadlines(store, now, args.party, decision_wait=wait)
         requests = request_deadlines(store, now, args.party)
     if args.overdue:
         found = [d for d in found if d.overdue]
@@ -100,10 +101,22 @@ def _print_retours(
                 item.received.isoformat(),
                 item.due.isoformat(),
                 f"{late}d late" if item.overdue else "open",
+                item.answer_by.isoformat() if item.answer_by else "",
             ]
         )
     render_table(
-        ["ID", "TYPE", "BERICHT-ID", "FROM", "OWED BY", "STATE", "RECEIVED", "DUE", "STATUS"],
+        [
+            "ID",
+            "TYPE",
+            "BERICHT-ID",
+            "FROM",
+            "OWED BY",
+            "STATE",
+            "RECEIVED",
+            "DUE",
+            "STATUS",
+            "DECISION BY",
+        ],
         rows,
         sys.stdout,
     )

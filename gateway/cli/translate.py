@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.cli.common import (
+    ConsoleError,
     add_group,
     config_option,
     iso_date,
@@ -131,7 +132,11 @@ examples:
   gateway mappings decide 01JQ3V6X9N8W2M4K7P5R1T0ABC --target 45/IJ01P --reason "..." --dry-run
   gateway mappings decide 01JQ3V6X9N8W2M4K7P5R1T0ABC --target 45/45R14=45/IJ09I \\
       --target 45/45R15=45/IJ10I --reason "two products wait"
-exit status: 0 decided (or shown, with --dry-run), 2 when the decision does not apply.
+  gateway mappings decide --file toegang-0384.csv --gemeente 0384 --dry-run
+      the gemeente's decisions: toewijzingnummer,message_id,target,decided_by,reference
+exit status: 0 decided (or shown, with --dry-run; with --file: every row decided now or
+before), 1 a row of the file was not applied (each is reported), 2 when the decision does
+not apply or the file has problems (file:line; then nothing is applied).
 """
 
 COVERAGE_EXAMPLES = """\
@@ -148,22 +153,32 @@ def _add_daemon_subcommands(
     decide = sub.add_parser(
         "decide",
         help="pick the target of a message held with 'needs mapping decision' and release it",
-        description="Record the target product in the translation ledger (origin operator) and "
-        "the audit trail, translate the message with it and queue it for delivery. Every later "
-        "message about the same allocation uses the same pair.",
+        description="Record the target product in the translation ledger and the audit trail, "
+        "translate the message with it and queue it for delivery. Every later message about "
+        "the same allocation uses the same pair. With --file, the gemeente's toegang decides: "
+        "one row per ToewijzingNummer or held message, with who decided and on what "
+        "reference (origin gemeente); without, an operator corrects one message.",
         epilog=DECIDE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    decide.add_argument("message_id", metavar="MESSAGE_ID")
+    decide.add_argument("message_id", nargs="?", metavar="MESSAGE_ID")
+    decide.add_argument(
+        "--file",
+        type=Path,
+        metavar="CSV",
+        help="the gemeente's decisions (docs/translation.md, 'Decisions by the gemeente')",
+    )
+    decide.add_argument(
+        "--gemeente", metavar="CODE", help="with --file: the CBS code of the deciding gemeente"
+    )
     decide.add_argument(
         "--target",
-        required=True,
         action="append",
         metavar="[SOURCE=]CAT/CODE",
         help="e.g. 45/IJ01P; when several products wait, one SOURCE=TARGET each, e.g. "
         "--target 45/45R14=45/IJ09I --target 45/45R15=45/IJ10I",
     )
-    decide.add_argument("--reason", required=True, help="why this target (kept in the audit)")
+    decide.add_argument("--reason", help="why this target (kept in the audit; not with --file)")
     decide.add_argument("--dry-run", action="store_true", help="show the rewrites, change nothing")
     config_option(decide)
     decide.set_defaults(func=run_decide)
@@ -309,6 +324,12 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_decide(args: argparse.Namespace) -> int:
     """``gateway mappings decide``."""
+    if args.file is not None:
+        return _decide_file(args)
+    if args.message_id is None or not args.target or args.gemeente is not None:
+        raise ConsoleError(
+            "give MESSAGE_ID --target CAT/CODE --reason ..., or --file CSV --gemeente CODE"
+        )
     # Imported on use: it pulls in every rule module, which the table commands never need.
     from gateway.translator import decide_mapping
 
@@ -341,6 +362,45 @@ def run_decide(args: argparse.Namespace) -> int:
         sent = "would get" if outcome.dry_run else "gets"
         print(f"{outcome.retour.recipient} {sent} retour {outcome.retour.message_type}")
     return EXIT_OK
+
+
+def _decide_file(args: argparse.Namespace) -> int:
+    """``gateway mappings decide --file``: a gemeente's decisions, row by row."""
+    if args.message_id is not None or args.target or args.reason is not None:
+        raise ConsoleError("--file takes no MESSAGE_ID, --target or --reason (the rows give them)")
+    gemeente = args.gemeente or ""
+    if not (len(gemeente) == 4 and gemeente.isdigit()):
+        raise ConsoleError("--file needs --gemeente CODE (4-digit CBS gemeentecode)")
+    from gateway.decision_files import DecisionFileError, apply_decision_file, read_decision_file
+
+    try:
+        rows = read_decision_file(args.file)
+    except DecisionFileError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing applied", file=sys.stderr)
+        return EXIT_USAGE
+    results = with_operator(
+        args,
+        lambda op: apply_decision_file(
+            op.service.decisions,
+            rows,
+            gemeente=gemeente,
+            source=args.file.name,
+            actor=operator_name(),
+            dry_run=args.dry_run,
+        ),
+    )
+    for result in results:
+        row = result.row
+        print(
+            f"{args.file}:{row.line}: {row.subject} -> {row.target}: {result.status}: "
+            f"{result.detail} (decided by {row.decided_by}, reference {row.reference})"
+        )
+    applied = sum(1 for r in results if r.applied)
+    dry = " (dry run: nothing changed)" if args.dry_run else ""
+    print(f"{applied} of {len(results)} row(s) in effect{dry}")
+    return EXIT_OK if applied == len(results) else EXIT_DECISION
 
 
 def run_coverage(args: argparse.Namespace) -> int:

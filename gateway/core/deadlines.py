@@ -172,3 +172,10 @@ def retour_due(message_type: str, received: dt.date) -> dt.date | None:
     if message_type == "JW323":
         return add_working_days(received, DECLARATION_ANSWER_WORKING_DAYS)
     return None
+
+
+def decision_answer_day(due: dt.date, wait_before_deadline: int) -> dt.date:
+    """The day the policy stops waiting for a mapping decision on an original whose retour is
+    due on ``due``: ``wait_before_deadline`` working days before it (on the deadline itself
+    for 0), so the answer still goes out in time."""
+    return add_working_days(due, -wait_before_deadline)

@@ -69,6 +69,8 @@ class Origin(StrEnum):
 
     TABLE = "table"
     OPERATOR = "operator"
+    GEMEENTE = "gemeente"
+    """Decided by the gemeente's toegang (a decision file read by ``gateway mappings decide``)."""
     REQUEST = "request"
 
 
@@ -94,6 +96,8 @@ class LedgerEntry:
     volume_factor: Fraction | None = None
     recorded_on: dt.date | None = None
     decided_by: str | None = None
+    reference: str | None = None
+    """What the decision rests on (the gemeente's reference, e.g. its family plan's number)."""
 
     @property
     def changes_unit(self) -> bool:

@@ -36,9 +36,11 @@ from gateway.core.deadlines import (
     DeadlineStatus,
     Response,
     deadlines_for,
+    decision_answer_day,
     dutch_day,
     retour_due,
 )
+from gateway.core.lifecycle import waits_for_mapping_decision
 from gateway.core.model import Message
 from gateway.logs import get_logger
 from gateway.store.base import RequestExchange, Store
@@ -55,6 +57,8 @@ class RetourDeadline:
     due: dt.date
     overdue: bool
     overdue_logged_at: dt.datetime | None = None
+    answer_by: dt.date | None = None
+    """For an original held for a mapping decision: the day the decision wait ends."""
 
     @property
     def owed_by(self) -> str | None:
@@ -75,6 +79,7 @@ class RetourDeadline:
             "due": self.due.isoformat(),
             "overdue": self.overdue,
             "days_overdue": max((today - self.due).days, 0),
+            "decision_answer_by": self.answer_by.isoformat() if self.answer_by else None,
         }
 
 
@@ -86,7 +91,12 @@ EARLIEST_ANSWER_DUE = dt.timedelta(days=5)
 
 
 def retour_deadlines(
-    store: Store, now: dt.datetime, party: str | None = None, *, overdue_only: bool = False
+    store: Store,
+    now: dt.datetime,
+    party: str | None = None,
+    *,
+    overdue_only: bool = False,
+    decision_wait: int = 1,
 ) -> list[RetourDeadline]:
     """The originals waiting for their retour (sent by or addressed to ``party``), oldest
     first, each with its due date and whether it is overdue on ``now``'s Dutch day.
@@ -106,7 +116,12 @@ def retour_deadlines(
             continue
         if overdue_only and not today > due:
             continue
-        found.append(RetourDeadline(msg, received, due, today > due, waiting.overdue_logged_at))
+        answer_by = (
+            decision_answer_day(due, decision_wait) if waits_for_mapping_decision(msg) else None
+        )
+        found.append(
+            RetourDeadline(msg, received, due, today > due, waiting.overdue_logged_at, answer_by)
+        )
     return found
 
 

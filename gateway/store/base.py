@@ -419,6 +419,11 @@ class Store(Protocol):
         """The stored translation of a message, or None when it was never translated."""
         ...
 
+    def waiting_on(self, ledger_keys: Sequence[str]) -> dict[str, list[str]]:
+        """The held messages in which each of these ledger keys waits for a mapping decision:
+        key -> message ids, oldest first (keys nothing waits on are left out)."""
+        ...
+
     def delivery_payload(self, message_id: str) -> bytes | None:
         """The bytes to deliver: the translation when there is one, else the raw bytes."""
         ...

@@ -20,7 +20,8 @@ from sqlalchemy.engine import Connection
 from gateway.core.ledger import KeyKind as LedgerKind
 from gateway.core.ledger import LedgerEntry, LedgerKey, Origin
 from gateway.core.mapping_tables import Product
-from gateway.core.translation import Rewrite, Undecided
+from gateway.core.model import State
+from gateway.core.translation import NEEDS_MAPPING_DECISION, Rewrite, Undecided
 from gateway.store.base import (
     CoverageRow,
     StoredTranslation,
@@ -66,6 +67,7 @@ def ledger_row(entry: LedgerEntry, message_id: str | None, recorded_at: Any) -> 
         None if factor is None else str(factor),
         entry.recorded_on.isoformat() if entry.recorded_on else None,
         entry.decided_by,
+        entry.reference,
         message_id,
         recorded_at,
     )
@@ -85,6 +87,7 @@ def ledger_entry_of(row: Row[Any]) -> LedgerEntry:
         volume_factor=Fraction(row.volume_factor) if row.volume_factor else None,
         recorded_on=dt.date.fromisoformat(row.recorded_on) if row.recorded_on else None,
         decided_by=row.decided_by,
+        reference=row.reference,
     )
 
 
@@ -306,6 +309,33 @@ class TranslationLedger(Repository):
             if r.kind != "rewrite" and not r.kind.startswith(DECIDED)
         )
         return StoredTranslation(head[0], head[1], head[2], bool(head[3]), rewrites, undecided)
+
+    def waiting_on(self, ledger_keys: Sequence[str]) -> dict[str, list[str]]:
+        """The held messages in which each of these ledger keys waits for a mapping decision:
+        key -> message ids, oldest first (keys nothing waits on are left out)."""
+        if not ledger_keys:
+            return {}
+        query = (
+            select(REWRITES.c.ledger_key, REWRITES.c.message_id)
+            .select_from(REWRITES)
+            .join(MESSAGES, MESSAGES.c.id == REWRITES.c.message_id)
+            .where(
+                REWRITES.c.ledger_key.in_(sorted(set(ledger_keys))),
+                REWRITES.c.kind != "rewrite",
+                REWRITES.c.kind.not_like(f"{DECIDED}%"),
+                MESSAGES.c.state == State.HELD.value,
+                MESSAGES.c.reason.like(f"{NEEDS_MAPPING_DECISION}%"),
+            )
+            .order_by(REWRITES.c.message_id)
+        )
+        with driver_errors("reading the messages waiting for a decision"), self._db.read() as conn:
+            rows = conn.execute(query).all()
+        found: dict[str, list[str]] = {}
+        for key, message_id in rows:
+            ids = found.setdefault(str(key), [])
+            if message_id not in ids:
+                ids.append(str(message_id))
+        return found
 
     def delivery_payload(self, message_id: str) -> bytes | None:
         """The bytes to deliver: the translation when there is one, else the raw bytes."""

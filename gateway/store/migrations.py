@@ -14,6 +14,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -323,6 +324,13 @@ def _identificatie_claims(conn: Connection, _upgrade: Upgrade) -> None:
     IDENTIFICATIE_INDEX.create(conn)
 
 
+def _decision_reference(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 10: the ledger records what a decision rests on (the gemeente's reference)."""
+    columns = {column["name"] for column in inspect(conn).get_columns(LEDGER.name)}
+    if "reference" not in columns:
+        conn.execute(text(f"ALTER TABLE {LEDGER.name} ADD COLUMN reference VARCHAR(200)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
     Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
@@ -335,6 +343,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         8, "one holder per sender, message type and BerichtIdentificatie", _identificatie_claims
     ),
     Migration(9, "allocations settled outside the chain", _settlements),
+    Migration(10, "translation ledger: the reference a decision rests on", _decision_reference),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""

@@ -257,6 +257,7 @@ class LedgerRow(_Table, table=True):
     volume_factor: str | None = Field(default=None, sa_column=Column(String(40)))
     recorded_on: str | None = Field(default=None, sa_column=Column(String(10)))
     decided_by: str | None = Field(default=None, sa_column=Column(String(100)))
+    reference: str | None = Field(default=None, sa_column=Column(String(200)))
     message_id: str | None = Field(default=None, sa_column=Column(String(26)))
     recorded_at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 

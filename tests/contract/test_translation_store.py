@@ -183,3 +183,40 @@ def test_migration_5_adds_the_translation_tables_to_an_older_database(
     assert upgraded.ledger_entry(ALLOCATION) == PAIR
     (saved,) = upgraded.write_batch([_queued(upgraded, _raw(6), translation=_translated())]).saved
     assert upgraded.delivery_payload(saved.message.id) == TRANSLATED
+
+
+GEMEENTE_PAIR = dataclasses.replace(
+    PAIR, origin=Origin.GEMEENTE, decided_by="toegang Diemen", reference="GP-2026-0113"
+)
+
+
+def test_migration_8_adds_the_decision_reference_to_an_older_ledger(
+    make_store: Callable[[], SqlStore],
+) -> None:
+    store = make_store()
+    store.migrate()
+    store.record_ledger([PAIR], "M1")
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE translation_ledger DROP COLUMN reference"))
+        conn.execute(text("DELETE FROM schema_version WHERE version = 10"))
+    upgraded = make_store()
+    upgraded.migrate()
+    assert upgraded.schema_version() >= 10
+    assert upgraded.ledger_entry(ALLOCATION) == PAIR  # the older pair keeps its fields
+    other = LedgerKey.allocation("0384", "300299")
+    upgraded.record_ledger([dataclasses.replace(GEMEENTE_PAIR, key=other)], "M2")
+    assert make_store().ledger_entry(other) == dataclasses.replace(GEMEENTE_PAIR, key=other)
+
+
+def test_held_messages_are_found_by_the_key_they_wait_on(store: SqlStore) -> None:
+    waiting = _translated(translated=None, rewrites=(), undecided=(WAITING,), entries=())
+    (queued,) = store.write_batch(
+        [_queued(store, _raw(7), bericht="B7", translation=waiting)]
+    ).saved
+    assert WAITING.key is not None
+    assert store.waiting_on([WAITING.key]) == {}  # queued, not held for a decision
+    held, event = advance(queued.message, State.HELD, "needs mapping decision: x", "test", AT)
+    store.apply_transition(held, event, State.QUEUED)
+    assert store.waiting_on([WAITING.key, "0384/toewijzing/nothing"]) == {WAITING.key: [held.id]}
+    store.save_translation(held.id, _translated())  # decided: nothing waits any more
+    assert store.waiting_on([WAITING.key]) == {}

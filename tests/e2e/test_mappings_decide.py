@@ -132,3 +132,114 @@ def test_a_broken_table_stops_check_config_with_file_and_line(env: ConsoleEnv) -
     done = env.run("check-config")
     assert done.returncode == 2
     assert f"{table}:6:" in done.stderr and "99ZZZ" in done.stderr
+
+
+DECISION_HEADER = "ToewijzingNummer,message_id,target,decided_by,reference\n"
+
+
+def test_the_gemeente_decides_from_a_file_once_with_who_and_on_what(env: ConsoleEnv) -> None:
+    by_number, by_id, by_operator = env.submit(
+        ("diemen", _allocation("31001", "45P01", "E2E000011")),
+        ("diemen", _allocation("31002", "45P01", "E2E000012")),
+        ("diemen", _allocation("31003", "45P01", "E2E000013")),
+    )
+    assert {m.state for m in (by_number, by_id, by_operator)} == {State.HELD}
+    decisions = env.folder / "toegang-0384.csv"
+    decisions.write_text(
+        DECISION_HEADER
+        + "31001,,45/45A48,A. de Vries (toegang Diemen),GP-2026-0113\n"
+        + f",{by_id.id},45/45A48,A. de Vries (toegang Diemen),GP-2026-0114\n"
+        + "39999,,45/45A48,A. de Vries (toegang Diemen),GP-2026-0115\n",
+        encoding="utf-8",
+    )
+    broken = env.folder / "broken.csv"
+    broken.write_text(
+        DECISION_HEADER + "31001,,45A48,x,GP-1\n31003,,45/45A48,,GP-2\n", encoding="utf-8"
+    )
+    bad, dry, other_gemeente = env.run_all(
+        ("mappings", "decide", "--file", str(broken), "--gemeente", "0384"),
+        ("mappings", "decide", "--file", str(decisions), "--gemeente", "0384", "--dry-run"),
+        ("mappings", "decide", "--file", str(decisions), "--gemeente", "0363", "--dry-run"),
+    )
+    assert bad.returncode == 2
+    assert f"{broken}:2: target '45A48'" in bad.stderr and f"{broken}:3: decided_by" in bad.stderr
+    assert dry.returncode == 1, dry.stderr
+    assert f"{decisions}:2: ToewijzingNummer 31001 -> 45/45A48: would decide" in dry.stdout
+    assert f"{decisions}:3: message {by_id.id} -> 45/45A48: would decide" in dry.stdout
+    assert f"{decisions}:4: ToewijzingNummer 39999 -> 45/45A48: no held message" in dry.stdout
+    assert "2 of 3 row(s) in effect (dry run" in dry.stdout
+    assert other_gemeente.returncode == 1
+    assert "about gemeente 0384, not 0363" in other_gemeente.stdout
+    assert "ToewijzingNummer 31001 -> 45/45A48: no held message" in other_gemeente.stdout
+
+    store = env.store()
+    try:
+        assert store.get(by_number.id).state is State.HELD  # type: ignore[union-attr]
+        assert store.ledger_entry(LedgerKey.allocation("0384", "31001")) is None
+    finally:
+        store.close()
+
+    done = env.run("mappings", "decide", "--file", str(decisions), "--gemeente", "0384")
+    assert done.returncode == 1, done.stderr  # the row for 39999 is reported
+    assert f"{decisions}:2: ToewijzingNummer 31001 -> 45/45A48: decided: message " in done.stdout
+    assert "39999 -> 45/45A48: no held message" in done.stdout
+    again = env.run("mappings", "decide", "--file", str(decisions), "--gemeente", "0384")
+    assert again.returncode == 1
+    assert again.stdout.count(": already decided: ") == 2, again.stdout
+    correction = env.run(
+        "mappings", "decide", by_operator.id, "--target", "45/45A48", "--reason", "correction"
+    )
+    assert correction.returncode == 0, correction.stderr
+
+    audit = env.json("audit", "--action", "mapping-decision")
+    by_target = {entry["target"]: entry for entry in audit}
+    assert len(audit) == 3  # the second run of the file decided nothing again
+    first = by_target[by_number.id]["reason"]
+    assert "0384/toewijzing/31001: 45/45P01 -> 45/45A48" in first
+    assert "decided by A. de Vries (toegang Diemen), reference GP-2026-0113" in first
+    assert "toegang-0384.csv, line 2" in first
+    assert "reference GP-2026-0114" in by_target[by_id.id]["reason"]
+    assert "correction" in by_target[by_operator.id]["reason"]
+    store = env.store()
+    try:
+        for number, reference in (("31001", "GP-2026-0113"), ("31002", "GP-2026-0114")):
+            entry = store.ledger_entry(LedgerKey.allocation("0384", number))
+            assert entry is not None and entry.origin is Origin.GEMEENTE
+            assert (entry.decided_by, entry.reference) == (
+                "A. de Vries (toegang Diemen)",
+                reference,
+            )
+            assert entry.translated == Product("45", "45A48")
+        corrected = store.ledger_entry(LedgerKey.allocation("0384", "31003"))
+        assert corrected is not None and corrected.origin is Origin.OPERATOR
+        assert corrected.reference is None and (corrected.decided_by or "").startswith("operator")
+        assert store.get(by_number.id).state is State.QUEUED  # type: ignore[union-attr]
+        assert store.get(by_id.id).state is State.QUEUED  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+def test_deadlines_show_when_the_decision_wait_ends(env: ConsoleEnv) -> None:
+    held, translated = env.submit(
+        ("diemen", _allocation("32001", "45P01", "E2E000021")),
+        ("diemen", _allocation("32003", "45N03", "E2E000023")),
+    )
+    assert (held.state, translated.state) == (State.HELD, State.QUEUED)
+    shown = {d["id"]: d for d in env.json("deadlines")["deadlines"]}
+    assert shown[translated.id]["decision_answer_by"] is None
+    due = dt.date.fromisoformat(shown[held.id]["due"])
+    answer_by = dt.date.fromisoformat(shown[held.id]["decision_answer_by"])
+    # One working day before the retour deadline (the default policy).
+    assert answer_by < due and answer_by.weekday() < 5
+    assert all(
+        (answer_by + dt.timedelta(days=n)).weekday() >= 5 for n in range(1, (due - answer_by).days)
+    )
+    config = env.config.read_text(encoding="utf-8")
+    env.config.write_text(
+        config.replace(
+            "[store]", "[translation]\ndecision_wait_working_days_before_deadline = 0\n[store]"
+        ),
+        encoding="utf-8",
+    )
+    (at_deadline,) = [d for d in env.json("deadlines")["deadlines"] if d["id"] == held.id]
+    assert at_deadline["decision_answer_by"] == at_deadline["due"]
