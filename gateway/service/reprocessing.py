@@ -97,6 +97,16 @@ class Reprocessing:
         record = await asyncio.to_thread(
             self.preparation.prepare, msg, raw, sender, actor, replay_of, decided=decided
         )
+        if decided is not None and record.message.state is not State.REJECTED:
+            # Held for a decision it held no Identificatie; going on, it must (never two).
+            holder = await self.shared.db(self.shared.store.claim_identificatie, msg.id)
+            if holder is not None:
+                return await self.shared.move(
+                    msg,
+                    State.REJECTED,
+                    f"BerichtIdentificatie {msg.bericht_id} already used by message {holder.id}",
+                    actor,
+                )
         if record.findings or decided is not None:
             # Replacing what intake found: a decided message is judged on the translation.
             await self.shared.db(self.shared.store.record_findings, msg.id, list(record.findings))

@@ -208,6 +208,11 @@ class Store(Protocol):
         """
         ...
 
+    def claim_identificatie(self, message_id: str) -> Message | None:
+        """A message that held no BerichtIdentificatie (it waited for a mapping decision)
+        holds it now; the message that already holds it, else None."""
+        ...
+
     def get(self, message_id: str) -> Message | None:
         """One message's metadata."""
         ...

@@ -220,6 +220,35 @@ class MessageRepository(Repository):
                 raise
             return Saved(holder, created=False, identificatie_taken=True)
 
+    def claim_identificatie(self, message_id: str) -> Message | None:
+        """Let a stored message that held nothing (it waited for a mapping decision) hold its
+        sender's BerichtIdentificatie for its type now that it goes on; the message that
+        already holds it when another does (the unique index decides, across processes too),
+        else None."""
+        with driver_errors("reading a message"), self._db.read() as conn:
+            row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).first()
+        if row is None or row.identificatie_claim is not None or row.replay_of is not None:
+            return None
+        msg = message_from_row(row)
+        if not claims_identificatie(dataclasses.replace(msg, state=State.QUEUED, reason=None)):
+            return None
+        claim = update(MESSAGES).where(MESSAGES.c.id == message_id).values(identificatie_claim=1)
+        try:
+            with driver_errors("claiming a BerichtIdentificatie"), self._db.write() as conn:
+                holder = identificatie_holder(conn, msg.sender, msg.message_type, msg.bericht_id)
+                if holder is not None:
+                    return holder
+                conn.execute(claim)
+                return None
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            with driver_errors("claiming a BerichtIdentificatie"), self._db.read() as conn:
+                holder = identificatie_holder(conn, msg.sender, msg.message_type, msg.bericht_id)
+            if holder is None:
+                raise
+            return holder
+
     def get(self, message_id: str) -> Message | None:
         """One message's metadata."""
         with driver_errors("reading a message"), self._db.read() as conn:

@@ -12,7 +12,8 @@ messages are translated by the ledger only, and ``_decidable`` refuses a recorde
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -208,3 +209,34 @@ async def test_a_decided_message_for_a_recipient_on_hold_stays_held_for_that_rea
     assert len(_retours_of(harness, message_id)) == 1  # answered all the same
     await operator.release_party("diemen", "done")
     assert harness.store.get(message_id).state is State.QUEUED  # type: ignore[union-attr]
+
+
+@pytest.fixture
+async def unanswered(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The mixed region where Diemen answers its own messages (no BVO answers for it)."""
+    async for factory in daemon.mixed_region(tmp_path, answered=False):
+        harness = await factory()  # type: ignore[misc]
+        assert isinstance(harness, Harness)
+        yield harness
+
+
+async def test_two_held_messages_under_one_identificatie_never_both_go_on(
+    unanswered: Harness,
+) -> None:
+    """Held for a decision, neither holds the Identificatie; the first decided claims it and
+    goes on, the second is rejected naming it instead of being forwarded."""
+    harness = unanswered
+    first = await _held_request(harness, "REF-B1", "REQ000000009")
+    second = await _held_request(harness, "REF-B2", "REQ000000009")
+
+    done = await decide_mapping(
+        harness.service.decisions, first, "45/45P01", reason="gezinsplan", actor=ACTOR
+    )
+    assert done.message.state is State.QUEUED
+
+    later = await decide_mapping(
+        harness.service.decisions, second, "45/45P02", reason="gezinsplan", actor=ACTOR
+    )
+    assert later.message.state is State.REJECTED
+    assert f"already used by message {first}" in (later.message.reason or "")
+    assert harness.store.query(MessageQuery(recipient=DIEMEN, state=State.QUEUED)) == [done.message]

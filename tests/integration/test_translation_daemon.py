@@ -51,6 +51,12 @@ FORBIDDEN_RETOURCODES = {"S329", "9339", "9340"}
 @pytest.fixture
 async def make_mixed(tmp_path: Path) -> AsyncIterator[Callable[[], object]]:
     """Gateways for the mixed region on one SQLite file (a second call is a restart)."""
+    async for factory in mixed_region(tmp_path, answered=True):
+        yield factory
+
+
+async def mixed_region(tmp_path: Path, answered: bool) -> AsyncIterator[Callable[[], object]]:
+    """The mixed region's gateways; with ``answered`` the BVO answers for Diemen."""
     mappings = write_folder(tmp_path / "mappings")
     # The level-E lists come from the same folder: the gemeente list, and a "national" list
     # that knows only the old codes, so TR381 (S329) on the new codes would fail unless the
@@ -64,7 +70,7 @@ async def make_mixed(tmp_path: Path) -> AsyncIterator[Callable[[], object]]:
         # Answered by the BVO: the gateway runs the cross-message and list rules for Diemen
         # (on the translated messages) and answers the provider on Diemen's behalf.
         {
-            "diemen": {"generation": "new", "answered_by": "bvo"},
+            "diemen": {"generation": "new", **({"answered_by": "bvo"} if answered else {})},
             "provider-b": {"generation": "old"},
         },
         rules="dossier = true",
