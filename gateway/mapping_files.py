@@ -310,6 +310,29 @@ class _Loader:
             return False
         return True
 
+    def _dbc_source(
+        self,
+        file: str,
+        line: int,
+        kind: SourceKind,
+        code: str,
+        band: tuple[dt.date | None, dt.date | None],
+    ) -> None:
+        length = _DBC_LENGTH[kind]
+        if len(code) != length or not code.isalnum():
+            self.problem(
+                file,
+                line,
+                f"{kind.value} {code!r} must be {length} "
+                "characters (a DBC key, not a product code)",
+            )
+        if None in band:
+            self.problem(
+                file,
+                line,
+                "a DBC row needs dbc_opened_from and dbc_opened_to (the opening-date band)",
+            )
+
     def _dbc_band(
         self, file: str, line: int, opened_from: dt.date, opened_to: dt.date, cutover: dt.date
     ) -> None:
@@ -449,21 +472,8 @@ class _Loader:
             if raw["dbc_opened_from"] or raw["dbc_opened_to"]:
                 self.problem(file, line, "dbc_opened_from/to only apply to DBC sources")
         else:
-            length = _DBC_LENGTH[kind]
-            if len(source.code) != length or not source.code.isalnum():
-                self.problem(
-                    file,
-                    line,
-                    f"{kind.value} {source.code!r} must be {length} "
-                    "characters (a DBC key, not a product code)",
-                )
-            if opened_from is None or opened_to is None:
-                self.problem(
-                    file,
-                    line,
-                    "a DBC row needs dbc_opened_from and dbc_opened_to (the opening-date band)",
-                )
-            else:
+            self._dbc_source(file, line, kind, source.code, (opened_from, opened_to))
+            if opened_from is not None and opened_to is not None:
                 self._dbc_band(file, line, opened_from, opened_to, mapping_set.cutover)
         self._target_listed(
             file, line, target, (valid_from, valid_to), generations[mapping_set.to_generation]
