@@ -24,6 +24,7 @@ from pathlib import Path
 from gateway.core.codes import PRODUCT_CATEGORIES, UNITS, ProductCodeEntry, ProductCodeList
 from gateway.core.errors import ConfigError
 from gateway.core.mapping_tables import (
+    DBC_MAX_DAYS,
     Generation,
     MappingRow,
     MappingSet,
@@ -309,6 +310,53 @@ class _Loader:
             return False
         return True
 
+    def _dbc_source(
+        self,
+        file: str,
+        line: int,
+        kind: SourceKind,
+        code: str,
+        band: tuple[dt.date | None, dt.date | None],
+    ) -> None:
+        length = _DBC_LENGTH[kind]
+        if len(code) != length or not code.isalnum():
+            self.problem(
+                file,
+                line,
+                f"{kind.value} {code!r} must be {length} "
+                "characters (a DBC key, not a product code)",
+            )
+        if None in band:
+            self.problem(
+                file,
+                line,
+                "a DBC row needs dbc_opened_from and dbc_opened_to (the opening-date band)",
+            )
+
+    def _dbc_band(
+        self, file: str, line: int, opened_from: dt.date, opened_to: dt.date, cutover: dt.date
+    ) -> None:
+        # A DBC closes after at most 365 days, so only one opened in the 365 days before the
+        # cut-over can still be running at it; a wider band would promise run-off to DBCs
+        # that had already closed.
+        earliest = cutover - dt.timedelta(days=DBC_MAX_DAYS)
+        if opened_to < opened_from:
+            self.problem(file, line, f"dbc_opened_to {opened_to} is before dbc_opened_from")
+        if opened_from < earliest:
+            self.problem(
+                file,
+                line,
+                f"dbc_opened_from {opened_from} is more than {DBC_MAX_DAYS} days before the "
+                f"cut-over {cutover}: such a DBC closed before it (earliest {earliest})",
+            )
+        if opened_to >= cutover:
+            self.problem(
+                file,
+                line,
+                f"dbc_opened_to {opened_to} is not before the cut-over {cutover}: "
+                "no DBC opens after the transition",
+            )
+
     # -- mapping sets --------------------------------------------------------------------------
 
     def _read_sets(
@@ -424,20 +472,9 @@ class _Loader:
             if raw["dbc_opened_from"] or raw["dbc_opened_to"]:
                 self.problem(file, line, "dbc_opened_from/to only apply to DBC sources")
         else:
-            length = _DBC_LENGTH[kind]
-            if len(source.code) != length or not source.code.isalnum():
-                self.problem(
-                    file,
-                    line,
-                    f"{kind.value} {source.code!r} must be {length} "
-                    "characters (a DBC key, not a product code)",
-                )
-            if opened_from is None or opened_to is None:
-                self.problem(
-                    file,
-                    line,
-                    "a DBC row needs dbc_opened_from and dbc_opened_to (the opening-date band)",
-                )
+            self._dbc_source(file, line, kind, source.code, (opened_from, opened_to))
+            if opened_from is not None and opened_to is not None:
+                self._dbc_band(file, line, opened_from, opened_to, mapping_set.cutover)
         self._target_listed(
             file, line, target, (valid_from, valid_to), generations[mapping_set.to_generation]
         )

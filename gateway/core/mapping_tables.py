@@ -21,6 +21,15 @@ from types import MappingProxyType
 
 from gateway.core.codes import ProductCodeList
 
+DBC_MAX_DAYS = 365
+"""A jeugd-GGZ DBC closes after at most 365 days (NZa Regeling gespecialiseerde GGZ §3.1.2)."""
+
+
+def dbc_running_at(opened_on: dt.date, transition: dt.date) -> bool:
+    """True when a DBC opened on ``opened_on`` can still be open on ``transition``: opened
+    before it, and at most :data:`DBC_MAX_DAYS` days before it."""
+    return transition - dt.timedelta(days=DBC_MAX_DAYS) <= opened_on < transition
+
 
 class SourceKind(StrEnum):
     """What the source of a row is keyed on."""
@@ -212,16 +221,29 @@ class MappingTable:
         self, gemeente: str, kind: SourceKind, dbc_code: str, opened_on: dt.date, day: dt.date
     ) -> tuple[MappingRow, ...]:
         """Rows for a DBC (declaratiecode or prestatiecode) opened on ``opened_on``, still open
-        on ``day``: the run-off code it continues under after the cut-over."""
+        at the cut-over: the run-off code it continues under on ``day``."""
+        return tuple(
+            row
+            for row in self.dbc_rows(gemeente)
+            if row.source_kind is kind
+            and row.source.code == dbc_code
+            and row.dbc_band_contains(opened_on)
+            and dbc_running_at(opened_on, row.cutover)
+            and row.valid_on(day)
+        )
+
+    def dbc_rows(
+        self, gemeente: str, categorie: str | None = None, *, to_generation: str | None = None
+    ) -> tuple[MappingRow, ...]:
+        """The DBC rows (any DBC key) for ``gemeente``, optionally of one source category and
+        into one generation: a message in that category may be about a running DBC."""
         return tuple(
             row
             for row in self.rows
-            if row.source_kind is kind
-            and row.source.code == dbc_code
+            if row.source_kind is not SourceKind.PRODUCT
             and gemeente in row.gemeenten
-            and row.dbc_band_contains(opened_on)
-            and opened_on < row.cutover
-            and row.valid_on(day)
+            and categorie in (None, row.source.categorie)
+            and to_generation in (None, row.to_generation)
         )
 
     def explain(
@@ -281,7 +303,8 @@ def _why(row: MappingRow, day: dt.date, as_source: bool) -> tuple[bool, str]:
             row.valid_on(day),
             f"DBC {row.source_kind.value} opened {row.dbc_opened_from or '…'}.."
             f"{row.dbc_opened_to or '…'} and still open at the cut-over {row.cutover} "
-            f"continues as {row.target} ({direction})",
+            f"(opened at most {DBC_MAX_DAYS} days before it) continues as {row.target} "
+            f"({direction})",
         )
     if day < row.cutover:
         return False, (

@@ -41,12 +41,21 @@ from gateway.core.document import (
 )
 from gateway.core.errors import GatewayError
 from gateway.core.ledger import LedgerEntry, LedgerKey, Origin, TranslationLedger
-from gateway.core.mapping_tables import Candidate, MappingTable, Product
+from gateway.core.mapping_tables import (
+    DBC_MAX_DAYS,
+    Candidate,
+    MappingTable,
+    Product,
+    dbc_running_at,
+)
 from gateway.core.xmlsafe import parse_safely
 
 _MESSAGE_NAMESPACE = re.compile(r"/(jw\d{3})/schema$", re.IGNORECASE)
 _GEMEENTE = re.compile(r"^\d{4}$")
 NEEDS_MAPPING_DECISION = "needs mapping decision"
+DBC_CLOSED_RETOURCODE = "S329"
+"""The answer to a product for a DBC that closed before the transition: the receiver's own
+TR381 would answer S329 for that product, which is on no list of its generation."""
 
 
 class TranslationError(GatewayError):
@@ -70,19 +79,43 @@ class _Holder:
     date_paths: tuple[str, ...]
     flat: bool = False  # JW323/JW325 carry ProductCategorie/ProductCode instead of Product
     request_key: str | None = None  # "own" (ReferentieAanbieder child) or "verzoek" (JW317)
+    # Where a running jeugd-GGZ DBC's opening date is (the start of the allocation it is
+    # delivered under), and the day the product is for; empty: not a DBC run-off holder.
+    dbc_opened_paths: tuple[str, ...] = ()
+    dbc_day_paths: tuple[str, ...] = ()
 
 
 _ALLOCATED = _Holder("ToegewezenProduct", Role.ALLOCATION, ("Ingangsdatum",))
 _ALLOCATED_RETOUR = _Holder("ToegewezenProduct", Role.FOLLOW_UP, ("Ingangsdatum",))
-_START = _Holder("StartProduct", Role.FOLLOW_UP, ("ToewijzingIngangsdatum", "Begindatum"))
+_START = _Holder(
+    "StartProduct",
+    Role.FOLLOW_UP,
+    ("ToewijzingIngangsdatum", "Begindatum"),
+    dbc_opened_paths=("ToewijzingIngangsdatum",),
+    dbc_day_paths=("Begindatum",),
+)
 _STOP = _Holder("StopProduct", Role.FOLLOW_UP, ("ToewijzingIngangsdatum", "Begindatum"))
-_ASKED = _Holder("AangevraagdProduct", Role.REQUEST, ("ToewijzingIngangsdatum",), request_key="own")
-_ASKED_RETOUR = replace(_ASKED, role=Role.FOLLOW_UP)
+_ASKED = _Holder(
+    "AangevraagdProduct",
+    Role.REQUEST,
+    ("ToewijzingIngangsdatum",),
+    request_key="own",
+    dbc_opened_paths=("ToewijzingIngangsdatum",),
+)
+_ASKED_RETOUR = replace(_ASKED, role=Role.FOLLOW_UP, dbc_opened_paths=())
 _NEW = _Holder("NieuwProduct", Role.REQUEST, ("GewensteIngangsdatum",), request_key="verzoek")
 _NEW_RETOUR = replace(_NEW, role=Role.FOLLOW_UP)
 _TO_CHANGE = _Holder("TeWijzigenProduct", Role.OMVANG_ONLY, ("GewensteIngangsdatum",))
-_LINE = _Holder("Prestatie", Role.DECLARATION, ("ProductPeriode/Begindatum",), flat=True)
-_LINE_RETOUR = replace(_LINE, role=Role.FOLLOW_UP)
+# A JW323 line names no allocation start: its run-off pair comes from the request or start
+# (the ledger); without one the line waits (dbc_day_paths set, dbc_opened_paths empty).
+_LINE = _Holder(
+    "Prestatie",
+    Role.DECLARATION,
+    ("ProductPeriode/Begindatum",),
+    flat=True,
+    dbc_day_paths=("ProductPeriode/Begindatum",),
+)
+_LINE_RETOUR = replace(_LINE, role=Role.FOLLOW_UP, dbc_day_paths=())
 
 HOLDERS: dict[str, tuple[_Holder, ...]] = {
     "JW301": (_ALLOCATED,),
@@ -134,6 +167,21 @@ class Undecided:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """A product the receiver cannot accept at all, with the retourcode that answers it: a
+    jeugd-GGZ DBC that had closed before the transition has no run-off product."""
+
+    path: str
+    product: Product
+    reason: str
+    retourcode: str = DBC_CLOSED_RETOURCODE
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"refused {self.path} {self.product} ({self.retourcode}): {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
 class Kept:
     """A product deliberately left as it was, and why (shown by ``gateway translate``)."""
 
@@ -161,6 +209,7 @@ class Translation:
     undecided: tuple[Undecided, ...] = ()
     kept: tuple[Kept, ...] = ()
     new_entries: tuple[LedgerEntry, ...] = ()
+    refused: tuple[Refusal, ...] = ()
 
     @property
     def needs_decision(self) -> bool:
@@ -184,6 +233,7 @@ class _Run:
     undecided: list[Undecided] = field(default_factory=list)
     kept: list[Kept] = field(default_factory=list)
     new_entries: dict[LedgerKey, LedgerEntry] = field(default_factory=dict)
+    refused: list[Refusal] = field(default_factory=list)
 
     def lookup(self, key: LedgerKey) -> LedgerEntry | None:
         # Entries made earlier in this message count too: one allocation, one pair.
@@ -232,6 +282,7 @@ def translate(
         undecided=tuple(run.undecided),
         kept=tuple(run.kept),
         new_entries=() if run.undecided else tuple(run.new_entries.values()),
+        refused=tuple(run.refused),
     )
 
 
@@ -316,6 +367,10 @@ def _translate_holder(run: _Run, holder: _Holder, element: Element, position: in
     entry = run.lookup(key) if key is not None else None
     if entry is None and holder.role is Role.ALLOCATION:
         entry = _from_request(run, element, product, key)
+    if entry is None and _is_dbc_product(run, holder, product):
+        entry = _from_dbc(run, holder, element, product, key=key, path=path)
+        if entry is None:
+            return
     if entry is None and holder.role in (Role.ALLOCATION, Role.REQUEST):
         entry = _from_table(run, holder, element, product, key=key, path=path)
         if entry is None:
@@ -416,6 +471,117 @@ def _from_table(
         )
         return None
     return _entry_from_candidate(run, key, product, candidates[0])
+
+
+def _is_dbc_product(run: _Run, holder: _Holder, product: Product) -> bool:
+    """A product about a running jeugd-GGZ DBC: a DBC key does not fit in a ProductCode, so
+    the message carries a code of the DBC rows' category that no product row translates and
+    the receiver does not speak (e.g. 54/54002, the national code that replaced DBCs)."""
+    if not (holder.dbc_opened_paths or holder.dbc_day_paths):
+        return False
+    return (
+        bool(run.table.dbc_rows(run.gemeente, product.categorie, to_generation=run.to_generation))
+        and not run.table.rows_for_product(run.gemeente, product, generation=run.to_generation)
+        and not run.table.speaks(run.to_generation, product)
+    )
+
+
+def _first_date(element: Element, paths: tuple[str, ...]) -> dt.date | None:
+    for path in paths:
+        found = date_at(element, path)
+        if found is not None:
+            return found
+    return None
+
+
+def _from_dbc(
+    run: _Run,
+    holder: _Holder,
+    element: Element,
+    product: Product,
+    *,
+    key: LedgerKey | None,
+    path: str,
+) -> LedgerEntry | None:
+    """The run-off pair for a DBC still running at the transition; a refusal for one that
+    had closed before it (opened more than 365 days earlier)."""
+    rows = run.table.dbc_rows(run.gemeente, product.categorie, to_generation=run.to_generation)
+    transition = min(row.cutover for row in rows)
+    day = _first_date(element, holder.dbc_day_paths) or run.as_of
+    if day < transition:
+        run.kept.append(
+            Kept(path, product, f"for {day}, before the transition {transition}: DBC era")
+        )
+        return None
+    opened = _first_date(element, holder.dbc_opened_paths)
+    if opened is None:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                "a running DBC's product without a recorded run-off pair, and the element "
+                "names no allocation start (the DBC's opening date)",
+                key=_str(key),
+            )
+        )
+        return None
+    if opened >= transition:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"allocation began {opened}, on or after the transition {transition}: not a "
+                "running DBC, and no product row maps it",
+                key=_str(key),
+            )
+        )
+        return None
+    if not dbc_running_at(opened, transition):
+        reason = (
+            f"DBC opened {opened} closed before the transition {transition} (a DBC closes "
+            f"after at most {DBC_MAX_DAYS} days): no run-off; a new allocation is needed"
+        )
+        run.refused.append(Refusal(path, product, reason, key=_str(key)))
+        run.undecided.append(Undecided(path, product, reason, key=_str(key)))
+        return None
+    matching = [r for r in rows if r.dbc_band_contains(opened) and r.valid_on(day)]
+    targets = tuple(sorted({r.target for r in matching}))
+    if not matching:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"no run-off row for a DBC opened {opened}, for {day}",
+                key=_str(key),
+            )
+        )
+        return None
+    if len(targets) > 1 or any(r.needs_decision for r in matching):
+        origins = ", ".join(r.origin for r in matching)
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"the message does not name the DBC key and the run-off rows differ ({origins})",
+                key=_str(key),
+                candidates=targets,
+            )
+        )
+        return None
+    if key is None:
+        run.undecided.append(
+            Undecided(
+                path, product, "no ToewijzingNummer or ReferentieAanbieder to record the pair under"
+            )
+        )
+        return None
+    row = matching[0]
+    entry = replace(
+        _entry_from_candidate(run, key, product, Candidate(row, reverse=False)),
+        basis=f"{row.origin} (DBC opened {opened}, running at {transition})",
+    )
+    run.new_entries.setdefault(key, entry)
+    return entry
 
 
 def _entry_from_candidate(

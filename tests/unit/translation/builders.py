@@ -67,7 +67,7 @@ DEMO,product,45,45A48,,,45,45P01,2020-01-01,,,,,yes,one-to-many a
 DEMO,product,45,45A48,,,45,45P02,2020-01-01,,,,,yes,one-to-many b
 DEMO,product,45,45A49,,,45,45Q01,2020-01-01,,04,01,60,no,hours to minutes
 DEMO,product,45,45A50,,,45,45Q02,2020-01-01,,04,82,,no,hours to pieces: no factor
-DEMO,declaratiecode,54,999903,2015-01-01,2019-12-31,45,45N03,2020-01-01,,,,,no,DBC run-off
+DEMO,declaratiecode,54,999903,2019-01-01,2019-12-31,45,45N03,2020-01-01,,,,,no,DBC run-off
 """
 
 CUTOVER = dt.date(2020, 1, 1)
