@@ -177,13 +177,14 @@ class _Settings:
 
 
 @dataclass(frozen=True, slots=True)
-class _FileResult:
-    """What one file prints, already formatted, so workers hand back text and not trees."""
+class _Checked:
+    """The output of some consecutive files, already formatted: workers hand back text only."""
 
+    files: int
     stdout: str
     stderr: str
-    findings: bool = False
-    unreadable: bool = False
+    findings: bool
+    unreadable: bool
 
 
 class _Checker:
@@ -204,31 +205,41 @@ class _Checker:
             else None
         )
 
-    def check(self, item: Path | _Unreadable) -> _FileResult:
+    def check(self, items: list[Path | _Unreadable]) -> _Checked:
+        """Validate ``items`` in order; their output joined as one file after another would."""
+        stdout: list[str] = []
+        stderr: list[str] = []
+        findings = unreadable = False
+        for item in items:
+            problem = item if isinstance(item, _Unreadable) else None
+            if isinstance(item, Path):
+                try:
+                    raw = item.read_bytes()
+                except OSError as exc:
+                    problem = _Unreadable(item, exc.strerror or str(exc))
+                else:
+                    findings |= self._check_one(item, raw, stdout)
+            if problem is not None:
+                unreadable = True
+                if self.settings.as_json:
+                    stdout.append(
+                        json.dumps({"file": str(problem.path), "error": problem.reason}) + "\n"
+                    )
+                stderr.append(f"gateway validate: {problem.path}: {problem.reason}\n")
+        return _Checked(len(items), "".join(stdout), "".join(stderr), findings, unreadable)
+
+    def _check_one(self, path: Path, raw: bytes, stdout: list[str]) -> bool:
+        """Validate one message, append its output, return whether it has findings."""
         from gateway.core.validate import validate
 
-        if isinstance(item, _Unreadable):
-            return self._unreadable(item)
-        try:
-            raw = item.read_bytes()
-        except OSError as exc:
-            return self._unreadable(_Unreadable(item, exc.strerror or str(exc)))
         report = validate(raw, self._schemas, self._context, max_bytes=self.settings.max_bytes)
         if self._retour_writer is not None:
-            self._retour_writer.write(item, raw, report)
+            self._retour_writer.write(path, raw, report)
         if self.settings.as_json:
-            text = json.dumps({"file": str(item), **report.as_dict()}) + "\n"
+            stdout.append(json.dumps({"file": str(path), **report.as_dict()}) + "\n")
         else:
-            text = _table_row(item, report, self.settings.colour)
-        return _FileResult(text, "", findings=not report.ok)
-
-    def _unreadable(self, item: _Unreadable) -> _FileResult:
-        text = (
-            json.dumps({"file": str(item.path), "error": item.reason}) + "\n"
-            if self.settings.as_json
-            else ""
-        )
-        return _FileResult(text, f"gateway validate: {item.path}: {item.reason}\n", unreadable=True)
+            stdout.append(_table_row(path, report, self.settings.colour))
+        return not report.ok
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -256,16 +267,16 @@ def run_validate(args: argparse.Namespace) -> int:
     any_findings = any_unreadable = False
     out = sys.stdout
     with contextlib.closing(results):
-        for result in results:
-            progress.step()
-            any_findings |= result.findings
-            any_unreadable |= result.unreadable
-            if result.stdout:
+        for checked in results:
+            progress.step(checked.files)
+            any_findings |= checked.findings
+            any_unreadable |= checked.unreadable
+            if checked.stdout:
                 if not args.json:
                     progress.clear()
-                out.write(result.stdout)
-            if result.stderr:
-                sys.stderr.write(result.stderr)
+                out.write(checked.stdout)
+            if checked.stderr:
+                sys.stderr.write(checked.stderr)
     progress.done()
     if not args.json:
         print(f"{len(files)} file(s) checked", file=out)
@@ -298,22 +309,22 @@ def _start_worker(settings: _Settings) -> None:
         _Worker.checker = _Checker(settings)
 
 
-def _check_chunk(chunk: list[Path | _Unreadable]) -> list[_FileResult]:
+def _check_chunk(chunk: list[Path | _Unreadable]) -> _Checked:
     checker = _Worker.checker
     assert checker is not None, "worker not started"
-    return [checker.check(item) for item in chunk]
+    return checker.check(chunk)
 
 
 def _check_here(
     items: Iterator[Path | _Unreadable], checker: _Checker
-) -> Generator[_FileResult, None, None]:
+) -> Generator[_Checked, None, None]:
     for item in items:
-        yield checker.check(item)
+        yield checker.check([item])
 
 
 def _check_in_workers(
     items: Iterator[Path | _Unreadable], checker: _Checker, jobs: int, chunk: int
-) -> Generator[_FileResult, None, None]:
+) -> Generator[_Checked, None, None]:
     """Check ``items`` in ``jobs`` processes; results in input order, bounded work in flight.
 
     Workers are forked once the parent has loaded the schemas, so they share the compiled
@@ -337,7 +348,7 @@ def _check_in_workers(
         initializer=_start_worker,
         initargs=(checker.settings,),
     )
-    pending: deque[Future[list[_FileResult]]] = deque()
+    pending: deque[Future[_Checked]] = deque()
     chunks: Iterator[list[Path | _Unreadable]] = iter(
         lambda: list(itertools.islice(items, chunk)), []
     )
@@ -345,10 +356,10 @@ def _check_in_workers(
         for task in itertools.islice(chunks, jobs * _TASKS_PER_WORKER):
             pending.append(executor.submit(_check_chunk, task))
         while pending:
-            done = pending.popleft().result()
+            checked = pending.popleft().result()
             for task in itertools.islice(chunks, 1):
                 pending.append(executor.submit(_check_chunk, task))
-            yield from done
+            yield checked
     except BrokenProcessPool as exc:
         raise GatewayError(f"a validation worker stopped unexpectedly: {exc}") from exc
     finally:
