@@ -188,7 +188,7 @@ class _Checked:
 
 
 class _Checker:
-    """Validates one file and formats its output; one per process, schemas loaded once."""
+    """Validates files and formats their output; one per process, schemas loaded once."""
 
     def __init__(self, settings: _Settings) -> None:
         from gateway.core.rules import RuleContext
@@ -243,7 +243,7 @@ class _Checker:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """Validate every file; stream one result per file so 10,000 files stay cheap."""
+    """Validate every file; stream the results in input order so 10,000 files stay cheap."""
     from gateway.core.xmlsafe import DEFAULT_MAX_BYTES
     from gateway.shipped import SHIPPED_SCHEMAS
 
