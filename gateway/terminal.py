@@ -26,10 +26,11 @@ class Progress:
         self._done = 0
         self._enabled = enabled and total >= minimum and stream.isatty()
 
-    def step(self) -> None:
-        """Count one item and redraw every 1 % or so."""
-        self._done += 1
-        if self._enabled and (self._done % max(1, self._total // 100) == 0):
+    def step(self, count: int = 1) -> None:
+        """Count ``count`` items and redraw every 1 % or so."""
+        every = max(1, self._total // 100)
+        before, self._done = self._done, self._done + count
+        if self._enabled and self._done // every != before // every:
             width = 30
             filled = width * self._done // self._total
             bar = "#" * filled + "-" * (width - filled)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from gateway.cli.common import add_group, iso_date
 from gateway.core.catalogue import MESSAGE_KINDS
@@ -58,6 +62,15 @@ def add_validate_command(subparsers: argparse._SubParsersAction[argparse.Argumen
         action="append",
         metavar="DIR",
         help="schema folder to use (repeatable; default: the shipped iJw 3.2 schemas)",
+    )
+    cmd.add_argument(
+        "--jobs",
+        "-j",
+        type=job_count,
+        default=None,
+        metavar="N",
+        help="validate in N processes, output still in input order "
+        "(default: one per core; 1 validates in this process)",
     )
     cmd.add_argument(
         "--max-bytes", type=int, default=None, help="size limit per message (default 25 MB)"
@@ -131,63 +144,227 @@ def _expand(paths: list[Path]) -> Iterator[Path | _Unreadable]:
             yield _Unreadable(path, "no such file or folder")
 
 
-def _schema_set(args: argparse.Namespace) -> SchemaSet:
-    from gateway.schemas import load_schema_set
-    from gateway.shipped import SHIPPED_SCHEMAS
+def job_count(value: str) -> int:
+    """``--jobs``: a whole number of worker processes, at least 1."""
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of worker processes, at least 1 (got {value!r})"
+        )
+    return jobs
 
-    folders = args.schemas or [SHIPPED_SCHEMAS]
-    return load_schema_set(folders)
+
+def default_jobs() -> int:
+    """The cores this process may run on (its CPU affinity), else the machine's core count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """Everything a worker needs to check a file as the parent would (picklable)."""
+
+    schema_folders: tuple[Path, ...]
+    today: dt.date | None
+    max_bytes: int
+    retour_dir: Path | None
+    as_json: bool
+    colour: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """The output of some consecutive files, already formatted: workers hand back text only."""
+
+    files: int
+    stdout: str
+    stderr: str
+    findings: bool
+    unreadable: bool
+
+
+class _Checker:
+    """Validates files and formats their output; one per process, schemas loaded once."""
+
+    def __init__(self, settings: _Settings) -> None:
+        from gateway.core.rules import RuleContext
+        from gateway.schemas import load_schema_set
+
+        self.settings = settings
+        self._schemas = load_schema_set(list(settings.schema_folders))
+        # Without --today the verdict is the official validation's (XSD + in-message rules);
+        # TR135 needs the receiver's system date, which a file on disk does not have.
+        self._context = RuleContext(today=settings.today)
+        self._retour_writer = (
+            _RetourWriter(settings.retour_dir, self._schemas, self._context)
+            if settings.retour_dir
+            else None
+        )
+
+    def check(self, items: list[Path | _Unreadable]) -> _Checked:
+        """Validate ``items`` in order; their output joined as one file after another would."""
+        stdout: list[str] = []
+        stderr: list[str] = []
+        findings = unreadable = False
+        for item in items:
+            problem = item if isinstance(item, _Unreadable) else None
+            if isinstance(item, Path):
+                try:
+                    raw = item.read_bytes()
+                except OSError as exc:
+                    problem = _Unreadable(item, exc.strerror or str(exc))
+                else:
+                    findings |= self._check_one(item, raw, stdout)
+            if problem is not None:
+                unreadable = True
+                if self.settings.as_json:
+                    stdout.append(
+                        json.dumps({"file": str(problem.path), "error": problem.reason}) + "\n"
+                    )
+                stderr.append(f"gateway validate: {problem.path}: {problem.reason}\n")
+        return _Checked(len(items), "".join(stdout), "".join(stderr), findings, unreadable)
+
+    def _check_one(self, path: Path, raw: bytes, stdout: list[str]) -> bool:
+        """Validate one message, append its output, return whether it has findings."""
+        from gateway.core.validate import validate
+
+        report = validate(raw, self._schemas, self._context, max_bytes=self.settings.max_bytes)
+        if self._retour_writer is not None:
+            self._retour_writer.write(path, raw, report)
+        if self.settings.as_json:
+            stdout.append(json.dumps({"file": str(path), **report.as_dict()}) + "\n")
+        else:
+            stdout.append(_table_row(path, report, self.settings.colour))
+        return not report.ok
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """Validate every file; stream one result per file so 10,000 files stay cheap."""
-    from gateway.core.rules import RuleContext
-    from gateway.core.validate import validate
+    """Validate every file; stream the results in input order so 10,000 files stay cheap."""
     from gateway.core.xmlsafe import DEFAULT_MAX_BYTES
+    from gateway.shipped import SHIPPED_SCHEMAS
 
-    max_bytes = args.max_bytes or DEFAULT_MAX_BYTES
-    schemas = _schema_set(args)
-    # Without --today the verdict is the official validation's (XSD + in-message rules);
-    # TR135 needs the receiver's system date, which a file on disk does not have.
-    context = RuleContext(today=args.today)
-    retour_writer = _RetourWriter(args.retour_dir, schemas, context) if args.retour_dir else None
+    settings = _Settings(
+        schema_folders=tuple(args.schemas or [SHIPPED_SCHEMAS]),
+        today=args.today,
+        max_bytes=args.max_bytes or DEFAULT_MAX_BYTES,
+        retour_dir=args.retour_dir,
+        as_json=args.json,
+        colour=sys.stdout.isatty(),
+    )
+    checker = _Checker(settings)
     files = list(_expand(args.paths))
+    jobs = min(args.jobs or default_jobs(), len(files))
+    if jobs > 1:
+        chunk = max(1, min(_MAX_CHUNK, len(files) // (jobs * 16)))
+        results = _check_in_workers(iter(files), checker, jobs, chunk)
+    else:
+        results = _check_here(iter(files), checker)
     progress = Progress(len(files), sys.stderr, enabled=not args.json or not sys.stdout.isatty())
     any_findings = any_unreadable = False
     out = sys.stdout
-    for item in files:
-        progress.step()
-        if isinstance(item, _Unreadable):
-            any_unreadable = True
-            _print_unreadable(item, args.json, out)
-            continue
-        try:
-            raw = item.read_bytes()
-        except OSError as exc:
-            any_unreadable = True
-            _print_unreadable(_Unreadable(item, exc.strerror or str(exc)), args.json, out)
-            continue
-        report = validate(raw, schemas, context, max_bytes=max_bytes)
-        any_findings |= not report.ok
-        if retour_writer is not None:
-            retour_writer.write(item, report)
-        if args.json:
-            out.write(json.dumps({"file": str(item), **report.as_dict()}) + "\n")
-        else:
-            progress.clear()
-            _print_table_row(item, report, out)
+    with contextlib.closing(results):
+        for checked in results:
+            progress.step(checked.files)
+            any_findings |= checked.findings
+            any_unreadable |= checked.unreadable
+            if checked.stdout:
+                if not args.json:
+                    progress.clear()
+                out.write(checked.stdout)
+            if checked.stderr:
+                sys.stderr.write(checked.stderr)
     progress.done()
     if not args.json:
-        _print_summary(files, out)
+        print(f"{len(files)} file(s) checked", file=out)
     if any_unreadable:
         return EXIT_USAGE
     return EXIT_FINDINGS if any_findings else EXIT_OK
 
 
-def _print_unreadable(item: _Unreadable, as_json: bool, out: TextIO) -> None:
-    if as_json:
-        out.write(json.dumps({"file": str(item.path), "error": item.reason}) + "\n")
-    print(f"gateway validate: {item.path}: {item.reason}", file=sys.stderr)
+# Files per task sent to a worker: enough to make the hand-over cheap next to the work,
+# few enough that small folders still spread over every worker.
+_MAX_CHUNK = 64
+# Tasks queued per worker: keeps every worker busy while the parent prints, and bounds the
+# files in flight (and their formatted results) however large the folder.
+_TASKS_PER_WORKER = 4
+
+
+class _Worker:
+    """The checker of a worker process: inherited from the parent when forked, else built once."""
+
+    checker: _Checker | None = None
+
+
+def _start_worker(settings: _Settings) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group; the parent alone decides to stop, and the
+    # workers finish their task instead of each printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _Worker.checker is None or _Worker.checker.settings != settings:
+        _Worker.checker = _Checker(settings)
+
+
+def _check_chunk(chunk: list[Path | _Unreadable]) -> _Checked:
+    checker = _Worker.checker
+    assert checker is not None, "worker not started"
+    return checker.check(chunk)
+
+
+def _check_here(
+    items: Iterator[Path | _Unreadable], checker: _Checker
+) -> Generator[_Checked, None, None]:
+    for item in items:
+        yield checker.check([item])
+
+
+def _check_in_workers(
+    items: Iterator[Path | _Unreadable], checker: _Checker, jobs: int, chunk: int
+) -> Generator[_Checked, None, None]:
+    """Check ``items`` in ``jobs`` processes; results in input order, bounded work in flight.
+
+    Workers are forked once the parent has loaded the schemas, so they share the compiled
+    XSDs copy-on-write and start in milliseconds; spawning them would repeat the imports and
+    the schema load in every worker, a large part of a run of a few thousand files. Forking is
+    only safe while the parent runs one thread (a lock held by another thread stays locked in
+    the child), which is the case here: this command starts none, and ProcessPoolExecutor
+    forks all its workers before starting its own management thread. Should a caller have
+    started threads, the workers come from a fork server and load the schemas themselves.
+    """
+    import multiprocessing
+    import threading
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    _Worker.checker = checker
+    executor = ProcessPoolExecutor(
+        jobs,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_start_worker,
+        initargs=(checker.settings,),
+    )
+    pending: deque[Future[_Checked]] = deque()
+    chunks: Iterator[list[Path | _Unreadable]] = iter(
+        lambda: list(itertools.islice(items, chunk)), []
+    )
+    try:
+        for task in itertools.islice(chunks, jobs * _TASKS_PER_WORKER):
+            pending.append(executor.submit(_check_chunk, task))
+        while pending:
+            checked = pending.popleft().result()
+            for task in itertools.islice(chunks, 1):
+                pending.append(executor.submit(_check_chunk, task))
+            yield checked
+    except BrokenProcessPool as exc:
+        raise GatewayError(f"a validation worker stopped unexpectedly: {exc}") from exc
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        _Worker.checker = None
 
 
 _LEVEL_STYLE = {
@@ -200,20 +377,16 @@ _LEVEL_STYLE = {
 }
 
 
-def _print_table_row(path: Path, report: ValidationReport, out: TextIO) -> None:
-    tty = out.isatty()
-    level = style(f"{report.level.value:<9}", _LEVEL_STYLE[report.level], tty)
+def _table_row(path: Path, report: ValidationReport, colour: bool) -> str:
+    level = style(f"{report.level.value:<9}", _LEVEL_STYLE[report.level], colour)
     kind = report.message_type or "-"
-    print(f"{level} {kind:<6} {path}", file=out)
+    lines = [f"{level} {kind:<6} {path}"]
     for finding in report.findings:
         where = f"line {finding.line}" if finding.line else ""
         code = f"[{finding.retourcode}]" if finding.retourcode else ""
-        print(f"    {finding.rule:<12} {code:<7} {where:<10} {finding.path or ''}", file=out)
-        print(f"        {finding.message}", file=out)
-
-
-def _print_summary(files: list[Path | _Unreadable], out: TextIO) -> None:
-    print(f"{len(files)} file(s) checked", file=out)
+        lines.append(f"    {finding.rule:<12} {code:<7} {where:<10} {finding.path or ''}")
+        lines.append(f"        {finding.message}")
+    return "\n".join(lines) + "\n"
 
 
 class _RetourWriter:
@@ -228,7 +401,7 @@ class _RetourWriter:
         except OSError as exc:
             raise GatewayError(f"cannot create retour folder {folder}: {exc}") from exc
 
-    def write(self, source: Path, report: ValidationReport) -> None:
+    def write(self, source: Path, raw: bytes, report: ValidationReport) -> None:
         from gateway.core.retour import RetourIdentity, build_retour, retour_type_for
 
         doc = report.document
@@ -239,7 +412,7 @@ class _RetourWriter:
             return  # retours are not answered
         retour_type = retour_type_for(doc.message_type)
         # A stable id per original, so re-running validate rewrites the same retour.
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+        digest = hashlib.sha256(raw).hexdigest()[:12]
         identity = RetourIdentity(identificatie=digest, dagtekening=self._today)
         retour = build_retour(doc, report.findings, identity, self._schemas)
         (self._folder / f"{source.stem}.{retour_type}.xml").write_bytes(retour)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +178,114 @@ def test_future_dagtekening_is_checked_only_as_of_a_given_date() -> None:
     (obj,) = json_lines(result.stdout)
     assert obj["level"] == "external"
     assert [f["rule"] for f in obj["findings"]] == ["TR135"]  # type: ignore[union-attr,index]
+
+
+def _mixed_folder(folder: Path, copies: int) -> Path:
+    """Valid, XSD-invalid, rule-violating and malformed messages, interleaved."""
+    folder.mkdir()
+    sources = [p.read_bytes() for p in sorted(EXAMPLES_DIR.glob("*.xml"))]  # JW318 is invalid
+    rule_violation = (EXAMPLES_DIR / "JW305.xml").read_bytes().replace(b"999900006", b"123456789")
+    for i in range(copies):
+        (folder / f"m{i:04d}.xml").write_bytes(sources[i % len(sources)])
+        if i % 17 == 0:
+            (folder / f"m{i:04d}-bsn.xml").write_bytes(rule_violation)
+        if i % 23 == 0:
+            (folder / f"m{i:04d}-broken.xml").write_bytes(b"<Bericht><unclosed>")
+    return folder
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
+def test_jobs_give_the_output_of_one_process_in_input_order(tmp_path: Path, as_json: bool) -> None:
+    """--jobs 2 prints byte for byte what --jobs 1 prints, files in input order, same exit."""
+    folder = _mixed_folder(tmp_path / "in", 200)
+    missing = tmp_path / "gone.xml"
+    options = ["--json"] if as_json else []
+    runs = {
+        jobs: gateway(
+            "validate",
+            *options,
+            "--jobs",
+            jobs,
+            "--today",
+            "2026-11-23",
+            "--retour-dir",
+            tmp_path / f"retours-{jobs}",
+            folder,
+            missing,
+        )
+        for jobs in ("1", "2")
+    }
+    single, parallel = runs["1"], runs["2"]
+    assert single.returncode == parallel.returncode == 2  # the missing path is an I/O error
+    assert parallel.stdout == single.stdout
+    assert parallel.stderr == single.stderr
+    assert f"{missing}: no such file or folder" in single.stderr
+    if as_json:
+        files = [str(o["file"]) for o in json_lines(single.stdout)]
+        levels = {str(o.get("level")) for o in json_lines(single.stdout)}
+        assert levels >= {"ok", "xsd", "rules", "malformed"}
+    else:
+        files = [
+            line.split()[2] for line in single.stdout.splitlines() if line[:1] not in " 0123456789"
+        ]
+    in_folder = sorted(str(p) for p in folder.iterdir())
+    # The table names an unreadable path on stderr only; JSON also gives it a line.
+    assert files == ([*in_folder, str(missing)] if as_json else in_folder)
+    retours = [
+        sorted((p.name, p.read_bytes()) for p in (tmp_path / f"retours-{j}").iterdir())
+        for j in runs
+    ]
+    assert retours[0] and retours[0] == retours[1]
+
+
+def test_jobs_keep_the_exit_codes(tmp_path: Path) -> None:
+    """With workers, all valid is exit 0 and any finding exit 1, as in one process."""
+    folder = tmp_path / "ok"
+    folder.mkdir()
+    for i in range(60):
+        shutil.copy(VALID[i % len(VALID)], folder / f"m{i:03d}.xml")
+    assert gateway("validate", "--jobs", "2", folder).returncode == 0
+    (folder / "m030.xml").write_bytes(b"<broken>")
+    assert gateway("validate", "--jobs", "2", folder).returncode == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_bad_jobs_value_is_a_readable_usage_error(value: str) -> None:
+    """--jobs takes a whole number of at least 1; anything else says so, exit 2."""
+    result = gateway("validate", "--jobs", value, EXAMPLES_DIR / "JW301.xml")
+    assert result.returncode == 2
+    assert (
+        "argument --jobs/-j: expected a whole number of worker processes, at least 1"
+        in result.stderr
+    )
+    assert repr(value) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_workers_and_parent_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group) ends the run with 130, no traceback, no
+    worker left behind."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    sources = [p.read_bytes() for p in VALID]
+    for i in range(6000):
+        (folder / f"m{i:05d}.xml").write_bytes(sources[i % len(sources)])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "validate", "--json", "--jobs", "2", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    try:
+        assert process.stdout.readline()  # the workers are validating
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    assert stderr.strip().endswith(b"interrupted")
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # nothing of the run's process group is left
