@@ -198,7 +198,7 @@ async def test_two_daemons_refuse_a_reused_identificatie_once_stored_by_either(
             (stored_status, stored), (refused_status, refused) = answers
             assert (stored_status, refused_status) == (202, 409), answers
             assert refused["earlier"] == stored["id"]
-    store = SqlStore(pg_database)
+    store = SqlStore(pg_database, pseudonyms=TEST_PSEUDONYMS)
     try:
         kept = store.query(MessageQuery(limit=1000))
     finally:
