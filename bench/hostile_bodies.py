@@ -29,6 +29,9 @@ from pathlib import Path
 
 import aiohttp
 
+# Run as a script, bench/ is on sys.path: the daemon bench's start-up wait serves here too.
+from daemon import wait_ready
+
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "hostile-token"
 BLOCK = 1024 * 1024
@@ -83,22 +86,6 @@ def rss_kib(pid: int) -> int:
 def disk_bytes(folder: Path) -> int:
     """Bytes the files under ``folder`` occupy on disk."""
     return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
-
-
-async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit("the daemon exited during start-up")
-            try:
-                async with session.get(f"{base}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the daemon did not become ready")
 
 
 async def junk(number: int, size: int) -> AsyncIterator[bytes]:
