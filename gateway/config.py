@@ -14,9 +14,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretBytes, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.core.errors import ConfigError
+from gateway.core.held_answers import DecisionPolicies, DecisionPolicy, PairPolicy
 from gateway.core.lists import MissingTariff
 from gateway.core.privacy import MIN_PSEUDONYM_KEY_BYTES
 from gateway.core.retry import LeasePlan
@@ -207,14 +216,47 @@ class RuleSettings(_Section):
     product_codes: str = "JZ21"
 
 
-class TranslationSettings(_Section):
-    """``[translation]``: how long a message held for a mapping decision waits.
+class PairPolicySettings(_Section):
+    """One ``[translation.pairs."FROM->TO"]`` table: the policy of one generation pair."""
 
-    ``decision_wait_working_days_before_deadline``: the decision is awaited until this many
-    working days before the original's retour deadline (docs/translation.md).
+    policy: DecisionPolicy = DecisionPolicy.WAIT
+    decision_wait_working_days_before_deadline: Annotated[int, Field(ge=0, le=9)] | None = None
+
+
+class TranslationSettings(_Section):
+    """``[translation]``: what happens to a message held for a mapping decision when the BVO
+    answers for its recipient (docs/translation.md, "When no decision comes").
+
+    ``decision_policy``: ``wait`` for a decision until
+    ``decision_wait_working_days_before_deadline`` working days before the original's retour
+    deadline, then answer with the S329 retour; ``answer``: answer at once. ``pairs`` sets
+    either per generation pair, keyed ``"FROM->TO"``.
     """
 
+    decision_policy: DecisionPolicy = DecisionPolicy.WAIT
     decision_wait_working_days_before_deadline: Annotated[int, Field(ge=0, le=9)] = 1
+    pairs: dict[str, PairPolicySettings] = Field(default_factory=dict)
+
+    @field_validator("pairs")
+    @classmethod
+    def _pair_keys(cls, value: dict[str, PairPolicySettings]) -> dict[str, PairPolicySettings]:
+        for key in value:
+            source, arrow, target = key.partition("->")
+            if not arrow or not source.strip() or not target.strip():
+                raise ValueError(f"pair {key!r}: write it as \"FROM->TO\" (two generations)")
+        return value
+
+    def policies(self) -> DecisionPolicies:
+        """The policies as the core reads them."""
+        default = PairPolicy(self.decision_policy, self.decision_wait_working_days_before_deadline)
+        pairs = {}
+        for key, pair in self.pairs.items():
+            source, _, target = key.partition("->")
+            wait = pair.decision_wait_working_days_before_deadline
+            pairs[(source.strip(), target.strip())] = PairPolicy(
+                pair.policy, default.wait_working_days_before_deadline if wait is None else wait
+            )
+        return DecisionPolicies(default, pairs)
 
 
 class GenerationStepSettings(_Section):

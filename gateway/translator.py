@@ -207,6 +207,7 @@ class Translator:
             rewrites=result.rewrites,
             undecided=result.undecided,
             entries=result.new_entries,
+            refused=result.refused,
         )
         return record, result
 

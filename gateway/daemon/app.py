@@ -207,6 +207,7 @@ def build_service(
         history=history_factory(store) if settings.rules.dossier else None,
         lists=external_lists(settings) if settings.rules.dossier else None,
         volume=volume_limits(settings),
+        decision_policies=settings.translation.policies(),
         free_disk=lambda: free_disk_bytes(settings.data),
     )
 

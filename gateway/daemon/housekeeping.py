@@ -1,6 +1,7 @@
 """The daemon's periodic jobs besides delivery and the inbox scan: process again what a crash
 left ``received``, sweep the outbox's temporary files, give freed memory back, write overdue
-notices and apply the retention policy."""
+notices, answer originals held for a mapping decision once their decision wait is over,
+and apply the retention policy."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def schedule_housekeeping(
     scheduler.every(
         "retour_deadlines", HOUSEKEEPING_SECONDS, OverdueNotices(service.store, service.clock).run
     )
+    scheduler.every("decision_wait", HOUSEKEEPING_SECONDS, service.held_answers.run)
     scheduler.every(
         "retention",
         settings.retention.interval_hours * 3600,

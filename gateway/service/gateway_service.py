@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from gateway.clock import Clock
+from gateway.core.held_answers import DecisionPolicies
 from gateway.core.lists import ExternalLists
 from gateway.core.route import PartyRegistry
 from gateway.core.schemaset import SchemaSet
@@ -21,6 +22,7 @@ from gateway.metrics import (
     Metrics,
 )
 from gateway.service.decisions import Decisions
+from gateway.service.held_answers import HeldAnswers
 from gateway.service.intake import Intake
 from gateway.service.mailbox import Mailbox
 from gateway.service.preparation import Preparation
@@ -48,6 +50,7 @@ class GatewayService(SharedState):
         translator: Translator | None = None,
         history: HistoryFactory | None = None,
         lists: ExternalLists | None = None,
+        decision_policies: DecisionPolicies | None = None,
         volume: VolumeLimits | None = None,
         free_disk: Callable[[], int] | None = None,
     ) -> None:
@@ -62,6 +65,7 @@ class GatewayService(SharedState):
             translator=translator,
             history=history,
             lists=lists,
+            decision_policies=decision_policies,
         )
         self.preparation = Preparation(self)
         self.intake = Intake(self, self.preparation, volume, free_disk)
@@ -69,6 +73,7 @@ class GatewayService(SharedState):
         self.mailbox = Mailbox(self)
         self.steering = Steering(self)
         self.decisions = Decisions(self, self.preparation, self.reprocessing)
+        self.held_answers = HeldAnswers(self, self.preparation, self.reprocessing)
 
     async def healthy(self) -> bool:
         """True when the store answers (any driver error counts as unhealthy)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.clock import FixedClock
@@ -21,6 +22,8 @@ from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.correlate import Correlation, correlation_of
 from gateway.core.document import MessageDocument
 from gateway.core.dossier import RegisterUpdate
+from gateway.core.errors import GatewayError
+from gateway.core.held_answers import answered_reason, refusal_verdict
 from gateway.core.ledger import LedgerEntry, LedgerKey, TranslationLedger
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Message, State
@@ -101,6 +104,10 @@ class MessageLedger:
         self._ledger.record(entry)
 
 
+class HeldAnswerError(GatewayError):
+    """The gateway cannot answer this held original itself."""
+
+
 def retour_identificatie(original_id: str) -> str:
     """A stable 12-character IdentificatieRetour, so re-processing builds the same retour."""
     return hashlib.sha256(original_id.encode()).hexdigest()[:12].upper()
@@ -148,10 +155,16 @@ class Preparation:
         ledger = decided.ledger if decided is not None else MessageLedger(self._ledger)
         report, translation = self._translate(report, sender, today, context, ledger, raw=raw)
         decision = decide(report, sender, self.shared.registry, today, self.shared.operator_holds)
-        # A message waiting for a mapping decision is held here, before the dossier rules:
-        # they would read the sender's codes.
-        decision, translation = _with_translation(decision, translation)
-        if needs_dossier(report, decision):
+        refusal = self._refusal(report, decision, translation)
+        if refusal is not None:
+            # Answered now instead of held: never translatable, or its pair's policy.
+            report, decision = refusal
+            translation = dataclasses.replace(translation, entries=()) if translation else None
+        else:
+            # A message waiting for a mapping decision is held here, before the dossier rules:
+            # they would read the sender's codes.
+            decision, translation = _with_translation(decision, translation)
+        if refusal is None and needs_dossier(report, decision):
             # After translation: the B and E rules read the recipient's (gemeente's) codes.
             rules_context = self._rule_context(today, raw, replay_of, received.id, report.document)
             context = self._for_recipient(rules_context, decision)
@@ -169,15 +182,6 @@ class Preparation:
                 message_type=report.message_type,
                 rules=sorted(set(report.rule_codes)),
             )
-        retour = None
-        if decision.answer_for is not None:
-            answered = answer_report(report, original, translation)
-            retour = self._retour_record(received, answered, decision, sender, today)
-        changes: dict[str, object] = {}
-        if report.message_type:
-            changes["message_type"] = report.message_type
-        if decision.recipient is not None:
-            changes["recipient"] = decision.recipient.id
         reason, mover = decision.reason, "pipeline"
         if decided is not None:
             reason, mover = f"mapping decided ({decided.reason}): {reason}", decided.actor
@@ -188,6 +192,120 @@ class Preparation:
                 known = {entry.key for entry in decided.entries}
                 own = tuple(e for e in translation.entries if e.key not in known)
                 translation = dataclasses.replace(translation, entries=decided.entries + own)
+        return self._record(
+            received,
+            raw,
+            sender,
+            actor=actor,
+            reports=(report, original),
+            decision=decision,
+            translation=translation,
+            today=today,
+            reason=reason,
+            mover=mover,
+        )
+
+    def prepare_answer(
+        self,
+        held: Message,
+        raw: bytes,
+        sender: Party,
+        unaccepted: Sequence[tuple[str, str]],
+        *,
+        actor: str,
+        why: str,
+    ) -> IntakeRecord:
+        """Answer an original held for a mapping decision on its recipient's behalf, without
+        the decision: the S329 retour on each product in ``unaccepted`` (path, reason), and
+        the move to ``rejected`` (:mod:`gateway.core.held_answers`). Raises
+        :class:`HeldAnswerError` when the BVO does not answer for its recipient or the
+        original cannot be read any more."""
+        recipient = self.shared.registry.get(held.recipient or "")
+        if recipient is None or recipient.answered_by is None:
+            raise HeldAnswerError(
+                f"message {held.id}: the BVO does not answer for {held.recipient}; its "
+                "recipient owes the retour"
+            )
+        today = self.shared.today()
+        report = validate(
+            raw,
+            self.shared.schemas,
+            RuleContext(today=today),
+            max_bytes=self.shared.max_message_bytes,
+        )
+        if report.document is None:
+            raise HeldAnswerError(f"message {held.id} cannot be read as iJw any more")
+        reason = answered_reason(recipient.id, why)
+        refused, decision = refusal_verdict(report, unaccepted, recipient, reason)
+        return self._record(
+            held,
+            raw,
+            sender,
+            actor=actor,
+            reports=(refused, report),
+            decision=decision,
+            translation=None,
+            today=today,
+            reason=reason,
+            mover=actor,
+        )
+
+    def _refusal(
+        self,
+        report: ValidationReport,
+        decision: Decision,
+        translation: TranslationRecord | None,
+    ) -> tuple[ValidationReport, Decision] | None:
+        """The refusal of an original the gateway answers for at once instead of holding it:
+        a product no decision can fix (``refused``), or any, when the generation pair's
+        policy is to answer at once. None: hold it for a decision as usual."""
+        recipient = decision.answer_for
+        if translation is None or not translation.needs_decision or recipient is None:
+            return None
+        if decision.rejected:
+            return None
+        if translation.refused:
+            unaccepted = [(r.path, r.reason) for r in translation.refused]
+            why = f"refused: {translation.refused[0].reason}"
+        elif self.shared.decision_policies.answers_at_once(
+            translation.from_generation, translation.to_generation
+        ):
+            unaccepted = [(u.path, u.reason) for u in translation.undecided]
+            why = (
+                f"the policy for {translation.from_generation} -> "
+                f"{translation.to_generation} answers at once"
+            )
+        else:
+            return None
+        return refusal_verdict(report, unaccepted, recipient, answered_reason(recipient.id, why))
+
+    def _record(
+        self,
+        received: Message,
+        raw: bytes,
+        sender: Party,
+        *,
+        actor: str,
+        reports: tuple[ValidationReport, ValidationReport],
+        decision: Decision,
+        translation: TranslationRecord | None,
+        today: dt.date,
+        reason: str,
+        mover: str,
+    ) -> IntakeRecord:
+        """The record of a decided message: its retour when answered for, its move, findings,
+        correlation, register entries and translation. ``reports`` are the report decided on
+        and the one of the message as sent."""
+        report, original = reports
+        retour = None
+        if decision.answer_for is not None:
+            answered = answer_report(report, original, translation)
+            retour = self._retour_record(received, answered, decision, sender, today)
+        changes: dict[str, object] = {}
+        if report.message_type:
+            changes["message_type"] = report.message_type
+        if decision.recipient is not None:
+            changes["recipient"] = decision.recipient.id
         moved, event = advance(
             received, decision.state, reason, mover, self.shared.clock.now(), **changes
         )

@@ -19,7 +19,7 @@ from gateway.logs import get_logger
 from gateway.service.preparation import Preparation
 from gateway.service.shared import PAGE, SharedState
 from gateway.service.sniffing import client_keys
-from gateway.store.base import MessageQuery, Move
+from gateway.store.base import IntakeRecord, MessageQuery, Move
 from gateway.translator import Decided
 
 log = get_logger("gateway.service")
@@ -97,7 +97,23 @@ class Reprocessing:
         record = await asyncio.to_thread(
             self.preparation.prepare, msg, raw, sender, actor, replay_of, decided=decided
         )
-        if decided is not None and record.message.state is not State.REJECTED:
+        return await self.write(msg, record, sender, replay_of, judged_again=decided is not None)
+
+    async def write(
+        self,
+        msg: Message,
+        record: IntakeRecord,
+        sender: Party,
+        replay_of: str | None,
+        *,
+        judged_again: bool,
+    ) -> Message:
+        """Record what preparing the stored ``msg`` again decided, step by step (under its
+        client locks, held by the caller). ``judged_again``: a held message judged anew (a
+        mapping decision, or the answer without one); its findings replace intake's, and
+        going on it must claim its Identificatie."""
+        actor = record.moves[0].actor
+        if judged_again and record.message.state is not State.REJECTED:
             # Held for a decision it held no Identificatie; going on, it must (never two).
             holder = await self.shared.db(self.shared.store.claim_identificatie, msg.id)
             if holder is not None:
@@ -107,7 +123,7 @@ class Reprocessing:
                     f"BerichtIdentificatie {msg.bericht_id} already used by message {holder.id}",
                     actor,
                 )
-        if record.findings or decided is not None:
+        if record.findings or judged_again:
             # Replacing what intake found: a decided message is judged on the translation.
             await self.shared.db(self.shared.store.record_findings, msg.id, list(record.findings))
         if record.retour is not None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from gateway.clock import Clock
 from gateway.core.document import MessageDocument
 from gateway.core.dossier import History
+from gateway.core.held_answers import DecisionPolicies
 from gateway.core.lifecycle import advance, return_unattempted
 from gateway.core.lists import ExternalLists
 from gateway.core.model import Message, State
@@ -56,10 +57,12 @@ class SharedState:
         translator: Translator | None = None,
         history: HistoryFactory | None = None,
         lists: ExternalLists | None = None,
+        decision_policies: DecisionPolicies | None = None,
     ) -> None:
         self.store = store
         self.history = history
         self.lists = lists
+        self.decision_policies = decision_policies or DecisionPolicies()
         self.client_locks = ClientLocks()
         self.translator = translator
         self.registry = registry

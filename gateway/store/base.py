@@ -19,7 +19,7 @@ from gateway.core.dossier import RegisterUpdate
 from gateway.core.ledger import LedgerEntry, LedgerKey
 from gateway.core.model import Event, Message, State
 from gateway.core.privacy import Pseudonymizer
-from gateway.core.translation import Rewrite, Undecided
+from gateway.core.translation import Refusal, Rewrite, Undecided
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +526,9 @@ class TranslationRecord:
     rewrites: tuple[Rewrite, ...] = ()
     undecided: tuple[Undecided, ...] = ()
     entries: tuple[LedgerEntry, ...] = ()
+    refused: tuple[Refusal, ...] = ()
+    """Products the receiver can never accept (no decision fixes them): the message is
+    answered with their retourcode, not held. Not stored: such a message is answered at once."""
 
     @property
     def needs_decision(self) -> bool:
