@@ -243,7 +243,7 @@ class TranslationSettings(_Section):
         for key in value:
             source, arrow, target = key.partition("->")
             if not arrow or not source.strip() or not target.strip():
-                raise ValueError(f"pair {key!r}: write it as \"FROM->TO\" (two generations)")
+                raise ValueError(f'pair {key!r}: write it as "FROM->TO" (two generations)')
         return value
 
     def policies(self) -> DecisionPolicies:

@@ -149,6 +149,5 @@ def refusal_verdict(
 def answered_reason(recipient: str, why: str) -> str:
     """The state reason of an original the gateway answered itself (no client data)."""
     return (
-        f"{ANSWERED_UNTRANSLATED}: {UNACCEPTED_PRODUCT_RETOURCODE} on behalf of {recipient} "
-        f"({why})"
+        f"{ANSWERED_UNTRANSLATED}: {UNACCEPTED_PRODUCT_RETOURCODE} on behalf of {recipient} ({why})"
     )

@@ -127,9 +127,7 @@ class HeldAnswers:
                 # Its retour was stored before a crash: never a second one.
                 record = dataclasses.replace(record, retour=None)
             replay_of = await self.shared.db(self.shared.store.replay_of, message_id)
-            moved = await self.reprocessing.write(
-                msg, record, sender, replay_of, judged_again=True
-            )
+            moved = await self.reprocessing.write(msg, record, sender, replay_of, judged_again=True)
         await self.shared.db(
             self.shared.store.record_audit,
             self.shared.clock.now(),

@@ -18,9 +18,10 @@ from gateway.config import RetentionSettings
 from gateway.core.errors import GatewayError
 from gateway.core.lifecycle import CANCELLED, WAITING_STATES
 from gateway.core.model import Direction, Message, State
-from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, placement
+from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, gateway_answers, placement
 from gateway.service.errors import NotFoundError
 from gateway.service.gateway_service import GatewayService
+from gateway.service.preparation import HeldAnswerError
 from gateway.store.base import NewMessage, PurgeResult, SearchQuery, Store
 from gateway.translator import waits_for_decision
 
@@ -192,16 +193,47 @@ class Operator:
         return moved
 
     async def cancel(self, message_id: str, reason: str) -> Message:
-        """Stop a waiting message for good: it goes to ``dead`` and is never sent by itself."""
+        """Stop a waiting message for good: it goes to ``dead`` and is never sent by itself.
+
+        An original held for a mapping decision whose recipient the BVO answers for has no
+        retour yet: cancelling it answers it (the S329 retour, ``rejected``) instead, so it
+        never ends unanswered. Any other original the BVO answers for that has no retour is
+        refused."""
         msg = await self.message(message_id)
         if msg.state not in WAITING_STATES:
             raise OperatorError(
                 f"message {message_id} is {msg.state.value}; only queued or "
                 "held messages can be cancelled"
             )
+        if waits_for_decision(msg) and self._answered_for(msg):
+            try:
+                answered = await self.service.held_answers.answer(
+                    message_id, actor=self.actor, why=f"{CANCELLED}: {reason}"
+                )
+            except HeldAnswerError as exc:
+                raise OperatorError(str(exc)) from exc
+            if answered is None:
+                raise OperatorError(f"message {message_id} moved meanwhile; look again")
+            return answered
+        if self._answered_for(msg) and await self._unanswered(msg):
+            raise OperatorError(
+                f"message {message_id} is an original the BVO answers for and has no retour "
+                "yet; it cannot end unanswered"
+            )
         moved = await self.service.move(msg, State.DEAD, f"{CANCELLED}: {reason}", self.actor)
         await self._audit("cancel", message_id, reason)
         return moved
+
+    def _answered_for(self, msg: Message) -> bool:
+        recipient = self.service.registry.get(msg.recipient or "")
+        return (
+            msg.direction is not Direction.GENERATED
+            and recipient is not None
+            and gateway_answers(msg.message_type, recipient)
+        )
+
+    async def _unanswered(self, msg: Message) -> bool:
+        return await self._db(self.store.linked_message, msg.id) is None
 
     # -- parties ---------------------------------------------------------------------------
 

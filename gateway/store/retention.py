@@ -11,15 +11,22 @@ from sqlalchemy import (
     update,
 )
 
+from gateway.core.correlate import Side
 from gateway.core.model import State
 from gateway.store.base import (
     PurgeResult,
 )
 from gateway.store.database import Repository, driver_errors
 from gateway.store.tables import (
+    CORRELATIONS,
     MESSAGES,
     PAYLOADS,
     TRANSLATIONS,
+)
+
+# An original still waiting for its retour keeps its bytes: the retour is built from them.
+_UNANSWERED_ORIGINALS = select(CORRELATIONS.c.message_id).where(
+    CORRELATIONS.c.side == Side.ORIGINAL.value, CORRELATIONS.c.linked_id.is_(None)
 )
 
 
@@ -35,6 +42,7 @@ class Retention(Repository):
         finished = select(MESSAGES.c.id).where(
             MESSAGES.c.state.in_([State.DELIVERED.value, State.REJECTED.value]),
             MESSAGES.c.updated_at < before,
+            MESSAGES.c.id.not_in(_UNANSWERED_ORIGINALS),
         )
         with driver_errors("purging payloads"), self._db.write() as conn:
             conn.execute(
@@ -48,7 +56,8 @@ class Retention(Repository):
     def purge(
         self, cutoffs: dict[State, dt.datetime], *, batch_size: int, dry_run: bool
     ) -> PurgeResult:
-        """Drop payloads of ``delivered``/``rejected`` messages last moved before the cutoff.
+        """Drop payloads of ``delivered``/``rejected`` messages last moved before the cutoff,
+        never of an original still waiting for its retour.
 
         Metadata, history, findings, search keys and the audit trail stay. Each batch is its
         own short transaction, so intake and delivery never wait long behind a purge.
@@ -61,7 +70,11 @@ class Retention(Repository):
             candidates = (
                 select(PAYLOADS.c.message_id)
                 .join(MESSAGES, MESSAGES.c.id == PAYLOADS.c.message_id)
-                .where(MESSAGES.c.state == state.value, MESSAGES.c.updated_at < before)
+                .where(
+                    MESSAGES.c.state == state.value,
+                    MESSAGES.c.updated_at < before,
+                    MESSAGES.c.id.not_in(_UNANSWERED_ORIGINALS),
+                )
             )
             if dry_run:
                 with driver_errors("counting purgeable payloads"), self._db.read() as conn:

@@ -55,8 +55,11 @@ async def make_mixed(tmp_path: Path) -> AsyncIterator[Callable[[], object]]:
         yield factory
 
 
-async def mixed_region(tmp_path: Path, answered: bool) -> AsyncIterator[Callable[[], object]]:
-    """The mixed region's gateways; with ``answered`` the BVO answers for Diemen."""
+async def mixed_region(
+    tmp_path: Path, answered: bool, extra: str = ""
+) -> AsyncIterator[Callable[[], object]]:
+    """The mixed region's gateways; with ``answered`` the BVO answers for Diemen; ``extra``
+    adds config sections."""
     mappings = write_folder(tmp_path / "mappings")
     # The level-E lists come from the same folder: the gemeente list, and a "national" list
     # that knows only the old codes, so TR381 (S329) on the new codes would fail unless the
@@ -74,6 +77,7 @@ async def mixed_region(tmp_path: Path, answered: bool) -> AsyncIterator[Callable
             "provider-b": {"generation": "old"},
         },
         rules="dossier = true",
+        extra=extra,
     )
     config.write_text(
         config.read_text().replace("[paths]\n", f'[paths]\nmappings = "{mappings}"\n', 1)
