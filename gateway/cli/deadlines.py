@@ -58,8 +58,8 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     now = _as_of(args.as_of)
     today = dutch_day(now)
     with open_store(settings) as store:
-        wait = settings.translation.decision_wait_working_days_before_deadline
-        found = retour_deadlines(store, now, args.party, decision_wait=wait)
+        policies = settings.translation.policies()
+        found = retour_deadlines(store, now, args.party, policies=policies)
         requests = request_deadlines(store, now, args.party)
     if args.overdue:
         found = [d for d in found if d.overdue]

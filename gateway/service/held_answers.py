@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
+import functools
 
 from gateway.core.deadlines import dutch_day
 from gateway.core.held_answers import UNACCEPTED_PRODUCT_RETOURCODE, wait_is_over
 from gateway.core.lifecycle import waits_for_mapping_decision
-from gateway.core.model import Message, State
+from gateway.core.model import Message
 from gateway.logs import get_logger
 from gateway.service.preparation import HeldAnswerError, Preparation
 from gateway.service.reprocessing import Reprocessing
-from gateway.service.shared import PAGE, SharedState
+from gateway.service.retour_deadlines import retour_deadlines
+from gateway.service.shared import SharedState
 from gateway.service.sniffing import client_keys
-from gateway.store.base import MessageQuery
 
 log = get_logger("gateway.held_answers")
 
@@ -63,35 +63,21 @@ class HeldAnswers:
     async def due(self) -> list[Message]:
         """The originals held for a decision whose recipient the BVO answers for and whose
         decision wait is over on the gateway's Dutch day, oldest first."""
-        today = dutch_day(self.shared.clock.now())
-        found: list[Message] = []
-        after: str | None = None
-        while True:
-            page = await self.shared.db(
-                self.shared.store.query,
-                MessageQuery(state=State.HELD, after_id=after, limit=PAGE),
+        now = self.shared.clock.now()
+        waiting = await asyncio.to_thread(
+            functools.partial(
+                retour_deadlines, self.shared.store, now, policies=self.shared.decision_policies
             )
-            for msg in page:
-                if waits_for_mapping_decision(msg) and await self._wait_over(msg, today):
-                    found.append(msg)
-            if len(page) < PAGE:
-                return found
-            after = page[-1].id
-
-    async def _wait_over(self, msg: Message, today: dt.date) -> bool:
-        recipient = self.shared.registry.get(msg.recipient or "")
-        if recipient is None or recipient.answered_by is None:
-            return False
-        stored = await self.shared.db(self.shared.store.translation_of, msg.id)
-        if stored is None:
-            return False
-        day = self.shared.decision_policies.answer_day(
-            msg.message_type or "",
-            dutch_day(msg.received_at),
-            stored.from_generation,
-            stored.to_generation,
         )
-        return wait_is_over(day, today)
+        return [
+            d.message
+            for d in waiting
+            if wait_is_over(d.answer_by, dutch_day(now)) and self._answered_for(d.message)
+        ]
+
+    def _answered_for(self, msg: Message) -> bool:
+        recipient = self.shared.registry.get(msg.recipient or "")
+        return recipient is not None and recipient.answered_by is not None
 
     async def answer(self, message_id: str, *, actor: str, why: str) -> Message | None:
         """Answer one original held for a mapping decision with the S329 retour on its

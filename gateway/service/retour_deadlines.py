@@ -36,10 +36,10 @@ from gateway.core.deadlines import (
     DeadlineStatus,
     Response,
     deadlines_for,
-    decision_answer_day,
     dutch_day,
     retour_due,
 )
+from gateway.core.held_answers import DecisionPolicies
 from gateway.core.lifecycle import waits_for_mapping_decision
 from gateway.core.model import Message
 from gateway.logs import get_logger
@@ -96,15 +96,17 @@ def retour_deadlines(
     party: str | None = None,
     *,
     overdue_only: bool = False,
-    decision_wait: int = 1,
+    policies: DecisionPolicies | None = None,
 ) -> list[RetourDeadline]:
     """The originals waiting for their retour (sent by or addressed to ``party``), oldest
     first, each with its due date and whether it is overdue on ``now``'s Dutch day.
 
     ``overdue_only`` (for /metrics, ``gateway status`` and the overdue notices) leaves out
     what cannot be overdue yet, without reading it: the waiting originals of the last days
-    are most of them on a busy gateway.
+    are most of them on a busy gateway. ``policies`` give an original held for a mapping
+    decision the day its generation pair's decision wait ends (``answer_by``).
     """
+    policies = policies or DecisionPolicies()
     today = dutch_day(now)
     found: list[RetourDeadline] = []
     before = now - EARLIEST_DUE if overdue_only else None
@@ -116,13 +118,24 @@ def retour_deadlines(
             continue
         if overdue_only and not today > due:
             continue
-        answer_by = (
-            decision_answer_day(due, decision_wait) if waits_for_mapping_decision(msg) else None
-        )
+        answer_by = _answer_by(store, msg, received, policies)
         found.append(
             RetourDeadline(msg, received, due, today > due, waiting.overdue_logged_at, answer_by)
         )
     return found
+
+
+def _answer_by(
+    store: Store, msg: Message, received: dt.date, policies: DecisionPolicies
+) -> dt.date | None:
+    if not waits_for_mapping_decision(msg):
+        return None
+    stored = store.translation_of(msg.id)
+    if stored is None:
+        return None
+    return policies.answer_day(
+        msg.message_type or "", received, stored.from_generation, stored.to_generation
+    )
 
 
 #: The request clocks: the answer within 5 working days, the final answer within 8 weeks.
