@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -22,10 +23,10 @@ from structlog.testing import capture_logs
 from gateway.core.held_answers import ANSWERED_UNTRANSLATED
 from gateway.core.model import State
 from gateway.service.held_answers import AUDIT_ACTION
-from gateway.service.operator import Operator
+from gateway.service.operator import Operator, OperatorError
 from gateway.service.retour_deadlines import retour_deadlines
 from gateway.store.base import AuditQuery
-from gateway.translator import NEEDS_MAPPING_DECISION
+from gateway.translator import NEEDS_MAPPING_DECISION, DecisionError, decide_mapping
 from tests.integration import test_mapping_decision_pipeline as decisions
 from tests.integration import test_translation_daemon as daemon
 from tests.integration.conftest import START, Harness
@@ -204,3 +205,93 @@ async def test_retention_never_drops_the_bytes_of_an_original_waiting_for_its_re
         settings, dry_run=False, full_vacuum=False, reason="test"
     )
     assert harness.store.payload(message_id) is not None
+
+
+# -- a model-based walk over the lifecycle --------------------------------------------------
+
+_ACTIONS = ("decide", "cancel", "expire", "purge", "restart", "crash", "hold-diemen")
+
+
+async def _walk_step(
+    harness: Harness, factory: Callable[[], object], action: str, target: str
+) -> Harness:
+    service = harness.service
+    operator = Operator(service, ACTOR)
+    if action == "decide":
+        try:
+            await decide_mapping(service.decisions, target, "45/45P01", reason="walk", actor=ACTOR)
+        except DecisionError:
+            pass
+    elif action == "cancel":
+        try:
+            await operator.cancel(target, "walk")
+        except OperatorError:
+            pass
+    elif action == "expire":
+        harness.clock.advance(dt.timedelta(hours=19))
+        await service.held_answers.run()
+    elif action == "purge":
+        settings = harness.gateway.settings.retention.model_copy(
+            update={"rejected_days": 1, "delivered_days": 1}
+        )
+        await operator.purge(settings, dry_run=False, full_vacuum=False, reason="walk")
+    elif action == "restart":
+        return await _start(factory)
+    elif action == "crash":
+        write = service.reprocessing.write
+
+        async def crash_after_retour(*args: object, **kwargs: object) -> object:
+            record = args[1]
+            if record.retour is not None:  # type: ignore[attr-defined]
+                await service.commits.save(record.retour)  # type: ignore[attr-defined]
+            raise RuntimeError("crash before the move")
+
+        service.reprocessing.write = crash_after_retour
+        try:
+            harness.clock.advance(dt.timedelta(hours=19))
+            await service.held_answers.run()
+        except RuntimeError:
+            pass
+        finally:
+            service.reprocessing.write = write
+    elif action == "hold-diemen":
+        if "diemen" in service.holds:
+            await operator.release_party("diemen", "walk")
+        else:
+            await operator.hold_party("diemen", "walk")
+    return harness
+
+
+def _check_retours(harness: Harness, originals: list[str], *, final: bool) -> None:
+    for message_id in originals:
+        msg = harness.store.get(message_id)
+        assert msg is not None
+        count = len(_retours_of(harness, message_id))
+        waiting = msg.state is State.HELD and (msg.reason or "").startswith(NEEDS_MAPPING_DECISION)
+        assert count <= 1, f"{message_id} has {count} retours"
+        if final or not waiting:
+            assert count == 1, f"{message_id} ({msg.state.value}: {msg.reason}) has no retour"
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_every_original_ends_with_exactly_one_retour_whatever_happens(
+    tmp_path: Path, seed: int
+) -> None:
+    """A seeded random walk of decide / cancel / decision-wait expiry / retention / restart /
+    crash between retour and move / party hold over held requests: after every step no
+    original has two retours and every original that no longer waits has one; once every
+    decision wait is over, every original has exactly one."""
+    rng = random.Random(seed)
+    async for factory in _region(tmp_path):
+        harness = await _start(factory)
+        originals = [
+            await decisions._held_request(harness, f"REF-M{i}", f"REQ00000{seed}{i:03d}")
+            for i in range(5)
+        ]
+        for _ in range(14):
+            action = rng.choice(_ACTIONS)
+            harness = await _walk_step(harness, factory, action, rng.choice(originals))
+            _check_retours(harness, originals, final=False)
+        harness.clock.advance(dt.timedelta(days=14))
+        await harness.service.held_answers.run()
+        _check_retours(harness, originals, final=True)
