@@ -10,6 +10,7 @@ move never make a second retour or leave none.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import random
@@ -218,15 +219,11 @@ async def _walk_step(
     service = harness.service
     operator = Operator(service, ACTOR)
     if action == "decide":
-        try:
+        with contextlib.suppress(DecisionError):
             await decide_mapping(service.decisions, target, "45/45P01", reason="walk", actor=ACTOR)
-        except DecisionError:
-            pass
     elif action == "cancel":
-        try:
+        with contextlib.suppress(OperatorError):
             await operator.cancel(target, "walk")
-        except OperatorError:
-            pass
     elif action == "expire":
         harness.clock.advance(dt.timedelta(hours=19))
         await service.held_answers.run()
@@ -238,28 +235,33 @@ async def _walk_step(
     elif action == "restart":
         return await _start(factory)
     elif action == "crash":
-        write = service.reprocessing.write
-
-        async def crash_after_retour(*args: object, **kwargs: object) -> object:
-            record = args[1]
-            if record.retour is not None:  # type: ignore[attr-defined]
-                await service.commits.save(record.retour)  # type: ignore[attr-defined]
-            raise RuntimeError("crash before the move")
-
-        service.reprocessing.write = crash_after_retour
-        try:
-            harness.clock.advance(dt.timedelta(hours=19))
-            await service.held_answers.run()
-        except RuntimeError:
-            pass
-        finally:
-            service.reprocessing.write = write
+        await _crash_after_retour(harness)
     elif action == "hold-diemen":
         if "diemen" in service.holds:
             await operator.release_party("diemen", "walk")
         else:
             await operator.hold_party("diemen", "walk")
     return harness
+
+
+async def _crash_after_retour(harness: Harness) -> None:
+    """A decision-wait run that dies after storing a retour, before the move."""
+    service = harness.service
+    write = service.reprocessing.write
+
+    async def crash(*args: object, **kwargs: object) -> object:
+        record = args[1]
+        if record.retour is not None:  # type: ignore[attr-defined]
+            await service.commits.save(record.retour)  # type: ignore[attr-defined]
+        raise RuntimeError("crash before the move")
+
+    service.reprocessing.write = crash
+    try:
+        harness.clock.advance(dt.timedelta(hours=19))
+        with contextlib.suppress(RuntimeError):
+            await service.held_answers.run()
+    finally:
+        service.reprocessing.write = write
 
 
 def _check_retours(harness: Harness, originals: list[str], *, final: bool) -> None:
