@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from gateway.core.correlate import Correlation, CorrelationKey, Side
 from gateway.core.errors import IllegalTransition
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Message, State
@@ -466,6 +467,36 @@ def test_purge_drops_payloads_of_finished_messages_only(store: SqlStore) -> None
     assert store.payload(waiting.id) is not None
     assert store.get(delivered.id) is not None
     assert len(store.history(delivered.id)) == 4
+
+
+def test_purge_keeps_the_bytes_of_an_original_still_waiting_for_its_retour(
+    store: SqlStore,
+) -> None:
+    """An original delivered without a linked retour keeps its payload (a retour is built from
+    it); once its retour is linked its bytes may go."""
+    waiting = queued(store, 1)
+    answered = queued(store, 2)
+    for n, msg in ((1, waiting), (2, answered)):
+        key = CorrelationKey("JW315", "65656055", f"B{n}")
+        store.record_correlation(msg.id, Correlation(Side.ORIGINAL, key))
+    reply = dataclasses.replace(new_message(3), in_reply_to=answered.id)
+    retour = store.save_received(reply).message
+    store.record_correlation(
+        retour.id, Correlation(Side.RETOUR, CorrelationKey("JW315", "65656055", "B2"))
+    )
+    assert store.linked_message(answered.id) == retour.id
+    for claimed in store.claim_due(T0, T0 + dt.timedelta(minutes=5), 2):
+        move(store, claimed, State.DELIVERED, T0 + dt.timedelta(minutes=1))
+    cutoff = T0 + dt.timedelta(days=1)
+
+    dry = store.purge({State.DELIVERED: cutoff}, batch_size=10, dry_run=True)
+    result = store.purge({State.DELIVERED: cutoff}, batch_size=10, dry_run=False)
+
+    assert dry.payloads == result.payloads == {"delivered": 1}
+    assert store.payload(waiting.id) is not None
+    assert store.payload(answered.id) is None
+    assert store.purge_payloads(cutoff) == 0
+    assert store.payload(waiting.id) is not None
 
 
 # -- schema and failures --------------------------------------------------------------------
