@@ -138,7 +138,8 @@ def _product_codes(raw: bytes) -> set[tuple[str, str]]:
 
 def _declared_total(file: Path) -> str:
     """The TotaalIngediendBedrag of a JW323 file, as it was written."""
-    return etree.parse(file).findtext("{*}Declaratie/{*}TotaalIngediendBedrag/{*}TotaalBedrag") or ""
+    total = etree.parse(file).findtext("{*}Declaratie/{*}TotaalIngediendBedrag/{*}TotaalBedrag")
+    return total or ""
 
 
 def _message_type(raw: bytes) -> str:
