@@ -181,11 +181,11 @@ def described(side: str, message: str) -> SchemaDescription:
     return describe(schema)
 
 
-def basisschema_types(schema: xmlschema.XMLSchema10) -> dict[str, Any]:
+def basisschema_types(schema: xmlschema.XMLSchema10, base_ns: str = BASE_NS) -> dict[str, Any]:
     """Every named type of the basisschema namespace, described the same way as messages."""
     described_types: dict[str, Any] = {}
     for name, xsd_type in schema.maps.types.items():
-        if not name.startswith(f"{{{BASE_NS}}}"):
+        if not name.startswith(f"{{{base_ns}}}"):
             continue
         if isinstance(xsd_type, XsdSimpleType):
             described_types[name] = facet_profile(xsd_type)
