@@ -22,6 +22,13 @@ class MessageKind:
     sender: Role
     answered_by: str | None
     answers: str | None
+    other_codes: tuple[str, ...] = ()
+    """More BerichtCodes of the type: a 2.3 JW303 is 432 (declaratie) or 450 (factuur)."""
+
+    @property
+    def berichtcodes(self) -> tuple[str, ...]:
+        """Every BerichtCode of the type, the first one first."""
+        return (self.berichtcode, *self.other_codes)
 
     @property
     def is_retour(self) -> bool:
@@ -30,9 +37,15 @@ class MessageKind:
 
 
 def _kind(
-    name: str, code: str, sender: Role, answered_by: str | None = None, answers: str | None = None
+    name: str,
+    code: str,
+    sender: Role,
+    answered_by: str | None = None,
+    answers: str | None = None,
+    *,
+    other_codes: tuple[str, ...] = (),
 ) -> MessageKind:
-    return MessageKind(name, code, sender, answered_by, answers)
+    return MessageKind(name, code, sender, answered_by, answers, other_codes)
 
 
 G, A = Role.GEMEENTE, Role.AANBIEDER
@@ -56,6 +69,10 @@ MESSAGE_KINDS: dict[str, MessageKind] = {
         _kind("JW320", "489", G, answers="JW319"),
         _kind("JW323", "490", A, answered_by="JW325"),
         _kind("JW325", "491", G, answers="JW323"),
+        # iJw 2.3 only: the declaration or invoice (with VAT) and its answer, which names the
+        # gemeente and the aanbieder in Header/Gemeente and Header/Aanbieder.
+        _kind("JW303", "432", A, answered_by="JW304", other_codes=("450",)),
+        _kind("JW304", "433", G, answers="JW303", other_codes=("451",)),
     )
 }
 

@@ -206,7 +206,7 @@ def test_retour_type_for_originals(original: str, retour: str) -> None:
     assert retour_type_for(original) == retour
 
 
-@pytest.mark.parametrize("message_type", [*PAIRS.values(), "JW303", "XYZ"])
+@pytest.mark.parametrize("message_type", [*PAIRS.values(), "JW399", "XYZ"])
 def test_retour_type_for_retours_and_unknown_types_raises(message_type: str) -> None:
     """Retours are not answered, and unknown types have no retour."""
     with pytest.raises(RetourError):
