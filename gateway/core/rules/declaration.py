@@ -19,6 +19,7 @@ from gateway.core.document import (
     local_name,
     text,
 )
+from gateway.core.rules.common import IJW_2_3
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
 
@@ -326,6 +327,43 @@ def claim_total_matches_lines(doc: MessageDocument, ctx: RuleContext) -> Iterato
             f"TotaalIngediendBedrag {total_amount} {total_indicator} does not equal the "
             f"Prestaties' total {line_amount} {line_indicator} (debit minus credit).",
         )
+
+
+#: The gateway's own check of a 2.3 JW303's totals (the 2.3 rule could not be confirmed).
+INVOICE_TOTALS_2_3 = "BVO002"
+_INVOICE_TOTALS = (
+    ("DeclaratieFactuurTotaalBedrag", "DeclaratieFactuurBedrag"),
+    ("BtwTotaalBedrag", "BtwBedrag"),
+)
+
+
+@REGISTRY.rule(
+    INVOICE_TOTALS_2_3,
+    types=(),
+    other_releases={IJW_2_3: ("JW303",)},
+    summary="BVO rule (2.3 JW303, as TR358 for 3.2): DeclaratieFactuurTotaalBedrag equals the "
+    "signed sum of the lines' DeclaratieFactuurBedrag, and BtwTotaalBedrag (when present) that "
+    "of their BtwBedrag; the JW304 totals rest on it.",
+)
+def invoice_totals_match_lines(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
+    """BVO002: each header total of a 2.3 JW303 is the signed sum of its lines' amounts."""
+    bedragen = doc.find(doc.header, "DeclaratieFactuurBedragen")
+    if bedragen is None:
+        return
+    for total_name, line_name in _INVOICE_TOTALS:
+        total_element = doc.find(bedragen, total_name)
+        if total_element is None:
+            continue
+        total = signed_amount(total_element, doc)
+        lines = sum([signed_amount(el, doc) for el in doc.all_local(line_name)])
+        if total != lines:
+            line_amount, line_indicator = with_debet_credit(lines)
+            total_amount, total_indicator = with_debet_credit(total)
+            yield Violation(
+                total_element,
+                f"{total_name} {total_amount} {total_indicator} does not equal the lines' "
+                f"{line_name} total {line_amount} {line_indicator} (debit minus credit).",
+            )
 
 
 @REGISTRY.rule(

@@ -104,9 +104,36 @@ def test_rules_of_3_2_only_do_not_run_on_2_3() -> None:
     covered = {rule.code for rule in REGISTRY.for_type("JW301", "2.3")}
     assert covered == {"CS002", "CS139", "TR002", "CS050", "CD005", "CD025", "CS089", "CD007",
                        "TR135"}  # fmt: skip
-    assert {rule.code for rule in REGISTRY.for_type("JW303", "2.3")} == {"CS002", "CS139"}
+    assert {rule.code for rule in REGISTRY.for_type("JW303", "2.3")} == {"CS002", "CS139", "BVO002"}
 
 
 def test_a_3_2_rule_still_runs_on_3_2_messages() -> None:
     assert "CS058" in {rule.code for rule in REGISTRY.for_type("JW305", "3.2")}
     assert "CS058" not in {rule.code for rule in REGISTRY.for_type("JW305", "2.3")}
+
+
+TOTAL = "Header/DeclaratieFactuurBedragen/DeclaratieFactuurTotaalBedrag"
+BTW_TOTAL = "Header/DeclaratieFactuurBedragen/BtwTotaalBedrag"
+LINE = "Clienten/Client[1]/Prestaties/Prestatie[1]/IngediendeBedragPrestatie"
+
+
+def test_bvo002_refuses_a_jw303_whose_total_is_not_the_sum_of_its_lines() -> None:
+    assert_only(example("JW303").set(f"{TOTAL}/TotaalBedrag", "3590001"), "BVO002")
+
+
+def test_bvo002_refuses_a_jw303_whose_vat_total_is_not_the_sum_of_the_line_vat() -> None:
+    assert_only(example("JW303").set(f"{BTW_TOTAL}/TotaalBedrag", "719999"), "BVO002")
+
+
+def test_bvo002_subtracts_credit_lines() -> None:
+    credited = (
+        example("JW303")
+        .set(f"{LINE}/DeclaratieFactuurBedrag/DebetCredit", "C")
+        .set(f"{TOTAL}/TotaalBedrag", str(3_590_000 - 2 * 990_000))
+    )
+    assert_only(credited)
+    assert_only(credited.set(f"{TOTAL}/TotaalBedrag", "3590000"), "BVO002")
+
+
+def test_bvo002_without_vat_total_checks_the_invoice_total_only() -> None:
+    assert_only(example("JW303").remove(BTW_TOTAL))
