@@ -11,7 +11,7 @@ from lxml import etree
 
 from gateway.core.document import MessageDocument, findall, local_name, text
 from gateway.core.report import Finding, Level
-from gateway.core.retour import RETOUR_CLASSES_2_3, RetourIdentity, build_retour
+from gateway.core.retour import RetourIdentity, build_retour
 from gateway.core.validate import identify
 from gateway.schemas import load_schema_set
 from tests.paths import EXAMPLES_DIR_23, OFFICIAL_XSD_DIR_23, OUR_XSD_DIR_23
@@ -20,7 +20,6 @@ OURS = load_schema_set([OUR_XSD_DIR_23])
 REFERENCE = load_schema_set([OFFICIAL_XSD_DIR_23])
 IDENTITY = RetourIdentity("RET-23-0001", dt.date(2018, 8, 1))
 PAIRS = {"JW301": "JW302", "JW305": "JW306", "JW307": "JW308", "JW315": "JW316"}
-XS = "{http://www.w3.org/2001/XMLSchema}"
 PRESTATIE = "/Bericht/Clienten/Client[{client}]/Prestaties/Prestatie[{line}]/ProductPeriode"
 
 
@@ -55,22 +54,6 @@ def codes(el: etree._Element | None) -> list[str]:
 def signed(el: etree._Element | None, amount: str = "Bedrag") -> int:
     value = int(text(el, amount) or "")
     return -value if text(el, "DebetCredit") == "C" else value
-
-
-@pytest.mark.parametrize("retour_type", sorted(RETOUR_CLASSES_2_3))
-def test_class_table_matches_the_2_3_reference_xsd(retour_type: str) -> None:
-    xsd = etree.parse(str(OFFICIAL_XSD_DIR_23 / f"{retour_type}.xsd"))
-    coded = {
-        ct.get("name")
-        for ct in xsd.iter(XS + "complexType")
-        if any(e.get("name") == "RetourCodes" for e in ct.iter(XS + "element"))
-    }
-    classes = {
-        e.get("name")
-        for e in xsd.iter(XS + "element")
-        if (e.get("type") or "").partition(":")[2] in coded
-    }
-    assert classes == set(RETOUR_CLASSES_2_3[retour_type])
 
 
 @pytest.mark.parametrize("original", sorted(PAIRS))

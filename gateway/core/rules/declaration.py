@@ -317,15 +317,22 @@ def claim_total_matches_lines(doc: MessageDocument, ctx: RuleContext) -> Iterato
     total_element = doc.find(doc.root, "Declaratie/TotaalIngediendBedrag")
     if total_element is None:
         return
+    yield from _total_of_lines(doc, total_element, "IngediendBedrag", "Prestaties' total")
+
+
+def _total_of_lines(
+    doc: MessageDocument, total_element: Element, line_name: str, lines_label: str
+) -> Iterator[Violation]:
+    """A violation when a header total is not the signed sum of every ``line_name`` amount."""
     total = signed_amount(total_element, doc)
-    lines = sum([signed_amount(el, doc) for el in doc.all_local("IngediendBedrag")])
+    lines = sum([signed_amount(el, doc) for el in doc.all_local(line_name)])
     if total != lines:
         line_amount, line_indicator = with_debet_credit(lines)
         total_amount, total_indicator = with_debet_credit(total)
         yield Violation(
             total_element,
-            f"TotaalIngediendBedrag {total_amount} {total_indicator} does not equal the "
-            f"Prestaties' total {line_amount} {line_indicator} (debit minus credit).",
+            f"{local_name(total_element)} {total_amount} {total_indicator} does not equal the "
+            f"{lines_label} {line_amount} {line_indicator} (debit minus credit).",
         )
 
 
@@ -352,18 +359,8 @@ def invoice_totals_match_lines(doc: MessageDocument, ctx: RuleContext) -> Iterat
         return
     for total_name, line_name in _INVOICE_TOTALS:
         total_element = doc.find(bedragen, total_name)
-        if total_element is None:
-            continue
-        total = signed_amount(total_element, doc)
-        lines = sum([signed_amount(el, doc) for el in doc.all_local(line_name)])
-        if total != lines:
-            line_amount, line_indicator = with_debet_credit(lines)
-            total_amount, total_indicator = with_debet_credit(total)
-            yield Violation(
-                total_element,
-                f"{total_name} {total_amount} {total_indicator} does not equal the lines' "
-                f"{line_name} total {line_amount} {line_indicator} (debit minus credit).",
-            )
+        if total_element is not None:
+            yield from _total_of_lines(doc, total_element, line_name, f"lines' {line_name} total")
 
 
 @REGISTRY.rule(
