@@ -129,3 +129,32 @@ async def test_a_3_2_gateway_without_the_2_3_schemas_refuses_a_2_3_message(
     assert isinstance(built, Harness)
     data = await built.submit("provider-a", example_2_3("JW303"))
     assert data["state"] == "rejected" and "XSD-UNKNOWN" in str(data["reason"])
+
+
+async def test_2_3_messages_pass_a_gateway_with_dossier_rules_on(
+    make_harness: Callable[..., object],
+) -> None:
+    """With the dossier rules on, 2.3 messages (whose register reading is 3.2's) still pass:
+    two declarations of one provider, an allocation and a start each get their retour."""
+    built = await make_harness(  # type: ignore[misc]
+        overrides={**ANSWERED_DIEMEN, "provider-a": {"answered_by": "bvo"}},
+        schemas=(OFFICIAL_XSD_DIR, OUR_XSD_DIR_23),
+        rules="dossier = true",
+    )
+    assert isinstance(built, Harness)
+    second = example_2_3("JW303").replace(b">123456789012<", b">123456789013<")
+    for party, raw in (
+        ("provider-a", example_2_3("JW303")),
+        ("provider-a", second),
+        ("diemen", example_2_3("JW301")),
+        ("provider-b", example_2_3("JW305")),
+    ):
+        data = await built.submit(party, raw)
+        assert data["state"] == "queued", data
+    generated = [
+        m.message_type
+        for party in ("provider-a", "diemen", "provider-b")
+        for m in built.store.query(MessageQuery(recipient=party))
+        if m.direction is Direction.GENERATED
+    ]
+    assert sorted(generated) == ["JW302", "JW304", "JW304", "JW306"]
