@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.core.catalogue import RELEASE_2_3
+
 if TYPE_CHECKING:
     from gateway.core.rules import Rule
 
@@ -79,7 +81,7 @@ def markdown_table(rules: list[Rule], tested_in: dict[str, list[str]] | None) ->
     lines = [header, divider]
     for rule in rules:
         types = _short_types(rule.message_types)
-        types_2_3 = _short_types(rule.types_in("2.3")) or "-"
+        types_2_3 = _short_types(rule.types_in(RELEASE_2_3)) or "-"
         summary = rule.summary.replace("|", "\\|")
         row = (
             f"| {rule.code} | {rule.level.value} | {types} | {types_2_3} | {rule.retourcode} "
@@ -119,7 +121,7 @@ def run_rules_command(args: argparse.Namespace) -> int:
         print(
             f"{rule.code:<7} {LEVEL_NAMES[rule.level.value]:<18} {rule.retourcode:<5} "
             f"{','.join(t.removeprefix('JW') for t in sorted(rule.message_types)):<30} "
-            f"{'(also 2.3) ' if rule.types_in('2.3') else ''}{rule.summary}"
+            f"{'(also 2.3) ' if rule.types_in(RELEASE_2_3) else ''}{rule.summary}"
         )
     print(f"{len(rules)} rules")
     return 0

@@ -33,7 +33,7 @@ from enum import Enum
 
 from lxml import etree
 
-from gateway.core.catalogue import MESSAGE_KINDS
+from gateway.core.catalogue import CURRENT_RELEASE, MESSAGE_KINDS, RELEASE_2_3
 from gateway.core.document import Element, MessageDocument, find, findall, local_name, text
 from gateway.core.errors import GatewayError
 from gateway.core.report import Finding, Level, ValidationReport
@@ -86,11 +86,11 @@ RETOUR_CLASSES_2_3: Mapping[str, frozenset[str]] = {
     "JW316": frozenset({"Header", "Client", "AangevraagdProduct"}),
 }
 RETOUR_CLASSES_BY_RELEASE: Mapping[str, Mapping[str, frozenset[str]]] = {
-    "3.2": RETOUR_CLASSES,
-    "2.3": RETOUR_CLASSES_2_3,
+    CURRENT_RELEASE: RETOUR_CLASSES,
+    RELEASE_2_3: RETOUR_CLASSES_2_3,
 }
 #: 2.x messages name no XSD versions, so their retours carry no XsdVersieRetour.
-_RELEASES_WITHOUT_XSD_VERSIE = frozenset({"2.3"})
+_RELEASES_WITHOUT_XSD_VERSIE = frozenset({RELEASE_2_3})
 
 _VERSION = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 _PATH_STEP = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<index>[0-9]+)\])?$")

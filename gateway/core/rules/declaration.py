@@ -12,6 +12,7 @@ import calendar
 import datetime as dt
 from collections.abc import Iterable, Iterator
 
+from gateway.core.catalogue import RELEASE_2_3
 from gateway.core.document import (
     Element,
     MessageDocument,
@@ -19,7 +20,6 @@ from gateway.core.document import (
     local_name,
     text,
 )
-from gateway.core.rules.common import IJW_2_3
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
 
@@ -347,7 +347,7 @@ _INVOICE_TOTALS = (
 @REGISTRY.rule(
     INVOICE_TOTALS_2_3,
     types=(),
-    other_releases={IJW_2_3: ("JW303",)},
+    other_releases={RELEASE_2_3: ("JW303",)},
     summary="BVO rule (2.3 JW303, as TR358 for 3.2): DeclaratieFactuurTotaalBedrag equals the "
     "signed sum of the lines' DeclaratieFactuurBedrag, and BtwTotaalBedrag (when present) that "
     "of their BtwBedrag; the JW304 totals rest on it.",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from gateway.core.catalogue import CURRENT_RELEASE
 from gateway.core.document import Element, MessageDocument, element_path, source_line
 from gateway.core.privacy import scrub_findings
 from gateway.core.report import Finding, Level
@@ -60,8 +61,6 @@ class RuleContext:
 
 Check = Callable[[MessageDocument, RuleContext], Iterable[Violation]]
 
-#: The release every rule covers with its ``types``; other releases are named per rule.
-CURRENT_RELEASE = "3.2"
 _NONE: frozenset[str] = frozenset()
 
 
