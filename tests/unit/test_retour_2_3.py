@@ -12,6 +12,7 @@ from lxml import etree
 from gateway.core.document import MessageDocument, findall, local_name, text
 from gateway.core.report import Finding, Level
 from gateway.core.retour import RetourIdentity, build_retour
+from gateway.core.route import addressing
 from gateway.core.validate import identify
 from gateway.schemas import load_schema_set
 from tests.paths import EXAMPLES_DIR_23, OFFICIAL_XSD_DIR_23, OUR_XSD_DIR_23
@@ -175,3 +176,16 @@ def test_a_factuur_450_is_answered_with_451_and_credit_lines_stay_credit() -> No
     assert signed(first.find("{*}ToegekendeBedragPrestatie/{*}ToegekendBedrag")) == -990_000
     totals = root[0].find("{*}RetourBedragen")
     assert signed(totals.find("{*}ToegekendTotaalBedrag"), "TotaalBedrag") == 1_610_000
+
+
+def test_jw303_and_jw304_name_their_parties_by_the_senders_role() -> None:
+    """A 2.3 JW303/JW304 header names Gemeente and Aanbieder: the JW303 travels from the
+    aanbieder to the gemeente, its JW304 back from the gemeente to the aanbieder."""
+    declaration = load("JW303")
+    assert (declaration.afzender, declaration.ontvanger) == ("42420001", "0384")
+    answer = load("JW304", build_retour(declaration, [], IDENTITY, OURS))
+    assert (answer.afzender, answer.ontvanger) == ("0384", "42420001")
+    route = addressing(answer.message_type, answer.afzender, answer.ontvanger)
+    assert (route.transmitter, route.destination) == ("0384", "42420001")
+    start = load("JW305")
+    assert (start.afzender, start.ontvanger) == ("65656055", "0363")

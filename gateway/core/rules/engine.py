@@ -69,7 +69,7 @@ class Rule:
     """One rule of the standard: code, level, the message types it covers and its retourcode.
 
     ``message_types`` are those of the current release (3.2); ``other_releases`` names the
-    message types the rule covers in an other release (2.3) where it means the same there.
+    message types the rule covers in another release (2.3) where it means the same there.
     """
 
     code: str
@@ -127,7 +127,7 @@ class RuleRegistry:
         # from: rule modules may register after the first message, and rules are never
         # removed, so a different count means the index is stale (also under a race).
         self._by_type: tuple[int, dict[tuple[str, str], tuple[Rule, ...]]] = (0, {})
-        # The same per context: keyed by message type and which context needs are present,
+        # The same per context: keyed by message type, release and which context needs are present,
         # stamped like _by_type; each stamp gets a fresh dict, so a stale entry is never read.
         self._by_context: tuple[int, tuple[str, ...], dict[Any, tuple[Rule, ...]]] = (0, (), {})
         self._last_context: tuple[RuleContext | None, tuple[str, ...], tuple[bool, ...]] = (
