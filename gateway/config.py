@@ -99,7 +99,7 @@ class PathSettings(_Section):
     inbox: Path = Path("inbox")
     outbox: Path = Path("outbox")
     schemas: tuple[Path, ...] | None = None
-    """``None`` (left out): the iJw 3.2 schemas shipped with the gateway."""
+    """``None`` (left out): the iJw 3.2 and 2.3 schemas shipped with the gateway."""
     data: Path = Path("data")
     mappings: Path | None = None
     """``None`` (left out): the mapping folder shipped with the gateway."""
@@ -578,7 +578,7 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         schemas=(
             tuple(_resolve(base, folder) for folder in parsed.paths.schemas)
             if parsed.paths.schemas is not None
-            else (SHIPPED_SCHEMAS,)
+            else SHIPPED_SCHEMAS
         ),
         data=data,
         limits=parsed.limits,

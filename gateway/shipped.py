@@ -16,7 +16,8 @@ from gateway.core.errors import ConfigError
 
 #: The package-data folder that a wheel's ``gateway`` package carries (see setup.py).
 PACKAGED_FOLDER = "_shipped"
-SCHEMA_VERSION = "ijw-3.2"
+#: The releases shipped, one schema folder each (schemas/README.md).
+SCHEMA_RELEASES = ("ijw-3.2", "ijw-2.3")
 
 
 def shipped_folder(name: str) -> Path:
@@ -30,5 +31,7 @@ def shipped_folder(name: str) -> Path:
     return Path(__file__).resolve().parents[1] / name
 
 
-SHIPPED_SCHEMAS: Path = shipped_folder("schemas") / SCHEMA_VERSION
+SHIPPED_SCHEMAS: tuple[Path, ...] = tuple(
+    shipped_folder("schemas") / release for release in SCHEMA_RELEASES
+)
 SHIPPED_MAPPINGS: Path = shipped_folder("mappings")

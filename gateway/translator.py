@@ -173,9 +173,7 @@ class Translator:
         doc = report.document
         if doc is None:
             return None
-        route = addressing(
-            report.message_type, doc.header_text("Afzender"), doc.header_text("Ontvanger")
-        )
+        route = addressing(report.message_type, doc.afzender, doc.ontvanger)
         recipient = registry.by_identity(route.destination)
         if recipient is None:
             return None

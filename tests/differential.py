@@ -116,6 +116,7 @@ def compared_registry(codes: list[str]) -> RuleRegistry:
             retourcode=rule.retourcode,
             level=rule.level,
             needs=rule.needs,
+            other_releases=dict(rule.other_releases),
         )(rule.check)
     return registry
 

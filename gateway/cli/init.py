@@ -53,8 +53,8 @@ port = {port}
 inbox = "inbox"     # the parties' file drop: inbox/<party id>/
 outbox = "outbox"   # files for parties with channel "folder": outbox/<party id>/
 data = "data"
-# Left out, these use the iJw 3.2 schemas and the mapping tables shipped with the gateway:
-# schemas = ["schemas/ijw-3.2"]
+# Left out, these use the iJw 3.2 and 2.3 schemas and the mapping tables shipped with the gateway:
+# schemas = ["schemas/ijw-3.2", "schemas/ijw-2.3"]
 # mappings = "mappings"
 
 [limits]

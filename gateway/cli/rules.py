@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.core.catalogue import RELEASE_2_3
+
 if TYPE_CHECKING:
     from gateway.core.rules import Rule
 
@@ -65,18 +67,26 @@ def files_mentioning(tests: Path, codes: Iterable[str]) -> dict[str, list[str]]:
     return found
 
 
+def _short_types(types: Iterable[str]) -> str:
+    return ", ".join(t.removeprefix("JW") for t in sorted(types))
+
+
 def markdown_table(rules: list[Rule], tested_in: dict[str, list[str]] | None) -> str:
     """The rule table as Markdown, as kept in docs/rules.md."""
-    header = "| rule | level | messages | retourcode | checks |"
-    divider = "|---|---|---|---|---|"
+    header = "| rule | level | messages (3.2) | messages (2.3) | retourcode | checks |"
+    divider = "|---|---|---|---|---|---|"
     if tested_in is not None:
         header += " tested in |"
         divider += "---|"
     lines = [header, divider]
     for rule in rules:
-        types = ", ".join(t.removeprefix("JW") for t in sorted(rule.message_types))
+        types = _short_types(rule.message_types)
+        types_2_3 = _short_types(rule.types_in(RELEASE_2_3)) or "-"
         summary = rule.summary.replace("|", "\\|")
-        row = f"| {rule.code} | {rule.level.value} | {types} | {rule.retourcode} | {summary} |"
+        row = (
+            f"| {rule.code} | {rule.level.value} | {types} | {types_2_3} | {rule.retourcode} "
+            f"| {summary} |"
+        )
         if tested_in is not None:
             row += " " + ", ".join(f"`{t}`" for t in tested_in.get(rule.code, [])) + " |"
         lines.append(row)
@@ -94,6 +104,9 @@ def run_rules_command(args: argparse.Namespace) -> int:
                         "rule": rule.code,
                         "level": rule.level.value,
                         "message_types": sorted(rule.message_types),
+                        "releases": {
+                            release: sorted(rule.types_in(release)) for release in rule.releases
+                        },
                         "retourcode": rule.retourcode,
                         "summary": rule.summary,
                     }
@@ -108,7 +121,7 @@ def run_rules_command(args: argparse.Namespace) -> int:
         print(
             f"{rule.code:<7} {LEVEL_NAMES[rule.level.value]:<18} {rule.retourcode:<5} "
             f"{','.join(t.removeprefix('JW') for t in sorted(rule.message_types)):<30} "
-            f"{rule.summary}"
+            f"{'(also 2.3) ' if rule.types_in(RELEASE_2_3) else ''}{rule.summary}"
         )
     print(f"{len(rules)} rules")
     return 0

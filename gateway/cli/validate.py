@@ -248,7 +248,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from gateway.shipped import SHIPPED_SCHEMAS
 
     settings = _Settings(
-        schema_folders=tuple(args.schemas or [SHIPPED_SCHEMAS]),
+        schema_folders=tuple(args.schemas or SHIPPED_SCHEMAS),
         today=args.today,
         max_bytes=args.max_bytes or DEFAULT_MAX_BYTES,
         retour_dir=args.retour_dir,

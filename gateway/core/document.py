@@ -31,6 +31,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar, cast, overload
 
 from lxml import etree
 
+from gateway.core.catalogue import MESSAGE_KINDS, Role
 from gateway.core.schemaset import MessageSchema
 
 Element = etree._Element
@@ -364,6 +365,29 @@ class MessageDocument:
             value = None if found is None else found.text
             cache[path] = None if value is None else value.strip()
         return cache[path]
+
+    @property
+    def afzender(self) -> str | None:
+        """The header's Afzender (see :meth:`_party`)."""
+        return self._party("Afzender")
+
+    @property
+    def ontvanger(self) -> str | None:
+        """The header's Ontvanger (see :meth:`_party`)."""
+        return self._party("Ontvanger")
+
+    def _party(self, name: str) -> str | None:
+        """``Afzender`` or ``Ontvanger`` of the header. A 2.3 JW303/JW304 header names
+        ``Gemeente`` and ``Aanbieder`` instead; its Afzender is the party of the type's sender
+        role (the aanbieder of a JW303, the gemeente of a JW304), its Ontvanger the other."""
+        named = self.header_text(name)
+        if named is not None or self.header_text("Gemeente") is None:
+            return named
+        kind = MESSAGE_KINDS.get(self.message_type)
+        sender_is_gemeente = kind is not None and kind.sender is Role.GEMEENTE
+        if (name == "Afzender") == sender_is_gemeente:
+            return self.header_text("Gemeente")
+        return self.header_text("Aanbieder")
 
     @_cached_property
     def dagtekening(self) -> dt.date | None:

@@ -104,9 +104,7 @@ def decide(
     if report.level is Level.XSD or doc is None:
         return Decision(State.REJECTED, f"not valid against the XSD ({_summary(report)})")
 
-    route = addressing(
-        report.message_type, doc.header_text("Afzender"), doc.header_text("Ontvanger")
-    )
+    route = addressing(report.message_type, doc.afzender, doc.ontvanger)
     if not may_transmit_as(sender, route.transmitter, registry):
         return Decision(
             State.REJECTED,
@@ -173,7 +171,11 @@ def with_dossier_findings(report: ValidationReport, context: RuleContext) -> Val
     doc = report.document
     if doc is None:
         return report
-    rules = [rule for rule in REGISTRY.for_type(doc.message_type) if rule.needs & _DOSSIER_NEEDS]
+    rules = [
+        rule
+        for rule in REGISTRY.for_type(doc.message_type, doc.release)
+        if rule.needs & _DOSSIER_NEEDS
+    ]
     kind = MESSAGE_KINDS.get(doc.message_type)
     if kind is not None and kind.is_retour:
         rules = [rule for rule in rules if rule.code in PROVIDER_RULES]

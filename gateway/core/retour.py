@@ -1,8 +1,9 @@
 """Build the retour message that answers an original message (spec §2.2, §2.3, §3.7 and §4).
 
-JW301 → JW302, 305 → 306, 307 → 308, 315 → 316, 317 → 318, 319 → 320 and 323 → 325. The
-builder is pure: the caller supplies the original, the findings of its validation, the retour's
-own identity (id, date, versions) and the schema set; it gets UTF-8 bytes back.
+JW301 → JW302, 305 → 306, 307 → 308, 315 → 316, 317 → 318, 319 → 320 and 323 → 325; in iJw
+2.3 also JW303 → JW304, and a 2.3 original gets its retour built to the 2.3 schemas. The
+builder is pure: the caller supplies the original, the findings of its validation, the
+retour's own identity (id, date, versions) and the schema set; it gets UTF-8 bytes back.
 
 How findings become codes:
 
@@ -15,6 +16,11 @@ How findings become codes:
   answer) comes back with every class coded ``0200`` or its rules' codes.
 * JW323 is answered per prestatie: only rejected prestaties come back, under their client, and
   TotaalToegekendBedrag is what remains after the rejected lines (TR342).
+* a 2.3 JW303 is answered per prestatie too, but its JW304 returns every line with what it
+  grants (ToegekendBedrag: the line's DeclaratieFactuurBedrag, VAT included, or 0 when the line
+  is rejected) and codes it ``8001`` or its rules' codes; ToegekendTotaalBedrag is the signed
+  sum of the granted lines, so IngediendTotaalBedrag minus the rejected lines equals it. A
+  JW303 rejected as a whole (``0001`` or a header code) gets a header-only JW304 granting 0.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from enum import Enum
 
 from lxml import etree
 
-from gateway.core.catalogue import MESSAGE_KINDS
+from gateway.core.catalogue import CURRENT_RELEASE, MESSAGE_KINDS, RELEASE_2_3
 from gateway.core.document import Element, MessageDocument, find, findall, local_name, text
 from gateway.core.errors import GatewayError
 from gateway.core.report import Finding, Level, ValidationReport
@@ -59,6 +65,32 @@ RETOUR_CLASSES: Mapping[str, frozenset[str]] = {
     "JW325": frozenset({"Header", "DeclaratieAntwoord", "Client", "Prestatie"}),
 }
 _ORIGINAL_CLASS_NAME = {"DeclaratieAntwoord": "Declaratie"}
+# The same for the retours of iJw 2.3, where an allocation sits in a Beschikking with its
+# Beperkingen, and a JW303 is answered by a JW304.
+RETOUR_CLASSES_2_3: Mapping[str, frozenset[str]] = {
+    "JW302": frozenset(
+        {
+            "Header",
+            "Client",
+            "Relatie",
+            "Contact",
+            "Beschikking",
+            "Beperking",
+            "BeperkingScore",
+            "ToegewezenProduct",
+        }
+    ),
+    "JW304": frozenset({"Header", "Client", "Prestatie"}),
+    "JW306": frozenset({"Header", "Client", "StartProduct"}),
+    "JW308": frozenset({"Header", "Client", "StopProduct"}),
+    "JW316": frozenset({"Header", "Client", "AangevraagdProduct"}),
+}
+RETOUR_CLASSES_BY_RELEASE: Mapping[str, Mapping[str, frozenset[str]]] = {
+    CURRENT_RELEASE: RETOUR_CLASSES,
+    RELEASE_2_3: RETOUR_CLASSES_2_3,
+}
+#: 2.x messages name no XSD versions, so their retours carry no XsdVersieRetour.
+_RELEASES_WITHOUT_XSD_VERSIE = frozenset({RELEASE_2_3})
 
 _VERSION = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 _PATH_STEP = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<index>[0-9]+)\])?$")
@@ -148,14 +180,18 @@ def build_retour(
     retour_schema = schemas.get(original.release, retour_type)
     if retour_schema is None:
         raise RetourError(f"no {retour_type} schema loaded for release {original.release}")
-    classes = frozenset(
-        _ORIGINAL_CLASS_NAME.get(name, name) for name in RETOUR_CLASSES.get(retour_type, ())
-    )
+    table = RETOUR_CLASSES_BY_RELEASE.get(original.release, {})
+    classes = frozenset(_ORIGINAL_CLASS_NAME.get(name, name) for name in table.get(retour_type, ()))
     if not classes:
-        raise RetourError(f"no class table for {retour_type}")
+        raise RetourError(f"no class table for {retour_type} of release {original.release}")
     verdict = _judge(original, findings, classes)
     writer = _Writer(original, retour_schema, identity, classes)
-    root = writer.declaratie_antwoord(verdict) if retour_type == "JW325" else writer.retour(verdict)
+    if retour_type == "JW325":
+        root = writer.declaratie_antwoord(verdict)
+    elif retour_type == "JW304":
+        root = writer.declaratie_factuur_antwoord(verdict)
+    else:
+        root = writer.retour(verdict)
     return serialise(root)
 
 
@@ -340,7 +376,8 @@ class _Writer:
         self._add(header, "DagtekeningRetour", self.identity.dagtekening.isoformat())
         if verdict.outcome is _Outcome.TECHNICAL:
             self._add(header, "XsltVersie", self.identity.xslt_versie)
-        self._xsd_version(header, "XsdVersieRetour")
+        if self.original.release not in _RELEASES_WITHOUT_XSD_VERSIE:
+            self._xsd_version(header, "XsdVersieRetour")
         if verdict.outcome is _Outcome.ACCEPTED:
             return root
         if verdict.header_codes:
@@ -418,6 +455,93 @@ class _Writer:
         self._codes(antwoord, (NO_REMARKS,))
         return root
 
+    # -- JW304 (iJw 2.3) ------------------------------------------------------------------------
+
+    def declaratie_factuur_antwoord(self, verdict: _Verdict) -> Element:
+        """The 2.3 JW304 answer to a JW303 (432 declaratie → 433, 450 factuur → 451)."""
+        root = self._root()
+        header = self._add(root, "Header")
+        for child in _elements(self.original.header):
+            name = local_name(child)
+            if name == "BerichtCode":
+                self._add(header, name, _ANSWER_CODE_2_3[(child.text or "").strip()])
+            elif name != "DeclaratieFactuurBedragen":  # the JW304 states its own amounts
+                self._copy(child, header)
+        retour_header = self._add(header, "RetourHeader")
+        self._add_basis(retour_header, "GemeenteReferentieNummer", self.identity.identificatie)
+        self._add_basis(retour_header, "RetourDagtekening", self.identity.dagtekening.isoformat())
+        bedragen = find(self.original.header, "DeclaratieFactuurBedragen")
+        if bedragen is None:  # guaranteed by the JW303 XSD
+            raise RetourError("original JW303 has no DeclaratieFactuurBedragen")
+        ingediend = _signed_at(bedragen, "DeclaratieFactuurTotaalBedrag")
+        lines = self._granted_lines(verdict)
+        granted = sum(amount for _prestatie, amount, _codes in lines)
+        retour_bedragen = self._add(header, "RetourBedragen")
+        self._amount(retour_bedragen, "IngediendTotaalBedrag", ingediend, "TotaalBedrag")
+        self._amount(retour_bedragen, "ToegekendTotaalBedrag", granted, "TotaalBedrag")
+        if verdict.outcome is _Outcome.TECHNICAL:
+            self._add(header, "XsltVersie", self.identity.xslt_versie)
+        self._codes(header, verdict.header_codes or (NO_REMARKS,))
+        if not lines:
+            return root
+        clienten = self._add(root, "Clienten")
+        by_prestatie = {id(prestatie): (amount, codes) for prestatie, amount, codes in lines}
+        for client in findall(self.original.root, "Clienten/Client"):
+            out = self._add(clienten, "Client")
+            for child in _elements(client):
+                if local_name(child) != "Prestaties":
+                    self._copy(child, out)
+                    continue
+                prestaties = self._add(out, "Prestaties")
+                for prestatie in findall(child, "Prestatie"):
+                    amount, codes = by_prestatie[id(prestatie)]
+                    self._prestatie_2_3(prestatie, prestaties, amount, codes)
+            self._codes(out, verdict.class_codes.get(client, (NO_REMARKS,)))
+        return root
+
+    def _granted_lines(self, verdict: _Verdict) -> list[tuple[Element, int, tuple[str, ...]]]:
+        """Every prestatie with the signed amount granted and its codes; none when the JW303
+        is rejected as a whole."""
+        if verdict.outcome is _Outcome.TECHNICAL or verdict.header_codes:
+            return []
+        lines = []
+        for client in findall(self.original.root, "Clienten/Client"):
+            client_codes = verdict.class_codes.get(client)
+            for prestatie in findall(client, "Prestaties/Prestatie"):
+                codes = verdict.class_codes.get(prestatie)
+                if not codes and client_codes:
+                    codes = (NOT_ASSESSED,)  # a faulty client rejects its lines unjudged
+                claimed = _signed_at(prestatie, "IngediendeBedragPrestatie/DeclaratieFactuurBedrag")
+                lines.append((prestatie, 0 if codes else claimed, codes or (FULLY_GRANTED,)))
+        return lines
+
+    def _prestatie_2_3(
+        self, prestatie: Element, parent: Element, granted: int, codes: Sequence[str]
+    ) -> None:
+        """A JW303 line as the JW304 returns it: ToegekendeBedragPrestatie after the
+        ProductReferentie, then the line's Commentaar and codes."""
+        out = self._add(parent, "Prestatie")
+        claimed = _signed_at(prestatie, "IngediendeBedragPrestatie/DeclaratieFactuurBedrag")
+        for child in _elements(prestatie):
+            if local_name(child) == "Commentaar":
+                continue
+            self._copy(child, out)
+            if local_name(child) == "ProductReferentie":
+                toegekend = self._add(out, "ToegekendeBedragPrestatie")
+                self._amount(toegekend, "GemeenteBerekendBedrag", claimed)
+                self._amount(toegekend, "ToegekendBedrag", granted)
+        commentaar = find(prestatie, "Commentaar")
+        if commentaar is not None:
+            self._copy(commentaar, out)
+        self._codes(out, codes)
+
+    def _amount(self, parent: Element, name: str, signed: int, field: str = "Bedrag") -> None:
+        """A basisschema amount with its DebetCredit (CDT_BedragMetDC, CDT_TotaalBedragMetDC)."""
+        amount, debet_credit = with_debet_credit(signed)  # zero is debit (CS325)
+        holder = etree.SubElement(parent, etree.QName(self.basis_ns, name))
+        self._add_basis(holder, field, str(amount))
+        self._add_basis(holder, "DebetCredit", debet_credit)
+
     def _rejected_clients(
         self, declaratie: Element, class_codes: Mapping[Element, tuple[str, ...]]
     ) -> list[tuple[Element, tuple[str, ...], list[tuple[Element, tuple[str, ...]]]]]:
@@ -444,6 +568,11 @@ class _Writer:
         self._add_basis(holder, "DebetCredit", debet_credit)
 
 
+#: The BerichtCode of the JW304 answering a JW303: a declaratie (432) gets 433, a factuur
+#: (450) gets 451.
+_ANSWER_CODE_2_3 = {"432": "433", "450": "451"}
+
+
 def _lines(
     returned: Iterable[tuple[Element, tuple[str, ...], list[tuple[Element, tuple[str, ...]]]]],
 ) -> Iterable[tuple[Element, tuple[str, ...]]]:
@@ -454,6 +583,6 @@ def _lines(
 def _signed_at(parent: Element, name: str) -> int:
     """A signed amount child (TR342 arithmetic is shared with the declaration rules)."""
     found = find(parent, name)
-    if found is None:  # guaranteed by the JW323 XSD
-        raise RetourError(f"original JW323 {local_name(parent)} has no {name}")
+    if found is None:  # guaranteed by the JW323 and JW303 XSDs
+        raise RetourError(f"original {local_name(parent)} has no {name}")
     return signed_amount(found)

@@ -13,7 +13,7 @@ _IDENTIFICATIE = re.compile(
 )
 _BSN = re.compile(rb"<(?:[\w.-]+:)?Bsn>\s*(\d{9})\s*<")
 _ONTVANGER = re.compile(rb"<(?:[\w.-]+:)?Ontvanger>\s*([^<\s]{1,20})\s*<")
-_TYPE_BY_CODE = {kind.berichtcode: kind.name for kind in MESSAGE_KINDS.values()}
+_TYPE_BY_CODE = {code: kind.name for kind in MESSAGE_KINDS.values() for code in kind.berichtcodes}
 _SNIFF_BYTES = 4096
 
 

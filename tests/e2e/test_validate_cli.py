@@ -15,7 +15,13 @@ import pytest
 from lxml import etree
 
 from gateway.schemas import load_schema_set
-from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, OUR_XSD_DIR
+from tests.paths import (
+    EXAMPLES_DIR,
+    EXAMPLES_DIR_23,
+    OFFICIAL_XSD_DIR,
+    OFFICIAL_XSD_DIR_23,
+    OUR_XSD_DIR,
+)
 
 VALID = sorted(p for p in EXAMPLES_DIR.glob("*.xml") if p.name != "JW318.xml")
 
@@ -289,3 +295,31 @@ def test_ctrl_c_stops_workers_and_parent_cleanly(tmp_path: Path) -> None:
     assert stderr.strip().endswith(b"interrupted")
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # nothing of the run's process group is left
+
+
+def test_2_3_messages_are_validated_with_the_shipped_2_3_schemas_and_say_so() -> None:
+    """Without --schemas both shipped releases load; each message reports its own release."""
+    examples_2_3 = sorted(EXAMPLES_DIR_23.glob("JW*.xml"))
+    result = gateway("validate", "--json", VALID[0], *examples_2_3)
+    assert result.returncode == 0, result.stderr
+    objects = json_lines(result.stdout)
+    assert [(o["message_type"], o["release"], o["level"]) for o in objects] == [
+        (VALID[0].stem, "3.2", "ok"),
+        *((p.stem, "2.3", "ok") for p in examples_2_3),
+    ]
+
+
+def test_retour_dir_receives_2_3_retours_valid_against_the_2_3_reference(tmp_path: Path) -> None:
+    out = tmp_path / "retours"
+    pairs = {"JW301": "JW302", "JW303": "JW304", "JW305": "JW306", "JW307": "JW308",
+             "JW315": "JW316"}  # fmt: skip
+    result = gateway(
+        "validate", "--retour-dir", out, *(EXAMPLES_DIR_23 / f"{o}.xml" for o in pairs)
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{o}.{r}.xml" for o, r in pairs.items())
+    reference = load_schema_set([OFFICIAL_XSD_DIR_23])
+    for path in out.iterdir():
+        schema = reference.get("2.3", path.name.split(".")[1])
+        assert schema is not None
+        assert schema.xsd.validate(etree.parse(str(path))), path.name

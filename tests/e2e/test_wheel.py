@@ -78,13 +78,14 @@ def outside(tmp_path: Path) -> Path:
 def test_the_installed_gateway_uses_its_packaged_data(installed: Path, outside: Path) -> None:
     script = (
         "import gateway.shipped as s, gateway.core.document as d\n"
-        "print(s.SHIPPED_SCHEMAS); print(s.SHIPPED_MAPPINGS); print(d.C_INDEX_STATUS)\n"
+        "print(*s.SHIPPED_SCHEMAS, sep='\\n'); print(s.SHIPPED_MAPPINGS); print(d.C_INDEX_STATUS)\n"
     )
     output = _ok(_run(installed / "python", "-c", script, cwd=outside))
-    schemas, mappings, c_index = (Path(line) for line in output.splitlines())
+    schemas, schemas_2_3, mappings, c_index = (Path(line) for line in output.splitlines())
     packaged = schemas.parents[1]
     assert packaged.name == "_shipped" and not packaged.is_relative_to(REPO), schemas
     assert (schemas / "jw301.xsd").is_file()
+    assert schemas_2_3 == packaged / "schemas" / "ijw-2.3" and (schemas_2_3 / "jw303.xsd").is_file()
     assert mappings == packaged / "mappings" and (mappings / "generations.toml").is_file()
     assert str(c_index).startswith("pure Python: the C extension is not built")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +72,12 @@ def write_config(
     extra: str = "",
     rules: str = "dossier = false",
     server: str = "",
+    *,
+    schemas: Sequence[Path] = (OFFICIAL_XSD_DIR,),
 ) -> Path:
     """A config.toml for the example parties; ``overrides`` change or add party keys,
-    ``server`` adds lines to ``[server]``.
+    ``server`` adds lines to ``[server]``, ``schemas`` lists the schema folders (the official
+    3.2 release by default).
 
     ``rules`` is the ``[rules]`` section: the dossier rules are off by default, because the
     official examples do not form one dossier (tests/integration/test_dossier_daemon.py turns
@@ -87,7 +90,7 @@ def write_config(
         "[rules]",
         rules,
         "[paths]",
-        f'schemas = ["{OFFICIAL_XSD_DIR}"]',
+        "schemas = [" + ", ".join(f'"{folder}"' for folder in schemas) + "]",
         "[retry]",
         "base_seconds = 60",
         "cap_seconds = 600",
@@ -177,8 +180,9 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
         overrides: dict[str, dict[str, object]] | None = None,
         extra: str = "",
         rules: str = "dossier = false",
+        schemas: Sequence[Path] = (OFFICIAL_XSD_DIR,),
     ) -> Harness:
-        settings = load_config(write_config(tmp_path, overrides, extra, rules), {})
+        settings = load_config(write_config(tmp_path, overrides, extra, rules, schemas=schemas), {})
         clock = FakeClock(START)
         gateway = build_app(settings, clock=clock, rng=random.Random(7))
         # A pass waits for the lanes it started, so its report holds their outcomes however

@@ -30,7 +30,7 @@ def test_init_writes_a_config_that_loads_and_knows_the_printed_tokens(
     assert check_paths(settings) == []
     assert {p.role for p in settings.parties} == set(PartyRole)
     assert settings.server.port == 9123
-    assert (settings.schemas, settings.mappings) == ((SHIPPED_SCHEMAS,), SHIPPED_MAPPINGS)
+    assert (settings.schemas, settings.mappings) == (SHIPPED_SCHEMAS, SHIPPED_MAPPINGS)
     assert all((folder / name).is_dir() for name in ("inbox", "outbox", "data"))
     registry = settings.registry()
     for party_id, token in tokens.items():

@@ -58,8 +58,10 @@ def test_empty_file_gets_defaults_relative_to_config_folder(tmp_path: Path) -> N
     assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8480)
     assert settings.store_url == f"sqlite:///{tmp_path.resolve() / 'data' / 'gateway.db'}"
     assert settings.inbox == tmp_path.resolve() / "inbox"
-    assert settings.schemas == (SHIPPED_SCHEMAS,)
-    assert (SHIPPED_SCHEMAS / "jw301.xsd").is_file()
+    assert settings.schemas == SHIPPED_SCHEMAS
+    assert [folder.name for folder in SHIPPED_SCHEMAS] == ["ijw-3.2", "ijw-2.3"]
+    assert (SHIPPED_SCHEMAS[0] / "jw301.xsd").is_file()
+    assert (SHIPPED_SCHEMAS[1] / "jw303.xsd").is_file()
     assert settings.mappings == SHIPPED_MAPPINGS
     assert (SHIPPED_MAPPINGS / "generations.toml").is_file()
     assert settings.limits.max_message_bytes == 25 * 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from gateway.core.document import MessageDocument, element_path, find, findall, 
 from gateway.core.report import Finding, Level, ValidationReport
 from gateway.core.retour import (
     RETOUR_CLASSES,
+    RETOUR_CLASSES_BY_RELEASE,
     RetourError,
     RetourIdentity,
     XsdVersion,
@@ -26,7 +28,7 @@ from gateway.core.rules import REGISTRY, RuleContext
 from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import identify, validate
 from gateway.schemas import load_schema_set
-from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR
+from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, OFFICIAL_XSD_DIR_23
 
 SCHEMAS = load_schema_set([OFFICIAL_XSD_DIR])
 RELEASE = "3.2"
@@ -183,10 +185,20 @@ def class_paths(original: MessageDocument) -> list[str]:
 # -- the class table and the message pairs ----------------------------------------------------
 
 
-@pytest.mark.parametrize("retour_type", sorted(RETOUR_CLASSES))
-def test_class_table_matches_official_xsd(retour_type: str) -> None:
-    """Every element typed with RetourCodes in the official retour XSD is in the class table."""
-    xsd = etree.parse(str(OFFICIAL_XSD_DIR / f"{retour_type}.xsd"))
+CLASS_TABLES = [
+    (release, folder, retour_type)
+    for release, folder in (("3.2", OFFICIAL_XSD_DIR), ("2.3", OFFICIAL_XSD_DIR_23))
+    for retour_type in sorted(RETOUR_CLASSES_BY_RELEASE[release])
+]
+
+
+@pytest.mark.parametrize(
+    ("release", "folder", "retour_type"), CLASS_TABLES, ids=[f"{r}-{t}" for r, _, t in CLASS_TABLES]
+)
+def test_class_table_matches_official_xsd(release: str, folder: Path, retour_type: str) -> None:
+    """Every element typed with RetourCodes in the official retour XSD is in the class table
+    (for 2.3: the reference XSD)."""
+    xsd = etree.parse(str(folder / f"{retour_type}.xsd"))
     coded_types = {
         ct.get("name")
         for ct in xsd.iter(XS + "complexType")
@@ -197,7 +209,7 @@ def test_class_table_matches_official_xsd(retour_type: str) -> None:
         for e in xsd.iter(XS + "element")
         if (e.get("type") or "").partition(":")[2] in coded_types
     }
-    assert classes == set(RETOUR_CLASSES[retour_type])
+    assert classes == set(RETOUR_CLASSES_BY_RELEASE[release][retour_type])
 
 
 @pytest.mark.parametrize(("original", "retour"), PAIRS.items())
@@ -206,7 +218,7 @@ def test_retour_type_for_originals(original: str, retour: str) -> None:
     assert retour_type_for(original) == retour
 
 
-@pytest.mark.parametrize("message_type", [*PAIRS.values(), "JW303", "XYZ"])
+@pytest.mark.parametrize("message_type", [*PAIRS.values(), "JW399", "XYZ"])
 def test_retour_type_for_retours_and_unknown_types_raises(message_type: str) -> None:
     """Retours are not answered, and unknown types have no retour."""
     with pytest.raises(RetourError):

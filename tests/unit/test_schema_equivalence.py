@@ -1,221 +1,62 @@
-"""Our authored iJw 3.2 schemas (schemas/ijw-3.2) accept exactly what the official release accepts.
+"""Our authored iJw schemas (schemas/ijw-3.2, schemas/ijw-2.3) accept exactly what the official
+(3.2) and reference (2.3) files of the same release accept.
 
-Three independent angles: the component models that xmlschema builds from both schema sets are
-compared (every element path with its occurrences and model group, every leaf's effective
-facets, every named basisschema type), and then lxml and xmlschema are asked for verdicts on the
-official examples and on mutations of them, which must agree across all four combinations.
+Three independent angles, per release: the component models that xmlschema builds from both
+schema sets are compared (every element path with its occurrences and model group, every
+leaf's effective facets, every named basisschema type), and then lxml and xmlschema are asked
+for verdicts on the examples and on mutations of them, which must agree across all four
+combinations. The machinery is tests/schema_equivalence.py.
 """
 
 from __future__ import annotations
 
-import functools
-import io
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import pytest
-import xmlschema
 from lxml import etree
-from xmlschema.validators import (
-    XsdAnyAttribute,
-    XsdAnyElement,
-    XsdAttributeGroup,
-    XsdComplexType,
-    XsdElement,
-    XsdGroup,
-    XsdList,
-    XsdSimpleType,
-    XsdUnion,
+
+from tests.schema_equivalence import (
+    RELEASE_2_3,
+    RELEASE_3_2,
+    RELEASES,
+    VERDICT_KEYS,
+    Mutation,
+    Release,
+    append_child,
+    basisschema_types,
+    both,
+    duplicate,
+    insert_after,
+    remove,
+    rename,
+    rename_root,
+    set_text,
+    swap_with_next,
 )
 
-from gateway.core.schemaset import SchemaSet
-from gateway.schemas import load_schema_set
-from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, OUR_XSD_DIR
-
-BASE_NS = "http://www.istandaarden.nl/ijw/3_2/basisschema/schema"
-MESSAGES = (
-    "JW301", "JW302", "JW305", "JW306", "JW307", "JW308", "JW315",
-    "JW316", "JW317", "JW318", "JW319", "JW320", "JW323", "JW325",
-)  # fmt: skip
-
-
-def message_ns(message: str) -> str:
-    return f"http://www.istandaarden.nl/ijw/3_2/{message.lower()}/schema"
-
-
-# --- loading -----------------------------------------------------------------------------------
-
-
-@functools.cache
-def official_xmlschema(message: str) -> xmlschema.XMLSchema10:
-    folder = OFFICIAL_XSD_DIR
-    # The official imports name basisschema.xsd while the file is Basisschema.xsd.
-    return xmlschema.XMLSchema10(
-        str(folder / f"{message}.xsd"), locations=[(BASE_NS, str(folder / "Basisschema.xsd"))]
-    )
-
-
-@functools.cache
-def our_xmlschema(message: str) -> xmlschema.XMLSchema10:
-    return xmlschema.XMLSchema10(str(OUR_XSD_DIR / f"{message.lower()}.xsd"))
-
-
-@functools.cache
-def lxml_schemas(folder: Path) -> SchemaSet:
-    return load_schema_set([folder])
-
-
-# --- describing a schema as comparable data ----------------------------------------------------
-
-
-def local(qname: str | None) -> str:
-    return "" if qname is None else qname.rsplit("}", 1)[-1]
-
-
-def facet_profile(simple_type: XsdSimpleType) -> dict[str, Any]:
-    """The effective constraints of a simple type, gathered along its whole derivation chain.
-
-    Patterns are kept per derivation step (a value must match one pattern of every step), the
-    enumeration and the scalar facets of the most derived step that declares them win.
-    """
-    profile: dict[str, Any] = {"variety": "atomic"}
-    if isinstance(simple_type, XsdList):
-        profile["variety"] = "list"
-        profile["item"] = repr(facet_profile(simple_type.item_type))
-    elif isinstance(simple_type, XsdUnion):
-        profile["variety"] = "union"
-        profile["members"] = tuple(repr(facet_profile(t)) for t in simple_type.member_types)
-    primitive = getattr(simple_type, "primitive_type", None)
-    profile["primitive"] = None if primitive is None else primitive.name
-    pattern_steps: list[frozenset[str]] = []
-    step: Any = simple_type
-    while step is not None:
-        for name, facet in (getattr(step, "facets", None) or {}).items():
-            if name is None:  # built-in validator functions, not declared facets
-                continue
-            facet_name = local(name)
-            if facet_name == "pattern":
-                pattern_steps.append(frozenset(facet.regexps))
-            elif facet_name == "enumeration":
-                profile.setdefault("enumeration", frozenset(facet.enumeration))
-            elif facet_name == "assertion":
-                profile.setdefault("assertion", repr(facet))
-            else:
-                profile.setdefault(facet_name, facet.value)
-        base = getattr(step, "base_type", None)
-        step = base if isinstance(base, XsdSimpleType) else None
-    profile["patterns"] = frozenset(pattern_steps)
-    return profile
-
-
-@dataclass
-class SchemaDescription:
-    """The structure rows (in document order) and the leaf facet profiles of one message."""
-
-    structure: list[tuple[Any, ...]]
-    leaves: dict[str, dict[str, Any]]
-
-
-def describe_complex(
-    complex_type: XsdComplexType, path: str, into: SchemaDescription, depth: int = 0
-) -> None:
-    if depth > 40:  # iJw has no recursive types; this only guards against a schema loop
-        raise AssertionError(f"type nesting too deep at {path}")
-    into.structure.append((path, "mixed" if complex_type.mixed else "element-only"))
-    attributes: XsdAttributeGroup = complex_type.attributes
-    for name, attribute in sorted(attributes.items(), key=lambda kv: str(kv[0])):
-        if isinstance(attribute, XsdAnyAttribute):
-            into.structure.append((f"{path}/@*", repr(attribute.namespace)))
-            continue
-        assert attribute.type is not None
-        into.structure.append((f"{path}/@{name}", attribute.use))
-        into.leaves[f"{path}/@{name}"] = facet_profile(attribute.type)
-    content = complex_type.content
-    if isinstance(content, XsdSimpleType):
-        into.leaves[f"{path}/text()"] = facet_profile(content)
-    elif isinstance(content, XsdGroup):
-        describe_group(content, path, into, depth)
-
-
-def describe_group(group: XsdGroup, path: str, into: SchemaDescription, depth: int) -> None:
-    group_path = f"{path}/({group.model})"
-    into.structure.append((group_path, group.model, group.min_occurs, group.max_occurs))
-    for item in group:
-        if isinstance(item, XsdGroup):
-            describe_group(item, group_path, into, depth + 1)
-        elif isinstance(item, XsdElement):
-            describe_element(item, path, into, depth + 1)
-        elif isinstance(item, XsdAnyElement):
-            into.structure.append(
-                (f"{path}/*", repr(item.namespace), item.process_contents, item.min_occurs,
-                 item.max_occurs)
-            )  # fmt: skip
-        else:  # pragma: no cover - XSD 1.0 has no other particle kinds
-            raise AssertionError(f"unexpected particle {item!r} at {path}")
-
-
-def describe_element(element: XsdElement, parent: str, into: SchemaDescription, depth: int) -> None:
-    path = f"{parent}/{element.name}"
-    into.structure.append(
-        (path, element.min_occurs, element.max_occurs, element.nillable, element.default,
-         element.fixed)
-    )  # fmt: skip
-    if isinstance(element.type, XsdSimpleType):
-        into.leaves[path] = facet_profile(element.type)
-    else:
-        describe_complex(element.type, path, into, depth)
-
-
-def describe(schema: xmlschema.XMLSchema10) -> SchemaDescription:
-    description = SchemaDescription([], {})
-    for element in schema.elements.values():
-        describe_element(element, "", description, 0)
-    return description
-
-
-@functools.cache
-def described(side: str, message: str) -> SchemaDescription:
-    schema = official_xmlschema(message) if side == "official" else our_xmlschema(message)
-    return describe(schema)
-
-
-def basisschema_types(schema: xmlschema.XMLSchema10) -> dict[str, Any]:
-    """Every named type of the basisschema namespace, described the same way as messages."""
-    described_types: dict[str, Any] = {}
-    for name, xsd_type in schema.maps.types.items():
-        if not name.startswith(f"{{{BASE_NS}}}"):
-            continue
-        if isinstance(xsd_type, XsdSimpleType):
-            described_types[name] = facet_profile(xsd_type)
-        else:
-            description = SchemaDescription([], {})
-            describe_complex(xsd_type, local(name), description)
-            described_types[name] = (description.structure, description.leaves)
-    return described_types
-
+NS_3_2 = RELEASE_3_2.message_ns
+NS_2_3 = RELEASE_2_3.message_ns
+BASE_3_2 = RELEASE_3_2.base_ns
+MESSAGES = [(release, message) for release in RELEASES for message in release.messages]
+MESSAGE_IDS = [f"{release.name}-{message}" for release, message in MESSAGES]
+RELEASE_IDS = [release.name for release in RELEASES]
 
 # --- structural equivalence ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("message", MESSAGES)
-def test_element_paths_occurrences_and_groups_match(message: str) -> None:
+@pytest.mark.parametrize(("release", "message"), MESSAGES, ids=MESSAGE_IDS)
+def test_element_paths_occurrences_and_groups_match(release: Release, message: str) -> None:
     """Every element path from Bericht down has the same occurrences and model groups, in order."""
-    official = described("official", message).structure
-    ours = described("ours", message).structure
-    assert ours == official
-    root = f"/{{{message_ns(message)}}}Bericht"
-    assert official[0][0] == root
+    official = release.described("official", message).structure
+    assert release.described("ours", message).structure == official
+    assert official[0][0] == f"/{{{release.message_ns(message)}}}Bericht"
     # The walk really descends into the basisschema's composite types.
-    assert any(row[0].endswith(f"/{{{BASE_NS}}}Dagtekening") for row in official)
+    assert any(f"/{{{release.base_ns}}}" in row[0] for row in official)
 
 
-@pytest.mark.parametrize("message", MESSAGES)
-def test_leaf_facets_match(message: str) -> None:
+@pytest.mark.parametrize(("release", "message"), MESSAGES, ids=MESSAGE_IDS)
+def test_leaf_facets_match(release: Release, message: str) -> None:
     """Each leaf element's simple type has the same base primitive and effective facets."""
-    official = described("official", message).leaves
-    ours = described("ours", message).leaves
+    official = release.described("official", message).leaves
+    ours = release.described("ours", message).leaves
     assert sorted(ours) == sorted(official)
     for path, profile in official.items():
         assert ours[path] == profile, path
@@ -223,8 +64,8 @@ def test_leaf_facets_match(message: str) -> None:
 
 def test_known_facets_are_seen_by_the_comparison() -> None:
     """The facet walk reads inherited patterns, enumerations and ranges (so equality means much)."""
-    leaves = described("ours", "JW301").leaves
-    ns, base = message_ns("JW301"), f"{{{BASE_NS}}}"
+    leaves = RELEASE_3_2.described("ours", "JW301").leaves
+    ns, base = RELEASE_3_2.message_ns("JW301"), f"{{{RELEASE_3_2.base_ns}}}"
     header = f"/{{{ns}}}Bericht/{{{ns}}}Header"
     code = leaves[f"{header}/{{{ns}}}BerichtCode"]
     assert frozenset({"436"}) in code["patterns"]
@@ -232,7 +73,7 @@ def test_known_facets_are_seen_by_the_comparison() -> None:
     assert leaves[f"{header}/{{{ns}}}Afzender"]["patterns"] >= {frozenset({"[0-9]{4}"})}
     land = next(p for path, p in leaves.items() if path.endswith(f"{base}LandCode"))
     assert len(land["enumeration"]) == 249
-    retour = described("ours", "JW302").leaves
+    retour = RELEASE_3_2.described("ours", "JW302").leaves
     codes = next(p for path, p in retour.items() if path.endswith("}RetourCode"))
     assert len(codes["enumeration"]) == 59
     assert leaves[f"{header}/{{{ns}}}BerichtIdentificatie/{base}Dagtekening"]["primitive"] == (
@@ -240,10 +81,29 @@ def test_known_facets_are_seen_by_the_comparison() -> None:
     )
 
 
-def test_basisschema_named_types_match() -> None:
+def test_known_2_3_facets_are_seen_by_the_comparison() -> None:
+    """The walk reads the facets that set 2.3 apart (so equality there means something)."""
+    ns, base = RELEASE_2_3.message_ns("JW303"), f"{{{RELEASE_2_3.base_ns}}}"
+    leaves = RELEASE_2_3.described("ours", "JW303").leaves
+    header = f"/{{{ns}}}Bericht/{{{ns}}}Header"
+    assert frozenset({"432|450"}) in leaves[f"{header}/{{{ns}}}BerichtCode"]["patterns"]
+    btw = next(p for path, p in leaves.items() if path.endswith(f"{base}BtwVrijstellingIndicatie"))
+    assert btw["enumeration"] == frozenset({"1", "2"})
+    eenheid = next(p for path, p in leaves.items() if path.endswith(f"{base}Eenheid"))
+    assert "05" not in eenheid["enumeration"] and "21" in eenheid["enumeration"]
+    codes = next(
+        p
+        for path, p in RELEASE_2_3.described("ours", "JW304").leaves.items()
+        if "RetourCode" in path
+    )
+    assert len(codes["enumeration"]) == 39
+
+
+@pytest.mark.parametrize("release", RELEASES, ids=RELEASE_IDS)
+def test_basisschema_named_types_match(release: Release) -> None:
     """Every named CDT_/LDT_ type exists in both basisschemas with the same content and facets."""
-    official = basisschema_types(official_xmlschema("JW301"))
-    ours = basisschema_types(our_xmlschema("JW301"))
+    official = basisschema_types(release.official_xmlschema("JW301"), release.base_ns)
+    ours = basisschema_types(release.our_xmlschema("JW301"), release.base_ns)
     assert sorted(ours) == sorted(official)
     assert len(official) >= 70
     for name, value in official.items():
@@ -252,121 +112,16 @@ def test_basisschema_named_types_match() -> None:
 
 # --- verdicts ------------------------------------------------------------------------------------
 
-
-def verdicts(message: str, data: bytes) -> dict[str, bool]:
-    tree = etree.parse(io.BytesIO(data))
-    results: dict[str, bool] = {}
-    for side, folder in (("official", OFFICIAL_XSD_DIR), ("ours", OUR_XSD_DIR)):
-        schema = lxml_schemas(folder).get("3.2", message)
-        assert schema is not None, f"{message} missing from {folder}"
-        results[f"lxml/{side}"] = schema.xsd.validate(tree)
-    results["xmlschema/official"] = official_xmlschema(message).is_valid(io.BytesIO(data))
-    results["xmlschema/ours"] = our_xmlschema(message).is_valid(io.BytesIO(data))
-    return results
+#: Examples the official files reject as shipped (JW318.xml of 3.2 has a stray RetourCode).
+INVALID_EXAMPLES = {("3.2", "JW318")}
 
 
-@pytest.mark.parametrize("message", MESSAGES)
-def test_official_examples_get_identical_verdicts(message: str) -> None:
-    """Both validators accept each official example with both schema sets (JW318 is rejected)."""
-    data = (EXAMPLES_DIR / f"{message}.xml").read_bytes()
-    expected = message != "JW318"  # the shipped JW318 has a stray RetourCode under Verzoek
-    assert verdicts(message, data) == dict.fromkeys(
-        ("lxml/official", "lxml/ours", "xmlschema/official", "xmlschema/ours"), expected
-    )
-
-
-Mutator = Callable[[etree._Element], None]
-
-
-@dataclass(frozen=True)
-class Mutation:
-    """One programmatic change to an official example and the verdict the standard implies."""
-
-    name: str
-    message: str
-    change: Mutator
-    valid: bool
-
-
-def node(root: etree._Element, path: str) -> etree._Element:
-    """The element at a path of local names; ``Relatie[2]`` picks the second one."""
-    steps = []
-    for step in path.split("/"):
-        name, _, index = step.partition("[")
-        steps.append(f"*[local-name()='{name}']" + (f"[{index}" if index else ""))
-    found = root.xpath("./" + "/".join(steps))
-    assert isinstance(found, list)
-    assert found, f"mutation target {path} not in example"
-    element = found[0]
-    assert isinstance(element, etree._Element)
-    return element
-
-
-def set_text(path: str, value: str) -> Mutator:
-    def change(root: etree._Element) -> None:
-        node(root, path).text = value
-
-    return change
-
-
-def remove(path: str) -> Mutator:
-    def change(root: etree._Element) -> None:
-        target = node(root, path)
-        parent = target.getparent()
-        assert parent is not None
-        parent.remove(target)
-
-    return change
-
-
-def duplicate(path: str) -> Mutator:
-    def change(root: etree._Element) -> None:
-        target = node(root, path)
-        target.addnext(etree.fromstring(etree.tostring(target)))
-
-    return change
-
-
-def swap_with_next(path: str) -> Mutator:
-    def change(root: etree._Element) -> None:
-        target = node(root, path)
-        following = target.getnext()
-        assert following is not None
-        following.addnext(target)
-
-    return change
-
-
-def rename(path: str, namespace: str | None = None, name: str | None = None) -> Mutator:
-    def change(root: etree._Element) -> None:
-        target = node(root, path)
-        qname = etree.QName(target)
-        target.tag = etree.QName(namespace or qname.namespace, name or qname.localname).text
-
-    return change
-
-
-def rename_root(namespace: str) -> Mutator:
-    def change(root: etree._Element) -> None:
-        root.tag = etree.QName(namespace, etree.QName(root).localname).text
-
-    return change
-
-
-def append_child(path: str, namespace: str, name: str, text: str) -> Mutator:
-    def change(root: etree._Element) -> None:
-        child = etree.SubElement(node(root, path), etree.QName(namespace, name).text)
-        child.text = text
-
-    return change
-
-
-def both(*changes: Mutator) -> Mutator:
-    def change(root: etree._Element) -> None:
-        for each in changes:
-            each(root)
-
-    return change
+@pytest.mark.parametrize(("release", "message"), MESSAGES, ids=MESSAGE_IDS)
+def test_official_examples_get_identical_verdicts(release: Release, message: str) -> None:
+    """Both validators give each example the same verdict with both schema sets."""
+    data = (release.examples_dir / f"{message}.xml").read_bytes()
+    expected = (release.name, message) not in INVALID_EXAMPLES
+    assert release.verdicts(message, data) == dict.fromkeys(VERDICT_KEYS, expected)
 
 
 H = "Header"
@@ -385,7 +140,7 @@ M = Mutation
 
 # One row per mutation: test id, example, change, verdict expected under the standard.
 # fmt: off
-MUTATIONS: tuple[Mutation, ...] = (
+MUTATIONS_3_2: tuple[Mutation, ...] = (
     M("301-berichtcode-of-302", "JW301", set_text(f"{H}/BerichtCode", "437"), False),
     M("305-berichtcode-999", "JW305", set_text(f"{H}/BerichtCode", "999"), False),
     M("323-berichtcode-4-digits", "JW323", set_text(f"{H}/BerichtCode", "4900"), False),
@@ -412,12 +167,12 @@ MUTATIONS: tuple[Mutation, ...] = (
       set_text("Antwoord/Woonplaatsbeginsel/Gemeente", "01916"), False),
     M("305-agb-7-digits", "JW305", set_text(f"{H}/Afzender", "4242000"), False),
     M("301-basis-child-in-message-ns", "JW301",
-      rename(f"{ID}/Identificatie", namespace=message_ns("JW301")), False),
-    M("301-message-child-in-basis-ns", "JW301", rename(f"{C}/Bsn", namespace=BASE_NS), False),
+      rename(f"{ID}/Identificatie", namespace=NS_3_2("JW301")), False),
+    M("301-message-child-in-basis-ns", "JW301", rename(f"{C}/Bsn", namespace=BASE_3_2), False),
     M("325-basis-child-in-message-ns", "JW325",
       rename("DeclaratieAntwoord/TotaalToegekendBedrag/TotaalBedrag",
-             namespace=message_ns("JW325")), False),
-    M("301-root-in-302-ns", "JW301", rename_root(message_ns("JW302")), False),
+             namespace=NS_3_2("JW325")), False),
+    M("301-root-in-302-ns", "JW301", rename_root(NS_3_2("JW302")), False),
     M("301-required-geslacht-removed", "JW301", remove(f"{C}/Geslacht"), False),
     M("301-optional-commentaar-removed", "JW301", remove(f"{C}/Commentaar"), True),
     M("301-optional-relaties-removed", "JW301", remove(f"{C}/Relaties"), True),
@@ -466,7 +221,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       False),
     M("305-statusaanlevering-4", "JW305", set_text(f"{START}/StatusAanlevering", "4"), False),
     M("301-unknown-element-in-client", "JW301",
-      append_child(C, message_ns("JW301"), "Extra", "x"), False),
+      append_child(C, NS_3_2("JW301"), "Extra", "x"), False),
     M("318-stray-retourcode-removed", "JW318", remove("Client/Verzoek/RetourCode"), True),
     M("302-wrong-code-and-missing-dagtekening", "JW302",
       both(set_text(f"{H}/BerichtCode", "436"), remove(f"{H}/DagtekeningRetour")), False),
@@ -474,20 +229,142 @@ MUTATIONS: tuple[Mutation, ...] = (
 # fmt: on
 
 
-@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
-def test_mutated_examples_get_identical_verdicts(mutation: Mutation) -> None:
+TP_23 = "Client/Beschikking/ToegewezenProducten/ToegewezenProduct"
+PRESTATIE_23 = "Clienten/Client/Prestaties/Prestatie"
+INGEDIEND = f"{PRESTATIE_23}/IngediendeBedragPrestatie"
+DFI = "Header/DeclaratieFactuurIdentificatie"
+TOTAAL = "Header/DeclaratieFactuurBedragen/DeclaratieFactuurTotaalBedrag"
+
+# One row per mutation: test id, example, change, verdict expected under the 2.3 standard.
+# fmt: off
+MUTATIONS_2_3: tuple[Mutation, ...] = (
+    M("303-berichtcode-450", "JW303", set_text(f"{H}/BerichtCode", "450"), True),
+    M("303-berichtcode-433", "JW303", set_text(f"{H}/BerichtCode", "433"), False),
+    M("304-berichtcode-432", "JW304", set_text(f"{H}/BerichtCode", "432"), False),
+    M("301-berichtversie-3", "JW301", set_text(f"{H}/BerichtVersie", "3"), False),
+    M("305-berichtsubversie-2", "JW305", set_text(f"{H}/BerichtSubversie", "2"), False),
+    M("301-root-in-3_2-ns", "JW301",
+      rename_root("http://www.istandaarden.nl/ijw/3_2/jw301/schema"), False),
+    M("303-root-in-304-ns", "JW303", rename_root(NS_2_3("JW304")), False),
+    M("303-gemeente-3-digits", "JW303", set_text(f"{H}/Gemeente", "384"), False),
+    M("303-aanbieder-7-digits", "JW303", set_text(f"{H}/Aanbieder", "4242000"), False),
+    M("303-servicebureau-added-98", "JW303",
+      insert_after(f"{H}/Gemeente", "Servicebureau", "98000001"), True),
+    M("303-servicebureau-not-98", "JW303",
+      insert_after(f"{H}/Gemeente", "Servicebureau", "42420001"), False),
+    M("303-betalingaanid-03", "JW303", set_text(f"{H}/BetalingAanID", "03"), False),
+    M("303-valuta-usd", "JW303", set_text(f"{DFI}/ValutaCode", "USD"), False),
+    M("303-btwid-bad", "JW303", set_text(f"{DFI}/BtwIDNummer", "NL12345678B01"), False),
+    M("303-btwid-removed", "JW303", remove(f"{DFI}/BtwIDNummer"), True),
+    M("303-factuurnummer-removed", "JW303", remove(f"{DFI}/DeclarantFactuurNummer"), False),
+    M("303-dagtekening-with-z", "JW303", set_text(f"{DFI}/FactuurDagtekening", "2018-07-10Z"),
+      False),
+    M("303-periode-impossible-date", "JW303",
+      set_text(f"{DFI}/DeclaratiePeriode/Einddatum", "2018-06-31"), False),
+    M("303-totaal-negative", "JW303", set_text(f"{TOTAAL}/TotaalBedrag", "-1"), False),
+    M("303-totaal-12-digits", "JW303", set_text(f"{TOTAAL}/TotaalBedrag", "9" * 12), True),
+    M("303-totaal-13-digits", "JW303", set_text(f"{TOTAAL}/TotaalBedrag", "1" + "0" * 12), False),
+    M("303-btwtotaal-removed", "JW303",
+      remove("Header/DeclaratieFactuurBedragen/BtwTotaalBedrag"), True),
+    M("303-totaal-debetcredit-x", "JW303", set_text(f"{TOTAAL}/DebetCredit", "X"), False),
+    M("303-bedrag-9-digits", "JW303",
+      set_text(f"{INGEDIEND}/BerekendBedrag/Bedrag", "100000000"), False),
+    M("303-btw-indicatie-3", "JW303", set_text(f"{INGEDIEND}/BtwVrijstellingIndicatie", "3"),
+      False),
+    M("303-btw-percentage-removed", "JW303", remove(f"{INGEDIEND}/BtwPercentage"), True),
+    M("303-btw-percentage-too-large", "JW303", set_text(f"{INGEDIEND}/BtwPercentage", "100000"),
+      False),
+    M("303-verrekenpercentage-removed", "JW303", remove(f"{INGEDIEND}/Verrekenpercentage"),
+      True),
+    M("303-eenheid-05", "JW303", set_text(f"{INGEDIEND}/Eenheid", "05"), False),
+    M("303-eenheid-83", "JW303", set_text(f"{INGEDIEND}/Eenheid", "83"), True),
+    M("303-volume-decimal", "JW303", set_text(f"{INGEDIEND}/GeleverdVolume", "4.5"), False),
+    M("303-productcode-6-chars", "JW303", set_text(f"{PRESTATIE_23}/ProductCode", "ABCDEF"), False),
+    M("303-productcode-blank", "JW303", set_text(f"{PRESTATIE_23}/ProductCode", "   "), False),
+    M("303-productcategorie-99", "JW303", set_text(f"{PRESTATIE_23}/ProductCategorie", "99"),
+      False),
+    M("303-prestatie-duplicated", "JW303", duplicate(PRESTATIE_23), True),
+    M("303-prestaties-emptied", "JW303",
+      both(remove(PRESTATIE_23), remove(PRESTATIE_23)), False),
+    M("303-periode-removed", "JW303", remove(f"{PRESTATIE_23}/ProductPeriode"), False),
+    M("303-toewijzing-beschikking-swapped", "JW303",
+      swap_with_next(f"{PRESTATIE_23}/BeschikkingNummer"), False),
+    M("303-basis-child-in-message-ns", "JW303",
+      rename(f"{TOTAAL}/TotaalBedrag", namespace=NS_2_3("JW303")), False),
+    M("303-bsn-10-digits", "JW303", set_text("Clienten/Client/Bsn", "1234567820"), False),
+    M("303-unknown-element", "JW303",
+      append_child("Clienten/Client", NS_2_3("JW303"), "Extra", "x"), False),
+    M("304-retourcode-0611", "JW304", set_text(f"{H}/RetourCodes/RetourCode", "0611"), True),
+    M("304-retourcode-unknown", "JW304", set_text(f"{H}/RetourCodes/RetourCode", "9999"), False),
+    M("304-retourheader-removed", "JW304", remove(f"{H}/RetourHeader"), False),
+    M("304-retourbedragen-removed", "JW304", remove(f"{H}/RetourBedragen"), False),
+    M("304-toegekend-removed", "JW304", remove(f"{PRESTATIE_23}/ToegekendeBedragPrestatie"),
+      False),
+    M("304-retourcodes-duplicated", "JW304", duplicate(f"{H}/RetourCodes/RetourCode"), True),
+    M("301-empty-bsn", "JW301", set_text(f"{C}/Bsn", ""), False),
+    M("301-identificatie-13-chars", "JW301", set_text(f"{ID}/Identificatie", "1" * 13), False),
+    M("301-identificatie-12-chars", "JW301", set_text(f"{ID}/Identificatie", "1" * 12), True),
+    M("301-gemeente-3-digits", "JW301", set_text(f"{H}/Afzender", "384"), False),
+    M("301-geslacht-3", "JW301", set_text(f"{C}/Geslacht", "3"), False),
+    M("301-client-duplicated", "JW301", duplicate(C), False),
+    M("301-product-duplicated", "JW301", duplicate(TP_23), True),
+    M("301-time-with-z", "JW301", set_text(f"{TP_23}/Toewijzingstijd", "12:34:56Z"), False),
+    M("301-eenheid-05", "JW301", set_text(f"{TP_23}/Omvang/Eenheid", "05"), False),
+    M("301-frequentie-3", "JW301", set_text(f"{TP_23}/Omvang/Frequentie", "3"), True),
+    M("301-frequentie-7", "JW301", set_text(f"{TP_23}/Omvang/Frequentie", "7"), False),
+    M("302-unknown-retourcode", "JW302", set_text(f"{H}/RetourCodes/RetourCode", "9999"), False),
+    M("302-header-retourcodes-removed", "JW302", remove(f"{H}/RetourCodes"), True),
+    M("305-statusaanlevering-4", "JW305", set_text(f"{START}/StatusAanlevering", "4"), False),
+    M("305-afzender-ontvanger-swapped", "JW305", swap_with_next(f"{H}/Afzender"), False),
+    M("307-reden-beeindiging-unknown", "JW307", set_text(f"{STOP}/RedenBeeindiging", "99"),
+      False),
+    M("307-einddatum-with-offset", "JW307", set_text(f"{STOP}/Einddatum", "2018-07-19+01:00"),
+      False),
+    M("315-product-duplicated", "JW315", duplicate(AANGEVRAAGD), True),
+    M("306-dagtekeningretour-removed", "JW306", remove(f"{H}/DagtekeningRetour"), False),
+    M("306-identificatieretour-13-chars", "JW306", set_text(f"{H}/IdentificatieRetour", "1" * 13),
+      False),
+    M("308-berichtcode-of-306", "JW308", set_text(f"{H}/BerichtCode", "419"), False),
+    M("308-retourcode-added", "JW308",
+      insert_after(f"{H}/DagtekeningRetour", "RetourCodes", ""), False),
+    M("316-dagtekeningretour-with-z", "JW316", set_text(f"{H}/DagtekeningRetour", "2018-07-10Z"),
+      False),
+    M("316-ontvanger-agb-code", "JW316", set_text(f"{H}/Ontvanger", "42420001"), False),
+    M("315-required-verwijzer-removed", "JW315", remove(f"{AANGEVRAAGD}/Verwijzer"), False),
+)
+# fmt: on
+
+
+ALL_MUTATIONS = [(RELEASE_3_2, m) for m in MUTATIONS_3_2] + [
+    (RELEASE_2_3, m) for m in MUTATIONS_2_3
+]
+
+
+@pytest.mark.parametrize(
+    ("release", "mutation"), ALL_MUTATIONS, ids=[f"{r.name}-{m.name}" for r, m in ALL_MUTATIONS]
+)
+def test_mutated_examples_get_identical_verdicts(release: Release, mutation: Mutation) -> None:
     """lxml and xmlschema with the official and our schemas agree on a mutated example."""
-    root = etree.parse(str(EXAMPLES_DIR / f"{mutation.message}.xml")).getroot()
+    root = etree.parse(str(release.examples_dir / f"{mutation.message}.xml")).getroot()
     mutation.change(root)
     data = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    assert verdicts(mutation.message, data) == dict.fromkeys(
-        ("lxml/official", "lxml/ours", "xmlschema/official", "xmlschema/ours"), mutation.valid
-    )
+    assert release.verdicts(mutation.message, data) == dict.fromkeys(VERDICT_KEYS, mutation.valid)
 
 
-def test_enough_distinct_mutations() -> None:
-    """The mutation set is large and its names are unique (each is its own test id)."""
-    names = [m.name for m in MUTATIONS]
-    assert len(names) >= 40
+@pytest.mark.parametrize(
+    ("mutations", "least", "messages"),
+    [
+        (MUTATIONS_3_2, 40, {"JW301", "JW302", "JW305", "JW323", "JW325"}),
+        (MUTATIONS_2_3, 60, set(RELEASE_2_3.messages)),
+    ],
+    ids=RELEASE_IDS,
+)
+def test_enough_distinct_mutations(
+    mutations: tuple[Mutation, ...], least: int, messages: set[str]
+) -> None:
+    """Each release's mutation set is large, its names are unique (each is its own test id)
+    and it mutates the message types named."""
+    names = [m.name for m in mutations]
+    assert len(names) >= least
     assert len(set(names)) == len(names)
-    assert {m.message for m in MUTATIONS} >= {"JW301", "JW302", "JW305", "JW323", "JW325"}
+    assert {m.message for m in mutations} >= messages

@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.catalogue import MESSAGE_KINDS
+from gateway.core.catalogue import kinds_in
 from gateway.core.errors import SchemaInvalid
 from gateway.schemas import check_folder, load_schema_set
-from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, OUR_XSD_DIR
+from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, OUR_XSD_DIR, OUR_XSD_DIR_23
 
 
 def ns(message: str, release: str = "3_2") -> str:
     return f"http://www.istandaarden.nl/ijw/{release}/{message.lower()}/schema"
 
 
-EXPECTED = {(ns(kind.name), kind.berichtcode): kind.name for kind in MESSAGE_KINDS.values()}
+KINDS_3_2 = kinds_in("3.2")
+EXPECTED = {(ns(kind.name), kind.berichtcode): kind.name for kind in KINDS_3_2}
 
 
 @pytest.mark.parametrize("folder", [OUR_XSD_DIR, OFFICIAL_XSD_DIR], ids=["ours", "official"])
@@ -47,23 +48,43 @@ def test_official_folder_has_the_traps_the_loader_absorbs() -> None:
 def test_our_files_follow_our_layout() -> None:
     """Our XSDs: lowercase names, LF, 2-space indent, our header, production version 1.0.0."""
     files = sorted(OUR_XSD_DIR.glob("*.xsd"))
-    expected_names = sorted(f"{name.lower()}.xsd" for name in MESSAGE_KINDS)
+    expected_names = sorted(f"{kind.name.lower()}.xsd" for kind in KINDS_3_2)
     assert [p.name for p in files] == ["basisschema.xsd", *expected_names]
     for path in files:
         text = path.read_bytes().decode("utf-8")
-        assert "\r" not in text and "\t" not in text, path.name
-        assert "<!-- ijw-gateway: iJw 3.2" in text, path.name
-        assert "xs:documentation" not in text, path.name
-        assert "<ijw:release>3.2</ijw:release>" in text, path.name
+        assert_our_layout(path.name, text, "3.2")
         assert "0.1.0" not in text and "Versie>1.0.0</ijw:" in text, path.name
-        indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines()}
-        assert all(width % 2 == 0 for width in indents), path.name
+
+
+def assert_our_layout(name: str, text: str, release: str) -> None:
+    assert "\r" not in text and "\t" not in text, name
+    assert f"<!-- ijw-gateway: iJw {release}" in text, name
+    assert "xs:documentation" not in text, name
+    assert f"<ijw:release>{release}</ijw:release>" in text, name
+    indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines()}
+    assert all(width % 2 == 0 for width in indents), name
+
+
+def test_our_2_3_files_follow_our_layout_and_load_the_ten_messages() -> None:
+    """schemas/ijw-2.3: our layout, the 2.3 catalogue's messages, each keyed by its codes."""
+    files = sorted(OUR_XSD_DIR_23.glob("*.xsd"))
+    kinds = kinds_in("2.3")
+    expected_names = sorted(f"{kind.name.lower()}.xsd" for kind in kinds)
+    assert [p.name for p in files] == ["basisschema.xsd", *expected_names]
+    for path in files:
+        assert_our_layout(path.name, path.read_text(encoding="utf-8"), "2.3")
+    schema_set = load_schema_set([OUR_XSD_DIR_23])
+    assert schema_set.releases == ("2.3",)
+    for kind in kinds:
+        for code in kind.berichtcodes:
+            found = schema_set.lookup(ns(kind.name, "2_3"), code)
+            assert found is not None and (found.release, found.message_type) == ("2.3", kind.name)
 
 
 def test_our_folder_picks_schema_by_namespace_and_code() -> None:
     """lookup() on our set returns the right message for each example's root namespace."""
     schema_set = load_schema_set([OUR_XSD_DIR])
-    for kind in MESSAGE_KINDS.values():
+    for kind in KINDS_3_2:
         found = schema_set.lookup(ns(kind.name), kind.berichtcode)
         assert found is not None and found.message_type == kind.name
         assert found.source == OUR_XSD_DIR / f"{kind.name.lower()}.xsd"
@@ -154,7 +175,7 @@ def test_second_release_loads_alongside_and_is_picked_by_namespace(tmp_path: Pat
     schema_set = load_schema_set([OUR_XSD_DIR, release_33])
     assert len(schema_set.schemas) == 28
     assert schema_set.releases == ("3.2", "3.3")
-    for kind in MESSAGE_KINDS.values():
+    for kind in KINDS_3_2:
         old = schema_set.lookup(ns(kind.name, "3_2"), kind.berichtcode)
         new = schema_set.lookup(ns(kind.name, "3_3"), kind.berichtcode)
         assert old is not None and new is not None

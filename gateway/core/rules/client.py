@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from gateway.core.catalogue import RELEASE_2_3
 from gateway.core.document import MessageDocument
 from gateway.core.rules.common import is_filled, raw
 from gateway.core.rules.engine import RuleContext, Violation
@@ -25,6 +26,7 @@ _RESIDENTIAL_SOORTEN = ("01", "02", "03")
 @REGISTRY.rule(
     "CS050",
     types=CLIENT_DATA_MESSAGES,
+    other_releases={RELEASE_2_3: CLIENT_DATA_MESSAGES},
     summary="NaamGebruik is 1-4 when a Partnernaam is present, else 1 or 6.",
 )
 def check_name_usage(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
@@ -99,6 +101,7 @@ def check_contact_reachable(doc: MessageDocument, ctx: RuleContext) -> Iterator[
 @REGISTRY.rule(
     "CD005",
     types=CLIENT_DATA_MESSAGES,
+    other_releases={RELEASE_2_3: CLIENT_DATA_MESSAGES},
     summary="An Adres has a LandCode if and only if it has a Postcode.",
 )
 def check_landcode_with_postcode(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
@@ -114,6 +117,7 @@ def check_landcode_with_postcode(doc: MessageDocument, ctx: RuleContext) -> Iter
 @REGISTRY.rule(
     "CD025",
     types=CLIENT_DATA_MESSAGES,
+    other_releases={RELEASE_2_3: CLIENT_DATA_MESSAGES},
     summary="An Adres with LandCode NL has a Huis/Huisnummer.",
 )
 def check_dutch_house_number(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
@@ -144,6 +148,7 @@ def check_postcode_for_main_address(doc: MessageDocument, ctx: RuleContext) -> I
 @REGISTRY.rule(
     "CS089",
     types=CLIENT_DATA_MESSAGES,
+    other_releases={RELEASE_2_3: CLIENT_DATA_MESSAGES},
     summary="With LandCode NL the Postcode has the Dutch format 9999XX (first digit not 0).",
 )
 def check_dutch_postcode(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
@@ -182,6 +187,7 @@ def check_period_only_temporary(doc: MessageDocument, ctx: RuleContext) -> Itera
 @REGISTRY.rule(
     "CD007",
     types=CLIENT_DATA_MESSAGES,
+    other_releases={RELEASE_2_3: CLIENT_DATA_MESSAGES},
     summary="Communicatie/Taal is filled if and only if Communicatie/Vorm is 1 (tolk taal).",
 )
 def check_language_with_interpreter(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Iterator, Mapping
 
+from gateway.core.catalogue import RELEASE_2_3
 from gateway.core.document import Element, MessageDocument, find
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
@@ -22,6 +23,14 @@ BSN_MESSAGES = (
 )  # fmt: skip
 #: Messages whose XSD declares a client ``Geboortedatum`` (CDT_Geboortedatum).
 BIRTH_DATE_MESSAGES = ("JW301", "JW302", "JW305", "JW306", "JW307", "JW308", "JW315", "JW316")
+
+#: iJw 2.3, where a rule of this rule set means the same on the same elements. Every 2.3 message
+#: carries a client Bsn and Geboortedatum; all but JW303/JW304 (whose header names the invoice
+#: date instead) have a BerichtIdentificatie/Dagtekening.
+BSN_MESSAGES_2_3 = (
+    "JW301", "JW302", "JW303", "JW304", "JW305", "JW306", "JW307", "JW308", "JW315", "JW316",
+)  # fmt: skip
+DAGTEKENING_MESSAGES_2_3 = BIRTH_DATE_MESSAGES
 
 #: The 11-proof weights of the official XSLT, leftmost digit first; the last digit counts -1.
 _BSN_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
@@ -91,6 +100,7 @@ def bsn_passes_eleven_proof(bsn: str) -> bool:
 @REGISTRY.rule(
     "CS002",
     types=BSN_MESSAGES,
+    other_releases={RELEASE_2_3: BSN_MESSAGES_2_3},
     summary="Every Bsn passes the 11-proof (weights 9..2, last digit -1), in all messages.",
 )
 def check_bsn_eleven_proof(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
@@ -106,6 +116,7 @@ def check_bsn_eleven_proof(doc: MessageDocument, ctx: RuleContext) -> Iterator[V
 @REGISTRY.rule(
     "CS139",
     types=BIRTH_DATE_MESSAGES,
+    other_releases={RELEASE_2_3: BSN_MESSAGES_2_3},
     summary="DatumGebruik agrees with Datum: 1 → day 01; 2 → 01-01; 3 → 1900-01-01.",
 )
 def check_date_usage(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
@@ -132,6 +143,7 @@ def check_date_usage(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violati
 @REGISTRY.rule(
     "TR002",
     types=BIRTH_DATE_MESSAGES,
+    other_releases={RELEASE_2_3: DAGTEKENING_MESSAGES_2_3},
     summary="A Geboortedatum lies at most 120 years before the Dagtekening, unless unknown "
     "(DatumGebruik 3 with 1900-01-01).",
 )

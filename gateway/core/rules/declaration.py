@@ -12,6 +12,7 @@ import calendar
 import datetime as dt
 from collections.abc import Iterable, Iterator
 
+from gateway.core.catalogue import RELEASE_2_3
 from gateway.core.document import (
     Element,
     MessageDocument,
@@ -316,16 +317,50 @@ def claim_total_matches_lines(doc: MessageDocument, ctx: RuleContext) -> Iterato
     total_element = doc.find(doc.root, "Declaratie/TotaalIngediendBedrag")
     if total_element is None:
         return
+    yield from _total_of_lines(doc, total_element, "IngediendBedrag", "Prestaties' total")
+
+
+def _total_of_lines(
+    doc: MessageDocument, total_element: Element, line_name: str, lines_label: str
+) -> Iterator[Violation]:
+    """A violation when a header total is not the signed sum of every ``line_name`` amount."""
     total = signed_amount(total_element, doc)
-    lines = sum([signed_amount(el, doc) for el in doc.all_local("IngediendBedrag")])
+    lines = sum([signed_amount(el, doc) for el in doc.all_local(line_name)])
     if total != lines:
         line_amount, line_indicator = with_debet_credit(lines)
         total_amount, total_indicator = with_debet_credit(total)
         yield Violation(
             total_element,
-            f"TotaalIngediendBedrag {total_amount} {total_indicator} does not equal the "
-            f"Prestaties' total {line_amount} {line_indicator} (debit minus credit).",
+            f"{local_name(total_element)} {total_amount} {total_indicator} does not equal the "
+            f"{lines_label} {line_amount} {line_indicator} (debit minus credit).",
         )
+
+
+#: The gateway's own check of a 2.3 JW303's totals (the 2.3 rule could not be confirmed).
+INVOICE_TOTALS_2_3 = "BVO002"
+_INVOICE_TOTALS = (
+    ("DeclaratieFactuurTotaalBedrag", "DeclaratieFactuurBedrag"),
+    ("BtwTotaalBedrag", "BtwBedrag"),
+)
+
+
+@REGISTRY.rule(
+    INVOICE_TOTALS_2_3,
+    types=(),
+    other_releases={RELEASE_2_3: ("JW303",)},
+    summary="BVO rule (2.3 JW303, as TR358 for 3.2): DeclaratieFactuurTotaalBedrag equals the "
+    "signed sum of the lines' DeclaratieFactuurBedrag, and BtwTotaalBedrag (when present) that "
+    "of their BtwBedrag; the JW304 totals rest on it.",
+)
+def invoice_totals_match_lines(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
+    """BVO002: each header total of a 2.3 JW303 is the signed sum of its lines' amounts."""
+    bedragen = doc.find(doc.header, "DeclaratieFactuurBedragen")
+    if bedragen is None:
+        return
+    for total_name, line_name in _INVOICE_TOTALS:
+        total_element = doc.find(bedragen, total_name)
+        if total_element is not None:
+            yield from _total_of_lines(doc, total_element, line_name, f"lines' {line_name} total")
 
 
 @REGISTRY.rule(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
+from gateway.core.catalogue import RELEASE_2_3
 from gateway.core.document import Element, MessageDocument, date_at, find, int_at, text
 from gateway.core.lists import ContractTariff, ExternalLists, MissingTariff
 from gateway.core.rules.engine import RuleContext, RuleLevel, Violation
@@ -33,6 +34,7 @@ def _lists(ctx: RuleContext) -> ExternalLists:
 @REGISTRY.rule(
     "TR135",
     types=ALL_TYPES,
+    other_releases={RELEASE_2_3: ("JW301", "JW305", "JW307", "JW315")},
     summary="Dagtekening does not lie after the receiver's system date.",
     retourcode="8848",
     level=E,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from gateway.core.catalogue import RELEASE_2_3
 from gateway.core.document import MessageDocument
 from gateway.core.rules.engine import RuleContext, Violation
 from gateway.core.rules.registry import REGISTRY
@@ -37,6 +38,7 @@ def status_aanlevering_first_or_delete(
 @REGISTRY.rule(
     "TR018",
     types=("JW307",),
+    other_releases={RELEASE_2_3: ("JW307",)},
     summary="Einddatum of a StopProduct is on or after its Begindatum.",
 )
 def stop_ends_after_start(doc: MessageDocument, ctx: RuleContext) -> Iterator[Violation]:
