@@ -34,6 +34,7 @@ from gateway.core.lists import EVERY_PROVIDER, ContractTable, ContractTariff, In
 from gateway.core.mapping_tables import expand_scope
 from gateway.mapping_files import (
     GENERATIONS_FILE,
+    MAX_TARIEF,
     MappingError,
     Problem,
     load_code_list,
@@ -49,7 +50,6 @@ CONTRACT_COLUMNS = (
 )  # fmt: skip
 CONTRACTS_KIND = "contracts"
 EURO_UNIT = "83"
-MAX_TARIEF = 99_999_999  # LDT_Bedrag
 
 _Key = tuple[str, str, str, str]
 _Validity = tuple[dt.date | None, dt.date | None, ContractTariff]

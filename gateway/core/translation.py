@@ -13,11 +13,14 @@ Protocol rules (docs/translation.md, anchors.md finding 4):
 * No retroactive rewriting: an allocation that began before the cut-over keeps its code,
   unless the gemeente re-sends it with RedenWijziging 10.
 * Nothing is guessed. A missing mapping, a one-to-many row, a code that matches neither side of
-  the recorded pair, or an Eenheid change without a known volume conversion is reported as
+  the recorded pair, or an Eenheid change without a declared conversion is reported as
   "needs mapping decision" and the caller holds the message.
-* Amounts are never changed; a declaration line whose pair changes the Eenheid is held.
+* Amounts change only under a declared conversion (:class:`~gateway.core.mapping_tables.
+  Conversion`): a JW323 line gets the converted volume, unit and tariff and the amounts are
+  recomputed; its JW325 answer goes back with the amounts as the sender declared them. Without
+  one, a declaration line whose pair changes the Eenheid is held.
 
-Only element text changes (codes, and Omvang when a row gives an exact volume factor), so a
+Only element text changes (codes, Omvang, and declaration figures under a conversion), so a
 schema-valid message stays schema-valid: targets are 1-5 character codes from the loaded lists.
 """
 
@@ -40,10 +43,21 @@ from gateway.core.document import (
     text,
 )
 from gateway.core.errors import GatewayError
-from gateway.core.ledger import LedgerEntry, LedgerKey, Origin, TranslationLedger
+from gateway.core.ledger import (
+    ClaimAmounts,
+    ClaimLine,
+    LedgerEntry,
+    LedgerKey,
+    Omvang,
+    Origin,
+    TranslationLedger,
+)
+from gateway.core.lists import ContractTable
 from gateway.core.mapping_tables import (
     DBC_MAX_DAYS,
     Candidate,
+    ClaimRule,
+    Conversion,
     MappingTable,
     Product,
     dbc_running_at,
@@ -210,6 +224,8 @@ class Translation:
     kept: tuple[Kept, ...] = ()
     new_entries: tuple[LedgerEntry, ...] = ()
     refused: tuple[Refusal, ...] = ()
+    new_claim_lines: tuple[ClaimLine, ...] = ()
+    """JW323 lines converted under a declared conversion, to record with the message."""
 
     @property
     def needs_decision(self) -> bool:
@@ -234,6 +250,14 @@ class _Run:
     kept: list[Kept] = field(default_factory=list)
     new_entries: dict[LedgerKey, LedgerEntry] = field(default_factory=dict)
     refused: list[Refusal] = field(default_factory=list)
+    root: Element | None = None
+    contracts: ContractTable | None = None
+    claim_lines: list[ClaimLine] = field(default_factory=list)
+    claimed_months: set[tuple[LedgerKey, int, int]] = field(default_factory=set)
+    recorded_claims: dict[str, ClaimLine] | None = None
+
+    def header(self, name: str) -> str:
+        return text(self.root, f"Header/{name}") or ""
 
     def lookup(self, key: LedgerKey) -> LedgerEntry | None:
         # Entries made earlier in this message count too: one allocation, one pair.
@@ -248,6 +272,7 @@ def translate(
     gemeente: str | None = None,
     as_of: dt.date | None = None,
     ledger: TranslationLedger,
+    contracts: ContractTable | None = None,
 ) -> Translation:
     """Translate every product code in a message into ``to_generation``.
 
@@ -256,7 +281,9 @@ def translate(
 
     ``gemeente`` defaults to the 4-digit party in the header; ``as_of`` (the date used where an
     element carries none, and for RedenWijziging 10) defaults to the message's Dagtekening.
-    The ledger is only read; record ``new_entries`` once the message is accepted for delivery.
+    The ledger is only read; record ``new_entries`` (and ``new_claim_lines``) once the message
+    is accepted for delivery. ``contracts`` price JW323 lines converted under a declared
+    conversion whose tariff is the contract's.
     """
     if table.generation(to_generation) is None:
         known = ", ".join(sorted(table.generations)) or "none"
@@ -268,10 +295,14 @@ def translate(
     day = as_of or date_at(root, "Header/BerichtIdentificatie/Dagtekening")
     if day is None:
         raise TranslationError("no Dagtekening in the header; pass as_of (--date)")
-    run = _Run(table, ledger, to_generation, party, day)
+    run = _Run(table, ledger, to_generation, party, day, root=root, contracts=contracts)
     for holder in HOLDERS.get(message_type, ()):
         for position, element in enumerate(root.iter("{*}" + holder.element), start=1):
             _translate_holder(run, holder, element, position)
+    if message_type == "JW323" and run.claim_lines:
+        _total_declaration(run)
+    elif message_type == "JW325":
+        _total_answer(run)
     xml = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
     return Translation(
         message_type=message_type,
@@ -283,6 +314,7 @@ def translate(
         kept=tuple(run.kept),
         new_entries=() if run.undecided else tuple(run.new_entries.values()),
         refused=tuple(run.refused),
+        new_claim_lines=() if run.undecided else tuple(run.claim_lines),
     )
 
 
@@ -416,6 +448,8 @@ def _from_request(
         unit_translated=request.unit_original,
         volume_factor=None if request.volume_factor is None else 1 / request.volume_factor,
         recorded_on=run.as_of,
+        conversion=request.conversion,
+        source_omvang=request.source_omvang,
     )
 
 
@@ -470,7 +504,33 @@ def _from_table(
             )
         )
         return None
-    return _entry_from_candidate(run, key, product, candidates[0])
+    candidate = candidates[0]
+    conversion = run.table.conversion(run.gemeente, candidate.row, day)
+    if candidate.row.changes_unit and conversion is None and candidate.row.volume_factor is None:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"{candidate.row.origin} changes the Eenheid ({candidate.unit_before} -> "
+                f"{candidate.unit_after}) without a declared conversion (conversions/)",
+                key=_str(key),
+                candidates=(candidate.result,),
+            )
+        )
+        return None
+    entry = _entry_from_candidate(run, key, product, candidate)
+    if conversion is None:
+        return entry
+    # A message in the conversion's source generation carries the source-side Omvang: the
+    # way back of a fixed volume restores it.
+    source_side = candidate.from_generation == conversion.from_generation
+    return replace(
+        entry,
+        conversion=conversion,
+        volume_factor=None,
+        source_omvang=_omvang_of(element) if source_side else None,
+        basis=f"{entry.basis}, converted by {conversion.origin}",
+    )
 
 
 def _is_dbc_product(run: _Run, holder: _Holder, product: Product) -> bool:
@@ -642,7 +702,7 @@ def _apply(
             )
         )
         return
-    if holder.role is Role.DECLARATION and entry.changes_unit:
+    if holder.role is Role.DECLARATION and entry.changes_unit and not _claims_convert(entry):
         run.undecided.append(
             Undecided(
                 path,
@@ -662,7 +722,15 @@ def _apply(
         run.new_entries[entry.key] = entry
     if product == target:
         return
-    if not _convert_omvang(run, element, entry, key):
+    if holder.flat and _claims_convert(entry):
+        converted = (
+            _convert_claim(run, element, entry, target)
+            if holder.role is Role.DECLARATION
+            else _restore_claim(run, element, entry, product)
+        )
+        if not converted:
+            return
+    elif not _convert_omvang(run, element, entry, key):
         return
     categorie_el, code_el = fields
     basis = f"ledger {entry.key}" if run.ledger.get(entry.key) is not None else entry.basis
@@ -675,6 +743,8 @@ def _convert_omvang(
     run: _Run, element: Element, entry: LedgerEntry, key: str | LedgerKey | None
 ) -> bool:
     """Bring Omvang into the target side's Eenheid; False (and undecided) when not exact."""
+    if entry.conversion is not None:
+        return _convert_declared_omvang(run, element, entry, _str(key))
     if not entry.changes_unit:
         return True
     omvang = find(element, "Omvang")
@@ -730,3 +800,314 @@ def _integer(value: str | None) -> Fraction | None:
 
 def _str(key: LedgerKey | str | None) -> str | None:
     return None if key is None else str(key)
+
+
+# -- declared conversions ------------------------------------------------------------------------
+
+
+def _claims_convert(entry: LedgerEntry) -> bool:
+    """True when the pair's conversion says how declaration lines change."""
+    return entry.conversion is not None and entry.conversion.claim is not None
+
+
+def _omvang_of(element: Element) -> Omvang | None:
+    volume, eenheid = _integer(text(element, "Omvang/Volume")), text(element, "Omvang/Eenheid")
+    if volume is None or eenheid is None:
+        return None
+    return Omvang(int(volume), eenheid, text(element, "Omvang/Frequentie"))
+
+
+def _set(
+    run: _Run, element: Element, path: str, value: str, *, basis: str, key: str | None
+) -> None:
+    """Write ``value`` at ``path`` below ``element`` and record the rewrite when it changes."""
+    target = find(element, path)
+    if target is None:
+        return
+    old = (target.text or "").strip()
+    if old != value:
+        run.rewrites.append(Rewrite(f"{element_path(element)}/{path}", old, value, basis, key))
+        target.text = value
+
+
+def _convert_declared_omvang(
+    run: _Run, element: Element, entry: LedgerEntry, key: str | None
+) -> bool:
+    """Omvang under the pair's declared conversion, in whichever direction the message goes."""
+    conversion = entry.conversion
+    sent = _omvang_of(element)
+    if conversion is None or sent is None:
+        return True
+    (unit_before, per_before), (unit_after, per_after) = conversion.units(run.to_generation)
+    if sent.eenheid == unit_after and per_after in (None, sent.frequentie):
+        return True  # already in the receiver's terms
+    path = f"{element_path(element)}/Omvang"
+    if sent.eenheid != unit_before or per_before not in (None, sent.frequentie):
+        reason = f"Omvang is {sent}; {conversion.origin} converts {unit_before} per {per_before}"
+        run.undecided.append(Undecided(path, None, reason, key=key))
+        return False
+    converted = _converted_omvang(conversion, entry, sent, run.to_generation)
+    if converted is None:
+        reason = (
+            f"Omvang {sent} has no exact conversion to {unit_after} under {conversion.origin}"
+            if conversion.volume_factor is not None
+            else f"the way back of {conversion.origin} (a fixed volume) needs the source-side "
+            "Omvang recorded with the pair, and there is none"
+        )
+        run.undecided.append(Undecided(path, None, reason, key=key))
+        return False
+    basis = f"{conversion.origin} ({sent} -> {converted})"
+    _set(run, element, "Omvang/Volume", str(converted.volume), basis=basis, key=key)
+    _set(run, element, "Omvang/Eenheid", converted.eenheid, basis=basis, key=key)
+    if converted.frequentie is not None:
+        _set(run, element, "Omvang/Frequentie", converted.frequentie, basis=basis, key=key)
+    return True
+
+
+def _converted_omvang(
+    conversion: Conversion, entry: LedgerEntry, sent: Omvang, to_generation: str
+) -> Omvang | None:
+    forward = conversion.towards_target(to_generation)
+    (_, _), (unit_after, per_after) = conversion.units(to_generation)
+    if conversion.volume_factor is not None:
+        factor = conversion.volume_factor if forward else 1 / conversion.volume_factor
+        volume = sent.volume * factor
+        if volume.denominator != 1:
+            return None
+        return Omvang(volume.numerator, unit_after, per_after or sent.frequentie)
+    if forward and conversion.fixed_volume is not None:
+        return Omvang(conversion.fixed_volume, unit_after, per_after or sent.frequentie)
+    return entry.source_omvang  # a fixed volume goes back to what the source side sent
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """The figures of one declaration line (JW323/JW325 Prestatie)."""
+
+    referentie: str
+    toewijzing: str
+    begin: dt.date
+    end: dt.date
+    volume: int
+    eenheid: str
+    tarief: int
+    bedrag: int
+    debet_credit: str
+
+
+def _line_of(element: Element) -> _Line | None:
+    numbers = [
+        _integer(text(element, p))
+        for p in ("GeleverdVolume", "ProductTarief", "IngediendBedrag/Bedrag")
+    ]
+    begin = date_at(element, "ProductPeriode/Begindatum")
+    end = date_at(element, "ProductPeriode/Einddatum") or begin
+    strings = [
+        text(element, p)
+        for p in (
+            "ProductReferentie/ReferentieNummer",
+            "ToewijzingNummer",
+            "Eenheid",
+            "IngediendBedrag/DebetCredit",
+        )
+    ]
+    volume, tarief, bedrag = numbers
+    referentie, toewijzing, eenheid, sign = strings
+    if volume is None or tarief is None or bedrag is None or begin is None or end is None:
+        return None
+    if referentie is None or toewijzing is None or eenheid is None or sign is None:
+        return None
+    return _Line(
+        referentie, toewijzing, begin, end, int(volume), eenheid, int(tarief), int(bedrag), sign
+    )
+
+
+def _write_line(
+    run: _Run, element: Element, amounts: ClaimAmounts, basis: str, key: str | None
+) -> None:
+    _set(run, element, "GeleverdVolume", str(amounts.volume), basis=basis, key=key)
+    _set(run, element, "Eenheid", amounts.eenheid, basis=basis, key=key)
+    _set(run, element, "ProductTarief", str(amounts.tarief), basis=basis, key=key)
+    _set(run, element, "IngediendBedrag/Bedrag", str(amounts.bedrag), basis=basis, key=key)
+
+
+def _convert_claim(run: _Run, element: Element, entry: LedgerEntry, target: Product) -> bool:
+    """A JW323 line under the pair's conversion: the receiver's volume, unit and tariff, and
+    the amount recomputed; recorded so the JW325 answer can go back as the sender declared."""
+    conversion = entry.conversion
+    assert conversion is not None and conversion.claim is not None  # _claims_convert
+    key, path = _str(entry.key), element_path(element)
+    line = _line_of(element)
+
+    def hold(reason: str) -> bool:
+        run.undecided.append(Undecided(path, None, reason, key=key, candidates=(target,)))
+        return False
+
+    if line is None:
+        return hold("the line lacks a figure the conversion needs")
+    (unit_before, _), (unit_after, _) = conversion.units(run.to_generation)
+    forward = conversion.towards_target(run.to_generation)
+    if line.eenheid != unit_before:
+        return hold(
+            f"the line is in Eenheid {line.eenheid}; {conversion.origin} reads {unit_before}"
+        )
+    if conversion.claim is ClaimRule.PER_MONTH:
+        month = (entry.key, line.begin.year, line.begin.month)
+        if not forward:
+            return hold(
+                f"{conversion.origin} turns {conversion.source_eenheid} into one "
+                f"{conversion.target_eenheid} per month; a line in {unit_before} cannot be "
+                f"read back into {unit_after}"
+            )
+        if (line.end.year, line.end.month) != month[1:]:
+            return hold("the ProductPeriode spans several months; a per-month line needs one")
+        if month in run.claimed_months:
+            return hold(f"a second line for {entry.key} in {line.begin:%Y-%m}: one per month")
+        run.claimed_months.add(month)
+        volume = (conversion.fixed_volume or 0) if line.volume > 0 else 0
+    else:
+        assert conversion.volume_factor is not None  # the loader: claim volume has a factor
+        factor = conversion.volume_factor if forward else 1 / conversion.volume_factor
+        exact = line.volume * factor
+        if exact.denominator != 1:
+            return hold(f"GeleverdVolume {line.volume} x {factor} is not a whole number")
+        volume = exact.numerator
+    tariff = _tariff(run, conversion, target, line.begin, unit_after)
+    if isinstance(tariff, str):
+        return hold(tariff)
+    sent = ClaimAmounts(
+        entry.other_side(target) or target,
+        line.volume,
+        line.eenheid,
+        line.tarief,
+        line.bedrag,
+    )
+    delivered = ClaimAmounts(target, volume, unit_after, tariff, volume * tariff)
+    basis = f"{conversion.origin} ({conversion.claim.value}, tariff {tariff})"
+    _write_line(run, element, delivered, basis, key)
+    run.claim_lines.append(
+        ClaimLine(
+            gemeente=run.gemeente,
+            aanbieder=run.header("Afzender"),
+            declaratie=text(run.root, "Declaratie/DeclaratieNummer") or "",
+            referentie=line.referentie,
+            toewijzing=line.toewijzing,
+            debet_credit=line.debet_credit,
+            sent=sent,
+            delivered=delivered,
+        )
+    )
+    return True
+
+
+def _tariff(
+    run: _Run, conversion: Conversion, target: Product, day: dt.date, unit: str
+) -> int | str:
+    """The price per ``unit`` of ``target`` on ``day``, or why there is none."""
+    if conversion.tariff is not None:
+        return conversion.tariff
+    found = (
+        None
+        if run.contracts is None
+        else run.contracts.tariff(
+            run.gemeente, run.header("Afzender"), target.categorie, target.code, day
+        )
+    )
+    if found is None:
+        return (
+            f"no contract tariff for {target} on {day} (gemeente {run.gemeente}); "
+            f"{conversion.origin} prices lines at the contract's"
+        )
+    if found.eenheid != unit:
+        return f"the contract prices {target} per {found.eenheid}, the conversion gives {unit}"
+    return found.tarief
+
+
+def _recorded_claims(run: _Run) -> dict[str, ClaimLine]:
+    """The converted lines of the declaration a JW325 answers, by ReferentieNummer."""
+    if run.recorded_claims is None:
+        declaratie = text(run.root, "DeclaratieAntwoord/DeclaratieNummer")
+        lines = (
+            run.ledger.claim_lines(run.gemeente, run.header("Ontvanger"), declaratie)
+            if declaratie
+            else ()
+        )
+        run.recorded_claims = {line.referentie: line for line in lines}
+    return run.recorded_claims
+
+
+def _restore_claim(run: _Run, element: Element, entry: LedgerEntry, product: Product) -> bool:
+    """A JW325 line back to the sender: the line as it declared it (from the recorded claim)."""
+    key, path = _str(entry.key), element_path(element)
+    referentie = text(element, "ProductReferentie/ReferentieNummer") or ""
+    recorded = _recorded_claims(run).get(referentie)
+    if recorded is None or recorded.delivered.product != product:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"no converted line {referentie} recorded for this declaration: the answer "
+                "cannot be given in the sender's terms",
+                key=key,
+            )
+        )
+        return False
+    _write_line(run, element, recorded.sent, f"declared as (ledger {entry.key})", key)
+    return True
+
+
+def _signed(element: Element | None, amount: str, sign: str) -> int:
+    value = _integer(text(element, amount)) or Fraction(0)
+    return int(-value if text(element, sign) == "C" else value)
+
+
+def _write_total(run: _Run, element: Element | None, total: int, basis: str) -> None:
+    if element is None:
+        return
+    _set(run, element, "TotaalBedrag", str(abs(total)), basis=basis, key=None)
+    _set(run, element, "DebetCredit", "C" if total < 0 else "D", basis=basis, key=None)
+
+
+def _line_sum(run: _Run) -> int:
+    assert run.root is not None
+    return sum(
+        _signed(line, "IngediendBedrag/Bedrag", "IngediendBedrag/DebetCredit")
+        for line in run.root.iter("{*}Prestatie")
+    )
+
+
+def _total_declaration(run: _Run) -> None:
+    """TotaalIngediendBedrag of a JW323 with converted lines: the sum of its lines."""
+    assert run.root is not None
+    total = find(run.root, "Declaratie/TotaalIngediendBedrag")
+    _write_total(run, total, _line_sum(run), "sum of the converted lines")
+
+
+ACCEPTING_CODES = frozenset({"0200", "8001"})
+"""DeclaratieAntwoord retourcodes that grant the lines not returned (TR342)."""
+
+
+def _total_answer(run: _Run) -> None:
+    """The totals of a JW325 in the sender's terms: what it declared, and that minus the
+    returned (refused) lines as it declared them (TR342)."""
+    assert run.root is not None
+    recorded = _recorded_claims(run) if not run.undecided else {}
+    if not recorded:
+        return
+    answer = find(run.root, "DeclaratieAntwoord")
+    submitted, granted = (
+        find(run.root, f"DeclaratieAntwoord/{name}")
+        for name in ("TotaalIngediendBedrag", "TotaalToegekendBedrag")
+    )
+    shift = sum(
+        line.signed(line.delivered.bedrag) - line.signed(line.sent.bedrag)
+        for line in recorded.values()
+    )
+    declared = _signed(submitted, "TotaalBedrag", "DebetCredit") - shift
+    basis = "as declared (ledger)"
+    _write_total(run, submitted, declared, basis)
+    codes = (
+        {c.text for c in findall(answer, "RetourCodes/RetourCode")} if answer is not None else set()
+    )
+    if codes <= ACCEPTING_CODES:
+        _write_total(run, granted, declared - _line_sum(run), basis)

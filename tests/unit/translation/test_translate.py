@@ -243,8 +243,8 @@ def test_unit_change_without_factor_is_held(table: MappingTable) -> None:
         to_generation="new",
         ledger=InMemoryLedger(),
     )
-    assert result.needs_decision
-    assert "no exact volume conversion" in result.undecided[0].reason
+    assert result.needs_decision and not result.new_entries
+    assert "without a declared conversion" in result.undecided[0].reason
 
 
 def test_unit_change_on_a_declaration_line_is_held(table: MappingTable) -> None:
