@@ -89,8 +89,8 @@ class Omvang:
     frequentie: str | None = None
 
     def __str__(self) -> str:
-        per = f" per {self.frequentie}" if self.frequentie else ""
-        return f"{self.volume} x {self.eenheid}{per}"
+        per = f", Frequentie {self.frequentie}" if self.frequentie else ""
+        return f"Volume {self.volume}, Eenheid {self.eenheid}{per}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -843,7 +843,8 @@ def _convert_declared_omvang(
         return True  # already in the receiver's terms
     path = f"{element_path(element)}/Omvang"
     if sent.eenheid != unit_before or per_before not in (None, sent.frequentie):
-        reason = f"Omvang is {sent}; {conversion.origin} converts {unit_before} per {per_before}"
+        reads = Omvang(sent.volume, unit_before, per_before)
+        reason = f"Omvang is {sent}; {conversion.origin} converts {reads} (any Volume)"
         run.undecided.append(Undecided(path, None, reason, key=key))
         return False
     converted = _converted_omvang(conversion, entry, sent, run.to_generation)

@@ -193,3 +193,35 @@ def jw323(gemeente: str, nummer: str, categorie: str, code: str, *, eenheid: str
         set_text(line, "ProductCode", code)
         set_text(line, "Eenheid", eenheid)
     return to_bytes(tree)
+
+
+def one_line(raw: bytes, nummer: str, categorie: str, code: str) -> bytes:
+    """A JW323/JW325 example cut to its first client's first line: a debit about one
+    allocation in March 2026 (inside the allocation), with totals to match."""
+    tree = etree.fromstring(raw).getroottree()
+    root = tree.getroot()
+    clients = [el for el in root.iter("{*}Client") if find(el, "Prestaties") is not None]
+    for extra in clients[1:]:
+        extra.getparent().remove(extra)  # type: ignore[union-attr]
+    lines = list(clients[0].iter("{*}Prestatie"))
+    for extra in lines[1:]:
+        extra.getparent().remove(extra)  # type: ignore[union-attr]
+    line = lines[0]
+    set_text(line, "ToewijzingNummer", nummer)
+    set_text(line, "ProductCategorie", categorie)
+    set_text(line, "ProductCode", code)
+    for previous in list(root.iter("{*}VorigReferentieNummer")):
+        previous.getparent().remove(previous)  # type: ignore[union-attr]
+    for sign in root.iter("{*}DebetCredit"):
+        sign.text = "D"
+    amounts = {etree.QName(b).localname: b.text for b in line.iter("{*}Bedrag")}
+    for total in root.iter("{*}TotaalIngediendBedrag"):
+        set_text(total, "TotaalBedrag", amounts.get("Bedrag") or "0")
+    for total in root.iter("{*}TotaalToegekendBedrag"):  # JW325: the one line is refused
+        set_text(total, "TotaalBedrag", "0")
+    for period in root.iter("{*}DeclaratiePeriode", "{*}ProductPeriode"):
+        set_text(period, "Begindatum", "2026-03-01")
+        set_text(period, "Einddatum", "2026-03-31")
+    for day in root.iter("{*}Dagtekening", "{*}DeclaratieDagtekening"):
+        day.text = "2026-04-05"
+    return to_bytes(tree)
