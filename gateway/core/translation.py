@@ -708,7 +708,8 @@ def _apply(
                 path,
                 product,
                 f"the pair changes the Eenheid ({entry.unit_original} <-> "
-                f"{entry.unit_translated}); declaration amounts are never recomputed",
+                f"{entry.unit_translated}) and no declared conversion says how its "
+                "declaration lines convert",
                 key=key,
                 candidates=(target,),
             )
