@@ -397,6 +397,15 @@ class MappingTable:
                     f"{leads_to} is not a valid {generation} code on {day} "
                     f"(listed for {codes.codes.validity(leads_to.code)})"
                 )
+            if (
+                applies
+                and not row.needs_decision
+                and row.changes_unit
+                and row.volume_factor is None
+                and self.conversion(gemeente, row, day) is None
+            ):
+                applies = False
+                why = f"{why}; but it changes the Eenheid without a declared conversion: held"
             out.append((row, applies, why))
         return tuple(out)
 
