@@ -11,7 +11,14 @@ from pathlib import Path
 from lxml import etree
 
 from gateway.core.document import find, findall
-from tests.unit.translation.builders import example, jw301, one_line, set_text, to_bytes
+from tests.unit.translation.builders import (
+    example,
+    jw301,
+    keep_first,
+    one_line,
+    set_text,
+    to_bytes,
+)
 
 CONVERSION_HEADER = (
     "scope,source_categorie,source_code,target_categorie,target_code,valid_from,valid_to,"
@@ -61,10 +68,7 @@ def jw315(  # noqa: PLR0917 - mirrors the message's own fields, in order
     root = tree.getroot()
     set_text(root, "Header/Afzender", aanbieder)
     set_text(root, "Header/Ontvanger", gemeente)
-    asked = findall(root, "Client/AangevraagdeProducten/AangevraagdProduct")
-    for extra in asked[1:]:
-        extra.getparent().remove(extra)  # type: ignore[union-attr]
-    first = asked[0]
+    first = keep_first(findall(root, "Client/AangevraagdeProducten/AangevraagdProduct"))
     set_text(first, "ReferentieAanbieder", referentie)
     set_text(first, "Product/Categorie", categorie)
     set_text(first, "Product/Code", code)
