@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.core.codes import PRODUCT_CATEGORIES, UNITS, ProductCodeList
+from gateway.core.codes import MAX_TARIEF, PRODUCT_CATEGORIES, UNITS, ProductCodeList
 from gateway.core.errors import ConfigError
 from gateway.core.lists import EVERY_PROVIDER, ContractTable, ContractTariff, InMemoryContracts
 from gateway.core.mapping_tables import expand_scope
 from gateway.mapping_files import (
     GENERATIONS_FILE,
-    MAX_TARIEF,
     MappingError,
     Problem,
     load_code_list,

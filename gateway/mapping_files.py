@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from gateway.conversion_files import (
+    CONVERSION_COLUMNS,
+    conversion_of,
+    conversions_overlap,
+)
 from gateway.core.codes import (
-    FREQUENCIES,
     PRODUCT_CATEGORIES,
     UNITS,
     ProductCodeEntry,
@@ -33,7 +38,6 @@ from gateway.core.codes import (
 from gateway.core.errors import ConfigError
 from gateway.core.mapping_tables import (
     DBC_MAX_DAYS,
-    ClaimRule,
     Conversion,
     Generation,
     MappingRow,
@@ -53,13 +57,6 @@ MAPPING_COLUMNS = (
     "dbc_opened_to", "target_categorie", "target_code", "valid_from", "valid_to",
     "unit_from", "unit_to", "volume_factor", "needs_decision", "note",
 )  # fmt: skip
-CONVERSION_COLUMNS = (
-    "scope", "source_categorie", "source_code", "target_categorie", "target_code",
-    "valid_from", "valid_to", "source_eenheid", "source_frequentie", "target_eenheid",
-    "target_frequentie", "volume", "claim", "tariff", "note",
-)  # fmt: skip
-CONTRACT_TARIFF = "contract"
-MAX_TARIEF = 99_999_999  # LDT_Bedrag
 _DBC_LENGTH = {SourceKind.DECLARATIECODE: 6, SourceKind.PRESTATIECODE: 12}
 
 
@@ -639,17 +636,24 @@ class _Loader:
             rows = [r for s in sets for r in s.rows if (s.from_generation, s.to_generation)
                     == (source_gen, target_gen)]  # fmt: skip
             for line, raw in csv_file.rows:
-                found = self._conversion(
-                    csv_file.path,
-                    line,
+                before = len(self.problems)
+                validity = (
+                    self._date(csv_file.path, line, "valid_from", raw["valid_from"]),
+                    self._date(csv_file.path, line, "valid_to", raw["valid_to"]),
+                )
+                self._period(csv_file.path, line, *validity, raw)
+                found = conversion_of(
                     raw,
                     pair=(source_gen, target_gen),
-                    regions=regions,
+                    scope=expand_scope(raw["scope"], regions),
                     rows=rows,
+                    validity=validity,
+                    origin=f"{csv_file.path}:{line}",
+                    problem=functools.partial(self.problem, csv_file.path, line),
                 )
-                if found is None:
+                if found is None or len(self.problems) > before:
                     continue
-                clash = next((c for c in read if _conversions_overlap(c, found)), None)
+                clash = next((c for c in read if conversions_overlap(c, found)), None)
                 if clash is not None:
                     self.problem(
                         csv_file.path,
@@ -660,152 +664,6 @@ class _Loader:
                     continue
                 read.append(found)
         yield from read
-
-    def _conversion(  # noqa: PLR0912 - one check per column, each with its message
-        self,
-        file: str,
-        line: int,
-        raw: Mapping[str, str],
-        *,
-        pair: tuple[str, str],
-        regions: Mapping[str, frozenset[str]],
-        rows: list[MappingRow],
-    ) -> Conversion | None:
-        before = len(self.problems)
-        gemeenten = expand_scope(raw["scope"], regions)
-        if gemeenten is None:
-            self.problem(
-                file, line, f"scope {raw['scope']!r} is neither a gemeentecode nor a region"
-            )
-        source = Product(raw["source_categorie"], raw["source_code"])
-        target = Product(raw["target_categorie"], raw["target_code"])
-        valid_from = self._date(file, line, "valid_from", raw["valid_from"])
-        valid_to = self._date(file, line, "valid_to", raw["valid_to"])
-        self._period(file, line, valid_from, valid_to, raw)
-        for column in ("source_eenheid", "target_eenheid"):
-            if raw[column] not in UNITS:
-                self.problem(file, line, f"{column} {raw[column]!r} is not in WJ756")
-        for column in ("source_frequentie", "target_frequentie"):
-            if raw[column] and raw[column] not in FREQUENCIES:
-                self.problem(file, line, f"{column} {raw[column]!r} is not in WMO757")
-        factor, fixed = self._conversion_volume(file, line, raw["volume"])
-        claim: ClaimRule | None = None
-        if raw["claim"]:
-            try:
-                claim = ClaimRule(raw["claim"])
-            except ValueError:
-                choices = ", ".join(c.value for c in ClaimRule)
-                self.problem(file, line, f"claim {raw['claim']!r}: expected {choices} or empty")
-        tariff = self._conversion_tariff(file, line, raw["tariff"], claim)
-        if claim is ClaimRule.PER_MONTH and fixed is None and raw["volume"]:
-            self.problem(file, line, "claim per-month needs a fixed volume (e.g. 1), not a factor")
-        if claim is ClaimRule.PER_MONTH and raw["target_frequentie"] != "4":
-            self.problem(file, line, "claim per-month needs target_frequentie 4 (per maand)")
-        if claim is ClaimRule.VOLUME and factor is None and raw["volume"]:
-            self.problem(
-                file, line, "claim volume needs a volume factor (e.g. x60), not a fixed volume"
-            )
-        if claim is not None and raw["target_eenheid"] == "83":
-            self.problem(file, line, "target_eenheid 83 (euro's) has no tariff (CD087)")
-        row = next(
-            (r for r in rows if (r.source, r.target) == (source, target) and r.source_kind.value
-             == "product"),
-            None,
-        )  # fmt: skip
-        if row is None:
-            self.problem(
-                file,
-                line,
-                f"no mapping row {source} -> {target} from {pair[0]!r} to {pair[1]!r} "
-                "to convert (tables/)",
-            )
-        elif (row.unit_from, row.unit_to) != (raw["source_eenheid"], raw["target_eenheid"]):
-            self.problem(
-                file,
-                line,
-                f"units {raw['source_eenheid']} -> {raw['target_eenheid']} contradict "
-                f"{row.origin} ({row.unit_from or '-'} -> {row.unit_to or '-'})",
-            )
-        elif row.volume_factor is not None:
-            self.problem(
-                file, line, f"{row.origin} has its own volume_factor: convert in one place only"
-            )
-        if len(self.problems) > before or gemeenten is None:
-            return None
-        return Conversion(
-            from_generation=pair[0],
-            to_generation=pair[1],
-            gemeenten=gemeenten,
-            source=source,
-            target=target,
-            source_eenheid=raw["source_eenheid"],
-            target_eenheid=raw["target_eenheid"],
-            source_frequentie=raw["source_frequentie"] or None,
-            target_frequentie=raw["target_frequentie"] or None,
-            volume_factor=factor,
-            fixed_volume=fixed,
-            claim=claim,
-            tariff=tariff,
-            valid_from=valid_from,
-            valid_to=valid_to,
-            origin=f"{file}:{line}",
-        )
-
-    def _conversion_volume(
-        self, file: str, line: int, value: str
-    ) -> tuple[Fraction | None, int | None]:
-        """``volume``: ``xF`` multiplies (``x60``, ``x1/60``), a whole number ``N`` is fixed."""
-        if not value:
-            self.problem(file, line, "volume is required: a fixed volume (1) or a factor (x60)")
-            return None, None
-        if value.startswith("x"):
-            try:
-                factor = Fraction(value[1:])
-            except (ValueError, ZeroDivisionError):
-                factor = Fraction(0)
-            if factor <= 0:
-                self.problem(file, line, f"volume {value!r}: a factor is x and a positive number")
-                return None, None
-            return factor, None
-        if not value.isdigit() or int(value) < 1:
-            self.problem(file, line, f"volume {value!r}: a whole number of at least 1, or xF")
-            return None, None
-        return None, int(value)
-
-    def _conversion_tariff(
-        self, file: str, line: int, value: str, claim: ClaimRule | None
-    ) -> int | None:
-        """``tariff``: where a converted declaration line's price comes from."""
-        if not value:
-            if claim is not None:
-                self.problem(
-                    file, line, "claim needs a tariff source: 'contract' or whole eurocent"
-                )
-            return None
-        if claim is None:
-            self.problem(file, line, "tariff without claim: declaration lines are not converted")
-            return None
-        if value == CONTRACT_TARIFF:
-            return None
-        if not value.isdigit() or int(value) > MAX_TARIEF:
-            self.problem(
-                file, line, f"tariff {value!r}: 'contract' or whole eurocent 0-{MAX_TARIEF}"
-            )
-            return None
-        return int(value)
-
-
-def _conversions_overlap(a: Conversion, b: Conversion) -> bool:
-    if (a.from_generation, a.to_generation, a.source, a.target) != (
-        b.from_generation,
-        b.to_generation,
-        b.source,
-        b.target,
-    ) or not (a.gemeenten & b.gemeenten):
-        return False
-    return (a.valid_to is None or b.valid_from is None or b.valid_from <= a.valid_to) and (
-        b.valid_to is None or a.valid_from is None or a.valid_from <= b.valid_to
-    )
 
 
 def _overlap(a: MappingRow, b: MappingRow) -> bool:

@@ -56,6 +56,9 @@ UNITS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+MAX_TARIEF = 99_999_999
+"""The largest tariff in eurocent (LDT_Bedrag)."""
+
 # WMO757 as in the iJw 3.2 XSD (Omvang/Frequentie).
 FREQUENCIES: Mapping[str, str] = MappingProxyType(
     {
