@@ -28,12 +28,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from fractions import Fraction
 
 from lxml import etree
 
+from gateway.core.conversion import (
+    claims_convert,
+    convert_claim,
+    convert_declared_omvang,
+    omvang_of,
+    restore_claim,
+    total_answer,
+    total_declaration,
+)
 from gateway.core.document import (
     Element,
     date_at,
@@ -42,13 +50,9 @@ from gateway.core.document import (
     findall,
     text,
 )
-from gateway.core.errors import GatewayError
 from gateway.core.ledger import (
-    ClaimAmounts,
-    ClaimLine,
     LedgerEntry,
     LedgerKey,
-    Omvang,
     Origin,
     TranslationLedger,
 )
@@ -56,24 +60,41 @@ from gateway.core.lists import ContractTable
 from gateway.core.mapping_tables import (
     DBC_MAX_DAYS,
     Candidate,
-    ClaimRule,
-    Conversion,
     MappingTable,
     Product,
     dbc_running_at,
 )
+from gateway.core.translation_model import (
+    DBC_CLOSED_RETOURCODE,
+    NEEDS_MAPPING_DECISION,
+    Kept,
+    Refusal,
+    Rewrite,
+    Run,
+    Translation,
+    TranslationError,
+    Undecided,
+    key_text,
+    whole,
+)
 from gateway.core.xmlsafe import parse_safely
+
+__all__ = [
+    "DBC_CLOSED_RETOURCODE",
+    "HOLDERS",
+    "NEEDS_MAPPING_DECISION",
+    "Kept",
+    "Refusal",
+    "Rewrite",
+    "Role",
+    "Translation",
+    "TranslationError",
+    "Undecided",
+    "translate",
+]
 
 _MESSAGE_NAMESPACE = re.compile(r"/(jw\d{3})/schema$", re.IGNORECASE)
 _GEMEENTE = re.compile(r"^\d{4}$")
-NEEDS_MAPPING_DECISION = "needs mapping decision"
-DBC_CLOSED_RETOURCODE = "S329"
-"""The answer to a product for a DBC that closed before the transition: the receiver's own
-TR381 would answer S329 for that product, which is on no list of its generation."""
-
-
-class TranslationError(GatewayError):
-    """The message cannot be translated at all (not XML, not an iJw message, no gemeente)."""
 
 
 class Role(StrEnum):
@@ -149,121 +170,6 @@ HOLDERS: dict[str, tuple[_Holder, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Rewrite:
-    """One field changed: its path, what it said, what it says now, and on what basis."""
-
-    path: str
-    old: str
-    new: str
-    basis: str
-    key: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.old} -> {self.new} ({self.basis})"
-
-
-@dataclass(frozen=True, slots=True)
-class Undecided:
-    """A product the gateway will not translate on its own: an operator must pick the target."""
-
-    path: str
-    product: Product | None
-    reason: str
-    key: str | None = None
-    candidates: tuple[Product, ...] = ()
-
-    def __str__(self) -> str:
-        what = f" {self.product}" if self.product is not None else ""
-        options = ", ".join(map(str, self.candidates))
-        suffix = f" [candidates: {options}]" if options else ""
-        return f"{NEEDS_MAPPING_DECISION}: {self.path}{what}: {self.reason}{suffix}"
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A product the receiver cannot accept at all, with the retourcode that answers it: a
-    jeugd-GGZ DBC that had closed before the transition has no run-off product."""
-
-    path: str
-    product: Product
-    reason: str
-    retourcode: str = DBC_CLOSED_RETOURCODE
-    key: str | None = None
-
-    def __str__(self) -> str:
-        return f"refused {self.path} {self.product} ({self.retourcode}): {self.reason}"
-
-
-@dataclass(frozen=True, slots=True)
-class Kept:
-    """A product deliberately left as it was, and why (shown by ``gateway translate``)."""
-
-    path: str
-    product: Product
-    reason: str
-
-    def __str__(self) -> str:
-        return f"kept {self.path} {self.product}: {self.reason}"
-
-
-@dataclass(frozen=True, slots=True)
-class Translation:
-    """The outcome of translating one message.
-
-    When ``needs_decision`` is true the message must be held: ``xml`` then holds only the
-    rewrites that were certain, and ``new_entries`` is empty so nothing half-decided is recorded.
-    """
-
-    message_type: str
-    gemeente: str
-    to_generation: str
-    xml: bytes
-    rewrites: tuple[Rewrite, ...] = ()
-    undecided: tuple[Undecided, ...] = ()
-    kept: tuple[Kept, ...] = ()
-    new_entries: tuple[LedgerEntry, ...] = ()
-    refused: tuple[Refusal, ...] = ()
-    new_claim_lines: tuple[ClaimLine, ...] = ()
-    """JW323 lines converted under a declared conversion, to record with the message."""
-
-    @property
-    def needs_decision(self) -> bool:
-        """True when the message must be held for an operator's mapping decision."""
-        return bool(self.undecided)
-
-    @property
-    def changed(self) -> bool:
-        """True when any field was rewritten."""
-        return bool(self.rewrites)
-
-
-@dataclass
-class _Run:
-    table: MappingTable
-    ledger: TranslationLedger
-    to_generation: str
-    gemeente: str
-    as_of: dt.date
-    rewrites: list[Rewrite] = field(default_factory=list)
-    undecided: list[Undecided] = field(default_factory=list)
-    kept: list[Kept] = field(default_factory=list)
-    new_entries: dict[LedgerKey, LedgerEntry] = field(default_factory=dict)
-    refused: list[Refusal] = field(default_factory=list)
-    root: Element | None = None
-    contracts: ContractTable | None = None
-    claim_lines: list[ClaimLine] = field(default_factory=list)
-    claimed_months: set[tuple[LedgerKey, int, int]] = field(default_factory=set)
-    recorded_claims: dict[str, ClaimLine] | None = None
-
-    def header(self, name: str) -> str:
-        return text(self.root, f"Header/{name}") or ""
-
-    def lookup(self, key: LedgerKey) -> LedgerEntry | None:
-        # Entries made earlier in this message count too: one allocation, one pair.
-        return self.new_entries.get(key) or self.ledger.get(key)
-
-
 def translate(
     raw: bytes,
     table: MappingTable,
@@ -295,14 +201,14 @@ def translate(
     day = as_of or date_at(root, "Header/BerichtIdentificatie/Dagtekening")
     if day is None:
         raise TranslationError("no Dagtekening in the header; pass as_of (--date)")
-    run = _Run(table, ledger, to_generation, party, day, root=root, contracts=contracts)
+    run = Run(table, ledger, to_generation, party, day, root=root, contracts=contracts)
     for holder in HOLDERS.get(message_type, ()):
         for position, element in enumerate(root.iter("{*}" + holder.element), start=1):
             _translate_holder(run, holder, element, position)
     if message_type == "JW323" and run.claim_lines:
-        _total_declaration(run)
+        total_declaration(run)
     elif message_type == "JW325":
-        _total_answer(run)
+        total_answer(run)
     xml = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
     return Translation(
         message_type=message_type,
@@ -359,7 +265,7 @@ def _product_fields(element: Element, holder: _Holder) -> tuple[Element, Element
     return categorie, code
 
 
-def _key_for(run: _Run, holder: _Holder, element: Element, position: int) -> LedgerKey | None:
+def _key_for(run: Run, holder: _Holder, element: Element, position: int) -> LedgerKey | None:
     if holder.request_key == "own":
         reference = text(element, "ReferentieAanbieder")
         return LedgerKey.request(run.gemeente, reference) if reference else None
@@ -375,7 +281,7 @@ def _key_for(run: _Run, holder: _Holder, element: Element, position: int) -> Led
     return LedgerKey.allocation(run.gemeente, number) if number else None
 
 
-def _allocation_day(run: _Run, holder: _Holder, element: Element) -> dt.date:
+def _allocation_day(run: Run, holder: _Holder, element: Element) -> dt.date:
     for path in holder.date_paths:
         found = date_at(element, path)
         if found is not None:
@@ -383,7 +289,7 @@ def _allocation_day(run: _Run, holder: _Holder, element: Element) -> dt.date:
     return run.as_of
 
 
-def _translate_holder(run: _Run, holder: _Holder, element: Element, position: int) -> None:
+def _translate_holder(run: Run, holder: _Holder, element: Element, position: int) -> None:
     key = _key_for(run, holder, element, position)
     if holder.role is Role.OMVANG_ONLY:
         entry = run.lookup(key) if key is not None else None
@@ -421,7 +327,7 @@ def _translate_holder(run: _Run, holder: _Holder, element: Element, position: in
 
 
 def _from_request(
-    run: _Run, element: Element, product: Product, key: LedgerKey | None
+    run: Run, element: Element, product: Product, key: LedgerKey | None
 ) -> LedgerEntry | None:
     """A JW301 that honours a translated VOT/VOW goes back under the requested code."""
     reference = text(element, "ReferentieAanbieder")
@@ -454,7 +360,7 @@ def _from_request(
 
 
 def _from_table(
-    run: _Run,
+    run: Run,
     holder: _Holder,
     element: Element,
     product: Product,
@@ -484,7 +390,7 @@ def _from_table(
                     path,
                     product,
                     f"no mapping into {run.to_generation} for gemeente {run.gemeente} on {day}",
-                    key=_str(key),
+                    key=key_text(key),
                 )
             )
         return None
@@ -493,7 +399,11 @@ def _from_table(
         rows = ", ".join(c.row.origin for c in candidates)
         run.undecided.append(
             Undecided(
-                path, product, f"one-to-many mapping ({rows})", key=_str(key), candidates=options
+                path,
+                product,
+                f"one-to-many mapping ({rows})",
+                key=key_text(key),
+                candidates=options,
             )
         )
         return None
@@ -513,7 +423,7 @@ def _from_table(
                 product,
                 f"{candidate.row.origin} changes the Eenheid ({candidate.unit_before} -> "
                 f"{candidate.unit_after}) without a declared conversion (conversions/)",
-                key=_str(key),
+                key=key_text(key),
                 candidates=(candidate.result,),
             )
         )
@@ -528,12 +438,12 @@ def _from_table(
         entry,
         conversion=conversion,
         volume_factor=None,
-        source_omvang=_omvang_of(element) if source_side else None,
+        source_omvang=omvang_of(element) if source_side else None,
         basis=f"{entry.basis}, converted by {conversion.origin}",
     )
 
 
-def _is_dbc_product(run: _Run, holder: _Holder, product: Product) -> bool:
+def _is_dbc_product(run: Run, holder: _Holder, product: Product) -> bool:
     """A product about a running jeugd-GGZ DBC: a DBC key does not fit in a ProductCode, so
     the message carries a code of the DBC rows' category that no product row translates and
     the receiver does not speak (e.g. 54/54002, the national code that replaced DBCs)."""
@@ -555,7 +465,7 @@ def _first_date(element: Element, paths: tuple[str, ...]) -> dt.date | None:
 
 
 def _from_dbc(
-    run: _Run,
+    run: Run,
     holder: _Holder,
     element: Element,
     product: Product,
@@ -581,7 +491,7 @@ def _from_dbc(
                 product,
                 "a running DBC's product without a recorded run-off pair, and the element "
                 "names no allocation start (the DBC's opening date)",
-                key=_str(key),
+                key=key_text(key),
             )
         )
         return None
@@ -592,7 +502,7 @@ def _from_dbc(
                 product,
                 f"allocation began {opened}, on or after the transition {transition}: not a "
                 "running DBC, and no product row maps it",
-                key=_str(key),
+                key=key_text(key),
             )
         )
         return None
@@ -601,8 +511,8 @@ def _from_dbc(
             f"DBC opened {opened} closed before the transition {transition} (a DBC closes "
             f"after at most {DBC_MAX_DAYS} days): no run-off; a new allocation is needed"
         )
-        run.refused.append(Refusal(path, product, reason, key=_str(key)))
-        run.undecided.append(Undecided(path, product, reason, key=_str(key)))
+        run.refused.append(Refusal(path, product, reason, key=key_text(key)))
+        run.undecided.append(Undecided(path, product, reason, key=key_text(key)))
         return None
     matching = [r for r in rows if r.dbc_band_contains(opened) and r.valid_on(day)]
     targets = tuple(sorted({r.target for r in matching}))
@@ -612,7 +522,7 @@ def _from_dbc(
                 path,
                 product,
                 f"no run-off row for a DBC opened {opened}, for {day}",
-                key=_str(key),
+                key=key_text(key),
             )
         )
         return None
@@ -623,7 +533,7 @@ def _from_dbc(
                 path,
                 product,
                 f"the message does not name the DBC key and the run-off rows differ ({origins})",
-                key=_str(key),
+                key=key_text(key),
                 candidates=targets,
             )
         )
@@ -645,7 +555,7 @@ def _from_dbc(
 
 
 def _entry_from_candidate(
-    run: _Run, key: LedgerKey, product: Product, candidate: Candidate
+    run: Run, key: LedgerKey, product: Product, candidate: Candidate
 ) -> LedgerEntry:
     return LedgerEntry(
         key=key,
@@ -668,7 +578,7 @@ def _first_cutover(table: MappingTable, generation: str) -> dt.date | None:
 
 
 def _apply(
-    run: _Run,
+    run: Run,
     holder: _Holder,
     element: Element,
     fields: tuple[Element, Element],
@@ -677,7 +587,7 @@ def _apply(
     entry: LedgerEntry,
     path: str,
 ) -> None:
-    key = _str(entry.key)
+    key = key_text(entry.key)
     target = entry.side_for(run.to_generation)
     if target is None:
         run.undecided.append(
@@ -702,7 +612,7 @@ def _apply(
             )
         )
         return
-    if holder.role is Role.DECLARATION and entry.changes_unit and not _claims_convert(entry):
+    if holder.role is Role.DECLARATION and entry.changes_unit and not claims_convert(entry):
         run.undecided.append(
             Undecided(
                 path,
@@ -723,11 +633,11 @@ def _apply(
         run.new_entries[entry.key] = entry
     if product == target:
         return
-    if holder.flat and _claims_convert(entry):
+    if holder.flat and claims_convert(entry):
         converted = (
-            _convert_claim(run, element, entry, target)
+            convert_claim(run, element, entry, target)
             if holder.role is Role.DECLARATION
-            else _restore_claim(run, element, entry, product)
+            else restore_claim(run, element, entry, product)
         )
         if not converted:
             return
@@ -741,11 +651,11 @@ def _apply(
 
 
 def _convert_omvang(
-    run: _Run, element: Element, entry: LedgerEntry, key: str | LedgerKey | None
+    run: Run, element: Element, entry: LedgerEntry, key: str | LedgerKey | None
 ) -> bool:
     """Bring Omvang into the target side's Eenheid; False (and undecided) when not exact."""
     if entry.conversion is not None:
-        return _convert_declared_omvang(run, element, entry, _str(key))
+        return convert_declared_omvang(run, element, entry, key_text(key))
     if not entry.changes_unit:
         return True
     omvang = find(element, "Omvang")
@@ -767,7 +677,7 @@ def _convert_omvang(
     factor = entry.volume_factor
     if factor is not None and not towards_translated:
         factor = 1 / factor
-    volume = _integer(volume_el.text)
+    volume = whole(volume_el.text)
     converted = None if factor is None or volume is None else volume * factor
     if eenheid != before or converted is None or converted.denominator != 1:
         reason = (
@@ -775,7 +685,7 @@ def _convert_omvang(
             if eenheid != before
             else f"Eenheid changes {before} -> {after} and no exact volume conversion is known"
         )
-        run.undecided.append(Undecided(path, None, reason, key=_str(key)))
+        run.undecided.append(Undecided(path, None, reason, key=key_text(key)))
         return False
     run.rewrites.append(
         Rewrite(
@@ -783,333 +693,10 @@ def _convert_omvang(
             str(volume),
             str(converted.numerator),
             f"volume factor {factor}",
-            _str(key),
+            key_text(key),
         )
     )
-    run.rewrites.append(Rewrite(f"{path}/Eenheid", eenheid, str(after), entry.basis, _str(key)))
+    run.rewrites.append(Rewrite(f"{path}/Eenheid", eenheid, str(after), entry.basis, key_text(key)))
     volume_el.text = str(converted.numerator)
     eenheid_el.text = after
     return True
-
-
-def _integer(value: str | None) -> Fraction | None:
-    try:
-        return Fraction(int((value or "").strip()))
-    except ValueError:
-        return None
-
-
-def _str(key: LedgerKey | str | None) -> str | None:
-    return None if key is None else str(key)
-
-
-# -- declared conversions ------------------------------------------------------------------------
-
-
-def _claims_convert(entry: LedgerEntry) -> bool:
-    """True when the pair's conversion says how declaration lines change."""
-    return entry.conversion is not None and entry.conversion.claim is not None
-
-
-def _omvang_of(element: Element) -> Omvang | None:
-    volume, eenheid = _integer(text(element, "Omvang/Volume")), text(element, "Omvang/Eenheid")
-    if volume is None or eenheid is None:
-        return None
-    return Omvang(int(volume), eenheid, text(element, "Omvang/Frequentie"))
-
-
-def _set(
-    run: _Run, element: Element, path: str, value: str, *, basis: str, key: str | None
-) -> None:
-    """Write ``value`` at ``path`` below ``element`` and record the rewrite when it changes."""
-    target = find(element, path)
-    if target is None:
-        return
-    old = (target.text or "").strip()
-    if old != value:
-        run.rewrites.append(Rewrite(f"{element_path(element)}/{path}", old, value, basis, key))
-        target.text = value
-
-
-def _convert_declared_omvang(
-    run: _Run, element: Element, entry: LedgerEntry, key: str | None
-) -> bool:
-    """Omvang under the pair's declared conversion, in whichever direction the message goes."""
-    conversion = entry.conversion
-    sent = _omvang_of(element)
-    if conversion is None or sent is None:
-        return True
-    (unit_before, per_before), (unit_after, per_after) = conversion.units(run.to_generation)
-    if sent.eenheid == unit_after and per_after in (None, sent.frequentie):
-        return True  # already in the receiver's terms
-    path = f"{element_path(element)}/Omvang"
-    if sent.eenheid != unit_before or per_before not in (None, sent.frequentie):
-        reads = Omvang(sent.volume, unit_before, per_before)
-        reason = f"Omvang is {sent}; {conversion.origin} converts {reads} (any Volume)"
-        run.undecided.append(Undecided(path, None, reason, key=key))
-        return False
-    converted = _converted_omvang(conversion, entry, sent, run.to_generation)
-    if converted is None:
-        reason = (
-            f"Omvang {sent} has no exact conversion to {unit_after} under {conversion.origin}"
-            if conversion.volume_factor is not None
-            else f"the way back of {conversion.origin} (a fixed volume) needs the source-side "
-            "Omvang recorded with the pair, and there is none"
-        )
-        run.undecided.append(Undecided(path, None, reason, key=key))
-        return False
-    basis = f"{conversion.origin} ({sent} -> {converted})"
-    _set(run, element, "Omvang/Volume", str(converted.volume), basis=basis, key=key)
-    _set(run, element, "Omvang/Eenheid", converted.eenheid, basis=basis, key=key)
-    if converted.frequentie is not None:
-        _set(run, element, "Omvang/Frequentie", converted.frequentie, basis=basis, key=key)
-    return True
-
-
-def _converted_omvang(
-    conversion: Conversion, entry: LedgerEntry, sent: Omvang, to_generation: str
-) -> Omvang | None:
-    forward = conversion.towards_target(to_generation)
-    (_, _), (unit_after, per_after) = conversion.units(to_generation)
-    if conversion.volume_factor is not None:
-        factor = conversion.volume_factor if forward else 1 / conversion.volume_factor
-        volume = sent.volume * factor
-        if volume.denominator != 1:
-            return None
-        return Omvang(volume.numerator, unit_after, per_after or sent.frequentie)
-    if forward and conversion.fixed_volume is not None:
-        return Omvang(conversion.fixed_volume, unit_after, per_after or sent.frequentie)
-    return entry.source_omvang  # a fixed volume goes back to what the source side sent
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """The figures of one declaration line (JW323/JW325 Prestatie)."""
-
-    referentie: str
-    toewijzing: str
-    begin: dt.date
-    end: dt.date
-    volume: int
-    eenheid: str
-    tarief: int
-    bedrag: int
-    debet_credit: str
-
-
-def _line_of(element: Element) -> _Line | None:
-    numbers = [
-        _integer(text(element, p))
-        for p in ("GeleverdVolume", "ProductTarief", "IngediendBedrag/Bedrag")
-    ]
-    begin = date_at(element, "ProductPeriode/Begindatum")
-    end = date_at(element, "ProductPeriode/Einddatum") or begin
-    strings = [
-        text(element, p)
-        for p in (
-            "ProductReferentie/ReferentieNummer",
-            "ToewijzingNummer",
-            "Eenheid",
-            "IngediendBedrag/DebetCredit",
-        )
-    ]
-    volume, tarief, bedrag = numbers
-    referentie, toewijzing, eenheid, sign = strings
-    if volume is None or tarief is None or bedrag is None or begin is None or end is None:
-        return None
-    if referentie is None or toewijzing is None or eenheid is None or sign is None:
-        return None
-    return _Line(
-        referentie, toewijzing, begin, end, int(volume), eenheid, int(tarief), int(bedrag), sign
-    )
-
-
-def _write_line(
-    run: _Run, element: Element, amounts: ClaimAmounts, basis: str, key: str | None
-) -> None:
-    _set(run, element, "GeleverdVolume", str(amounts.volume), basis=basis, key=key)
-    _set(run, element, "Eenheid", amounts.eenheid, basis=basis, key=key)
-    _set(run, element, "ProductTarief", str(amounts.tarief), basis=basis, key=key)
-    _set(run, element, "IngediendBedrag/Bedrag", str(amounts.bedrag), basis=basis, key=key)
-
-
-def _convert_claim(run: _Run, element: Element, entry: LedgerEntry, target: Product) -> bool:
-    """A JW323 line under the pair's conversion: the receiver's volume, unit and tariff, and
-    the amount recomputed; recorded so the JW325 answer can go back as the sender declared."""
-    conversion = entry.conversion
-    assert conversion is not None and conversion.claim is not None  # _claims_convert
-    key, path = _str(entry.key), element_path(element)
-    line = _line_of(element)
-
-    def hold(reason: str) -> bool:
-        run.undecided.append(Undecided(path, None, reason, key=key, candidates=(target,)))
-        return False
-
-    if line is None:
-        return hold("the line lacks a figure the conversion needs")
-    (unit_before, _), (unit_after, _) = conversion.units(run.to_generation)
-    forward = conversion.towards_target(run.to_generation)
-    if line.eenheid != unit_before:
-        return hold(
-            f"the line is in Eenheid {line.eenheid}; {conversion.origin} reads {unit_before}"
-        )
-    if conversion.claim is ClaimRule.PER_MONTH:
-        month = (entry.key, line.begin.year, line.begin.month)
-        if not forward:
-            return hold(
-                f"{conversion.origin} turns {conversion.source_eenheid} into one "
-                f"{conversion.target_eenheid} per month; a line in {unit_before} cannot be "
-                f"read back into {unit_after}"
-            )
-        if (line.end.year, line.end.month) != month[1:]:
-            return hold("the ProductPeriode spans several months; a per-month line needs one")
-        if month in run.claimed_months:
-            return hold(f"a second line for {entry.key} in {line.begin:%Y-%m}: one per month")
-        run.claimed_months.add(month)
-        volume = (conversion.fixed_volume or 0) if line.volume > 0 else 0
-    else:
-        assert conversion.volume_factor is not None  # the loader: claim volume has a factor
-        factor = conversion.volume_factor if forward else 1 / conversion.volume_factor
-        exact = line.volume * factor
-        if exact.denominator != 1:
-            return hold(f"GeleverdVolume {line.volume} x {factor} is not a whole number")
-        volume = exact.numerator
-    tariff = _tariff(run, conversion, target, line.begin, unit_after)
-    if isinstance(tariff, str):
-        return hold(tariff)
-    sent = ClaimAmounts(
-        entry.other_side(target) or target,
-        line.volume,
-        line.eenheid,
-        line.tarief,
-        line.bedrag,
-    )
-    delivered = ClaimAmounts(target, volume, unit_after, tariff, volume * tariff)
-    basis = f"{conversion.origin} ({conversion.claim.value}, tariff {tariff})"
-    _write_line(run, element, delivered, basis, key)
-    run.claim_lines.append(
-        ClaimLine(
-            gemeente=run.gemeente,
-            aanbieder=run.header("Afzender"),
-            declaratie=text(run.root, "Declaratie/DeclaratieNummer") or "",
-            referentie=line.referentie,
-            toewijzing=line.toewijzing,
-            debet_credit=line.debet_credit,
-            sent=sent,
-            delivered=delivered,
-        )
-    )
-    return True
-
-
-def _tariff(
-    run: _Run, conversion: Conversion, target: Product, day: dt.date, unit: str
-) -> int | str:
-    """The price per ``unit`` of ``target`` on ``day``, or why there is none."""
-    if conversion.tariff is not None:
-        return conversion.tariff
-    found = (
-        None
-        if run.contracts is None
-        else run.contracts.tariff(
-            run.gemeente, run.header("Afzender"), target.categorie, target.code, day
-        )
-    )
-    if found is None:
-        return (
-            f"no contract tariff for {target} on {day} (gemeente {run.gemeente}); "
-            f"{conversion.origin} prices lines at the contract's"
-        )
-    if found.eenheid != unit:
-        return f"the contract prices {target} per {found.eenheid}, the conversion gives {unit}"
-    return found.tarief
-
-
-def _recorded_claims(run: _Run) -> dict[str, ClaimLine]:
-    """The converted lines of the declaration a JW325 answers, by ReferentieNummer."""
-    if run.recorded_claims is None:
-        declaratie = text(run.root, "DeclaratieAntwoord/DeclaratieNummer")
-        lines = (
-            run.ledger.claim_lines(run.gemeente, run.header("Ontvanger"), declaratie)
-            if declaratie
-            else ()
-        )
-        run.recorded_claims = {line.referentie: line for line in lines}
-    return run.recorded_claims
-
-
-def _restore_claim(run: _Run, element: Element, entry: LedgerEntry, product: Product) -> bool:
-    """A JW325 line back to the sender: the line as it declared it (from the recorded claim)."""
-    key, path = _str(entry.key), element_path(element)
-    referentie = text(element, "ProductReferentie/ReferentieNummer") or ""
-    recorded = _recorded_claims(run).get(referentie)
-    if recorded is None or recorded.delivered.product != product:
-        run.undecided.append(
-            Undecided(
-                path,
-                product,
-                f"no converted line {referentie} recorded for this declaration: the answer "
-                "cannot be given in the sender's terms",
-                key=key,
-            )
-        )
-        return False
-    _write_line(run, element, recorded.sent, f"declared as (ledger {entry.key})", key)
-    return True
-
-
-def _signed(element: Element | None, amount: str, sign: str) -> int:
-    value = _integer(text(element, amount)) or Fraction(0)
-    return int(-value if text(element, sign) == "C" else value)
-
-
-def _write_total(run: _Run, element: Element | None, total: int, basis: str) -> None:
-    if element is None:
-        return
-    _set(run, element, "TotaalBedrag", str(abs(total)), basis=basis, key=None)
-    _set(run, element, "DebetCredit", "C" if total < 0 else "D", basis=basis, key=None)
-
-
-def _line_sum(run: _Run) -> int:
-    assert run.root is not None
-    return sum(
-        _signed(line, "IngediendBedrag/Bedrag", "IngediendBedrag/DebetCredit")
-        for line in run.root.iter("{*}Prestatie")
-    )
-
-
-def _total_declaration(run: _Run) -> None:
-    """TotaalIngediendBedrag of a JW323 with converted lines: the sum of its lines."""
-    assert run.root is not None
-    total = find(run.root, "Declaratie/TotaalIngediendBedrag")
-    _write_total(run, total, _line_sum(run), "sum of the converted lines")
-
-
-ACCEPTING_CODES = frozenset({"0200", "8001"})
-"""DeclaratieAntwoord retourcodes that grant the lines not returned (TR342)."""
-
-
-def _total_answer(run: _Run) -> None:
-    """The totals of a JW325 in the sender's terms: what it declared, and that minus the
-    returned (refused) lines as it declared them (TR342)."""
-    assert run.root is not None
-    recorded = _recorded_claims(run) if not run.undecided else {}
-    if not recorded:
-        return
-    answer = find(run.root, "DeclaratieAntwoord")
-    submitted, granted = (
-        find(run.root, f"DeclaratieAntwoord/{name}")
-        for name in ("TotaalIngediendBedrag", "TotaalToegekendBedrag")
-    )
-    shift = sum(
-        line.signed(line.delivered.bedrag) - line.signed(line.sent.bedrag)
-        for line in recorded.values()
-    )
-    declared = _signed(submitted, "TotaalBedrag", "DebetCredit") - shift
-    basis = "as declared (ledger)"
-    _write_total(run, submitted, declared, basis)
-    codes = (
-        {c.text for c in findall(answer, "RetourCodes/RetourCode")} if answer is not None else set()
-    )
-    if codes <= ACCEPTING_CODES:
-        _write_total(run, granted, declared - _line_sum(run), basis)
