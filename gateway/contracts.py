@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.core.codes import PRODUCT_CATEGORIES, UNITS, ProductCodeList
+from gateway.core.codes import MAX_TARIEF, PRODUCT_CATEGORIES, UNITS, ProductCodeList
 from gateway.core.errors import ConfigError
 from gateway.core.lists import EVERY_PROVIDER, ContractTable, ContractTariff, InMemoryContracts
 from gateway.core.mapping_tables import expand_scope
@@ -49,7 +49,6 @@ CONTRACT_COLUMNS = (
 )  # fmt: skip
 CONTRACTS_KIND = "contracts"
 EURO_UNIT = "83"
-MAX_TARIEF = 99_999_999  # LDT_Bedrag
 
 _Key = tuple[str, str, str, str]
 _Validity = tuple[dt.date | None, dt.date | None, ContractTariff]

@@ -1,30 +1,44 @@
 """Read ``mappings/`` once at startup and build the core's :class:`MappingTable`, strictly.
 
 Layout (format in ``mappings/README.md``): ``generations.toml`` (generations and regions),
-``codes/*.csv`` (product code lists) and ``tables/*.csv`` (mapping sets). Other files in the
-folder belong to other features and are not read here.
+``codes/*.csv`` (product code lists), ``tables/*.csv`` (mapping sets) and, optionally,
+``conversions/*.csv`` (how volume, unit, frequency and tariff change on a unit-changing row).
+Other files in the folder belong to other features and are not read here.
 
 Every problem is collected with its file and line and reported together, so an operator fixes
 a table in one pass: broken rows, unknown categories (JZ020), unknown units (WJ756), sources
 or targets missing from their generation's code list, rows before the cut-over, and two rows
 for the same key with overlapping validity (allowed only when every one of them is marked
-``needs_decision``: that is how a one-to-many mapping is written).
+``needs_decision``: that is how a one-to-many mapping is written). A conversion must name a
+mapping row of its generations and agree with the row's units.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from gateway.core.codes import PRODUCT_CATEGORIES, UNITS, ProductCodeEntry, ProductCodeList
+from gateway.conversion_files import (
+    CONVERSION_COLUMNS,
+    conversion_of,
+    conversions_overlap,
+)
+from gateway.core.codes import (
+    PRODUCT_CATEGORIES,
+    UNITS,
+    ProductCodeEntry,
+    ProductCodeList,
+)
 from gateway.core.errors import ConfigError
 from gateway.core.mapping_tables import (
     DBC_MAX_DAYS,
+    Conversion,
     Generation,
     MappingRow,
     MappingSet,
@@ -123,7 +137,10 @@ class _Loader:
             generations[name] = Generation(name, description, codes)
         sets = tuple(self._read_sets(generations, regions))
         self._check_overlaps(sets)
-        return MappingTable(generations=generations, regions=regions, sets=sets)
+        conversions = tuple(self._read_conversions(generations, regions, sets))
+        return MappingTable(
+            generations=generations, regions=regions, sets=sets, conversions=conversions
+        )
 
     # -- generations.toml --------------------------------------------------------------------
 
@@ -590,6 +607,63 @@ class _Loader:
                     )
                     break
                 earlier.append(row)
+
+    # -- conversions ---------------------------------------------------------------------------
+
+    def _read_conversions(
+        self,
+        generations: Mapping[str, Generation],
+        regions: Mapping[str, frozenset[str]],
+        sets: tuple[MappingSet, ...],
+    ) -> Iterator[Conversion]:
+        if not (self.folder / "conversions").is_dir():
+            return  # optional: without it no unit-changing row is applied
+        read: list[Conversion] = []
+        for path in self._csv_files("conversions"):
+            csv_file = self._read_csv(path, CONVERSION_COLUMNS)
+            if csv_file is None:
+                continue
+            header = [self._one_meta(csv_file, k) for k in ("kind", "from", "to")]
+            kind, source_gen, target_gen = header
+            if kind is None or source_gen is None or target_gen is None:
+                continue
+            if kind != "conversions":
+                self.problem(path, None, f"kind {kind!r} in conversions/: expected 'conversions'")
+                continue
+            if source_gen not in generations or target_gen not in generations:
+                self.problem(path, None, f"generations {source_gen!r} -> {target_gen!r} unknown")
+                continue
+            rows = [r for s in sets for r in s.rows if (s.from_generation, s.to_generation)
+                    == (source_gen, target_gen)]  # fmt: skip
+            for line, raw in csv_file.rows:
+                before = len(self.problems)
+                validity = (
+                    self._date(csv_file.path, line, "valid_from", raw["valid_from"]),
+                    self._date(csv_file.path, line, "valid_to", raw["valid_to"]),
+                )
+                self._period(csv_file.path, line, *validity, raw)
+                found = conversion_of(
+                    raw,
+                    pair=(source_gen, target_gen),
+                    scope=expand_scope(raw["scope"], regions),
+                    rows=rows,
+                    validity=validity,
+                    origin=f"{csv_file.path}:{line}",
+                    problem=functools.partial(self.problem, csv_file.path, line),
+                )
+                if found is None or len(self.problems) > before:
+                    continue
+                clash = next((c for c in read if conversions_overlap(c, found)), None)
+                if clash is not None:
+                    self.problem(
+                        csv_file.path,
+                        line,
+                        f"overlaps {clash.origin}: two conversions for {found.source} -> "
+                        f"{found.target} with overlapping validity",
+                    )
+                    continue
+                read.append(found)
+        yield from read
 
 
 def _overlap(a: MappingRow, b: MappingRow) -> bool:

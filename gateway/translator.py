@@ -28,6 +28,7 @@ from gateway.clock import Clock
 from gateway.core.document import date_at
 from gateway.core.errors import GatewayError
 from gateway.core.ledger import (
+    ClaimLine,
     InMemoryLedger,
     KeyKind,
     LedgerConflict,
@@ -37,7 +38,7 @@ from gateway.core.ledger import (
     TranslationLedger,
 )
 from gateway.core.lifecycle import waits_for_mapping_decision
-from gateway.core.lists import ExternalLists
+from gateway.core.lists import ContractTable, ExternalLists
 from gateway.core.mapping_tables import MappingTable, Product
 from gateway.core.model import Message
 from gateway.core.report import Level, ValidationReport
@@ -119,6 +120,10 @@ class StoreLedger:
         """Every request entry of a ReferentieAanbieder."""
         return self.store.ledger_requests(gemeente, referentie)
 
+    def claim_lines(self, gemeente: str, aanbieder: str, declaratie: str) -> tuple[ClaimLine, ...]:
+        """The converted lines of one declaration."""
+        return self.store.ledger_claim_lines(gemeente, aanbieder, declaratie)
+
     def record(self, entry: LedgerEntry) -> None:
         """Store a pair first-wins; a different pair already recorded is a LedgerConflict."""
         self.store.record_ledger([entry], None)
@@ -147,6 +152,9 @@ class _Overlay:
             gemeente, referentie
         )
 
+    def claim_lines(self, gemeente: str, aanbieder: str, declaratie: str) -> tuple[ClaimLine, ...]:
+        return self.base.claim_lines(gemeente, aanbieder, declaratie)
+
     def record(self, entry: LedgerEntry) -> None:
         self.pending.record(entry)
 
@@ -158,9 +166,11 @@ def _later_rules() -> tuple[Rule, ...]:
 
 @dataclass(frozen=True)
 class Translator:
-    """The daemon's translation step, over the mapping tables loaded once at start-up."""
+    """The daemon's translation step, over the mapping tables loaded once at start-up, and the
+    contract tariffs that price declaration lines under a declared conversion."""
 
     table: MappingTable
+    contracts: ContractTable | None = None
 
     def generations(
         self, report: ValidationReport, sender: Party, registry: PartyRegistry, today: dt.date
@@ -193,7 +203,13 @@ class Translator:
     ) -> tuple[TranslationRecord, Translation | None]:
         """Translate one message; a message that cannot be read as iJw waits for a decision."""
         try:
-            result = translate(raw, self.table, to_generation=to_generation, ledger=ledger)
+            result = translate(
+                raw,
+                self.table,
+                to_generation=to_generation,
+                ledger=ledger,
+                contracts=self.contracts,
+            )
         except TranslationError as exc:
             problem = Undecided("/Bericht", None, f"cannot translate: {exc}")
             return TranslationRecord("", from_generation, to_generation, undecided=(problem,)), None
@@ -206,6 +222,7 @@ class Translator:
             undecided=result.undecided,
             entries=result.new_entries,
             refused=result.refused,
+            claim_lines=result.new_claim_lines,
         )
         return record, result
 

@@ -289,8 +289,8 @@ def _print_summary(table: MappingTable, folder: Path) -> None:
         )
     print(
         f"  total: {counts['rows']} rows, {counts['needs_decision']} one-to-many, "
-        f"{counts['unit_changes']} unit changes, {counts['dbc_rows']} DBC rows, "
-        f"{counts['regions']} region(s)"
+        f"{counts['unit_changes']} unit changes ({counts['conversions']} declared "
+        f"conversion(s)), {counts['dbc_rows']} DBC rows, {counts['regions']} region(s)"
     )
 
 
@@ -316,7 +316,15 @@ def run_explain(args: argparse.Namespace) -> int:
         )
         if row.changes_unit:
             factor = f", volume x {row.volume_factor}" if row.volume_factor else ""
-            print(f"    Eenheid {row.unit_from} -> {row.unit_to}{factor}")
+            conversion = table.conversion(args.gemeente, row, args.date)
+            how = (
+                f"converted by {conversion.origin}"
+                if conversion is not None
+                else "the row's volume factor converts Omvang; declaration lines are held"
+                if row.volume_factor
+                else "no declared conversion on this date: held for a decision"
+            )
+            print(f"    Eenheid {row.unit_from} -> {row.unit_to}{factor}; {how}")
         if row.note:
             print(f"    note: {row.note}")
     return EXIT_OK

@@ -56,6 +56,19 @@ UNITS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+MAX_TARIEF = 99_999_999
+"""The largest tariff in eurocent (LDT_Bedrag)."""
+
+# WMO757 as in the iJw 3.2 XSD (Omvang/Frequentie).
+FREQUENCIES: Mapping[str, str] = MappingProxyType(
+    {
+        "1": "Per dag",
+        "2": "Per week",
+        "4": "Per maand",
+        "6": "Totaal binnen geldigheidsduur toewijzing",
+    }
+)
+
 
 def is_product_code(code: str) -> bool:
     """True when ``code`` fits LDT_ProductCode: 1-5 characters, not all blank."""

@@ -9,6 +9,12 @@ Requests (JW315 products, JW317 new products) have no ToewijzingNummer yet; they
 the provider's ReferentieAanbieder so that their retours (JW316/JW318) and the JW301 that
 honours them can be translated back.
 
+A pair that changes the Eenheid under a declared :class:`~gateway.core.mapping_tables.Conversion`
+carries that conversion and the source side's Omvang, so every later message about the
+allocation converts the same way. A JW323 line converted under it is recorded as a
+:class:`ClaimLine` (what the sender declared, what the receiver got), so the JW325 answer goes
+back with the amounts as the sender declared them.
+
 :func:`gateway.core.translation.translate` only reads the ledger; it returns the entries a
 message would add, and the caller records them once the message is accepted for delivery
 (a held message records nothing). The SQL-backed ledger implements the same Protocol.
@@ -24,7 +30,7 @@ from fractions import Fraction
 from typing import Protocol
 
 from gateway.core.errors import GatewayError
-from gateway.core.mapping_tables import Product
+from gateway.core.mapping_tables import Conversion, Product
 
 
 class KeyKind(StrEnum):
@@ -75,6 +81,50 @@ class Origin(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Omvang:
+    """An allocation's or request's Omvang: Volume of Eenheid per Frequentie."""
+
+    volume: int
+    eenheid: str
+    frequentie: str | None = None
+
+    def __str__(self) -> str:
+        per = f", Frequentie {self.frequentie}" if self.frequentie else ""
+        return f"Volume {self.volume}, Eenheid {self.eenheid}{per}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAmounts:
+    """One side of a converted declaration line: product, volume, unit, tariff and amount
+    (eurocent, as written; the line's DebetCredit gives the sign)."""
+
+    product: Product
+    volume: int
+    eenheid: str
+    tarief: int
+    bedrag: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    """A JW323 line converted under a declared conversion, keyed like the answer names it:
+    (gemeente, aanbieder, DeclaratieNummer, ReferentieNummer)."""
+
+    gemeente: str
+    aanbieder: str
+    declaratie: str
+    referentie: str
+    toewijzing: str
+    debet_credit: str
+    sent: ClaimAmounts
+    delivered: ClaimAmounts
+
+    def signed(self, amount: int) -> int:
+        """``amount`` with the line's sign (credit lines count negative)."""
+        return -amount if self.debet_credit == "C" else amount
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """The pair one allocation or request travels under, and where it came from.
 
@@ -98,6 +148,11 @@ class LedgerEntry:
     decided_by: str | None = None
     reference: str | None = None
     """What the decision rests on (the gemeente's reference, e.g. its family plan's number)."""
+    conversion: Conversion | None = None
+    """The declared conversion the pair was recorded with (it changes the Eenheid)."""
+    source_omvang: Omvang | None = None
+    """The Omvang the conversion's source side sent when the pair was recorded: the way back
+    of a fixed-volume conversion restores it."""
 
     @property
     def changes_unit(self) -> bool:
@@ -144,12 +199,17 @@ class TranslationLedger(Protocol):
         """Store a pair; an identical pair is a no-op, a different one is a LedgerConflict."""
         ...
 
+    def claim_lines(self, gemeente: str, aanbieder: str, declaratie: str) -> tuple[ClaimLine, ...]:
+        """The converted lines of one declaration (its JW325 answer is translated with them)."""
+        ...
+
 
 class InMemoryLedger:
     """A dict-backed ledger for tests, the CLI and single-shot translation."""
 
     def __init__(self, entries: Iterable[LedgerEntry] = ()) -> None:
         self._entries: dict[LedgerKey, LedgerEntry] = {}
+        self._claims: dict[tuple[str, str, str, str], ClaimLine] = {}
         for entry in entries:
             self.record(entry)
 
@@ -176,6 +236,20 @@ class InMemoryLedger:
                 f"ledger {entry.key} already maps {existing.original} <-> {existing.translated}; "
                 f"refusing {entry.original} <-> {entry.translated}"
             )
+
+    def claim_lines(self, gemeente: str, aanbieder: str, declaratie: str) -> tuple[ClaimLine, ...]:
+        """The converted lines of one declaration, in ReferentieNummer order."""
+        return tuple(
+            line
+            for key, line in sorted(self._claims.items())
+            if key[:3] == (gemeente, aanbieder, declaratie)
+        )
+
+    def record_claim_lines(self, lines: Iterable[ClaimLine]) -> None:
+        """Record converted declaration lines; the first record of a line wins."""
+        for line in lines:
+            key = (line.gemeente, line.aanbieder, line.declaratie, line.referentie)
+            self._claims.setdefault(key, line)
 
     def record_all(self, entries: Iterable[LedgerEntry]) -> None:
         """Record several pairs (what a delivered translation adds)."""

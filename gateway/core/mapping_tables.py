@@ -6,8 +6,10 @@ target in the *to* generation. A code only means something per gemeente and date
 (domain-codes §0 point 2), so every lookup takes (gemeente, categorie, code, date).
 
 Rows marked ``needs_decision`` are suggestions for one-to-many cases; translation never applies
-them on its own. The loader (``gateway/mapping_files.py``) has already rejected overlaps, unknown
-categories and targets missing from the target generation's code list.
+them on its own. A row that changes the Eenheid is applied only with a declared
+:class:`Conversion` (``conversions/*.csv``) or a ``volume_factor``. The loader
+(``gateway/mapping_files.py``) has already rejected overlaps, unknown categories and targets
+missing from the target generation's code list.
 """
 
 from __future__ import annotations
@@ -100,6 +102,111 @@ class MappingRow:
         return self.dbc_opened_to is None or opened_on <= self.dbc_opened_to
 
 
+class ClaimRule(StrEnum):
+    """How a declaration line (JW323 Prestatie) is converted under a :class:`Conversion`."""
+
+    PER_MONTH = "per-month"
+    """One line of the conversion's fixed volume per calendar month with delivered volume."""
+    VOLUME = "volume"
+    """GeleverdVolume x the conversion's factor (exact whole results only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """How Omvang and declaration lines change when a pair changes the Eenheid.
+
+    Read from the *source* (the mapping set's from generation) to the *target*: an Omvang of
+    ``source_eenheid`` per ``source_frequentie`` becomes ``fixed_volume`` (or volume x
+    ``volume_factor``) of ``target_eenheid`` per ``target_frequentie``. The way back divides by
+    the factor; a fixed volume cannot be divided back, so it restores the source-side Omvang
+    the ledger recorded with the pair. Declaration lines follow ``claim`` and are priced at
+    ``tariff`` eurocent, or the contract tariff of the receiver's product when ``tariff`` is None.
+    """
+
+    from_generation: str
+    to_generation: str
+    gemeenten: frozenset[str]
+    source: Product
+    target: Product
+    source_eenheid: str
+    target_eenheid: str
+    source_frequentie: str | None = None
+    target_frequentie: str | None = None
+    volume_factor: Fraction | None = None
+    fixed_volume: int | None = None
+    claim: ClaimRule | None = None
+    tariff: int | None = None
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    origin: str = ""
+
+    def valid_on(self, day: dt.date) -> bool:
+        """True when an allocation starting on ``day`` falls under this conversion."""
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_to is None or day <= self.valid_to
+        )
+
+    def towards_target(self, generation: str) -> bool:
+        """True when a message translated into ``generation`` travels source -> target."""
+        return generation == self.to_generation
+
+    def units(self, generation: str) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
+        """((Eenheid, Frequentie) before, after) for a message translated into ``generation``."""
+        source = (self.source_eenheid, self.source_frequentie)
+        target = (self.target_eenheid, self.target_frequentie)
+        return (source, target) if self.towards_target(generation) else (target, source)
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The conversion as plain strings (what the ledger stores with a pair)."""
+        return {
+            "from": self.from_generation,
+            "to": self.to_generation,
+            "source": str(self.source),
+            "target": str(self.target),
+            "source_eenheid": self.source_eenheid,
+            "target_eenheid": self.target_eenheid,
+            "source_frequentie": self.source_frequentie,
+            "target_frequentie": self.target_frequentie,
+            "volume_factor": None if self.volume_factor is None else str(self.volume_factor),
+            "fixed_volume": None if self.fixed_volume is None else str(self.fixed_volume),
+            "claim": None if self.claim is None else self.claim.value,
+            "tariff": None if self.tariff is None else str(self.tariff),
+            "origin": self.origin,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str | None]) -> Conversion:
+        """The inverse of :meth:`as_dict` (scope and validity are not stored: a recorded pair
+        keeps its conversion whatever the table says later)."""
+
+        def product(value: str | None) -> Product:
+            categorie, _, code = (value or "").partition("/")
+            return Product(categorie, code)
+
+        def optional(name: str) -> str | None:
+            return data.get(name) or None
+
+        factor, fixed, claim, tariff = (
+            optional(k) for k in ("volume_factor", "fixed_volume", "claim", "tariff")
+        )
+        return cls(
+            from_generation=data["from"] or "",
+            to_generation=data["to"] or "",
+            gemeenten=frozenset(),
+            source=product(data["source"]),
+            target=product(data["target"]),
+            source_eenheid=data["source_eenheid"] or "",
+            target_eenheid=data["target_eenheid"] or "",
+            source_frequentie=optional("source_frequentie"),
+            target_frequentie=optional("target_frequentie"),
+            volume_factor=None if factor is None else Fraction(factor),
+            fixed_volume=None if fixed is None else int(fixed),
+            claim=None if claim is None else ClaimRule(claim),
+            tariff=None if tariff is None else int(tariff),
+            origin=data.get("origin") or "",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Generation:
     """A code vocabulary a party's software speaks, and the code list that defines it."""
@@ -165,6 +272,7 @@ class MappingTable:
     generations: Mapping[str, Generation]
     regions: Mapping[str, frozenset[str]] = field(default_factory=dict)
     sets: tuple[MappingSet, ...] = ()
+    conversions: tuple[Conversion, ...] = ()
 
     @property
     def rows(self) -> tuple[MappingRow, ...]:
@@ -215,6 +323,20 @@ class MappingTable:
                 or not c.result.code
                 or target.codes.belongs(c.result.categorie, c.result.code, day)
             )
+        )
+
+    def conversion(self, gemeente: str, row: MappingRow, day: dt.date) -> Conversion | None:
+        """The declared conversion of ``row``'s pair for ``gemeente`` on ``day``, or None."""
+        return next(
+            (
+                c
+                for c in self.conversions
+                if gemeente in c.gemeenten
+                and (c.from_generation, c.to_generation) == (row.from_generation, row.to_generation)
+                and (c.source, c.target) == (row.source, row.target)
+                and c.valid_on(day)
+            ),
+            None,
         )
 
     def runoff(
@@ -275,6 +397,15 @@ class MappingTable:
                     f"{leads_to} is not a valid {generation} code on {day} "
                     f"(listed for {codes.codes.validity(leads_to.code)})"
                 )
+            if (
+                applies
+                and not row.needs_decision
+                and row.changes_unit
+                and row.volume_factor is None
+                and self.conversion(gemeente, row, day) is None
+            ):
+                applies = False
+                why = f"{why}; but it changes the Eenheid without a declared conversion: held"
             out.append((row, applies, why))
         return tuple(out)
 
@@ -289,6 +420,7 @@ class MappingTable:
             "needs_decision": sum(1 for r in rows if r.needs_decision),
             "dbc_rows": sum(1 for r in rows if r.source_kind is not SourceKind.PRODUCT),
             "unit_changes": sum(1 for r in rows if r.changes_unit),
+            "conversions": len(self.conversions),
         }
 
 

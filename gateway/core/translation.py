@@ -13,11 +13,14 @@ Protocol rules (docs/translation.md, anchors.md finding 4):
 * No retroactive rewriting: an allocation that began before the cut-over keeps its code,
   unless the gemeente re-sends it with RedenWijziging 10.
 * Nothing is guessed. A missing mapping, a one-to-many row, a code that matches neither side of
-  the recorded pair, or an Eenheid change without a known volume conversion is reported as
+  the recorded pair, or an Eenheid change without a declared conversion is reported as
   "needs mapping decision" and the caller holds the message.
-* Amounts are never changed; a declaration line whose pair changes the Eenheid is held.
+* Amounts change only under a declared conversion (:class:`~gateway.core.mapping_tables.
+  Conversion`): a JW323 line gets the converted volume, unit and tariff and the amounts are
+  recomputed; its JW325 answer goes back with the amounts as the sender declared them. Without
+  one, a declaration line whose pair changes the Eenheid is held.
 
-Only element text changes (codes, and Omvang when a row gives an exact volume factor), so a
+Only element text changes (codes, Omvang, and declaration figures under a conversion), so a
 schema-valid message stays schema-valid: targets are 1-5 character codes from the loaded lists.
 """
 
@@ -25,12 +28,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from fractions import Fraction
 
 from lxml import etree
 
+from gateway.core.conversion import (
+    claims_convert,
+    convert_claim,
+    convert_declared_omvang,
+    omvang_of,
+    restore_claim,
+    total_answer,
+    total_declaration,
+)
 from gateway.core.document import (
     Element,
     date_at,
@@ -39,8 +50,13 @@ from gateway.core.document import (
     findall,
     text,
 )
-from gateway.core.errors import GatewayError
-from gateway.core.ledger import LedgerEntry, LedgerKey, Origin, TranslationLedger
+from gateway.core.ledger import (
+    LedgerEntry,
+    LedgerKey,
+    Origin,
+    TranslationLedger,
+)
+from gateway.core.lists import ContractTable
 from gateway.core.mapping_tables import (
     DBC_MAX_DAYS,
     Candidate,
@@ -48,18 +64,37 @@ from gateway.core.mapping_tables import (
     Product,
     dbc_running_at,
 )
+from gateway.core.translation_model import (
+    DBC_CLOSED_RETOURCODE,
+    NEEDS_MAPPING_DECISION,
+    Kept,
+    Refusal,
+    Rewrite,
+    Run,
+    Translation,
+    TranslationError,
+    Undecided,
+    key_text,
+    whole,
+)
 from gateway.core.xmlsafe import parse_safely
+
+__all__ = [
+    "DBC_CLOSED_RETOURCODE",
+    "HOLDERS",
+    "NEEDS_MAPPING_DECISION",
+    "Kept",
+    "Refusal",
+    "Rewrite",
+    "Role",
+    "Translation",
+    "TranslationError",
+    "Undecided",
+    "translate",
+]
 
 _MESSAGE_NAMESPACE = re.compile(r"/(jw\d{3})/schema$", re.IGNORECASE)
 _GEMEENTE = re.compile(r"^\d{4}$")
-NEEDS_MAPPING_DECISION = "needs mapping decision"
-DBC_CLOSED_RETOURCODE = "S329"
-"""The answer to a product for a DBC that closed before the transition: the receiver's own
-TR381 would answer S329 for that product, which is on no list of its generation."""
-
-
-class TranslationError(GatewayError):
-    """The message cannot be translated at all (not XML, not an iJw message, no gemeente)."""
 
 
 class Role(StrEnum):
@@ -135,111 +170,6 @@ HOLDERS: dict[str, tuple[_Holder, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Rewrite:
-    """One field changed: its path, what it said, what it says now, and on what basis."""
-
-    path: str
-    old: str
-    new: str
-    basis: str
-    key: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.old} -> {self.new} ({self.basis})"
-
-
-@dataclass(frozen=True, slots=True)
-class Undecided:
-    """A product the gateway will not translate on its own: an operator must pick the target."""
-
-    path: str
-    product: Product | None
-    reason: str
-    key: str | None = None
-    candidates: tuple[Product, ...] = ()
-
-    def __str__(self) -> str:
-        what = f" {self.product}" if self.product is not None else ""
-        options = ", ".join(map(str, self.candidates))
-        suffix = f" [candidates: {options}]" if options else ""
-        return f"{NEEDS_MAPPING_DECISION}: {self.path}{what}: {self.reason}{suffix}"
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A product the receiver cannot accept at all, with the retourcode that answers it: a
-    jeugd-GGZ DBC that had closed before the transition has no run-off product."""
-
-    path: str
-    product: Product
-    reason: str
-    retourcode: str = DBC_CLOSED_RETOURCODE
-    key: str | None = None
-
-    def __str__(self) -> str:
-        return f"refused {self.path} {self.product} ({self.retourcode}): {self.reason}"
-
-
-@dataclass(frozen=True, slots=True)
-class Kept:
-    """A product deliberately left as it was, and why (shown by ``gateway translate``)."""
-
-    path: str
-    product: Product
-    reason: str
-
-    def __str__(self) -> str:
-        return f"kept {self.path} {self.product}: {self.reason}"
-
-
-@dataclass(frozen=True, slots=True)
-class Translation:
-    """The outcome of translating one message.
-
-    When ``needs_decision`` is true the message must be held: ``xml`` then holds only the
-    rewrites that were certain, and ``new_entries`` is empty so nothing half-decided is recorded.
-    """
-
-    message_type: str
-    gemeente: str
-    to_generation: str
-    xml: bytes
-    rewrites: tuple[Rewrite, ...] = ()
-    undecided: tuple[Undecided, ...] = ()
-    kept: tuple[Kept, ...] = ()
-    new_entries: tuple[LedgerEntry, ...] = ()
-    refused: tuple[Refusal, ...] = ()
-
-    @property
-    def needs_decision(self) -> bool:
-        """True when the message must be held for an operator's mapping decision."""
-        return bool(self.undecided)
-
-    @property
-    def changed(self) -> bool:
-        """True when any field was rewritten."""
-        return bool(self.rewrites)
-
-
-@dataclass
-class _Run:
-    table: MappingTable
-    ledger: TranslationLedger
-    to_generation: str
-    gemeente: str
-    as_of: dt.date
-    rewrites: list[Rewrite] = field(default_factory=list)
-    undecided: list[Undecided] = field(default_factory=list)
-    kept: list[Kept] = field(default_factory=list)
-    new_entries: dict[LedgerKey, LedgerEntry] = field(default_factory=dict)
-    refused: list[Refusal] = field(default_factory=list)
-
-    def lookup(self, key: LedgerKey) -> LedgerEntry | None:
-        # Entries made earlier in this message count too: one allocation, one pair.
-        return self.new_entries.get(key) or self.ledger.get(key)
-
-
 def translate(
     raw: bytes,
     table: MappingTable,
@@ -248,6 +178,7 @@ def translate(
     gemeente: str | None = None,
     as_of: dt.date | None = None,
     ledger: TranslationLedger,
+    contracts: ContractTable | None = None,
 ) -> Translation:
     """Translate every product code in a message into ``to_generation``.
 
@@ -256,7 +187,9 @@ def translate(
 
     ``gemeente`` defaults to the 4-digit party in the header; ``as_of`` (the date used where an
     element carries none, and for RedenWijziging 10) defaults to the message's Dagtekening.
-    The ledger is only read; record ``new_entries`` once the message is accepted for delivery.
+    The ledger is only read; record ``new_entries`` (and ``new_claim_lines``) once the message
+    is accepted for delivery. ``contracts`` price JW323 lines converted under a declared
+    conversion whose tariff is the contract's.
     """
     if table.generation(to_generation) is None:
         known = ", ".join(sorted(table.generations)) or "none"
@@ -268,10 +201,14 @@ def translate(
     day = as_of or date_at(root, "Header/BerichtIdentificatie/Dagtekening")
     if day is None:
         raise TranslationError("no Dagtekening in the header; pass as_of (--date)")
-    run = _Run(table, ledger, to_generation, party, day)
+    run = Run(table, ledger, to_generation, party, day, root=root, contracts=contracts)
     for holder in HOLDERS.get(message_type, ()):
         for position, element in enumerate(root.iter("{*}" + holder.element), start=1):
             _translate_holder(run, holder, element, position)
+    if message_type == "JW323" and run.claim_lines:
+        total_declaration(run)
+    elif message_type == "JW325":
+        total_answer(run)
     xml = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
     return Translation(
         message_type=message_type,
@@ -283,6 +220,7 @@ def translate(
         kept=tuple(run.kept),
         new_entries=() if run.undecided else tuple(run.new_entries.values()),
         refused=tuple(run.refused),
+        new_claim_lines=() if run.undecided else tuple(run.claim_lines),
     )
 
 
@@ -327,7 +265,7 @@ def _product_fields(element: Element, holder: _Holder) -> tuple[Element, Element
     return categorie, code
 
 
-def _key_for(run: _Run, holder: _Holder, element: Element, position: int) -> LedgerKey | None:
+def _key_for(run: Run, holder: _Holder, element: Element, position: int) -> LedgerKey | None:
     if holder.request_key == "own":
         reference = text(element, "ReferentieAanbieder")
         return LedgerKey.request(run.gemeente, reference) if reference else None
@@ -343,7 +281,7 @@ def _key_for(run: _Run, holder: _Holder, element: Element, position: int) -> Led
     return LedgerKey.allocation(run.gemeente, number) if number else None
 
 
-def _allocation_day(run: _Run, holder: _Holder, element: Element) -> dt.date:
+def _allocation_day(run: Run, holder: _Holder, element: Element) -> dt.date:
     for path in holder.date_paths:
         found = date_at(element, path)
         if found is not None:
@@ -351,7 +289,7 @@ def _allocation_day(run: _Run, holder: _Holder, element: Element) -> dt.date:
     return run.as_of
 
 
-def _translate_holder(run: _Run, holder: _Holder, element: Element, position: int) -> None:
+def _translate_holder(run: Run, holder: _Holder, element: Element, position: int) -> None:
     key = _key_for(run, holder, element, position)
     if holder.role is Role.OMVANG_ONLY:
         entry = run.lookup(key) if key is not None else None
@@ -389,7 +327,7 @@ def _translate_holder(run: _Run, holder: _Holder, element: Element, position: in
 
 
 def _from_request(
-    run: _Run, element: Element, product: Product, key: LedgerKey | None
+    run: Run, element: Element, product: Product, key: LedgerKey | None
 ) -> LedgerEntry | None:
     """A JW301 that honours a translated VOT/VOW goes back under the requested code."""
     reference = text(element, "ReferentieAanbieder")
@@ -416,11 +354,13 @@ def _from_request(
         unit_translated=request.unit_original,
         volume_factor=None if request.volume_factor is None else 1 / request.volume_factor,
         recorded_on=run.as_of,
+        conversion=request.conversion,
+        source_omvang=request.source_omvang,
     )
 
 
 def _from_table(
-    run: _Run,
+    run: Run,
     holder: _Holder,
     element: Element,
     product: Product,
@@ -450,7 +390,7 @@ def _from_table(
                     path,
                     product,
                     f"no mapping into {run.to_generation} for gemeente {run.gemeente} on {day}",
-                    key=_str(key),
+                    key=key_text(key),
                 )
             )
         return None
@@ -459,7 +399,11 @@ def _from_table(
         rows = ", ".join(c.row.origin for c in candidates)
         run.undecided.append(
             Undecided(
-                path, product, f"one-to-many mapping ({rows})", key=_str(key), candidates=options
+                path,
+                product,
+                f"one-to-many mapping ({rows})",
+                key=key_text(key),
+                candidates=options,
             )
         )
         return None
@@ -470,10 +414,36 @@ def _from_table(
             )
         )
         return None
-    return _entry_from_candidate(run, key, product, candidates[0])
+    candidate = candidates[0]
+    conversion = run.table.conversion(run.gemeente, candidate.row, day)
+    if candidate.row.changes_unit and conversion is None and candidate.row.volume_factor is None:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                f"{candidate.row.origin} changes the Eenheid ({candidate.unit_before} -> "
+                f"{candidate.unit_after}) without a declared conversion (conversions/)",
+                key=key_text(key),
+                candidates=(candidate.result,),
+            )
+        )
+        return None
+    entry = _entry_from_candidate(run, key, product, candidate)
+    if conversion is None:
+        return entry
+    # A message in the conversion's source generation carries the source-side Omvang: the
+    # way back of a fixed volume restores it.
+    source_side = candidate.from_generation == conversion.from_generation
+    return replace(
+        entry,
+        conversion=conversion,
+        volume_factor=None,
+        source_omvang=omvang_of(element) if source_side else None,
+        basis=f"{entry.basis}, converted by {conversion.origin}",
+    )
 
 
-def _is_dbc_product(run: _Run, holder: _Holder, product: Product) -> bool:
+def _is_dbc_product(run: Run, holder: _Holder, product: Product) -> bool:
     """A product about a running jeugd-GGZ DBC: a DBC key does not fit in a ProductCode, so
     the message carries a code of the DBC rows' category that no product row translates and
     the receiver does not speak (e.g. 54/54002, the national code that replaced DBCs)."""
@@ -495,7 +465,7 @@ def _first_date(element: Element, paths: tuple[str, ...]) -> dt.date | None:
 
 
 def _from_dbc(
-    run: _Run,
+    run: Run,
     holder: _Holder,
     element: Element,
     product: Product,
@@ -521,7 +491,7 @@ def _from_dbc(
                 product,
                 "a running DBC's product without a recorded run-off pair, and the element "
                 "names no allocation start (the DBC's opening date)",
-                key=_str(key),
+                key=key_text(key),
             )
         )
         return None
@@ -532,7 +502,7 @@ def _from_dbc(
                 product,
                 f"allocation began {opened}, on or after the transition {transition}: not a "
                 "running DBC, and no product row maps it",
-                key=_str(key),
+                key=key_text(key),
             )
         )
         return None
@@ -541,8 +511,8 @@ def _from_dbc(
             f"DBC opened {opened} closed before the transition {transition} (a DBC closes "
             f"after at most {DBC_MAX_DAYS} days): no run-off; a new allocation is needed"
         )
-        run.refused.append(Refusal(path, product, reason, key=_str(key)))
-        run.undecided.append(Undecided(path, product, reason, key=_str(key)))
+        run.refused.append(Refusal(path, product, reason, key=key_text(key)))
+        run.undecided.append(Undecided(path, product, reason, key=key_text(key)))
         return None
     matching = [r for r in rows if r.dbc_band_contains(opened) and r.valid_on(day)]
     targets = tuple(sorted({r.target for r in matching}))
@@ -552,7 +522,7 @@ def _from_dbc(
                 path,
                 product,
                 f"no run-off row for a DBC opened {opened}, for {day}",
-                key=_str(key),
+                key=key_text(key),
             )
         )
         return None
@@ -563,7 +533,7 @@ def _from_dbc(
                 path,
                 product,
                 f"the message does not name the DBC key and the run-off rows differ ({origins})",
-                key=_str(key),
+                key=key_text(key),
                 candidates=targets,
             )
         )
@@ -585,7 +555,7 @@ def _from_dbc(
 
 
 def _entry_from_candidate(
-    run: _Run, key: LedgerKey, product: Product, candidate: Candidate
+    run: Run, key: LedgerKey, product: Product, candidate: Candidate
 ) -> LedgerEntry:
     return LedgerEntry(
         key=key,
@@ -608,7 +578,7 @@ def _first_cutover(table: MappingTable, generation: str) -> dt.date | None:
 
 
 def _apply(
-    run: _Run,
+    run: Run,
     holder: _Holder,
     element: Element,
     fields: tuple[Element, Element],
@@ -617,7 +587,7 @@ def _apply(
     entry: LedgerEntry,
     path: str,
 ) -> None:
-    key = _str(entry.key)
+    key = key_text(entry.key)
     target = entry.side_for(run.to_generation)
     if target is None:
         run.undecided.append(
@@ -642,13 +612,14 @@ def _apply(
             )
         )
         return
-    if holder.role is Role.DECLARATION and entry.changes_unit:
+    if holder.role is Role.DECLARATION and entry.changes_unit and not claims_convert(entry):
         run.undecided.append(
             Undecided(
                 path,
                 product,
                 f"the pair changes the Eenheid ({entry.unit_original} <-> "
-                f"{entry.unit_translated}); declaration amounts are never recomputed",
+                f"{entry.unit_translated}) and no declared conversion says how its "
+                "declaration lines convert",
                 key=key,
                 candidates=(target,),
             )
@@ -662,7 +633,15 @@ def _apply(
         run.new_entries[entry.key] = entry
     if product == target:
         return
-    if not _convert_omvang(run, element, entry, key):
+    if holder.flat and claims_convert(entry):
+        converted = (
+            convert_claim(run, element, entry, target)
+            if holder.role is Role.DECLARATION
+            else restore_claim(run, element, entry, product)
+        )
+        if not converted:
+            return
+    elif not _convert_omvang(run, element, entry, key):
         return
     categorie_el, code_el = fields
     basis = f"ledger {entry.key}" if run.ledger.get(entry.key) is not None else entry.basis
@@ -672,9 +651,11 @@ def _apply(
 
 
 def _convert_omvang(
-    run: _Run, element: Element, entry: LedgerEntry, key: str | LedgerKey | None
+    run: Run, element: Element, entry: LedgerEntry, key: str | LedgerKey | None
 ) -> bool:
     """Bring Omvang into the target side's Eenheid; False (and undecided) when not exact."""
+    if entry.conversion is not None:
+        return convert_declared_omvang(run, element, entry, key_text(key))
     if not entry.changes_unit:
         return True
     omvang = find(element, "Omvang")
@@ -696,7 +677,7 @@ def _convert_omvang(
     factor = entry.volume_factor
     if factor is not None and not towards_translated:
         factor = 1 / factor
-    volume = _integer(volume_el.text)
+    volume = whole(volume_el.text)
     converted = None if factor is None or volume is None else volume * factor
     if eenheid != before or converted is None or converted.denominator != 1:
         reason = (
@@ -704,7 +685,7 @@ def _convert_omvang(
             if eenheid != before
             else f"Eenheid changes {before} -> {after} and no exact volume conversion is known"
         )
-        run.undecided.append(Undecided(path, None, reason, key=_str(key)))
+        run.undecided.append(Undecided(path, None, reason, key=key_text(key)))
         return False
     run.rewrites.append(
         Rewrite(
@@ -712,21 +693,10 @@ def _convert_omvang(
             str(volume),
             str(converted.numerator),
             f"volume factor {factor}",
-            _str(key),
+            key_text(key),
         )
     )
-    run.rewrites.append(Rewrite(f"{path}/Eenheid", eenheid, str(after), entry.basis, _str(key)))
+    run.rewrites.append(Rewrite(f"{path}/Eenheid", eenheid, str(after), entry.basis, key_text(key)))
     volume_el.text = str(converted.numerator)
     eenheid_el.text = after
     return True
-
-
-def _integer(value: str | None) -> Fraction | None:
-    try:
-        return Fraction(int((value or "").strip()))
-    except ValueError:
-        return None
-
-
-def _str(key: LedgerKey | str | None) -> str | None:
-    return None if key is None else str(key)

@@ -21,7 +21,7 @@ from gateway.config import Settings
 from gateway.contracts import load_contract_table
 from gateway.core.codes import ProductCodeList
 from gateway.core.errors import ConfigError
-from gateway.core.lists import ExternalLists, ListFormatError, parse_gemeenten
+from gateway.core.lists import ContractTable, ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
 from gateway.daemon.delivery import Delivery
 from gateway.daemon.housekeeping import schedule_housekeeping
@@ -70,18 +70,26 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def translator(settings: Settings) -> Translator | None:
-    """The translation step, with the mapping tables loaded once (None: no party needs it).
+def translator(settings: Settings, contracts: ContractTable | None = None) -> Translator | None:
+    """The translation step, with the mapping tables loaded once (None: no party needs it),
+    and the contract tariffs that price declaration lines under a declared conversion.
 
     A broken table raises ``MappingError`` (a ``ConfigError``) listing every problem as
     ``file:line: message``, so ``gateway run`` stops with exit 2 before serving anything.
     """
     if not settings.translates:
         return None
-    return Translator(load_mappings(settings.mappings))
+    return Translator(load_mappings(settings.mappings), contracts)
 
 
-def external_lists(settings: Settings) -> ExternalLists:
+def contract_table(settings: Settings) -> ContractTable | None:
+    """The contract tariffs of ``[lists] contracts``, loaded once (None when not configured)."""
+    if settings.contracts is None:
+        return None
+    return load_contract_table(settings.contracts, settings.mappings)
+
+
+def external_lists(settings: Settings, contracts: ContractTable | None = None) -> ExternalLists:
     """The lists the level-E rules consult, loaded once: the CBS gemeente list and the product
     code lists named in ``[rules] product_codes`` from the mapping folder (their union), and the
     contract tariffs of ``[lists] contracts`` when configured
@@ -104,15 +112,10 @@ def external_lists(settings: Settings) -> ExternalLists:
         if names
         else None
     )
-    contracts = (
-        load_contract_table(settings.contracts, settings.mappings)
-        if settings.contracts is not None
-        else None
-    )
     return ExternalLists(
         gemeenten=gemeenten,
         product_codes=codes,
-        contracts=contracts,
+        contracts=contracts if contracts is not None else contract_table(settings),
         missing_tariff=settings.missing_tariff,
     )
 
@@ -196,6 +199,7 @@ def build_service(
 ) -> GatewayService:
     """The intake and operations service alone (also what a prepare worker process builds)."""
     store = store or SqlStore(settings.store_url, pseudonyms=load_pseudonymizer(settings))
+    contracts = contract_table(settings)
     return GatewayService(
         store=store,
         registry=settings.registry(),
@@ -203,9 +207,9 @@ def build_service(
         clock=clock or SystemClock(),
         max_message_bytes=settings.limits.max_message_bytes,
         lease=dt.timedelta(seconds=settings.delivery.lease_seconds),
-        translator=translator(settings),
+        translator=translator(settings, contracts),
         history=history_factory(store) if settings.rules.dossier else None,
-        lists=external_lists(settings) if settings.rules.dossier else None,
+        lists=external_lists(settings, contracts) if settings.rules.dossier else None,
         volume=volume_limits(settings),
         decision_policies=settings.translation.policies(),
         free_disk=lambda: free_disk_bytes(settings.data),

@@ -24,7 +24,7 @@ from gateway.core.document import MessageDocument
 from gateway.core.dossier import RegisterUpdate
 from gateway.core.errors import GatewayError
 from gateway.core.held_answers import answered_reason, refusal_verdict
-from gateway.core.ledger import LedgerEntry, LedgerKey, TranslationLedger
+from gateway.core.ledger import ClaimLine, LedgerEntry, LedgerKey, TranslationLedger
 from gateway.core.lifecycle import advance
 from gateway.core.model import Direction, Message, State
 from gateway.core.pipeline import (
@@ -96,6 +96,10 @@ class MessageLedger:
         if found is None:
             found = self._requests[asked] = self._ledger.requests(gemeente, referentie)
         return found
+
+    def claim_lines(self, gemeente: str, aanbieder: str, declaratie: str) -> tuple[ClaimLine, ...]:
+        """The converted lines of one declaration (asked once per JW325)."""
+        return self._ledger.claim_lines(gemeente, aanbieder, declaratie)
 
     def record(self, entry: LedgerEntry) -> None:
         """Store a pair in the underlying ledger (see :class:`TranslationLedger`)."""

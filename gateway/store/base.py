@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from gateway.core.correlate import Correlation
 from gateway.core.dossier import RegisterUpdate
-from gateway.core.ledger import LedgerEntry, LedgerKey
+from gateway.core.ledger import ClaimLine, LedgerEntry, LedgerKey
 from gateway.core.model import Event, Message, State
 from gateway.core.privacy import Pseudonymizer
 from gateway.core.translation import Refusal, Rewrite, Undecided
@@ -414,6 +414,12 @@ class Store(Protocol):
         """Every request pair of a ReferentieAanbieder (one per requested product)."""
         ...
 
+    def ledger_claim_lines(
+        self, gemeente: str, aanbieder: str, declaratie: str
+    ) -> tuple[ClaimLine, ...]:
+        """The declaration lines converted for one declaration (for its answer)."""
+        ...
+
     def record_ledger(self, entries: Sequence[LedgerEntry], message_id: str | None) -> None:
         """Record pairs first-wins: a key that has a pair already keeps it."""
 
@@ -529,6 +535,8 @@ class TranslationRecord:
     refused: tuple[Refusal, ...] = ()
     """Products the receiver can never accept (no decision fixes them): the message is
     answered with their retourcode, not held. Not stored: such a message is answered at once."""
+    claim_lines: tuple[ClaimLine, ...] = ()
+    """Declaration lines converted under a declared conversion (recorded first-wins)."""
 
     @property
     def needs_decision(self) -> bool:

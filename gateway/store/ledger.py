@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -17,9 +18,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from gateway.core.ledger import ClaimAmounts, ClaimLine, LedgerEntry, LedgerKey, Omvang, Origin
 from gateway.core.ledger import KeyKind as LedgerKind
-from gateway.core.ledger import LedgerEntry, LedgerKey, Origin
-from gateway.core.mapping_tables import Product
+from gateway.core.mapping_tables import Conversion, Product
 from gateway.core.model import State
 from gateway.core.translation import NEEDS_MAPPING_DECISION, Rewrite, Undecided
 from gateway.store.base import (
@@ -30,12 +31,14 @@ from gateway.store.base import (
 from gateway.store.database import Database, Repository, driver_errors
 from gateway.store.dialect import insert_rows, time_parameter
 from gateway.store.rows import (
+    CLAIM_LINE_COLUMNS,
     LEDGER_COLUMNS,
     REWRITE_COLUMNS,
     TRANSLATION_COLUMNS,
     utc,
 )
 from gateway.store.tables import (
+    CLAIM_LINES,
     LEDGER,
     MESSAGES,
     PAYLOADS,
@@ -70,10 +73,81 @@ def ledger_row(entry: LedgerEntry, message_id: str | None, recorded_at: Any) -> 
         entry.reference,
         message_id,
         recorded_at,
+        conversion_text(entry),
+    )
+
+
+def conversion_text(entry: LedgerEntry) -> str | None:
+    """The pair's declared conversion and source-side Omvang as stored (JSON), or None."""
+    if entry.conversion is None:
+        return None
+    omvang = entry.source_omvang
+    return json.dumps(
+        {
+            "conversion": entry.conversion.as_dict(),
+            "source_omvang": None
+            if omvang is None
+            else [omvang.volume, omvang.eenheid, omvang.frequentie],
+        },
+        sort_keys=True,
+    )
+
+
+def _conversion_of(value: str | None) -> tuple[Conversion | None, Omvang | None]:
+    if not value:
+        return None, None
+    data = json.loads(value)
+    omvang = data.get("source_omvang")
+    return Conversion.from_dict(data["conversion"]), (
+        None if omvang is None else Omvang(int(omvang[0]), omvang[1], omvang[2])
+    )
+
+
+def _amounts_text(amounts: ClaimAmounts) -> str:
+    return json.dumps(
+        [str(amounts.product), amounts.volume, amounts.eenheid, amounts.tarief, amounts.bedrag]
+    )
+
+
+def _amounts_of(value: str) -> ClaimAmounts:
+    product, volume, eenheid, tarief, bedrag = json.loads(value)
+    found = product_of(product)
+    assert found is not None  # written by _amounts_text
+    return ClaimAmounts(found, int(volume), eenheid, int(tarief), int(bedrag))
+
+
+def claim_line_row(line: ClaimLine, message_id: str | None, recorded_at: Any) -> tuple[Any, ...]:
+    """A converted declaration line in :data:`CLAIM_LINE_COLUMNS` order."""
+    return (
+        line.gemeente,
+        line.aanbieder,
+        line.declaratie,
+        line.referentie,
+        line.toewijzing,
+        line.debet_credit,
+        _amounts_text(line.sent),
+        _amounts_text(line.delivered),
+        message_id,
+        recorded_at,
+    )
+
+
+def claim_line_of(row: Row[Any]) -> ClaimLine:
+    """A stored converted declaration line."""
+    return ClaimLine(
+        gemeente=row.gemeente,
+        aanbieder=row.aanbieder,
+        declaratie=row.declaratie,
+        referentie=row.referentie,
+        toewijzing=row.toewijzing,
+        debet_credit=row.debet_credit,
+        sent=_amounts_of(row.sent),
+        delivered=_amounts_of(row.delivered),
     )
 
 
 def ledger_entry_of(row: Row[Any]) -> LedgerEntry:
+    conversion, source_omvang = _conversion_of(row.conversion)
     return LedgerEntry(
         key=LedgerKey(row.gemeente, LedgerKind(row.kind), row.number),
         original=Product(row.original_categorie, row.original_code),
@@ -88,6 +162,8 @@ def ledger_entry_of(row: Row[Any]) -> LedgerEntry:
         recorded_on=dt.date.fromisoformat(row.recorded_on) if row.recorded_on else None,
         decided_by=row.decided_by,
         reference=row.reference,
+        conversion=conversion,
+        source_omvang=source_omvang,
     )
 
 
@@ -191,6 +267,13 @@ def insert_translations(
         for entry in record.entries
     ]
     insert_rows(conn, dialect, LEDGER, LEDGER_COLUMNS, ledger, on_conflict="DO NOTHING")
+    claims = [
+        claim_line_row(line, message_id, time(at))
+        for message_id, record, at in translations
+        for line in record.claim_lines
+    ]
+    # First record wins, as for ledger pairs: a re-sent declaration keeps what was delivered.
+    insert_rows(conn, dialect, CLAIM_LINES, CLAIM_LINE_COLUMNS, claims, on_conflict="DO NOTHING")
 
 
 def write_translation(
@@ -262,6 +345,22 @@ class TranslationLedger(Repository):
         # LIKE treats '_' and '%' in the reference as wildcards; the exact check drops those.
         entries = (ledger_entry_of(row) for row in rows)
         return tuple(e for e in entries if e.key.referentie == referentie)
+
+    def ledger_claim_lines(
+        self, gemeente: str, aanbieder: str, declaratie: str
+    ) -> tuple[ClaimLine, ...]:
+        """The declaration lines converted for one declaration, in ReferentieNummer order."""
+        with driver_errors("reading converted declaration lines"), self._db.read() as conn:
+            rows = conn.execute(
+                select(CLAIM_LINES)
+                .where(
+                    CLAIM_LINES.c.gemeente == gemeente,
+                    CLAIM_LINES.c.aanbieder == aanbieder,
+                    CLAIM_LINES.c.declaratie == declaratie,
+                )
+                .order_by(CLAIM_LINES.c.referentie)
+            ).all()
+        return tuple(claim_line_of(row) for row in rows)
 
     def record_ledger(self, entries: Sequence[LedgerEntry], message_id: str | None) -> None:
         """Record pairs first-wins: a key that has a pair already keeps it."""

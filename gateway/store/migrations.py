@@ -35,6 +35,7 @@ from gateway.store.search import (
     rule_keys,
 )
 from gateway.store.tables import (
+    CLAIM_LINES,
     CORRELATIONS,
     DEADLINE_NOTICES,
     FINDINGS,
@@ -331,6 +332,15 @@ def _decision_reference(conn: Connection, _upgrade: Upgrade) -> None:
         conn.execute(text(f"ALTER TABLE {LEDGER.name} ADD COLUMN reference VARCHAR(200)"))
 
 
+def _conversions(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 11: declared conversions: the ledger keeps a pair's conversion, and the
+    declaration lines converted under one are kept for their answer."""
+    columns = {column["name"] for column in inspect(conn).get_columns(LEDGER.name)}
+    if "conversion" not in columns:
+        conn.execute(text(f"ALTER TABLE {LEDGER.name} ADD COLUMN conversion TEXT"))
+    CLAIM_LINES.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
     Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
@@ -344,6 +354,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(9, "allocations settled outside the chain", _settlements),
     Migration(10, "translation ledger: the reference a decision rests on", _decision_reference),
+    Migration(11, "declared conversions: ledger conversions, converted claim lines", _conversions),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""

@@ -15,6 +15,7 @@ from gateway.core.lifecycle import waits_for_mapping_decision
 from gateway.core.model import Direction, Event, Message, State
 from gateway.store.dialect import TimeParameter
 from gateway.store.tables import (
+    CLAIM_LINES,
     CORRELATIONS,
     LEDGER,
     MESSAGES,
@@ -26,6 +27,7 @@ MESSAGE_COLUMNS = tuple(column.name for column in MESSAGES.columns)
 EVENT_COLUMNS = ("message_id", "at", "from_state", "to_state", "reason", "actor")
 CORRELATION_COLUMNS = tuple(column.name for column in CORRELATIONS.columns)
 LEDGER_COLUMNS = tuple(column.name for column in LEDGER.columns)
+CLAIM_LINE_COLUMNS = tuple(column.name for column in CLAIM_LINES.columns)
 TRANSLATION_COLUMNS = tuple(column.name for column in TRANSLATIONS.columns)
 REWRITE_COLUMNS = tuple(column.name for column in REWRITES.columns)
 

@@ -260,6 +260,30 @@ class LedgerRow(_Table, table=True):
     reference: str | None = Field(default=None, sa_column=Column(String(200)))
     message_id: str | None = Field(default=None, sa_column=Column(String(26)))
     recorded_at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    conversion: str | None = Field(default=None, sa_column=Column(Text))
+    """JSON: the declared conversion and the source side's Omvang (migration 11)."""
+
+
+class ClaimLineRow(_Table, table=True):
+    """A declaration line converted under a declared conversion: what the sender declared
+    and what the receiver got (JSON each), so the answer goes back in the sender's terms.
+
+    Keyed as a JW325 names a line: (gemeente, aanbieder, DeclaratieNummer, ReferentieNummer);
+    the first record wins.
+    """
+
+    __tablename__ = "translation_claim_lines"
+
+    gemeente: str = Field(sa_column=Column(String(4), primary_key=True))
+    aanbieder: str = Field(sa_column=Column(String(20), primary_key=True))
+    declaratie: str = Field(sa_column=Column(String(200), primary_key=True))
+    referentie: str = Field(sa_column=Column(String(200), primary_key=True))
+    toewijzing: str = Field(sa_column=Column(String(100), nullable=False))
+    debet_credit: str = Field(sa_column=Column(String(1), nullable=False))
+    sent: str = Field(sa_column=Column(Text, nullable=False))
+    delivered: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str | None = Field(default=None, sa_column=Column(String(26)))
+    recorded_at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
 class TranslationRow(_Table, table=True):
@@ -356,6 +380,7 @@ MESSAGE_KEYS: Table = METADATA.tables["message_keys"]
 CORRELATIONS: Table = METADATA.tables["correlations"]
 REGISTER: Table = METADATA.tables["register_entries"]
 LEDGER: Table = METADATA.tables["translation_ledger"]
+CLAIM_LINES: Table = METADATA.tables["translation_claim_lines"]
 TRANSLATIONS: Table = METADATA.tables["translations"]
 REWRITES: Table = METADATA.tables["translation_rewrites"]
 DEADLINE_NOTICES: Table = METADATA.tables["deadline_notices"]

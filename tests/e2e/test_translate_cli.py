@@ -12,6 +12,7 @@ from gateway.core.validate import validate
 from gateway.schemas import load_schema_set
 from tests.paths import OFFICIAL_XSD_DIR
 from tests.unit.translation.builders import ROWS, jw301, products, write_folder
+from tests.unit.translation.conversions import write_conversions
 
 
 def gateway(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
@@ -92,3 +93,21 @@ def test_mappings_explain_shows_every_row_and_why() -> None:
     assert b"does not apply" in before.stdout and b"before the cut-over" in before.stdout
     dbc = gateway("mappings", "explain", "999903", "--gemeente", "0150", "--date", "2018-01-01")
     assert b"declaratiecode 54/999903 -> 54/IJ05U" in dbc.stdout
+
+
+def test_mappings_explain_and_check_show_declared_conversions(tmp_path: Path) -> None:
+    """A unit-changing row names its conversion; without one it does not apply (held)."""
+    folder = write_folder(tmp_path / "mappings")
+    explain = ("mappings", "explain", "45A50", "--gemeente", "0384", "--date", "2026-03-01")
+    without = gateway(*explain, "--mappings", folder)
+    assert b"does not apply" in without.stdout
+    assert b"without a declared conversion: held" in without.stdout
+    write_conversions(folder)
+    converted = gateway(*explain, "--mappings", folder)
+    assert b": applies: " in converted.stdout
+    assert b"converted by " in converted.stdout and b"conversions/old_to_new.csv:5" in (
+        converted.stdout
+    )
+    check = gateway("mappings", "check", "--mappings", folder)
+    assert check.returncode == 0, check.stderr
+    assert b"(1 declared conversion(s))" in check.stdout

@@ -36,6 +36,7 @@ from tests.unit.translation.builders import (
     follow_up,
     jw301,
     jw323,
+    one_line,
     products,
     set_text,
     to_bytes,
@@ -120,45 +121,13 @@ def _allocation(nummer: str, categorie: str, code: str, number: int, **kw: str) 
     return variant(_to_provider(jw301(DIEMEN, nummer, categorie, code, BEGIN, **kw)), number)
 
 
-def _one_line(raw: bytes, nummer: str, categorie: str, code: str) -> bytes:
-    """A JW323/JW325 example cut to its first client's first line: a debit about one
-    allocation in March 2026 (inside the allocation), with totals to match."""
-    tree = etree.fromstring(raw).getroottree()
-    root = tree.getroot()
-    clients = [el for el in root.iter("{*}Client") if find(el, "Prestaties") is not None]
-    for extra in clients[1:]:
-        extra.getparent().remove(extra)  # type: ignore[union-attr]
-    lines = list(clients[0].iter("{*}Prestatie"))
-    for extra in lines[1:]:
-        extra.getparent().remove(extra)  # type: ignore[union-attr]
-    line = lines[0]
-    set_text(line, "ToewijzingNummer", nummer)
-    set_text(line, "ProductCategorie", categorie)
-    set_text(line, "ProductCode", code)
-    for previous in list(root.iter("{*}VorigReferentieNummer")):
-        previous.getparent().remove(previous)  # type: ignore[union-attr]
-    for sign in root.iter("{*}DebetCredit"):
-        sign.text = "D"
-    amounts = {etree.QName(b).localname: b.text for b in line.iter("{*}Bedrag")}
-    for total in root.iter("{*}TotaalIngediendBedrag"):
-        set_text(total, "TotaalBedrag", amounts.get("Bedrag") or "0")
-    for total in root.iter("{*}TotaalToegekendBedrag"):  # JW325: the one line is refused
-        set_text(total, "TotaalBedrag", "0")
-    for period in root.iter("{*}DeclaratiePeriode", "{*}ProductPeriode"):
-        set_text(period, "Begindatum", "2026-03-01")
-        set_text(period, "Einddatum", "2026-03-31")
-    for day in root.iter("{*}Dagtekening", "{*}DeclaratieDagtekening"):
-        day.text = "2026-04-05"
-    return to_bytes(tree)
-
-
 def _claim(nummer: str, categorie: str, code: str, eenheid: str = "04") -> bytes:
     tree = etree.fromstring(jw323(DIEMEN, nummer, categorie, code, eenheid=eenheid))
-    return _one_line(to_bytes(tree.getroottree()), nummer, categorie, code)
+    return one_line(to_bytes(tree.getroottree()), nummer, categorie, code)
 
 
 def _jw325(nummer: str, categorie: str, code: str) -> bytes:
-    return _one_line(example("JW325"), nummer, categorie, code)
+    return one_line(example("JW325"), nummer, categorie, code)
 
 
 async def _stored(harness: Harness, data: dict[str, object]) -> tuple[State, str, bytes, bytes]:

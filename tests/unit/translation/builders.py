@@ -98,6 +98,13 @@ def to_bytes(tree: etree._ElementTree) -> bytes:
     return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
 
 
+def keep_first(elements: list[etree._Element]) -> etree._Element:
+    """Remove all but the first of ``elements`` from the tree; returns the first."""
+    for extra in elements[1:]:
+        extra.getparent().remove(extra)  # type: ignore[union-attr]
+    return elements[0]
+
+
 def set_text(el: etree._Element, path: str, value: str) -> None:
     target = find(el, path)
     assert target is not None, path
@@ -136,10 +143,7 @@ def jw301(
     tree = example("JW301")
     root = tree.getroot()
     set_text(root, "Header/Afzender", gemeente)
-    allocations = findall(root, "Client/ToegewezenProducten/ToegewezenProduct")
-    first = allocations[0]
-    for extra in allocations[1:]:
-        extra.getparent().remove(extra)  # type: ignore[union-attr]
+    first = keep_first(findall(root, "Client/ToegewezenProducten/ToegewezenProduct"))
     set_text(first, "ToewijzingNummer", nummer)
     set_text(first, "Product/Categorie", categorie)
     set_text(first, "Product/Code", code)
@@ -167,10 +171,7 @@ def follow_up(  # noqa: PLR0917 - mirrors the message's own fields, in order
         if value is not None and value.text and len(value.text) == 4:
             value.text = gemeente
     holder = {"JW305": "StartProduct", "JW307": "StopProduct"}[name]
-    elements = list(root.iter("{*}" + holder))
-    for extra in elements[1:]:
-        extra.getparent().remove(extra)  # type: ignore[union-attr]
-    first = elements[0]
+    first = keep_first(list(root.iter("{*}" + holder)))
     set_text(first, "ToewijzingNummer", nummer)
     set_text(first, "Product/Categorie", categorie)
     set_text(first, "Product/Code", code)
@@ -192,4 +193,31 @@ def jw323(gemeente: str, nummer: str, categorie: str, code: str, *, eenheid: str
         set_text(line, "ProductCategorie", categorie)
         set_text(line, "ProductCode", code)
         set_text(line, "Eenheid", eenheid)
+    return to_bytes(tree)
+
+
+def one_line(raw: bytes, nummer: str, categorie: str, code: str) -> bytes:
+    """A JW323/JW325 example cut to its first client's first line: a debit about one
+    allocation in March 2026 (inside the allocation), with totals to match."""
+    tree = etree.fromstring(raw).getroottree()
+    root = tree.getroot()
+    client = keep_first([el for el in root.iter("{*}Client") if find(el, "Prestaties") is not None])
+    line = keep_first(list(client.iter("{*}Prestatie")))
+    set_text(line, "ToewijzingNummer", nummer)
+    set_text(line, "ProductCategorie", categorie)
+    set_text(line, "ProductCode", code)
+    for previous in list(root.iter("{*}VorigReferentieNummer")):
+        previous.getparent().remove(previous)  # type: ignore[union-attr]
+    for sign in root.iter("{*}DebetCredit"):
+        sign.text = "D"
+    amounts = {etree.QName(b).localname: b.text for b in line.iter("{*}Bedrag")}
+    for total in root.iter("{*}TotaalIngediendBedrag"):
+        set_text(total, "TotaalBedrag", amounts.get("Bedrag") or "0")
+    for total in root.iter("{*}TotaalToegekendBedrag"):  # JW325: the one line is refused
+        set_text(total, "TotaalBedrag", "0")
+    for period in root.iter("{*}DeclaratiePeriode", "{*}ProductPeriode"):
+        set_text(period, "Begindatum", "2026-03-01")
+        set_text(period, "Einddatum", "2026-03-31")
+    for day in root.iter("{*}Dagtekening", "{*}DeclaratieDagtekening"):
+        day.text = "2026-04-05"
     return to_bytes(tree)

@@ -243,8 +243,8 @@ def test_unit_change_without_factor_is_held(table: MappingTable) -> None:
         to_generation="new",
         ledger=InMemoryLedger(),
     )
-    assert result.needs_decision
-    assert "no exact volume conversion" in result.undecided[0].reason
+    assert result.needs_decision and not result.new_entries
+    assert "without a declared conversion" in result.undecided[0].reason
 
 
 def test_unit_change_on_a_declaration_line_is_held(table: MappingTable) -> None:
@@ -266,7 +266,7 @@ def test_unit_change_on_a_declaration_line_is_held(table: MappingTable) -> None:
     message = jw323(GEMEENTE, "A6", "45", "45Q01", eenheid="01")
     result = translate(message, table, to_generation="old", ledger=ledger)
     assert result.needs_decision
-    assert all("never recomputed" in u.reason for u in result.undecided)
+    assert all("no declared conversion" in u.reason for u in result.undecided)
 
 
 def test_reverse_direction_uses_a_unique_row(table: MappingTable) -> None:

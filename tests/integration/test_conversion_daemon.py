@@ -1,0 +1,151 @@
+"""A declared conversion end to end through the real service on SQLite: the provider
+(65656055, folder channel) speaks the "old" codes in hours per week, Diemen (0384) the "new"
+ones, where the same care is one trajectory per month at the region's price (fixtures in
+tests/unit/translation/conversions.py). Every message of the conversation crosses the unit
+change: JW315 -> JW301 -> JW305 -> JW323 -> JW325, and each side receives its own terms,
+amounts included."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.clock import FakeClock
+from gateway.config import load_config
+from gateway.core.ledger import LedgerKey, Omvang
+from gateway.core.model import State
+from gateway.daemon.app import build_app
+from tests.integration.conftest import START, Harness, variant, write_config
+from tests.integration.test_translation_daemon import _schema_valid, _stored
+from tests.paths import REPO
+from tests.unit.translation.builders import (
+    OLD_CODES,
+    follow_up,
+    products,
+    write_folder,
+)
+from tests.unit.translation.conversions import (
+    BEGIN,
+    DIEMEN,
+    NUMMER,
+    PROVIDER,
+    REFERENTIE,
+    TRAJECTORY_TARIFF,
+    allocation,
+    answer,
+    claim,
+    jw315,
+    line_figures,
+    omvang,
+    totals,
+    write_conversions,
+)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    mappings = write_folder(tmp_path / "mappings")
+    contracts = write_conversions(mappings)
+    shutil.copy(REPO / "mappings" / "gemeenten_cbs.csv", mappings / "gemeenten_cbs.csv")
+    (mappings / "codes" / "jz21.csv").write_text(
+        OLD_CODES.replace("# list: OLD", "# list: JZ21"), encoding="utf-8"
+    )
+    config = write_config(
+        tmp_path,
+        {"diemen": {"generation": "new"}, "provider-b": {"generation": "old"}},
+        extra=f'[lists]\ncontracts = "{contracts}"',
+    )
+    config.write_text(
+        config.read_text().replace("[paths]\n", f'[paths]\nmappings = "{mappings}"\n', 1)
+    )
+    gateway = build_app(load_config(config, {}), clock=FakeClock(START), rng=random.Random(7))
+    gateway.store.migrate()
+    client: TestClient[Any, Any] = TestClient(TestServer(gateway.web_app))
+    await client.start_server()
+    yield Harness(gateway, client, FakeClock(START), tmp_path)
+    await client.close()
+    await gateway.delivery.close()
+    gateway.store.close()
+
+
+async def test_a_unit_change_translates_every_message_of_the_conversation(
+    harness: Harness,
+) -> None:
+    # JW315: the provider asks 4 hours per week; Diemen reads one trajectory per month.
+    request = jw315(PROVIDER, DIEMEN, REFERENTIE, "45", "45A50", BEGIN, ("4", "04", "2"))
+    state, _, raw, delivered = await _stored(harness, await harness.submit("provider-b", request))
+    assert state is State.QUEUED
+    assert products(raw) == [("45", "45A50")] and omvang(raw, "AangevraagdProduct") == (
+        "4",
+        "04",
+        "2",
+    )
+    assert products(delivered) == [("45", "45Q02")]
+    assert omvang(delivered, "AangevraagdProduct") == ("1", "82", "4")
+    assert _schema_valid(delivered)
+    pair = harness.store.ledger_entry(LedgerKey.request(DIEMEN, REFERENTIE))
+    assert pair is not None and pair.conversion is not None
+    assert pair.source_omvang == Omvang(4, "04", "2")
+
+    # JW301: Diemen allocates one trajectory per month; the provider gets its 4 hours a week.
+    state, _, _, delivered = await _stored(
+        harness, await harness.submit("diemen", variant(allocation(), 2))
+    )
+    assert state is State.QUEUED
+    assert products(delivered) == [("45", "45A50")]
+    assert omvang(delivered, "ToegewezenProduct") == ("4", "04", "2")
+    assert _schema_valid(delivered)
+    allocated = harness.store.ledger_entry(LedgerKey.allocation(DIEMEN, NUMMER))
+    assert allocated is not None and allocated.conversion == pair.conversion
+
+    # JW305: the start carries only the product code.
+    start = variant(follow_up("JW305", DIEMEN, NUMMER, "45", "45A50", BEGIN), 3)
+    state, _, _, delivered = await _stored(harness, await harness.submit("provider-b", start))
+    assert state is State.QUEUED and products(delivered) == [("45", "45Q02")]
+
+    # JW323: 17 hours in March at 75.00 reach Diemen as one trajectory at the region's price.
+    declaration = variant(claim(), 4)
+    state, _, raw, delivered = await _stored(
+        harness, await harness.submit("provider-b", declaration)
+    )
+    assert state is State.QUEUED
+    assert line_figures(raw) == {
+        "ProductCode": "45A50",
+        "GeleverdVolume": "17",
+        "Eenheid": "04",
+        "ProductTarief": "7500",
+        "IngediendBedrag/Bedrag": "127500",
+    }
+    assert line_figures(delivered) == {
+        "ProductCode": "45Q02",
+        "GeleverdVolume": "1",
+        "Eenheid": "82",
+        "ProductTarief": str(TRAJECTORY_TARIFF),
+        "IngediendBedrag/Bedrag": str(TRAJECTORY_TARIFF),
+    }
+    assert totals(delivered) == {"TotaalIngediendBedrag": (str(TRAJECTORY_TARIFF), "D")}
+    assert _schema_valid(delivered)
+
+    # JW325: Diemen refuses the trajectory; the provider gets its own line and amounts back.
+    reply = variant(answer(delivered), 5)
+    state, _, raw, delivered = await _stored(harness, await harness.submit("diemen", reply))
+    assert state is State.QUEUED
+    assert line_figures(raw)["ProductCode"] == "45Q02"
+    assert line_figures(delivered) == {
+        "ProductCode": "45A50",
+        "GeleverdVolume": "17",
+        "Eenheid": "04",
+        "ProductTarief": "7500",
+        "IngediendBedrag/Bedrag": "127500",
+    }
+    assert totals(delivered) == {
+        "TotaalIngediendBedrag": ("127500", "D"),
+        "TotaalToegekendBedrag": ("0", "D"),
+    }
+    assert _schema_valid(delivered)
