@@ -20,6 +20,7 @@ from gateway.core.schemaset import SchemaSet
 from gateway.metrics import (
     Metrics,
 )
+from gateway.service.client_locks import NodeLocks
 from gateway.service.decisions import Decisions
 from gateway.service.intake import Intake
 from gateway.service.mailbox import Mailbox
@@ -50,6 +51,7 @@ class GatewayService(SharedState):
         lists: ExternalLists | None = None,
         volume: VolumeLimits | None = None,
         free_disk: Callable[[], int] | None = None,
+        node_locks: NodeLocks | None = None,
     ) -> None:
         super().__init__(
             store=store,
@@ -62,6 +64,7 @@ class GatewayService(SharedState):
             translator=translator,
             history=history,
             lists=lists,
+            node_locks=node_locks,
         )
         self.preparation = Preparation(self)
         self.intake = Intake(self, self.preparation, volume, free_disk)

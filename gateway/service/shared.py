@@ -23,7 +23,7 @@ from gateway.core.route import PartyRegistry
 from gateway.core.schemaset import SchemaSet
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
-from gateway.service.client_locks import ClientLocks
+from gateway.service.client_locks import ClientLocks, NodeLocks
 from gateway.service.group_commit import GroupCommit
 from gateway.store.base import BatchResult, IntakeRecord, Move, Store
 from gateway.translator import Translator
@@ -56,11 +56,12 @@ class SharedState:
         translator: Translator | None = None,
         history: HistoryFactory | None = None,
         lists: ExternalLists | None = None,
+        node_locks: NodeLocks | None = None,
     ) -> None:
         self.store = store
         self.history = history
         self.lists = lists
-        self.client_locks = ClientLocks()
+        self.client_locks = ClientLocks(node_locks)
         self.translator = translator
         self.registry = registry
         self.schemas = schemas
