@@ -23,7 +23,7 @@ from gateway.core.codes import ProductCodeList
 from gateway.core.errors import ConfigError
 from gateway.core.lists import ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
-from gateway.daemon.cluster import Cluster
+from gateway.daemon.cluster import Cluster, node_name
 from gateway.daemon.delivery import Delivery
 from gateway.daemon.housekeeping import REPROCESS_STUCK, schedule_housekeeping
 from gateway.daemon.inbox_watcher import InboxWatcher
@@ -131,7 +131,7 @@ def build_app(
     store = store or SqlStore(settings.store_url, pseudonyms=load_pseudonymizer(settings))
     service = build_service(settings, clock=clock, store=store)
     lease = service.lease
-    cluster = Cluster(store, service.clock, lease)
+    cluster = Cluster(store, service.clock, lease, node_name(settings.server.port))
     delivery = Delivery(
         service,
         outbox=settings.outbox,

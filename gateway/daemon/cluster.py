@@ -38,22 +38,22 @@ DUE_SLACK = 0.05
 fires one interval after its claim, finds it due again."""
 
 
-def node_name() -> str:
-    """This process's name in lease rows: host, process id and a random tag (a restarted
-    process with a reused id is still another holder)."""
-    return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(4)}"
+def node_name(port: int) -> str:
+    """This node's name in lease rows: host and HTTP port, which no other running node has,
+    so a node restarted after a crash takes its own leases back at once. Without a fixed port
+    (tests), process id and a random tag."""
+    host = socket.gethostname()[:120]
+    return f"{host}:{port}" if port else f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Cluster:
     """This node's side of the lease rows: runs jobs once across nodes, owns the folders."""
 
-    def __init__(
-        self, leases: JobLeases, clock: Clock, lease: dt.timedelta, node: str | None = None
-    ) -> None:
+    def __init__(self, leases: JobLeases, clock: Clock, lease: dt.timedelta, node: str) -> None:
         self.leases = leases
         self.clock = clock
         self.lease = lease
-        self.node = node or node_name()
+        self.node = node
         self._folders_until: dt.datetime | None = None
         self._folders_checked: dt.datetime | None = None
         self._running: set[str] = set()

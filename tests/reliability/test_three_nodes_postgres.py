@@ -159,11 +159,7 @@ async def test_three_nodes_give_one_nodes_verdicts_and_survive_a_kill(
         # The burst: four clients per node; the folder owner dies after a third of it.
         owner = await asyncio.to_thread(store.lease_holder, FOLDERS, store_now())
         assert owner is not None
-        victim = next(
-            node
-            for node in cluster
-            if node.process is not None and f":{node.process.pid}:" in owner
-        )
+        victim = next(node for node in cluster if owner.endswith(f":{node.port}"))
         todo = submissions(BURST, prefix="K")
         acks = Acks()
         sending = asyncio.gather(
@@ -184,6 +180,12 @@ async def test_three_nodes_give_one_nodes_verdicts_and_survive_a_kill(
         assert set(acknowledged) == {s.bericht_id for s in todo}
         # A message the victim acknowledged is found again, not stored twice.
         assert all(acks.ids[b] == retry.ids[b] for b in set(acks.ids) & set(retry.ids))
+
+        # A file dropped into the shared inbox now is taken in by the new folder owner.
+        dropped = submissions(1, prefix="Z")[0]
+        inbox = tmp_path / "cluster" / "inbox" / dropped.sender
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / "dropped.xml").write_bytes(dropped.raw)
 
         ids = set(acknowledged.values())
         deadline = time.monotonic() + 60
@@ -210,6 +212,11 @@ async def test_three_nodes_give_one_nodes_verdicts_and_survive_a_kill(
         for message_id in ids:
             delivered = [e for e in store.history(message_id) if e.to_state is State.DELIVERED]
             assert len(delivered) <= 1, message_id
+        while not (inbox / "processed" / "dropped.xml").exists():
+            assert time.monotonic() < deadline, "the dropped file was not taken in"
+            await asyncio.sleep(0.1)  # the survivors take the folders over after a lease
+        taken = [m for m in store.query(MessageQuery(limit=100_000)) if m.bericht_id == "Z0000000"]
+        assert len(taken) == 1
         new_owner = await asyncio.to_thread(store.lease_holder, FOLDERS, store_now())
         assert (
             new_owner is not None
