@@ -9,6 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from gateway.core.errors import StoreError
+from gateway.logs import get_logger
+
+log = get_logger("gateway.service")
+
 
 class HeldLocks(Protocol):
     """Locks taken in the database; :meth:`release` (blocking) lets go of them."""
@@ -89,7 +94,11 @@ class ClientLocks:
         try:
             yield
         finally:
-            await loop.run_in_executor(threads, held.release)
+            try:
+                await loop.run_in_executor(threads, held.release)
+            except StoreError as exc:
+                # What was committed stays committed: a broken connection took its locks along.
+                log.warning("client_lock_release_failed", error=str(exc))
 
     def _drop(self, key: str) -> None:
         self._users[key] -= 1
