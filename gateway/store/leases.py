@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, create_engine, or_, text, update
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError
 
 from gateway.core.privacy import Pseudonymizer
 from gateway.store.database import Repository, driver_errors
@@ -31,6 +32,9 @@ CLIENT_LOCK_POOL = 8
 """Lock connections a node keeps open; up to as many again are opened when busy."""
 CLIENT_LOCK_TIMEOUT = "30s"
 """Longest a node waits for another node's lock on a client before intake answers 503."""
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 class JobLeases(Repository):
@@ -107,28 +111,40 @@ class AdvisoryClientLocks:
     def __init__(self, url: str | URL, pseudonyms: Pseudonymizer) -> None:
         self._pseudonyms = pseudonyms
         with driver_errors("opening the client lock connections"):
+            # No ping per checkout (a round trip per message): a connection found dead is
+            # replaced and the locks taken again once, below. The wait for another node's
+            # lock is bounded on the connection itself, not with a statement per message.
             self._engine: Engine = create_engine(
                 url,
                 hide_parameters=True,
-                pool_pre_ping=True,
                 pool_size=CLIENT_LOCK_POOL,
                 max_overflow=CLIENT_LOCK_POOL,
-                connect_args={"connect_timeout": 10},
+                connect_args={
+                    "connect_timeout": 10,
+                    "options": f"-c lock_timeout={CLIENT_LOCK_TIMEOUT}",
+                },
             )
 
     def acquire(self, bsns: Collection[str]) -> HeldClients:
         """Wait for and take the locks of the clients with these BSNs."""
         keys = sorted({advisory_key(self._pseudonyms.client_key(bsn)) for bsn in bsns})
         with driver_errors("locking a client"):
-            conn = self._engine.connect()
             try:
-                conn.begin()
-                conn.execute(text(f"SET LOCAL lock_timeout = '{CLIENT_LOCK_TIMEOUT}'"))
-                for key in keys:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-            except BaseException:
-                conn.close()
-                raise
+                return self._lock(keys)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                return self._lock(keys)  # a pooled connection the server had closed
+
+    def _lock(self, keys: list[int]) -> HeldClients:
+        conn = self._engine.connect()
+        try:
+            conn.begin()
+            for key in keys:
+                conn.execute(_LOCK, {"key": key})
+        except BaseException:
+            conn.close()
+            raise
         return HeldClients(conn)
 
     def close(self) -> None:
