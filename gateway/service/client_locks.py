@@ -23,7 +23,10 @@ class HeldLocks(Protocol):
 
 class NodeLocks(Protocol):
     """Client locks shared by the nodes on one database (a blocking call):
-    ``gateway.store.leases.AdvisoryClientLocks``."""
+    ``gateway.store.leases.AdvisoryClientLocks``; at most ``capacity`` held or waited for."""
+
+    @property
+    def capacity(self) -> int: ...
 
     def acquire(self, bsns: Collection[str]) -> HeldLocks: ...
 
@@ -42,9 +45,12 @@ class ClientLocks:
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
         self._across = across_nodes
-        # Threads of their own: a wait for another node must not hold up validations.
+        # Threads of their own: a wait for another node must not hold up validations. Twice
+        # as many as may wait for or hold a lock, so a release always finds a free thread.
+        capacity = across_nodes.capacity if across_nodes is not None else 0
+        self._across_slots = asyncio.Semaphore(capacity)
         self._threads = (
-            ThreadPoolExecutor(max_workers=32, thread_name_prefix="client-locks")
+            ThreadPoolExecutor(max_workers=2 * capacity, thread_name_prefix="client-locks")
             if across_nodes is not None
             else None
         )
@@ -63,7 +69,7 @@ class ClientLocks:
                     self._drop(key)
                     raise
                 acquired.append(key)
-            if self._across is None:
+            if self._across is None or not acquired:
                 yield
             else:
                 async with self._across_nodes(acquired):
@@ -75,6 +81,11 @@ class ClientLocks:
 
     @asynccontextmanager
     async def _across_nodes(self, keys: list[str]) -> AsyncIterator[None]:
+        async with self._across_slots, self._in_database(keys):
+            yield
+
+    @asynccontextmanager
+    async def _in_database(self, keys: list[str]) -> AsyncIterator[None]:
         across, threads = self._across, self._threads
         assert across is not None and threads is not None
         loop = asyncio.get_running_loop()

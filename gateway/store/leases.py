@@ -7,9 +7,8 @@ periodic job, only once it is due: so a job runs on one node per interval, and a
 mid-job blocks it for one lease at most. On SQLite the same rows work for one node.
 
 :class:`AdvisoryClientLocks` serialises the dossier checks of one client across nodes on
-PostgreSQL: each holder opens a transaction on a connection of its own and takes a
-transaction-scoped advisory lock per client key; committing (or a node's connection dying)
-lets go of them.
+PostgreSQL: each holder takes an advisory lock per client key on a connection of its own and
+lets go of them when its intake record is committed (a node's connection dying does too).
 """
 
 from __future__ import annotations
@@ -19,10 +18,11 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, create_engine, or_, text, update
+from sqlalchemy import Engine, create_engine, or_, update
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
+from gateway.core.errors import StoreError
 from gateway.core.privacy import Pseudonymizer
 from gateway.store.database import Repository, driver_errors
 from gateway.store.dialect import insert_rows
@@ -34,7 +34,8 @@ CLIENT_LOCK_TIMEOUT = "30s"
 """Longest a node waits for another node's lock on a client before intake answers 503."""
 
 
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_LOCK = "SELECT pg_advisory_lock(%s)"
+_UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
 
 
 class JobLeases(Repository):
@@ -82,17 +83,21 @@ class JobLeases(Repository):
 
 @dataclass
 class HeldClients:
-    """The transaction holding some clients' advisory locks (see :class:`AdvisoryClientLocks`)."""
+    """The connection holding some clients' advisory locks (see :class:`AdvisoryClientLocks`)."""
 
     conn: Connection
 
     def release(self) -> None:
-        """Let go of the locks: end the transaction and give the connection back."""
-        with driver_errors("unlocking a client"):
-            try:
-                self.conn.commit()
-            finally:
-                self.conn.close()
+        """Let go of the locks and give the connection back; a connection that cannot say so
+        is thrown away, which lets go of them as well."""
+        try:
+            with driver_errors("unlocking a client"):
+                self.conn.exec_driver_sql(_UNLOCK_ALL)
+        except StoreError:
+            self.conn.invalidate()
+            raise
+        finally:
+            self.conn.close()
 
 
 def advisory_key(client_key: str) -> int:
@@ -104,9 +109,15 @@ def advisory_key(client_key: str) -> int:
 class AdvisoryClientLocks:
     """Client locks across nodes on PostgreSQL: blocking calls, run them in a thread.
 
-    A pool of its own, so a node's in-flight checks never starve its reads and writes of
-    connections. Keys go in sorted order, so two nodes never wait for each other in a circle.
+    A pool of its own (at most :attr:`capacity` connections), so a node's in-flight checks
+    never starve its reads and writes of connections. Session locks on connections in
+    autocommit: one round trip to take a client's lock and one to let go, no transaction
+    around them; a node that dies takes its locks along with its connections. Keys go in
+    sorted order, so two nodes never wait for each other in a circle.
     """
+
+    capacity = 2 * CLIENT_LOCK_POOL
+    """Most locks held or waited for at once (the pool's connections)."""
 
     def __init__(self, url: str | URL, pseudonyms: Pseudonymizer) -> None:
         self._pseudonyms = pseudonyms
@@ -117,8 +128,9 @@ class AdvisoryClientLocks:
             self._engine: Engine = create_engine(
                 url,
                 hide_parameters=True,
+                isolation_level="AUTOCOMMIT",
                 pool_size=CLIENT_LOCK_POOL,
-                max_overflow=CLIENT_LOCK_POOL,
+                max_overflow=self.capacity - CLIENT_LOCK_POOL,
                 connect_args={
                     "connect_timeout": 10,
                     "options": f"-c lock_timeout={CLIENT_LOCK_TIMEOUT}",
@@ -139,10 +151,11 @@ class AdvisoryClientLocks:
     def _lock(self, keys: list[int]) -> HeldClients:
         conn = self._engine.connect()
         try:
-            conn.begin()
             for key in keys:
-                conn.execute(_LOCK, {"key": key})
+                conn.exec_driver_sql(_LOCK, (key,))
         except BaseException:
+            # Locks taken before the failure must not stay with a pooled connection.
+            conn.invalidate()
             conn.close()
             raise
         return HeldClients(conn)

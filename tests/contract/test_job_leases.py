@@ -174,3 +174,31 @@ def _waited_for(store: SqlStore, bsn: str) -> bool:
             {"high": key >> 32, "low": key & 0xFFFF_FFFF},
         ).scalar()
     return bool(waiting)
+
+
+@pytest.mark.postgres
+async def test_more_holders_than_lock_connections_all_get_through(
+    make_store: Callable[[], SqlStore], backend: str
+) -> None:
+    """Three times as many clients at once as the node has lock connections: they queue for a
+    connection instead of filling every thread with waits, so each holder gets in and out."""
+    if backend != "postgres":
+        pytest.skip("advisory locks are PostgreSQL's")
+    store = make_store()
+    across = store.client_locks_across_nodes()
+    assert across is not None
+    locks = ClientLocks(across)
+    inside = 0
+    most = 0
+
+    async def hold(client: int) -> None:
+        nonlocal inside, most
+        async with locks.hold([f"9{client:08d}"]):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0)  # let the others pile up behind the connections
+            inside -= 1
+
+    await asyncio.gather(*(hold(client) for client in range(3 * across.capacity)))
+    assert most <= across.capacity
+    store.close()
