@@ -65,7 +65,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -429,11 +429,14 @@ def poster(kind: str, base: str, limit: int) -> Poster:
 
 
 async def full_speed(
-    base: str, count: int, clients: int, prefix: str, *, kind: str, mix: str
+    base: str | Sequence[str], count: int, clients: int, prefix: str, *, kind: str, mix: str
 ) -> Phase:
+    """``count`` messages from ``clients`` closed-loop clients; with several bases (nodes,
+    bench/nodes.py) message ``n`` goes to base ``n % len(bases)``, as a round-robin balancer
+    would send it, so one client's steps reach different nodes."""
     phase = Phase()
     numbers: Iterator[int] = iter(range(count))
-    client = poster(kind, base, clients)
+    posters = [poster(kind, one, clients) for one in ([base] if isinstance(base, str) else base)]
     # Realistic mix: a client's next step leaves only once its previous step was answered, as
     # one sender's software does (message n - INTERLEAVE is the same client's previous step).
     answered = {number: asyncio.Event() for number in range(count)} if mix == "realistic" else {}
@@ -444,7 +447,7 @@ async def full_speed(
                 await answered[number - INTERLEAVE].wait()
             sender, raw = message(number, prefix, mix)
             start = time.perf_counter()
-            status = await client.post(sender, raw)
+            status = await posters[number % len(posters)].post(sender, raw)
             phase.record(status, time.perf_counter() - start)
             if answered:
                 answered[number].set()
@@ -453,7 +456,8 @@ async def full_speed(
     try:
         await asyncio.gather(*(one_client() for _ in range(clients)))
     finally:
-        await client.close()
+        for client in posters:
+            await client.close()
     phase.elapsed = time.perf_counter() - start
     return phase
 

@@ -23,8 +23,9 @@ from gateway.core.codes import ProductCodeList
 from gateway.core.errors import ConfigError
 from gateway.core.lists import ContractTable, ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
+from gateway.daemon.cluster import Cluster, node_name
 from gateway.daemon.delivery import Delivery
-from gateway.daemon.housekeeping import schedule_housekeeping
+from gateway.daemon.housekeeping import REPROCESS_STUCK, schedule_housekeeping
 from gateway.daemon.inbox_watcher import InboxWatcher
 from gateway.daemon.memory import freeze_startup_objects, limit_malloc_arenas
 from gateway.daemon.prepare_workers import PreparePool
@@ -36,6 +37,7 @@ from gateway.metrics import StoreFigures
 from gateway.pseudonym_key import load_pseudonymizer
 from gateway.schemas import load_schema_set
 from gateway.service.gateway_service import GatewayService
+from gateway.service.reprocessing import STUCK_SCAN_SECONDS
 from gateway.service.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
 from gateway.service.volume import VolumeLimits, free_disk_bytes
 from gateway.store.history import history_factory
@@ -58,6 +60,7 @@ class Gateway:
     delivery: Delivery
     watcher: InboxWatcher
     web_app: web.Application
+    cluster: Cluster
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -131,6 +134,7 @@ def build_app(
     store = store or SqlStore(settings.store_url, pseudonyms=load_pseudonymizer(settings))
     service = build_service(settings, clock=clock, store=store)
     lease = service.lease
+    cluster = Cluster(store, service.clock, lease, node_name(settings.server.port))
     delivery = Delivery(
         service,
         outbox=settings.outbox,
@@ -141,6 +145,7 @@ def build_app(
         http_timeout=settings.delivery.http_timeout_seconds,
         max_lanes=settings.delivery.max_lanes,
         pass_wait=settings.delivery.pass_wait,
+        owns_folders=cluster.owns_folders,
     )
     watcher = InboxWatcher(service, settings.inbox)
     watch_store_figures(service)
@@ -150,7 +155,7 @@ def build_app(
         limits=http_limits(settings),
         metrics_token_sha256=settings.metrics_token_sha256,
     )
-    return Gateway(settings, store, service, delivery, watcher, web_app)
+    return Gateway(settings, store, service, delivery, watcher, web_app, cluster)
 
 
 def watch_store_figures(service: GatewayService) -> None:
@@ -213,7 +218,23 @@ def build_service(
         volume=volume_limits(settings),
         decision_policies=settings.translation.policies(),
         free_disk=lambda: free_disk_bytes(settings.data),
+        node_locks=store.client_locks_across_nodes(),
     )
+
+
+def schedule(gateway: Gateway) -> Scheduler:
+    """The periodic jobs: delivery passes on every node, the inbox scan on the folder owner,
+    housekeeping (``gateway.daemon.housekeeping``)."""
+    settings, cluster = gateway.settings, gateway.cluster
+    scheduler = Scheduler()
+    scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
+    scheduler.every(
+        "inbox",
+        settings.delivery.inbox_poll_seconds,
+        cluster.for_folder_owner(gateway.watcher.scan),
+    )
+    schedule_housekeeping(scheduler, settings, gateway.service, gateway.delivery, cluster)
+    return scheduler
 
 
 async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
@@ -222,7 +243,15 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
     service = gateway.service
     await asyncio.to_thread(gateway.store.migrate)
     await service.refresh_holds()
-    recovered = await service.reprocessing.process_stuck(older_than=dt.timedelta(0))
+    cluster = gateway.cluster
+    recovered = 0
+
+    async def recover() -> None:
+        nonlocal recovered
+        recovered = await service.reprocessing.process_stuck(older_than=dt.timedelta(0))
+
+    # Once across the nodes: a node joining a running cluster leaves this to the job.
+    await cluster.once(REPROCESS_STUCK, STUCK_SCAN_SECONDS, recover)
     pool = None
     if settings.server.prepare_workers:
         # After migrating: workers read the store as it is now.
@@ -249,10 +278,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
             "or set [server] port in the configuration"
         ) from None
 
-    scheduler = Scheduler()
-    scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
-    scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
-    schedule_housekeeping(scheduler, settings, service, gateway.delivery)
+    scheduler = schedule(gateway)
     scheduler.start()
     frozen = freeze_startup_objects()  # start-up is complete (gateway/daemon/memory.py says why)
     log.info(
@@ -263,6 +289,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         reprocessed=recovered,
         prepare_workers=pool.pids() if pool is not None else [],
         frozen_objects=frozen,
+        node=cluster.node,
     )
     try:
         await stop.wait()
@@ -278,6 +305,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
             service.intake.prepare_pool = None
             await pool.close()
         await gateway.delivery.close()
+        await cluster.let_go()
         gateway.store.close()
         log.info("gateway_stopped")
 

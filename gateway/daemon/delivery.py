@@ -46,7 +46,7 @@ import datetime as dt
 import os
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -121,6 +121,7 @@ class Delivery:
         http_timeout: float = 30.0,
         max_lanes: int = MAX_LANES,
         pass_wait: float | None = PASS_WAIT_SECONDS,
+        owns_folders: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         if max_lanes < 1:
             raise ValueError("max_lanes must be at least 1")
@@ -137,6 +138,8 @@ class Delivery:
         self.http_timeout = http_timeout
         self.max_lanes = max_lanes
         self.pass_wait = pass_wait
+        # Folder parties are written to by the folder owner only (gateway.daemon.cluster).
+        self.owns_folders = owns_folders
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(max_lanes)
         self._lanes: dict[str, asyncio.Task[None]] = {}
@@ -217,9 +220,12 @@ class Delivery:
                 report.errors += 1
                 log.exception("readiness_pass_failed", party=party.id)
         today = service.today()
+        folders = self.owns_folders is None or await self.owns_folders()
         started: list[asyncio.Task[None]] = []
         for party in service.registry:
             if party.channel not in PUSH_CHANNELS:
+                continue
+            if party.channel is Channel.FOLDER and not folders:
                 continue
             if placement(party, today, service.holds)[0] is not State.QUEUED:
                 continue

@@ -21,6 +21,7 @@ from gateway.core.schemaset import SchemaSet
 from gateway.metrics import (
     Metrics,
 )
+from gateway.service.client_locks import NodeLocks
 from gateway.service.decisions import Decisions
 from gateway.service.held_answers import HeldAnswers
 from gateway.service.intake import Intake
@@ -53,6 +54,7 @@ class GatewayService(SharedState):
         decision_policies: DecisionPolicies | None = None,
         volume: VolumeLimits | None = None,
         free_disk: Callable[[], int] | None = None,
+        node_locks: NodeLocks | None = None,
     ) -> None:
         super().__init__(
             store=store,
@@ -66,6 +68,7 @@ class GatewayService(SharedState):
             history=history,
             lists=lists,
             decision_policies=decision_policies,
+            node_locks=node_locks,
         )
         self.preparation = Preparation(self)
         self.intake = Intake(self, self.preparation, volume, free_disk)

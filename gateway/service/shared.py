@@ -24,7 +24,7 @@ from gateway.core.route import PartyRegistry
 from gateway.core.schemaset import SchemaSet
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
-from gateway.service.client_locks import ClientLocks
+from gateway.service.client_locks import ClientLocks, NodeLocks
 from gateway.service.group_commit import GroupCommit
 from gateway.store.base import BatchResult, IntakeRecord, Move, Store
 from gateway.translator import Translator
@@ -58,12 +58,13 @@ class SharedState:
         history: HistoryFactory | None = None,
         lists: ExternalLists | None = None,
         decision_policies: DecisionPolicies | None = None,
+        node_locks: NodeLocks | None = None,
     ) -> None:
         self.store = store
         self.history = history
         self.lists = lists
         self.decision_policies = decision_policies or DecisionPolicies()
-        self.client_locks = ClientLocks()
+        self.client_locks = ClientLocks(node_locks)
         self.translator = translator
         self.registry = registry
         self.schemas = schemas

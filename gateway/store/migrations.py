@@ -41,6 +41,7 @@ from gateway.store.tables import (
     FINDINGS,
     IDEMPOTENCY_INDEX,
     IDENTIFICATIE_INDEX,
+    JOB_LEASES,
     LEDGER,
     MESSAGE_KEYS,
     MESSAGES,
@@ -341,6 +342,11 @@ def _conversions(conn: Connection, _upgrade: Upgrade) -> None:
     CLAIM_LINES.create(conn, checkfirst=True)
 
 
+def _job_leases(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 12: the leases that let several nodes share one database's jobs."""
+    JOB_LEASES.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
     Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
@@ -355,6 +361,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "allocations settled outside the chain", _settlements),
     Migration(10, "translation ledger: the reference a decision rests on", _decision_reference),
     Migration(11, "declared conversions: ledger conversions, converted claim lines", _conversions),
+    Migration(12, "job leases: several nodes on one database", _job_leases),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""

@@ -29,6 +29,7 @@ from gateway.store.audit import AuditTrail
 from gateway.store.batch import BatchWriter
 from gateway.store.database import Database, driver_errors
 from gateway.store.exchanges import Exchanges
+from gateway.store.leases import AdvisoryClientLocks, JobLeases
 from gateway.store.ledger import TranslationLedger
 from gateway.store.mailbox import Mailbox
 from gateway.store.messages import MessageRepository
@@ -52,6 +53,7 @@ class SqlStore(
     TranslationLedger,
     Retention,
     Settlements,
+    JobLeases,
 ):
     """The :class:`~gateway.store.base.Store` on SQLAlchemy 2 (sync engine).
 
@@ -66,6 +68,7 @@ class SqlStore(
     ) -> None:
         """Connect lazily to ``url``; ``ids`` makes message ids (default: system clock)."""
         super().__init__(Database(url, pseudonyms=pseudonyms, ids=ids))
+        self._client_locks: AdvisoryClientLocks | None = None
 
     @property
     def dialect(self) -> str:
@@ -82,9 +85,20 @@ class SqlStore(
         """The SQLAlchemy engine (for tests and the benchmark)."""
         return self._db.engine
 
+    def client_locks_across_nodes(self) -> AdvisoryClientLocks | None:
+        """The client locks that hold across nodes (PostgreSQL); None on SQLite, where one
+        writer at a time is the design and one process's locks suffice."""
+        if self.dialect != "postgresql":
+            return None
+        if self._client_locks is None:
+            self._client_locks = AdvisoryClientLocks(self._db.engine.url, self.pseudonyms)
+        return self._client_locks
+
     def close(self) -> None:
         """Close all pooled connections."""
         self._db.engine.dispose()
+        if self._client_locks is not None:
+            self._client_locks.close()
 
     def migrate(self) -> None:
         """Create or upgrade the schema; safe to call on every start and from two processes.

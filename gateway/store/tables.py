@@ -337,6 +337,18 @@ class DeadlineNoticeRow(_Table, table=True):
     logged_at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
+class JobLeaseRow(_Table, table=True):
+    """A cluster-wide job or role that one node at a time may hold (``gateway.store.leases``):
+    who holds it, until when, and when a periodic job is due again."""
+
+    __tablename__ = "job_leases"
+
+    name: str = Field(sa_column=Column(String(100), primary_key=True))
+    holder: str | None = Field(default=None, sa_column=Column(String(200)))
+    lease_until: dt.datetime | None = Field(default=None, sa_column=Column(UtcDateTime))
+    due_at: dt.datetime | None = Field(default=None, sa_column=Column(UtcDateTime))
+
+
 class SettlementRow(_Table, table=True):
     """A period of an allocation settled outside the chain (``gateway settle``): the B rule
     BVO001 refuses a later claim line on it. ``message_id`` names the held JW301 it was
@@ -385,6 +397,7 @@ TRANSLATIONS: Table = METADATA.tables["translations"]
 REWRITES: Table = METADATA.tables["translation_rewrites"]
 DEADLINE_NOTICES: Table = METADATA.tables["deadline_notices"]
 SETTLEMENTS: Table = METADATA.tables["settlements"]
+JOB_LEASES: Table = METADATA.tables["job_leases"]
 
 # Delivery looks up due messages per recipient; the idempotency key treats a missing
 # BerichtIdentificatie as "" so resubmitting the same unparseable bytes is idempotent too.

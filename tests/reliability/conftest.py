@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -18,6 +19,19 @@ def pg_database() -> Iterator[str]:
 
     Skips without ``GATEWAY_TEST_PG_DSN``.
     """
+    with _throwaway_database() as url:
+        yield url
+
+
+@pytest.fixture
+def reference_database() -> Iterator[str]:
+    """A second throwaway database, for a test comparing one node with several."""
+    with _throwaway_database() as url:
+        yield url
+
+
+@contextmanager
+def _throwaway_database() -> Iterator[str]:
     url = make_url(pg_dsn())
     name = f"reliability_{uuid.uuid4().hex[:12]}"
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -106,8 +106,15 @@ def write_config(
     batch_size: int = 100,
     paused: tuple[str, ...] = (),
     name: str = "config.toml",
+    inbox: Path | None = None,
+    inbox_poll_seconds: float = 5,
+    answered: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (),
 ) -> Path:
-    """A config.toml for the four example parties; fast delivery passes, short backoff."""
+    """A config.toml for the four example parties; fast delivery passes, short backoff.
+
+    Parties in ``answered`` are answered by the BVO; ``extra`` lines go before the parties.
+    """
     merged = {**DEFAULT_CHANNELS, **(channels or {})}
     lines = [
         "[server]",
@@ -116,7 +123,7 @@ def write_config(
         "[paths]",
         f'schemas = ["{OFFICIAL_XSD_DIR}"]',
         f'outbox = "{outbox or folder / "outbox"}"',
-        f'inbox = "{folder / "inbox"}"',
+        f'inbox = "{inbox or folder / "inbox"}"',
         f'data = "{folder / "data"}"',
         "[retry]",
         "base_seconds = 0.5",
@@ -125,7 +132,7 @@ def write_config(
         "max_age_hours = 1",
         "[delivery]",
         "interval_seconds = 0.2",
-        "inbox_poll_seconds = 5",
+        f"inbox_poll_seconds = {inbox_poll_seconds}",
         f"batch_size = {batch_size}",
         f"lease_seconds = {lease_seconds}",
         # The lease must cover one whole push plus a quarter lease to record it.
@@ -133,6 +140,9 @@ def write_config(
     ]
     if store_url is not None:
         lines += ["[store]", f'url = "{store_url}"']
+    lines += extra
+    if answered:
+        lines += ["[[parties]]", 'id = "bvo"', 'role = "bvo"', 'channel = "mailbox"']
     for party, (role, identity) in IDENTITIES.items():
         lines += [
             "[[parties]]",
@@ -142,6 +152,8 @@ def write_config(
             f'channel = "{merged[party]}"',
             f'token_sha256 = "{token_digest(token(party))}"',
         ]
+        if party in answered:
+            lines.append('answered_by = "bvo"')
         if party in paused:
             lines.append('readiness = "paused"')
         if party in (urls or {}):
