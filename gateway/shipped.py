@@ -32,3 +32,5 @@ def shipped_folder(name: str) -> Path:
 
 SHIPPED_SCHEMAS: Path = shipped_folder("schemas") / SCHEMA_VERSION
 SHIPPED_MAPPINGS: Path = shipped_folder("mappings")
+SHIPPED_ENVELOPE_SCHEMA: Path = shipped_folder("schemas") / "stuf-ggk0210" / "ggk0210.xsd"
+"""The StUF-GGk envelope schema (ggk0210 with the StUF 0301 parts it uses)."""
