@@ -20,9 +20,11 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.contracts import load_contract_table
 from gateway.core.codes import ProductCodeList
+from gateway.core.envelope import Systeem
 from gateway.core.errors import ConfigError
 from gateway.core.lists import ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
+from gateway.daemon.chain_server import create_chain_app, tls_context
 from gateway.daemon.delivery import Delivery
 from gateway.daemon.housekeeping import schedule_housekeeping
 from gateway.daemon.inbox_watcher import InboxWatcher
@@ -34,10 +36,12 @@ from gateway.logs import get_logger
 from gateway.mapping_files import load_code_list, load_mappings
 from gateway.metrics import StoreFigures
 from gateway.pseudonym_key import load_pseudonymizer
-from gateway.schemas import load_schema_set
+from gateway.schemas import load_envelope_schema, load_schema_set
+from gateway.service.chain_intake import ChainIntake
 from gateway.service.gateway_service import GatewayService
 from gateway.service.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
 from gateway.service.volume import VolumeLimits, free_disk_bytes
+from gateway.shipped import SHIPPED_ENVELOPE_SCHEMA
 from gateway.store.history import history_factory
 from gateway.store.sql import SqlStore
 from gateway.translator import Translator
@@ -58,6 +62,8 @@ class Gateway:
     delivery: Delivery
     watcher: InboxWatcher
     web_app: web.Application
+    chain_app: web.Application | None = None
+    """The StUF-GGk endpoint, when ``[chain] enabled``."""
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -147,7 +153,21 @@ def build_app(
         limits=http_limits(settings),
         metrics_token_sha256=settings.metrics_token_sha256,
     )
-    return Gateway(settings, store, service, delivery, watcher, web_app)
+    return Gateway(
+        settings, store, service, delivery, watcher, web_app, chain_app(settings, service)
+    )
+
+
+def chain_app(settings: Settings, service: GatewayService) -> web.Application | None:
+    """The StUF-GGk endpoint's application when ``[chain] enabled`` (None when not)."""
+    if not settings.chain.enabled:
+        return None
+    intake = ChainIntake(
+        service,
+        load_envelope_schema(SHIPPED_ENVELOPE_SCHEMA),
+        Systeem(settings.chain.organisatie, settings.chain.applicatie),
+    )
+    return create_chain_app(intake, http_limits(settings))
 
 
 def watch_store_figures(service: GatewayService) -> None:
@@ -244,6 +264,8 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
             "or set [server] port in the configuration"
         ) from None
 
+    chain = await start_chain(gateway)
+
     scheduler = Scheduler()
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
     scheduler.every("inbox", settings.delivery.inbox_poll_seconds, gateway.watcher.scan)
@@ -266,8 +288,10 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         service.intake.stop()
         await scheduler.stop()  # lets a running delivery pass or inbox scan finish
         listener.close()  # no new connections
+        chain.close()
         await runner.cleanup()  # waits for in-flight requests
         await listener.wait_closed()
+        await chain.finish()
         await service.intake.drain()
         if pool is not None:
             service.intake.prepare_pool = None
@@ -275,6 +299,51 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await gateway.delivery.close()
         gateway.store.close()
         log.info("gateway_stopped")
+
+
+@dataclass
+class Listening:
+    """An endpoint being served beside the REST API (or nothing, when it is off)."""
+
+    runner: web.AppRunner | None = None
+    server: asyncio.Server | None = None
+
+    def close(self) -> None:
+        """Take no new connections."""
+        if self.server is not None:
+            self.server.close()
+
+    async def finish(self) -> None:
+        """Let in-flight requests finish, then release everything."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+async def start_chain(gateway: Gateway) -> Listening:
+    """Serve the StUF-GGk endpoint behind mutual TLS, when configured."""
+    if gateway.chain_app is None:
+        return Listening()
+    chain = gateway.settings.chain
+    assert chain.certificate and chain.private_key and chain.client_ca  # settings check this
+    tls = tls_context(chain.certificate, chain.private_key, chain.client_ca)
+    runner = web.AppRunner(
+        gateway.chain_app,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        access_log=None,
+        **http_limits(gateway.settings).runner_options(),
+    )
+    await runner.setup()
+    try:
+        listener = await listen(runner, chain.host, chain.port, tls)
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            f"cannot listen on {chain.host}:{chain.port} for [chain]: {exc.strerror or exc}"
+        ) from None
+    log.info("chain_endpoint_started", host=chain.host, port=chain.port)
+    return Listening(runner, listener)
 
 
 def run(settings: Settings) -> int:
