@@ -63,6 +63,8 @@ def variant(raw: bytes, number: int) -> bytes:
 def _toml_value(value: object) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return f'"{value}"'
 
 
