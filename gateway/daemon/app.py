@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import random
 import signal
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -245,26 +246,18 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await pool.start()
         service.intake.prepare_pool = pool
 
-    runner = web.AppRunner(
-        gateway.web_app,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=None,
-        **http_limits(settings).runner_options(),
-    )
-    await runner.setup()
+    rest = chain = Listening()
     try:
-        listener = await listen(runner, settings.server.host, settings.server.port)
-    except OSError as exc:
-        await runner.cleanup()
+        rest = await open_listener(
+            gateway.web_app, settings, settings.server.host, settings.server.port
+        )
+        chain = await start_chain(gateway)
+    except ConfigError:
+        rest.close()
+        await rest.finish()
         if pool is not None:
             await pool.close()
-        address = f"{settings.server.host}:{settings.server.port}"
-        raise ConfigError(
-            f"cannot listen on {address}: {exc.strerror or exc}; is another gateway running, "
-            "or set [server] port in the configuration"
-        ) from None
-
-    chain = await start_chain(gateway)
+        raise
 
     scheduler = Scheduler()
     scheduler.every("delivery", settings.delivery.interval_seconds, gateway.delivery.tick)
@@ -287,10 +280,9 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         log.info("gateway_stopping")
         service.intake.stop()
         await scheduler.stop()  # lets a running delivery pass or inbox scan finish
-        listener.close()  # no new connections
+        rest.close()  # no new connections
         chain.close()
-        await runner.cleanup()  # waits for in-flight requests
-        await listener.wait_closed()
+        await rest.finish()  # waits for in-flight requests
         await chain.finish()
         await service.intake.drain()
         if pool is not None:
@@ -303,7 +295,7 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
 
 @dataclass
 class Listening:
-    """An endpoint being served beside the REST API (or nothing, when it is off)."""
+    """An endpoint being served (or nothing, for one that is off)."""
 
     runner: web.AppRunner | None = None
     server: asyncio.Server | None = None
@@ -328,22 +320,40 @@ async def start_chain(gateway: Gateway) -> Listening:
     chain = gateway.settings.chain
     assert chain.certificate and chain.private_key and chain.client_ca  # settings check this
     tls = tls_context(chain.certificate, chain.private_key, chain.client_ca)
+    listening = await open_listener(
+        gateway.chain_app, gateway.settings, chain.host, chain.port, tls, section="chain"
+    )
+    log.info("chain_endpoint_started", host=chain.host, port=chain.port)
+    return listening
+
+
+async def open_listener(
+    app: web.Application,
+    settings: Settings,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+    *,
+    section: str = "server",
+) -> Listening:
+    """Serve a :func:`~gateway.daemon.server.bounded_app` on ``host:port``; a port that cannot
+    be had is a ``ConfigError`` naming the section to change."""
     runner = web.AppRunner(
-        gateway.chain_app,
+        app,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         access_log=None,
-        **http_limits(gateway.settings).runner_options(),
+        **http_limits(settings).runner_options(),
     )
     await runner.setup()
     try:
-        listener = await listen(runner, chain.host, chain.port, tls)
+        server = await listen(runner, host, port, tls)
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(
-            f"cannot listen on {chain.host}:{chain.port} for [chain]: {exc.strerror or exc}"
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; is another gateway running, "
+            f"or set [{section}] port in the configuration"
         ) from None
-    log.info("chain_endpoint_started", host=chain.host, port=chain.port)
-    return Listening(runner, listener)
+    return Listening(runner, server)
 
 
 def run(settings: Settings) -> int:
