@@ -7,6 +7,7 @@ gateway.core.envelope and posted as the GGk would: SOAP 1.1 with a SOAPAction.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -66,10 +67,10 @@ MakeChain = Callable[..., Coroutine[Any, Any, Chain]]
 async def make_chain(tmp_path: Path) -> AsyncIterator[MakeChain]:
     started: list[tuple[Gateway, Any]] = []
 
-    async def factory(limits: str = "") -> Chain:
+    async def factory(limits: str = "", server: str = "") -> Chain:
         tls = tmp_path / "tls"
         ca = make_ca(tls)
-        server = issue(ca, tls, "gateway", server=True)
+        presented = issue(ca, tls, "gateway", server=True)
         clients = {
             "diemen": issue(ca, tls, "ggk-diemen", oin=DIEMEN_OIN),
             "provider": issue(ca, tls, "ggk-provider", oin=PROVIDER_OIN),
@@ -78,14 +79,14 @@ async def make_chain(tmp_path: Path) -> AsyncIterator[MakeChain]:
         }
         extra = (
             f'[chain]\nenabled = true\nport = 0\norganisatie = "BVO"\n'
-            f'certificate = "{server.certificate}"\nprivate_key = "{server.key}"\n'
+            f'certificate = "{presented.certificate}"\nprivate_key = "{presented.key}"\n'
             f'client_ca = "{ca.certificate}"\n{limits}'
         )
         overrides = {
             "diemen": {"chain_oins": [DIEMEN_OIN]},
             "provider-a": {"chain_oins": [PROVIDER_OIN]},
         }
-        settings = load_config(write_config(tmp_path, overrides, extra), {})
+        settings = load_config(write_config(tmp_path, overrides, extra, server=server), {})
         gateway = build_app(settings, clock=FakeClock(START), rng=random.Random(7))
         gateway.store.migrate()
         listening = await start_chain(gateway)
@@ -280,6 +281,43 @@ async def test_a_body_over_the_limit_is_ib007(make_chain: MakeChain) -> None:
     assert fault_code(*await chain.post(di01(big))) == "IB007"  # whole body over the limit
     payload_over = example("JW301") + b" " * (20_001 - len(example("JW301")))
     assert fault_code(*await chain.post(di01(payload_over))) == "IB007"  # payload over it
+    assert stored_count(chain) == 0
+
+
+async def test_a_body_below_the_minimum_rate_is_cut_off_with_a_fault(
+    make_chain: MakeChain,
+) -> None:
+    """The REST API's time bounds hold here too: a body trickling at 400 B/s against 1000 B/s."""
+    chain = await make_chain(
+        server="body_min_bytes_per_second = 1000\nbody_grace_seconds = 0.2\n"
+        "idle_timeout_seconds = 5\nheader_timeout_seconds = 5"
+    )
+    port = int(chain.url.split(":")[2].split("/")[0])
+    context = client_context(chain.ca, chain.clients["diemen"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    writer.write(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".encode())
+
+    async def trickle() -> None:
+        for _ in range(200):
+            writer.write(b"<" * 20)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    sending = asyncio.create_task(trickle())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(8):
+            status_line = await reader.readline()
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+    finally:
+        sending.cancel()
+        writer.close()
+    assert status_line.split()[1] == b"500"
+    assert fault_code(500, body) == "GW503"
+    assert loop.time() - started < 5
     assert stored_count(chain) == 0
 
 
