@@ -40,7 +40,9 @@ _XML = "text/xml"
 
 def tls_context(certificate: Path, private_key: Path, client_ca: Path) -> ssl.SSLContext:
     """A server context that demands a client certificate issued under ``client_ca``."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # Not create_default_context: that would also trust the system's CAs for client
+    # certificates, and only the chain's CAs may vouch for a client.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(certificate, private_key)

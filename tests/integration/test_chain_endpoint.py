@@ -24,7 +24,7 @@ from gateway.core import envelope as env
 from gateway.core.errors import ConfigError
 from gateway.core.model import State
 from gateway.daemon.app import Gateway, build_app, start_chain
-from gateway.daemon.chain_server import PATH
+from gateway.daemon.chain_server import PATH, tls_context
 from gateway.schemas import load_envelope_schema
 from gateway.shipped import SHIPPED_ENVELOPE_SCHEMA
 from gateway.store.chain import ChainDirection
@@ -343,3 +343,16 @@ def test_the_endpoint_is_off_by_default_and_needs_its_tls_files(tmp_path: Path) 
         load_config(write_config(tmp_path, extra="[chain]\nenabled = true\n"), {})
     with pytest.raises(ConfigError, match="20-digit OIN"):
         load_config(write_config(tmp_path, {"diemen": {"chain_oins": ["123"]}}), {})
+
+
+def test_the_tls_context_trusts_only_the_configured_ca_and_demands_a_certificate(
+    tmp_path: Path,
+) -> None:
+    ca = make_ca(tmp_path)
+    presented = issue(ca, tmp_path, "gateway", server=True)
+    context = tls_context(presented.certificate, presented.key, ca.certificate)
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "Test CA ca"),),)]
+    assert context.minimum_version is ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ConfigError, match=r"\[chain\] TLS files"):
+        tls_context(presented.certificate, presented.key, tmp_path / "missing.pem")
