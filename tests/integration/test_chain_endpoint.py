@@ -29,7 +29,14 @@ from gateway.schemas import load_envelope_schema
 from gateway.shipped import SHIPPED_ENVELOPE_SCHEMA
 from gateway.store.chain import ChainDirection
 from tests.certificates import Issued, client_context, issue, make_ca
-from tests.integration.conftest import START, example, variant, write_config
+from tests.integration.conftest import (
+    START,
+    example,
+    read_response,
+    trickle_body,
+    variant,
+    write_config,
+)
 
 DIEMEN_OIN = "00000001003214345000"
 PROVIDER_OIN = "00000004123456780000"
@@ -297,26 +304,16 @@ async def test_a_body_below_the_minimum_rate_is_cut_off_with_a_fault(
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
     writer.write(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".encode())
 
-    async def trickle() -> None:
-        for _ in range(200):
-            writer.write(b"<" * 20)
-            await writer.drain()
-            await asyncio.sleep(0.05)
-
-    sending = asyncio.create_task(trickle())
+    sending = trickle_body(writer)
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
         async with asyncio.timeout(8):
-            status_line = await reader.readline()
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            body = await reader.readexactly(length)
+            status, body = await read_response(reader)
     finally:
         sending.cancel()
         writer.close()
-    assert status_line.split()[1] == b"500"
-    assert fault_code(500, body) == "GW503"
+    assert fault_code(status, body) == "GW503"
     assert loop.time() - started < 5
     assert stored_count(chain) == 0
 
