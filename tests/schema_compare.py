@@ -126,6 +126,17 @@ def describe_element(element: XsdElement, parent: str, into: SchemaDescription, 
 Mutator = Callable[[etree._Element], None]
 
 
+@dataclass(frozen=True)
+class Mutation:
+    """One programmatic change to a source document and the verdict the standard implies
+    (``source`` names the document: an example message, or what a test builds)."""
+
+    name: str
+    source: str
+    change: Mutator
+    valid: bool
+
+
 def node(root: etree._Element, path: str) -> etree._Element:
     """The element at a path of local names; ``Relatie[2]`` picks the second one."""
     steps = []

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -27,7 +26,7 @@ from gateway.core import envelope as env
 from gateway.schemas import load_envelope_schema
 from tests.paths import GGK_DIR, OUR_GGK_XSD
 from tests.schema_compare import (
-    Mutator,
+    Mutation,
     SchemaDescription,
     append_child,
     both,
@@ -174,14 +173,6 @@ SOURCES = (*EXAMPLES, "soap-di01", "soap-du01", "soap-fo01", "Bv03", "Fo03")
 @pytest.mark.parametrize("source", SOURCES)
 def test_examples_and_built_messages_are_valid_for_all(source: str) -> None:
     assert verdicts(document(source)) == dict.fromkeys(SIDES, True)
-
-
-@dataclass(frozen=True)
-class Mutation:
-    name: str
-    source: str
-    change: Mutator
-    valid: bool
 
 
 SG = "stuurgegevens"
