@@ -119,6 +119,7 @@ def di01(
     reference: str = REF,
     code: env.Berichtcode = env.Berichtcode.DI01,
     cross: str | None = None,
+    bestandsnaam: str | None = None,
 ) -> bytes:
     stuurgegevens = env.Stuurgegevens(
         code,
@@ -129,7 +130,8 @@ def di01(
         cross,
         functie,
     )
-    return env.soap_message(env.build_envelope(env.Envelope(stuurgegevens, payload)))
+    message = env.Envelope(stuurgegevens, payload, bestandsnaam=bestandsnaam)
+    return env.soap_message(env.build_envelope(message))
 
 
 def answer(body: bytes) -> env.ChainMessage:
@@ -190,6 +192,17 @@ async def test_a_repeated_di01_gets_the_same_bv03_and_is_stored_once(
     other_payload = di01(variant(example("JW301"), 2))
     assert fault_code(*await chain.post(other_payload)) == "CC08"
     assert stored_count(chain) == 1
+
+
+async def test_a_payload_sent_as_a_text_file_goes_through_the_same_intake(
+    make_chain: MakeChain,
+) -> None:
+    chain = await make_chain()
+    status, body = await chain.post(di01(example("JW301"), bestandsnaam="JW301_0384.xml"))
+    assert status == 200, body
+    recorded = chain.gateway.store.chain_envelope(ChainDirection.IN, REF)
+    assert recorded is not None and recorded.message_id is not None
+    assert chain.gateway.store.payload(recorded.message_id) == example("JW301")
 
 
 async def test_a_retour_travels_as_du01(make_chain: MakeChain) -> None:
