@@ -49,6 +49,7 @@ _CBS = re.compile(r"^\d{4}$")
 _AGB = re.compile(r"^\d{8}$")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_OIN = re.compile(r"^\d{20}$")
 
 
 class _Section(BaseModel):
@@ -84,6 +85,32 @@ class ServerSettings(_Section):
     @model_validator(mode="after")
     def _metrics_token(self) -> ServerSettings:
         _check_token_keys(self.metrics_token_sha256, self.metrics_token_env, "metrics_")
+        return self
+
+
+class ChainSettings(_Section):
+    """``[chain]``: the StUF-GGk SOAP endpoint (OntvangAsynchroon) behind mutual TLS.
+
+    Off by default. When on, ``certificate``, ``private_key`` and ``client_ca`` are required
+    (PEM files, relative to the configuration file); a client must present a certificate from
+    ``client_ca`` whose subject serialNumber (the OIN) a party's ``chain_oins`` allows.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8443
+    certificate: Path | None = None
+    private_key: Path | None = None
+    client_ca: Path | None = None
+    organisatie: Annotated[str, Field(min_length=1, max_length=200)] = "BVO"
+    """Our ``zender/organisatie`` in the Bv03 and Fo03 answers."""
+    applicatie: Annotated[str, Field(min_length=3, max_length=50)] = "ijw-gateway"
+    """Our ``zender/applicatie``."""
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> ChainSettings:
+        if self.enabled and None in (self.certificate, self.private_key, self.client_ca):
+            raise ValueError("enabled: certificate, private_key and client_ca are required")
         return self
 
 
@@ -281,6 +308,7 @@ class PartySettings(_Section):
     not_ready_until: dt.date | None = None
     answered_by: str | None = None
     generation: str | tuple[GenerationStepSettings, ...] | None = None
+    chain_oins: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> PartySettings:
@@ -301,6 +329,9 @@ class PartySettings(_Section):
             raise ValueError("url must start with http:// or https://")
         if isinstance(self.generation, tuple):
             _check_generation_steps(self.generation)
+        for oin in self.chain_oins:
+            if not _OIN.match(oin):
+                raise ValueError(f"chain_oins: {oin!r} is not a 20-digit OIN")
         return self
 
     def generation_steps(self) -> tuple[GenerationStep, ...]:
@@ -335,6 +366,7 @@ def _check_generation_steps(steps: tuple[GenerationStepSettings, ...]) -> None:
 
 class _RawSettings(_Section):
     server: ServerSettings = ServerSettings()
+    chain: ChainSettings = ChainSettings()
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
     limits: LimitSettings = LimitSettings()
@@ -374,6 +406,8 @@ class Settings(_Section):
     """The pseudonym key from ``[privacy] pseudonym_key_env`` (None: from the key file)."""
     pseudonym_key_file: Path | None = None
     """Where the pseudonym key is kept when not in the environment (None: in the data folder)."""
+    chain: ChainSettings = ChainSettings()
+    """The StUF-GGk endpoint, with its TLS files resolved."""
 
     @property
     def pseudonym_key_path(self) -> Path:
@@ -473,6 +507,7 @@ def _party(entry: PartySettings, environ: Mapping[str, str], path: Path, index: 
         answered_by=entry.answered_by,
         name=entry.name,
         generations=entry.generation_steps(),
+        chain_oins=entry.chain_oins,
     )
 
 
@@ -597,6 +632,13 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
             _resolve(base, parsed.privacy.pseudonym_key_file)
             if parsed.privacy.pseudonym_key_file
             else None
+        ),
+        chain=parsed.chain.model_copy(
+            update={
+                name: _resolve(base, value)
+                for name in ("certificate", "private_key", "client_ca")
+                if (value := getattr(parsed.chain, name)) is not None
+            }
         ),
     )
 

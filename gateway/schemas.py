@@ -173,3 +173,12 @@ def load_schema_set(folders: list[Path]) -> SchemaSet:
             raise SchemaInvalid("; ".join(report.problems))
         schemas.extend(report.loaded)
     return SchemaSet.of(schemas)
+
+
+def load_envelope_schema(path: Path) -> etree.XMLSchema:
+    """Compile the StUF-GGk envelope schema (``schemas/stuf-ggk0210/ggk0210.xsd``, which imports
+    its StUF parts from beside it); a problem is fatal at startup, with the file named."""
+    try:
+        return etree.XMLSchema(etree.parse(str(path), _xsd_parser()))
+    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        raise SchemaInvalid(f"{path}: {exc}") from exc

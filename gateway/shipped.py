@@ -35,3 +35,5 @@ SHIPPED_SCHEMAS: tuple[Path, ...] = tuple(
     shipped_folder("schemas") / release for release in SCHEMA_RELEASES
 )
 SHIPPED_MAPPINGS: Path = shipped_folder("mappings")
+SHIPPED_ENVELOPE_SCHEMA: Path = shipped_folder("schemas") / "stuf-ggk0210" / "ggk0210.xsd"
+"""The StUF-GGk envelope schema (ggk0210 with the StUF 0301 parts it uses)."""

@@ -249,10 +249,11 @@ Mutator = Callable[[etree._Element], None]
 
 @dataclass(frozen=True)
 class Mutation:
-    """One programmatic change to an official example and the verdict the standard implies."""
+    """One programmatic change to a source document and the verdict the standard implies
+    (``source`` names the document: an official example message, or what a test builds)."""
 
     name: str
-    message: str
+    source: str
     change: Mutator
     valid: bool
 

@@ -32,6 +32,9 @@ from gateway.core.rules.registry import REGISTRY
 OPERATOR_HOLD = "operator hold"
 # Reason prefix of a hold an operator put on one message: releasing its party leaves it held.
 MESSAGE_HOLD = "operator hold (message)"
+MALFORMED = "malformed message"
+NOT_VALID_AGAINST_XSD = "not valid against the XSD"
+"""How the reasons of messages rejected before any rule ran begin (no retour answers them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,12 @@ def placement(party: Party, today: dt.date, holds: Collection[str]) -> tuple[Sta
     return State.QUEUED, f"routed to {party.id}"
 
 
+def failed_before_rules(reason: str | None) -> bool:
+    """True for a rejection :func:`decide` made because the message could not be read or failed
+    its XSD: the standard answers those through the transport (StUF055, CC02), not a retour."""
+    return reason is not None and reason.startswith((MALFORMED, NOT_VALID_AGAINST_XSD))
+
+
 def _summary(report: ValidationReport, limit: int = 5) -> str:
     codes = list(dict.fromkeys(f.rule for f in report.findings))
     shown = ", ".join(codes[:limit]) + (", ..." if len(codes) > limit else "")
@@ -99,10 +108,10 @@ def decide(
     findings are the aanbieder's to judge (they are kept, and the edge logs a warning).
     """
     if report.level is Level.MALFORMED:
-        return Decision(State.REJECTED, f"malformed message ({_summary(report)})")
+        return Decision(State.REJECTED, f"{MALFORMED} ({_summary(report)})")
     doc = report.document
     if report.level is Level.XSD or doc is None:
-        return Decision(State.REJECTED, f"not valid against the XSD ({_summary(report)})")
+        return Decision(State.REJECTED, f"{NOT_VALID_AGAINST_XSD} ({_summary(report)})")
 
     route = addressing(report.message_type, doc.afzender, doc.ontvanger)
     if not may_transmit_as(sender, route.transmitter, registry):

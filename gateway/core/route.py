@@ -56,6 +56,8 @@ class Party:
     answered_by: str | None = None
     name: str | None = None
     generations: tuple[GenerationStep, ...] = ()
+    chain_oins: tuple[str, ...] = ()
+    """OINs whose client certificates may deliver StUF-GGk envelopes in this party's name."""
 
     def generation_on(self, day: dt.date) -> str | None:
         """The product-code generation the party's software speaks on ``day``, if configured.

@@ -73,12 +73,13 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
 _PER_THREAD = threading.local()
 
 
-def _parser(drop_blank_text: bool = False) -> etree.XMLParser:
+def _parser(drop_blank_text: bool = False, large_text: bool = False) -> etree.XMLParser:
     # One parser per thread and kind: lxml parsers are not safe to share between threads, and
     # reusing one skips setting up libxml2's parser context for every message (about a quarter
     # of the parse). A parser keeps no state from one document to the next that changes a tree
-    # or an error. Both kinds have the same safety options.
-    slot = "blank_dropping_parser" if drop_blank_text else "parser"
+    # or an error. All kinds have the same safety options; ``large_text`` lifts libxml2's 10 MB
+    # cap on one text node (huge_tree) for envelopes, whose base64 payload is one such node.
+    slot = f"parser_{drop_blank_text:d}{large_text:d}"
     parser: etree.XMLParser | None = getattr(_PER_THREAD, slot, None)
     if parser is None:
         parser = etree.XMLParser(
@@ -86,7 +87,7 @@ def _parser(drop_blank_text: bool = False) -> etree.XMLParser:
             no_network=True,
             load_dtd=False,
             dtd_validation=False,
-            huge_tree=False,
+            huge_tree=large_text,
             remove_blank_text=drop_blank_text,
         )
         setattr(_PER_THREAD, slot, parser)
@@ -126,9 +127,16 @@ def _blank_text_droppable(raw: bytes, has_markup_declaration: bool) -> bool:
 
 
 def parse_safely(
-    raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES, *, drop_blank_text: bool = False
+    raw: bytes,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    drop_blank_text: bool = False,
+    large_text: bool = False,
 ) -> ParseResult:
     """Parse intake bytes, refusing everything the standard or safety forbids.
+
+    ``large_text``: allow text nodes over libxml2's 10 MB cap (a StUF-GGk envelope carries its
+    payload as one base64 text node); ``max_bytes`` still bounds the whole document.
 
     ``drop_blank_text``: leave out whitespace-only text between elements where the bytes
     allow it (see :func:`_blank_text_droppable`; ``blank_text_dropped`` in the result says
@@ -195,7 +203,7 @@ def parse_safely(
         return _malformed("XML-DTD", "entity declarations are not allowed", line, column)
     dropping = drop_blank_text and _blank_text_droppable(raw, markup_declaration)
     try:
-        parser = _parser(drop_blank_text=dropping)
+        parser = _parser(drop_blank_text=dropping, large_text=large_text)
         tree = etree.ElementTree(etree.fromstring(raw, parser))
     except etree.XMLSyntaxError as exc:
         return replace(_syntax_error(exc), blank_text_dropped=dropping)

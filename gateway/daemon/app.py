@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import random
 import signal
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,9 +21,11 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.contracts import load_contract_table
 from gateway.core.codes import ProductCodeList
+from gateway.core.envelope import Systeem
 from gateway.core.errors import ConfigError
 from gateway.core.lists import ContractTable, ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
+from gateway.daemon.chain_server import create_chain_app, tls_context
 from gateway.daemon.cluster import Cluster, node_name
 from gateway.daemon.delivery import Delivery
 from gateway.daemon.housekeeping import REPROCESS_STUCK, schedule_housekeeping
@@ -35,11 +38,13 @@ from gateway.logs import get_logger
 from gateway.mapping_files import load_code_list, load_mappings
 from gateway.metrics import StoreFigures
 from gateway.pseudonym_key import load_pseudonymizer
-from gateway.schemas import load_schema_set
+from gateway.schemas import load_envelope_schema, load_schema_set
+from gateway.service.chain_intake import ChainIntake
 from gateway.service.gateway_service import GatewayService
 from gateway.service.reprocessing import STUCK_SCAN_SECONDS
 from gateway.service.retour_deadlines import overdue_by_party, request_deadlines, retour_deadlines
 from gateway.service.volume import VolumeLimits, free_disk_bytes
+from gateway.shipped import SHIPPED_ENVELOPE_SCHEMA
 from gateway.store.history import history_factory
 from gateway.store.sql import SqlStore
 from gateway.translator import Translator
@@ -61,6 +66,8 @@ class Gateway:
     watcher: InboxWatcher
     web_app: web.Application
     cluster: Cluster
+    chain_app: web.Application | None = None
+    """The StUF-GGk endpoint, when ``[chain] enabled``."""
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -155,7 +162,21 @@ def build_app(
         limits=http_limits(settings),
         metrics_token_sha256=settings.metrics_token_sha256,
     )
-    return Gateway(settings, store, service, delivery, watcher, web_app, cluster)
+    return Gateway(
+        settings, store, service, delivery, watcher, web_app, cluster, chain_app(settings, service)
+    )
+
+
+def chain_app(settings: Settings, service: GatewayService) -> web.Application | None:
+    """The StUF-GGk endpoint's application when ``[chain] enabled`` (None when not)."""
+    if not settings.chain.enabled:
+        return None
+    intake = ChainIntake(
+        service,
+        load_envelope_schema(SHIPPED_ENVELOPE_SCHEMA),
+        Systeem(settings.chain.organisatie, settings.chain.applicatie),
+    )
+    return create_chain_app(intake, http_limits(settings))
 
 
 def watch_store_figures(service: GatewayService) -> None:
@@ -259,24 +280,18 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await pool.start()
         service.intake.prepare_pool = pool
 
-    runner = web.AppRunner(
-        gateway.web_app,
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=None,
-        **http_limits(settings).runner_options(),
-    )
-    await runner.setup()
+    rest = chain = Listening()
     try:
-        listener = await listen(runner, settings.server.host, settings.server.port)
-    except OSError as exc:
-        await runner.cleanup()
+        rest = await open_listener(
+            gateway.web_app, settings, settings.server.host, settings.server.port
+        )
+        chain = await start_chain(gateway)
+    except ConfigError:
+        rest.close()
+        await rest.finish()
         if pool is not None:
             await pool.close()
-        address = f"{settings.server.host}:{settings.server.port}"
-        raise ConfigError(
-            f"cannot listen on {address}: {exc.strerror or exc}; is another gateway running, "
-            "or set [server] port in the configuration"
-        ) from None
+        raise
 
     scheduler = schedule(gateway)
     scheduler.start()
@@ -297,9 +312,10 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         log.info("gateway_stopping")
         service.intake.stop()
         await scheduler.stop()  # lets a running delivery pass or inbox scan finish
-        listener.close()  # no new connections
-        await runner.cleanup()  # waits for in-flight requests
-        await listener.wait_closed()
+        rest.close()  # no new connections
+        chain.close()
+        await rest.finish()  # waits for in-flight requests
+        await chain.finish()
         await service.intake.drain()
         if pool is not None:
             service.intake.prepare_pool = None
@@ -308,6 +324,69 @@ async def serve(gateway: Gateway, stop: asyncio.Event) -> None:
         await cluster.let_go()
         gateway.store.close()
         log.info("gateway_stopped")
+
+
+@dataclass
+class Listening:
+    """An endpoint being served (or nothing, for one that is off)."""
+
+    runner: web.AppRunner | None = None
+    server: asyncio.Server | None = None
+
+    def close(self) -> None:
+        """Take no new connections."""
+        if self.server is not None:
+            self.server.close()
+
+    async def finish(self) -> None:
+        """Let in-flight requests finish, then release everything."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+async def start_chain(gateway: Gateway) -> Listening:
+    """Serve the StUF-GGk endpoint behind mutual TLS, when configured."""
+    if gateway.chain_app is None:
+        return Listening()
+    chain = gateway.settings.chain
+    assert chain.certificate and chain.private_key and chain.client_ca  # settings check this
+    tls = tls_context(chain.certificate, chain.private_key, chain.client_ca)
+    listening = await open_listener(
+        gateway.chain_app, gateway.settings, chain.host, chain.port, tls, section="chain"
+    )
+    log.info("chain_endpoint_started", host=chain.host, port=chain.port)
+    return listening
+
+
+async def open_listener(
+    app: web.Application,
+    settings: Settings,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+    *,
+    section: str = "server",
+) -> Listening:
+    """Serve a :func:`~gateway.daemon.server.bounded_app` on ``host:port``; a port that cannot
+    be had is a ``ConfigError`` naming the section to change."""
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        access_log=None,
+        **http_limits(settings).runner_options(),
+    )
+    await runner.setup()
+    try:
+        server = await listen(runner, host, port, tls)
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; is another gateway running, "
+            f"or set [{section}] port in the configuration"
+        ) from None
+    return Listening(runner, server)
 
 
 def run(settings: Settings) -> int:

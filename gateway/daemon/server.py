@@ -19,6 +19,7 @@ import functools
 import hmac
 import json
 import re
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -184,7 +185,8 @@ _ACCESS: contextvars.ContextVar[_AccessNotes | None] = contextvars.ContextVar(
 )
 
 
-def _note(*, party: str | None = None, message_id: str | None = None) -> None:
+def note_access(*, party: str | None = None, message_id: str | None = None) -> None:
+    """Tell the access line of the request being handled its party and message."""
     notes = _ACCESS.get()
     if notes is not None:
         notes.party = party or notes.party
@@ -214,7 +216,7 @@ def _party(request: web.Request) -> Party:
     if scheme.lower() == "bearer" and token.strip():
         party = request.app[SERVICE].registry.authenticate(token.strip())
     if party is not None:
-        _note(party=party.id)
+        note_access(party=party.id)
     else:
         raise web.HTTPUnauthorized(
             text=json.dumps({"error": "missing or unknown bearer token"}),
@@ -224,7 +226,7 @@ def _party(request: web.Request) -> Party:
     return party
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
     """The body, or None when it is larger than ``limit`` (without reading all of it).
 
     Raises ``BodyTooSlowError`` when, after the grace period, fewer bytes than the minimum
@@ -293,7 +295,7 @@ async def _receive(
     request: web.Request, service: GatewayService, party: Party, limit: int
 ) -> web.Response:
     try:
-        body = await _read_limited(request, limit)
+        body = await read_limited(request, limit)
     except BodyTooSlowError:
         rate = request.app[LIMITS].body_min_bytes_per_second
         log.warning("request_body_too_slow", party=party.id, min_bytes_per_second=rate)
@@ -321,7 +323,7 @@ async def _receive(
         log.error("intake_store_failed", party=party.id, error=str(exc))
         return _error(503, f"message not accepted: the store is unavailable ({exc})")
     msg = receipt.message
-    _note(message_id=msg.id)
+    note_access(message_id=msg.id)
     return web.json_response(
         {
             "id": msg.id,
@@ -520,6 +522,19 @@ async def _access(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
 
 
+def bounded_app(max_body: int, limits: HttpLimits) -> web.Application:
+    """An application whose connections and bodies are bounded by ``limits`` (with
+    :func:`listen` and :func:`read_limited`), with one access line per request."""
+    # aiohttp's own limit answers with plain text; ours (in the handlers) answers in the API's
+    # own format, so aiohttp's is set just above it as a backstop only.
+    app = web.Application(client_max_size=max_body + 1, middlewares=[_access, _heads_seen])
+    app[MAX_BODY] = max_body
+    app[LIMITS] = limits
+    app[BODIES] = BodyBudget(limits.max_bodies_in_flight, limits.max_body_bytes_in_flight)
+    app[HEADS] = ConnectionHeads()
+    return app
+
+
 def create_app(
     service: GatewayService,
     max_body_bytes: int | None = None,
@@ -528,16 +543,8 @@ def create_app(
     metrics_token_sha256: str | None = None,
 ) -> web.Application:
     """The aiohttp application for a service (``metrics_token_sha256`` None: no /metrics)."""
-    limit = max_body_bytes or service.max_message_bytes
-    limits = limits or HttpLimits()
-    # aiohttp's own limit answers with plain text; ours (in post_message) answers JSON, so
-    # aiohttp's is set just above it as a backstop only.
-    app = web.Application(client_max_size=limit + 1, middlewares=[_access, _heads_seen])
+    app = bounded_app(max_body_bytes or service.max_message_bytes, limits or HttpLimits())
     app[SERVICE] = service
-    app[MAX_BODY] = limit
-    app[LIMITS] = limits
-    app[BODIES] = BodyBudget(limits.max_bodies_in_flight, limits.max_body_bytes_in_flight)
-    app[HEADS] = ConnectionHeads()
     app[METRICS_TOKEN] = metrics_token_sha256
     app.router.add_post("/v1/messages", post_message)
     app.router.add_get("/v1/messages/{id}", get_message)
@@ -551,9 +558,12 @@ def create_app(
     return app
 
 
-async def listen(runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
-    """Listen on ``host:port`` for a set-up runner of :func:`create_app`'s application, each
-    connection behind its :class:`HeadDeadline`. Close the server before ``runner.cleanup()``.
+async def listen(
+    runner: web.AppRunner, host: str, port: int, tls: ssl.SSLContext | None = None
+) -> asyncio.Server:
+    """Listen on ``host:port`` for a set-up runner of a :func:`bounded_app`, each connection
+    behind its :class:`HeadDeadline` (and TLS when ``tls`` is given). Close the server before
+    ``runner.cleanup()``.
     """
     server = runner.server
     if server is None:
@@ -561,4 +571,6 @@ async def listen(runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
     app = runner.app
     heads, timeout = app[HEADS], app[LIMITS].header_timeout
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: HeadDeadline(server(), heads, timeout), host, port)
+    return await loop.create_server(
+        lambda: HeadDeadline(server(), heads, timeout), host, port, ssl=tls
+    )

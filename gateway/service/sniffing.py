@@ -13,6 +13,7 @@ _IDENTIFICATIE = re.compile(
 )
 _BSN = re.compile(rb"<(?:[\w.-]+:)?Bsn>\s*(\d{9})\s*<")
 _ONTVANGER = re.compile(rb"<(?:[\w.-]+:)?Ontvanger>\s*([^<\s]{1,20})\s*<")
+_AFZENDER = re.compile(rb"<(?:[\w.-]+:)?Afzender>\s*([^<\s]{1,20})\s*<")
 _TYPE_BY_CODE = {code: kind.name for kind in MESSAGE_KINDS.values() for code in kind.berichtcodes}
 _SNIFF_BYTES = 4096
 
@@ -44,5 +45,14 @@ def client_keys(raw: bytes) -> list[str]:
 
 def recipient_identity(raw: bytes) -> str | None:
     """The Ontvanger of the header, when it is in the first bytes."""
-    found = _ONTVANGER.search(raw, 0, _SNIFF_BYTES)
-    return found.group(1).decode() if found is not None else None
+    return _header_identity(_ONTVANGER, raw)
+
+
+def sender_identity(raw: bytes) -> str | None:
+    """The Afzender of the header, when it is in the first bytes."""
+    return _header_identity(_AFZENDER, raw)
+
+
+def _header_identity(pattern: re.Pattern[bytes], raw: bytes) -> str | None:
+    found = pattern.search(raw, 0, _SNIFF_BYTES)
+    return found.group(1).decode("utf-8", "replace") if found is not None else None

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.core.correlate import Correlation
 from gateway.core.dossier import RegisterUpdate
@@ -20,6 +20,9 @@ from gateway.core.ledger import ClaimLine, LedgerEntry, LedgerKey
 from gateway.core.model import Event, Message, State
 from gateway.core.privacy import Pseudonymizer
 from gateway.core.translation import Refusal, Rewrite, Undecided
+
+if TYPE_CHECKING:
+    from gateway.store.chain import ChainDirection, ChainEnvelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +489,19 @@ class Store(Protocol):
     def received_bytes(self, sender: str, since: dt.datetime) -> int:
         """Bytes of the messages ``sender`` sent (inbound, not operator replays) that were
         stored with ``received_at`` at or after ``since``."""
+        ...
+
+    # -- the national chain (StUF-GGk envelopes) --------------------------------------------
+
+    def chain_envelope(
+        self, direction: ChainDirection, referentienummer: str
+    ) -> ChainEnvelope | None:
+        """The envelope recorded under this reference, or None."""
+        ...
+
+    def record_chain_envelope(self, envelope: ChainEnvelope) -> ChainEnvelope:
+        """Record an envelope unless its direction and reference are recorded already; return
+        the one recorded."""
         ...
 
 

@@ -35,6 +35,7 @@ from gateway.store.search import (
     rule_keys,
 )
 from gateway.store.tables import (
+    CHAIN_ENVELOPES,
     CLAIM_LINES,
     CORRELATIONS,
     DEADLINE_NOTICES,
@@ -174,6 +175,11 @@ def _deadline_notices(conn: Connection, _upgrade: Upgrade) -> None:
 def _settlements(conn: Connection, _upgrade: Upgrade) -> None:
     """Version 9: periods of allocations settled outside the chain (with their index)."""
     SETTLEMENTS.create(conn, checkfirst=True)
+
+
+def _chain_envelopes(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 13: envelopes of the national chain (with their indexes)."""
+    CHAIN_ENVELOPES.create(conn, checkfirst=True)
 
 
 LEGACY_KEY_LENGTH = 16
@@ -362,6 +368,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "translation ledger: the reference a decision rests on", _decision_reference),
     Migration(11, "declared conversions: ledger conversions, converted claim lines", _conversions),
     Migration(12, "job leases: several nodes on one database", _job_leases),
+    Migration(13, "StUF-GGk envelopes by referentienummer, with their answers", _chain_envelopes),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""

@@ -27,6 +27,7 @@ from gateway.core.privacy import Pseudonymizer
 from gateway.store import migrations
 from gateway.store.audit import AuditTrail
 from gateway.store.batch import BatchWriter
+from gateway.store.chain import ChainEnvelopes
 from gateway.store.database import Database, driver_errors
 from gateway.store.exchanges import Exchanges
 from gateway.store.leases import AdvisoryClientLocks, JobLeases
@@ -54,6 +55,7 @@ class SqlStore(
     Retention,
     Settlements,
     JobLeases,
+    ChainEnvelopes,
 ):
     """The :class:`~gateway.store.base.Store` on SQLAlchemy 2 (sync engine).
 

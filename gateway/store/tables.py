@@ -370,6 +370,28 @@ class SettlementRow(_Table, table=True):
     at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
+class ChainEnvelopeRow(_Table, table=True):
+    """A StUF-GGk envelope taken in or sent, by its ``referentienummer``, with the answer it got
+    (the Bv03 or Fo03 bytes), so a repeated envelope gets the same answer and is stored once.
+    ``direction`` is ``in`` or ``out``; ``message_id`` the message its payload became or was."""
+
+    __tablename__ = "chain_envelopes"
+
+    direction: str = Field(sa_column=Column(String(3), primary_key=True))
+    referentienummer: str = Field(sa_column=Column(String(40), primary_key=True))
+    berichtcode: str = Field(sa_column=Column(String(4), nullable=False))
+    zender: str = Field(sa_column=Column(String(200), nullable=False))
+    ontvanger: str = Field(sa_column=Column(String(200), nullable=False))
+    functie: str | None = Field(default=None, sa_column=Column(String(30)))
+    cross_refnummer: str | None = Field(default=None, sa_column=Column(String(40), index=True))
+    payload_sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    message_id: str | None = Field(default=None, sa_column=Column(String(26), index=True))
+    answer: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    answer_code: str | None = Field(default=None, sa_column=Column(String(7)))
+    """The Fo03's error code when the answer was a fault (None: a Bv03)."""
+    at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
 class SchemaVersionRow(_Table, table=True):
     """One applied migration."""
 
@@ -398,6 +420,7 @@ REWRITES: Table = METADATA.tables["translation_rewrites"]
 DEADLINE_NOTICES: Table = METADATA.tables["deadline_notices"]
 SETTLEMENTS: Table = METADATA.tables["settlements"]
 JOB_LEASES: Table = METADATA.tables["job_leases"]
+CHAIN_ENVELOPES: Table = METADATA.tables["chain_envelopes"]
 
 # Delivery looks up due messages per recipient; the idempotency key treats a missing
 # BerichtIdentificatie as "" so resubmitting the same unparseable bytes is idempotent too.

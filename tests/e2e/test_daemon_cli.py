@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -15,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core import envelope
 from gateway.core.route import token_digest
+from tests.certificates import client_context, issue, make_ca
 from tests.paths import EXAMPLES_DIR, OFFICIAL_XSD_DIR, REPO
 
 
@@ -43,7 +47,13 @@ def _free_port() -> int:
         return port
 
 
-def _config(folder: Path, port: int = 8480, extra: str = "", prepare_workers: int = 0) -> Path:
+def _config(
+    folder: Path,
+    port: int = 8480,
+    extra: str = "",
+    prepare_workers: int = 0,
+    diemen: str = "",
+) -> Path:
     path = folder / "config.toml"
     path.write_text(
         f"""
@@ -62,6 +72,7 @@ role = "gemeente"
 identity = "0384"
 channel = "folder"
 token_sha256 = "{token_digest("token-diemen")}"
+{diemen}
 
 [[parties]]
 id = "provider-a"
@@ -238,4 +249,85 @@ def test_run_on_a_busy_port_says_so_and_exits_two(tmp_path: Path) -> None:
         result = _gateway("run", "--config", str(_config(tmp_path, port)), cwd=tmp_path)
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _chain_config(folder: Path, port: int, chain_port: int) -> tuple[Path, ssl.SSLContext]:
+    """A configuration with the StUF-GGk endpoint on, and a client context Diemen may use."""
+    tls = folder / "tls"
+    ca = make_ca(tls)
+    presented = issue(ca, tls, "gateway", server=True)
+    client = issue(ca, tls, "ggk", oin="00000001003214345000")
+    extra = (
+        f"[chain]\nenabled = true\nport = {chain_port}\n"
+        f'certificate = "{presented.certificate}"\nprivate_key = "{presented.key}"\n'
+        f'client_ca = "{ca.certificate}"\n'
+    )
+    config = _config(folder, port, extra, diemen='chain_oins = ["00000001003214345000"]')
+    return config, client_context(ca, client)
+
+
+def test_run_serves_the_chain_endpoint_when_configured_and_stops_it_cleanly(
+    tmp_path: Path,
+) -> None:
+    """gateway run with [chain] enabled: a Di01 over mutual TLS gets a Bv03; TERM exits 0."""
+    port, chain_port = _free_port(), _free_port()
+    config, context = _chain_config(tmp_path, port, chain_port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    log_path = tmp_path / "gateway.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*_command(), "run", "--config", str(config)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_ready(f"http://127.0.0.1:{port}", process)
+        stuurgegevens = envelope.Stuurgegevens(
+            envelope.Berichtcode.DI01,
+            envelope.Systeem("0384", "Jeugd Applicatie"),
+            envelope.Systeem("42420001", envelope.GGK_APPLICATION),
+            envelope.new_referentienummer(),
+            "20260501110000000",
+            functie="JW301",
+        )
+        payload = (EXAMPLES_DIR / "JW301.xml").read_bytes()
+        body = envelope.soap_message(
+            envelope.build_envelope(envelope.Envelope(stuurgegevens, payload))
+        )
+        connection = http.client.HTTPSConnection("127.0.0.1", chain_port, context=context)
+        connection.request("POST", "/ggk0210/OntvangAsynchroon", body, {"SOAPAction": ""})
+        response = connection.getresponse()
+        answer = response.read()
+        connection.close()
+        assert response.status == 200, answer
+        assert b"Bv03Bericht" in answer
+        assert stuurgegevens.referentienummer.encode() in answer
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            returncode = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    log = log_path.read_text(encoding="utf-8")
+    assert returncode == 0, log
+    assert "chain_endpoint_started" in log
+    assert "gateway_stopped" in log
+    assert "Traceback" not in log
+    assert "999900006" not in log  # the example's BSN never reaches the log
+
+
+def test_run_on_a_busy_chain_port_says_so_and_exits_two(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        chain_port = taken.getsockname()[1]
+        config, _ = _chain_config(tmp_path, _free_port(), chain_port)
+        result = _gateway("run", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{chain_port}" in result.stderr
+    assert "[chain] port" in result.stderr
     assert "Traceback" not in result.stderr

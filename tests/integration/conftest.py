@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 import re
@@ -63,6 +64,8 @@ def variant(raw: bytes, number: int) -> bytes:
 def _toml_value(value: object) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return f'"{value}"'
 
 
@@ -241,3 +244,27 @@ async def stop_harness(harness: Harness) -> None:
     await harness.client.close()
     await harness.gateway.delivery.close()
     harness.gateway.store.close()
+
+
+def trickle_body(writer: asyncio.StreamWriter) -> asyncio.Task[None]:
+    """Send body bytes slowly in the background: 20 bytes every 50 ms (400 B/s), 4000 in all."""
+
+    async def send() -> None:
+        for _ in range(200):
+            writer.write(b"<" * 20)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    return asyncio.create_task(send())
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 response with a Content-Length, off a raw socket."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)

@@ -29,7 +29,9 @@ from tests.integration.conftest import (
     START,
     Harness,
     example,
+    read_response,
     token,
+    trickle_body,
     variant,
     write_config,
 )
@@ -92,18 +94,6 @@ async def _closed_after(reader: asyncio.StreamReader, limit: float) -> float:
     return loop.time() - started
 
 
-async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Status and body of one HTTP/1.1 response with a Content-Length."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    return status, await reader.readexactly(length)
-
-
 async def test_an_idle_connection_is_closed_after_the_idle_timeout(make_live: MakeLive) -> None:
     """A connection that never sends a byte (and needs no token to be opened) is closed."""
     live = await make_live(server="idle_timeout_seconds = 0.3\nheader_timeout_seconds = 5")
@@ -142,10 +132,10 @@ async def test_the_head_deadline_starts_again_with_each_request(make_live: MakeL
     reader, writer = await live.connect()
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     writer.write(request)
-    assert (await _response(reader))[0] == 200
+    assert (await read_response(reader))[0] == 200
     await asyncio.sleep(0.5)
     writer.write(request)
-    assert (await _response(reader))[0] == 200
+    assert (await read_response(reader))[0] == 200
     writer.close()
 
 
@@ -163,18 +153,12 @@ async def test_a_body_below_the_minimum_rate_gets_408_and_nothing_is_stored(
         + f"Authorization: Bearer {token('diemen')}\r\n\r\n".encode()
     )
 
-    async def trickle() -> None:
-        for _ in range(200):
-            writer.write(b"<" * 20)
-            await writer.drain()
-            await asyncio.sleep(0.05)
-
-    sending = asyncio.create_task(trickle())
+    sending = trickle_body(writer)
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
         async with asyncio.timeout(8):
-            status, _ = await _response(reader)
+            status, _ = await read_response(reader)
     finally:
         sending.cancel()
         writer.close()
@@ -230,7 +214,7 @@ async def test_bodies_beyond_the_budget_are_refused_at_once_and_small_requests_g
         for reader, writer in holders:
             writer.write(junk[1000:])
             await writer.drain()
-            assert (await _response(reader))[0] == 202
+            assert (await read_response(reader))[0] == 202
             writer.close()
         stored = live.gateway.store.query(MessageQuery(sender="diemen"))
         assert len(stored) == 1  # the same junk twice: one message, the second a duplicate

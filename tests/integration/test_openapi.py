@@ -34,6 +34,7 @@ from tests.integration.conftest import (
     start_harness,
     stop_harness,
     token,
+    trickle_body,
     variant,
 )
 
@@ -150,13 +151,7 @@ async def _trickled_post(harness: Harness) -> tuple[int, CIMultiDictProxy[str], 
         + f"Authorization: Bearer {token('diemen')}\r\n\r\n".encode()
     )
 
-    async def trickle() -> None:
-        for _ in range(200):
-            writer.write(b"<" * 20)
-            await writer.drain()
-            await asyncio.sleep(0.05)
-
-    sending = asyncio.create_task(trickle())
+    sending = trickle_body(writer)
     try:
         async with asyncio.timeout(8):
             head = await reader.readuntil(b"\r\n\r\n")
