@@ -70,7 +70,7 @@ def conversion_of(
         report("claim volume needs a volume factor (e.g. x60), not a fixed volume")
     if claim is not None and raw["target_eenheid"] == "83":
         report("target_eenheid 83 (euro's) has no tariff (CD087)")
-    _check_row(raw, pair, (source, target), rows, report)
+    _check_row(raw, pair, (source, target), rows, validity=validity, report=report)
     if found or scope is None:
         return None
     return Conversion(
@@ -98,21 +98,36 @@ def _check_row(
     pair: tuple[str, str],
     products: tuple[Product, Product],
     rows: Sequence[MappingRow],
+    *,
+    validity: tuple[dt.date | None, dt.date | None],
     report: Report,
 ) -> None:
-    """The conversion must convert a product row of its set, in the row's own units."""
+    """The conversion must convert a product row of its set, in the row's own units. A pair
+    may have several rows (a heavy profile is PxQ in 2018 and a trajectory from 2019): the
+    conversion answers to the rows valid on some day of its own validity."""
     source, target = products
+    same_pair = [
+        r for r in rows if (r.source, r.target) == products and r.source_kind is SourceKind.PRODUCT
+    ]
+    if not same_pair:
+        report(f"no mapping row {source} -> {target} from {pair[0]!r} to {pair[1]!r} to convert")
+        return
+    start, end = validity
+    overlapping = [
+        r
+        for r in same_pair
+        if (end is None or r.valid_from <= end)
+        and (start is None or r.valid_to is None or start <= r.valid_to)
+    ]
     row = next(
         (
             r
-            for r in rows
-            if (r.source, r.target) == products and r.source_kind is SourceKind.PRODUCT
+            for r in overlapping
+            if (r.unit_from, r.unit_to) == (raw["source_eenheid"], raw["target_eenheid"])
         ),
-        None,
+        (overlapping or same_pair)[0],
     )
-    if row is None:
-        report(f"no mapping row {source} -> {target} from {pair[0]!r} to {pair[1]!r} to convert")
-    elif (row.unit_from, row.unit_to) != (raw["source_eenheid"], raw["target_eenheid"]):
+    if (row.unit_from, row.unit_to) != (raw["source_eenheid"], raw["target_eenheid"]):
         report(
             f"units {raw['source_eenheid']} -> {raw['target_eenheid']} contradict "
             f"{row.origin} ({row.unit_from or '-'} -> {row.unit_to or '-'})"

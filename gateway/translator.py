@@ -453,6 +453,26 @@ def _decidable(
     return {key: by_source[product] for key, product in keys.items()}
 
 
+def _decided_pair(
+    item: Undecided, target: Product, from_generation: str, to_generation: str
+) -> LedgerEntry:
+    """The pair a decision records: the table's pair for the chosen candidate (its units and
+    declared conversion, with the held message's Omvang), so a unit-changing pair converts as
+    the table would, or keeps its declaration lines held when no conversion is declared. A
+    target outside the candidates is a plain code pair."""
+    assert item.key is not None and item.product is not None
+    table_pair = next((p for p in item.pairs if p.translated == target), None)
+    if table_pair is not None:
+        return table_pair
+    return LedgerEntry(
+        key=ledger_key_of(item.key),
+        original=item.product,
+        translated=target,
+        original_generation=from_generation,
+        translated_generation=to_generation,
+    )
+
+
 async def decide_mapping(
     service: DecisionProcessing,
     message_id: str,
@@ -519,12 +539,8 @@ async def decide_mapping(
         for item in record.undecided:
             assert item.key is not None and item.product is not None
             gemeente = by_key[item.key] if by_key is not None else None
-            entry = LedgerEntry(
-                key=ledger_key_of(item.key),
-                original=item.product,
-                translated=chosen[item.key],
-                original_generation=stored.from_generation,
-                translated_generation=to_generation,
+            entry = dataclasses.replace(
+                _decided_pair(item, chosen[item.key], stored.from_generation, to_generation),
                 origin=Origin.OPERATOR if gemeente is None else Origin.GEMEENTE,
                 basis=f"{'operator' if gemeente is None else 'gemeente'} decision: {reason}",
                 recorded_on=today,

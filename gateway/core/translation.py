@@ -404,6 +404,11 @@ def _from_table(
                 f"one-to-many mapping ({rows})",
                 key=key_text(key),
                 candidates=options,
+                pairs=()
+                if key is None
+                else tuple(
+                    _pair_of(run, key, product, c, element=element, day=day) for c in candidates
+                ),
             )
         )
         return None
@@ -415,8 +420,8 @@ def _from_table(
         )
         return None
     candidate = candidates[0]
-    conversion = run.table.conversion(run.gemeente, candidate.row, day)
-    if candidate.row.changes_unit and conversion is None and candidate.row.volume_factor is None:
+    entry = _pair_of(run, key, product, candidate, element=element, day=day)
+    if entry.changes_unit and entry.conversion is None and entry.volume_factor is None:
         run.undecided.append(
             Undecided(
                 path,
@@ -425,10 +430,26 @@ def _from_table(
                 f"{candidate.unit_after}) without a declared conversion (conversions/)",
                 key=key_text(key),
                 candidates=(candidate.result,),
+                pairs=(entry,),
             )
         )
         return None
+    return entry
+
+
+def _pair_of(
+    run: Run,
+    key: LedgerKey,
+    product: Product,
+    candidate: Candidate,
+    *,
+    element: Element,
+    day: dt.date,
+) -> LedgerEntry:
+    """The pair ``candidate`` records for ``product``, with the row's declared conversion valid
+    on ``day`` when there is one: the table applies it, and so does a decision that picks it."""
     entry = _entry_from_candidate(run, key, product, candidate)
+    conversion = run.table.conversion(run.gemeente, candidate.row, day)
     if conversion is None:
         return entry
     # A message in the conversion's source generation carries the source-side Omvang: the

@@ -47,6 +47,9 @@ class Undecided:
     reason: str
     key: str | None = None
     candidates: tuple[Product, ...] = ()
+    pairs: tuple[LedgerEntry, ...] = ()
+    """The pair each table candidate would record (units and declared conversion included): a
+    decision that picks a candidate records that pair, so it converts as the table would."""
 
     def __str__(self) -> str:
         what = f" {self.product}" if self.product is not None else ""

@@ -21,17 +21,20 @@ from gateway.config import load_config
 from gateway.core.ledger import LedgerKey, Omvang
 from gateway.core.model import State
 from gateway.daemon.app import build_app
+from gateway.translator import DecisionError, decide_mapping
 from tests.integration.conftest import START, Harness, variant, write_config
 from tests.integration.test_translation_daemon import _schema_valid, _stored
 from tests.paths import REPO
 from tests.unit.translation.builders import (
     OLD_CODES,
+    ROWS,
     follow_up,
     products,
     write_folder,
 )
 from tests.unit.translation.conversions import (
     BEGIN,
+    CONVERSION,
     DIEMEN,
     NUMMER,
     PROVIDER,
@@ -47,11 +50,28 @@ from tests.unit.translation.conversions import (
     write_conversions,
 )
 
+UNIT_CHANGE_ROW = "45A50,,,45,45Q02,2020-01-01,,04,82,,no"
+
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    mappings = write_folder(tmp_path / "mappings")
-    contracts = write_conversions(mappings)
+    async for running in _harness(tmp_path, ROWS, CONVERSION):
+        yield running
+
+
+@pytest.fixture
+async def decided(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """The unit-changing row needs a decision; ``request.param`` says whether it has its
+    declared conversion."""
+    rows = ROWS.replace(UNIT_CHANGE_ROW, UNIT_CHANGE_ROW.replace(",no", ",yes"))
+    assert rows != ROWS
+    async for running in _harness(tmp_path, rows, CONVERSION if request.param else ""):
+        yield running
+
+
+async def _harness(tmp_path: Path, rows: str, conversions: str) -> AsyncIterator[Harness]:
+    mappings = write_folder(tmp_path / "mappings", rows)
+    contracts = write_conversions(mappings, conversions)
     shutil.copy(REPO / "mappings" / "gemeenten_cbs.csv", mappings / "gemeenten_cbs.csv")
     (mappings / "codes" / "jz21.csv").write_text(
         OLD_CODES.replace("# list: OLD", "# list: JZ21"), encoding="utf-8"
@@ -149,3 +169,50 @@ async def test_a_unit_change_translates_every_message_of_the_conversation(
         "TotaalToegekendBedrag": ("0", "D"),
     }
     assert _schema_valid(delivered)
+
+
+@pytest.mark.parametrize("decided", [True], indirect=True)
+async def test_a_decision_on_a_unit_changing_pair_records_its_declared_conversion(
+    decided: Harness,
+) -> None:
+    harness = decided
+    request = jw315(PROVIDER, DIEMEN, REFERENTIE, "45", "45A50", BEGIN, ("4", "04", "2"))
+    message_id = str((await harness.submit("provider-b", request))["id"])
+    assert (held := harness.store.get(message_id)) is not None and held.state is State.HELD
+
+    done = await decide_mapping(
+        harness.service.decisions, message_id, "45/45Q02", reason="gezinsplan", actor="toegang"
+    )
+
+    # The decided pair converts as the table's own would: Omvang towards the trajectory, the
+    # provider's 4 hours a week recorded for the way back, and its declaration priced.
+    assert done.message.state is State.QUEUED
+    delivered = harness.store.delivery_payload(message_id) or b""
+    assert products(delivered) == [("45", "45Q02")]
+    assert omvang(delivered, "AangevraagdProduct") == ("1", "82", "4")
+    pair = harness.store.ledger_entry(LedgerKey.request(DIEMEN, REFERENTIE))
+    assert pair is not None and pair.conversion is not None
+    assert pair.source_omvang == Omvang(4, "04", "2") and pair.decided_by == "toegang"
+    await harness.submit("diemen", variant(allocation(), 2))
+    state, _, _, delivered = await _stored(harness, await harness.submit("provider-b", claim()))
+    assert state is State.QUEUED
+    assert line_figures(delivered)["IngediendBedrag/Bedrag"] == str(TRAJECTORY_TARIFF)
+
+
+@pytest.mark.parametrize("decided", [False], indirect=True)
+async def test_a_unit_changing_pair_without_a_conversion_is_never_passed_in_the_old_unit(
+    decided: Harness,
+) -> None:
+    harness = decided
+    request = jw315(PROVIDER, DIEMEN, REFERENTIE, "45", "45A50", BEGIN, ("4", "04", "2"))
+    message_id = str((await harness.submit("provider-b", request))["id"])
+
+    with pytest.raises(DecisionError, match="Eenheid changes 04 -> 82"):
+        await decide_mapping(
+            harness.service.decisions, message_id, "45/45Q02", reason="plan", actor="toegang"
+        )
+
+    # Nothing recorded, nothing delivered: the request still waits for a decision or its
+    # decision deadline, in hours.
+    assert harness.store.ledger_entry(LedgerKey.request(DIEMEN, REFERENTIE)) is None
+    assert (held := harness.store.get(message_id)) is not None and held.state is State.HELD
