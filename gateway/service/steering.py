@@ -6,6 +6,7 @@ from __future__ import annotations
 from gateway.core.errors import IllegalTransition
 from gateway.core.model import Message, State
 from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, placement
+from gateway.core.release_conversion import RELEASE_HOLD
 from gateway.core.route import Party
 from gateway.service.errors import NotFoundError, OperatorRefusedError
 from gateway.service.shared import PAGE, SharedState
@@ -85,6 +86,8 @@ class Steering:
                     continue  # an operator held this one message; only they release it
                 if state is State.QUEUED and waits_for_decision(msg):
                     continue  # only an operator's mapping decision releases it
+                if state is State.QUEUED and (msg.reason or "").startswith(RELEASE_HOLD):
+                    continue  # its recipient's release cannot take it; readiness changes nothing
                 try:
                     await self.shared.move(
                         msg,
