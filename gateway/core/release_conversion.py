@@ -24,6 +24,7 @@ from gateway.core.xmlsafe import DEFAULT_MAX_BYTES, parse_safely
 #: The reason prefix of a message held because its recipient's release cannot take it.
 RELEASE_HOLD = "release:"
 
+_REASON_CHARS = 160
 _NAMESPACE_ROOT = "http://www.istandaarden.nl/ijw/"
 
 
@@ -149,6 +150,8 @@ def convert(
     valid, errors = target_schema.check(tree)
     if not valid:
         first = errors[0].message if errors else "no details"
+        if len(first) > _REASON_CHARS:  # an enumeration's error lists all its values
+            first = first[:_REASON_CHARS] + "..."
         return held(f"not valid against the {target} schema ({first})")
     xml = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
     return ReleaseConversion(message_type, source, target, xml=xml)
