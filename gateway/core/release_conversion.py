@@ -109,6 +109,12 @@ class ReleaseConversion:
     hold: str | None = None
 
 
+def waits_for_release(reason: str | None) -> bool:
+    """True for a message held because its recipient's release cannot take it: released as
+    it is, it would reach a party that cannot read it."""
+    return (reason or "").startswith(RELEASE_HOLD)
+
+
 def hold_reason(message_type: str, source: str, target: str, why: str) -> str:
     """The reason a message waits: it names both releases and what stops the conversion."""
     return f"{RELEASE_HOLD} {message_type} in iJw {source} cannot go to a party on {target}: {why}"
@@ -294,4 +300,5 @@ __all__ = [
     "ReleaseConversion",
     "convert",
     "hold_reason",
+    "waits_for_release",
 ]

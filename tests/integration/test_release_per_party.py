@@ -11,11 +11,13 @@ import json
 import re
 from collections.abc import Callable
 
+import pytest
 from lxml import etree
 
 from gateway.core.document import text
 from gateway.core.model import Direction, State
 from gateway.schemas import load_schema_set
+from gateway.service.errors import OperatorRefusedError
 from gateway.store.base import MessageQuery
 from tests.integration.conftest import Harness, example
 from tests.integration.test_privacy_outputs import gateway_in_process
@@ -118,6 +120,9 @@ async def test_what_conversion_would_lose_is_held_with_its_reason_and_reported(
     amsterdam = harness.service.registry.get("amsterdam")
     assert await harness.service.steering.rebalance(amsterdam) == 0
     assert harness.store.get(held_start.id).state is State.HELD  # type: ignore[union-attr]
+    # Nor does an operator's retry: sent now, it would go unconverted.
+    with pytest.raises(OperatorRefusedError, match="unconverted"):
+        await harness.service.steering.retry(held_start.id, "operator:test")
 
     config = str(harness.folder / "config.toml")
     code, printed = gateway_in_process(
