@@ -35,6 +35,7 @@ from gateway.core.route import (
     Party,
     PartyRegistry,
     PartyRole,
+    ReleaseStep,
     token_digest,
 )
 from gateway.mapping_files import GENERATIONS_FILE
@@ -293,6 +294,16 @@ class GenerationStepSettings(_Section):
     since: dt.date | None = Field(default=None, alias="from")
 
 
+IjwRelease = Literal["2.3", "3.2"]
+
+
+class ReleaseStepSettings(_Section):
+    """One step of a party's ``release`` list: ``{release = "3.2", from = 2026-07-01}``."""
+
+    release: IjwRelease
+    since: dt.date | None = Field(default=None, alias="from")
+
+
 class PartySettings(_Section):
     """One ``[[parties]]`` entry."""
 
@@ -309,6 +320,7 @@ class PartySettings(_Section):
     answered_by: str | None = None
     generation: str | tuple[GenerationStepSettings, ...] | None = None
     chain_oins: tuple[str, ...] = ()
+    release: IjwRelease | tuple[ReleaseStepSettings, ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PartySettings:
@@ -328,7 +340,9 @@ class PartySettings(_Section):
         if self.url and not self.url.startswith(("http://", "https://")):
             raise ValueError("url must start with http:// or https://")
         if isinstance(self.generation, tuple):
-            _check_generation_steps(self.generation)
+            _check_steps("generation", self.generation)
+        if isinstance(self.release, tuple):
+            _check_steps("release", self.release)
         for oin in self.chain_oins:
             if not _OIN.match(oin):
                 raise ValueError(f"chain_oins: {oin!r} is not a 20-digit OIN")
@@ -343,6 +357,15 @@ class PartySettings(_Section):
         steps = sorted(self.generation, key=lambda s: s.since or dt.date.min)
         return tuple(GenerationStep(s.generation, s.since) for s in steps)
 
+    def release_steps(self) -> tuple[ReleaseStep, ...]:
+        """The ``release`` key as steps ordered by date (a plain release is one open step)."""
+        if self.release is None:
+            return ()
+        if isinstance(self.release, str):
+            return (ReleaseStep(self.release),)
+        steps = sorted(self.release, key=lambda s: s.since or dt.date.min)
+        return tuple(ReleaseStep(s.release, s.since) for s in steps)
+
 
 def _check_token_keys(sha256: str | None, env: str | None, prefix: str = "") -> None:
     if sha256 is not None and env is not None:
@@ -353,15 +376,19 @@ def _check_token_keys(sha256: str | None, env: str | None, prefix: str = "") -> 
         raise ValueError(f"{prefix}token_env must name a GATEWAY_* environment variable")
 
 
-def _check_generation_steps(steps: tuple[GenerationStepSettings, ...]) -> None:
+def _check_steps(
+    key: str, steps: tuple[GenerationStepSettings, ...] | tuple[ReleaseStepSettings, ...]
+) -> None:
+    """A dated list of ``generation`` or ``release`` steps: at most one open step, no date
+    twice."""
     if not steps:
-        raise ValueError("generation: give a name or at least one {generation, from} step")
+        raise ValueError(f"{key}: give a name or at least one {{{key}, from}} step")
     open_steps = [s for s in steps if s.since is None]
     if len(open_steps) > 1:
-        raise ValueError("generation: only one step may leave out 'from'")
+        raise ValueError(f"{key}: only one step may leave out 'from'")
     dates = [s.since for s in steps if s.since is not None]
     if len(dates) != len(set(dates)):
-        raise ValueError("generation: two steps start on the same date")
+        raise ValueError(f"{key}: two steps start on the same date")
 
 
 class _RawSettings(_Section):
@@ -508,6 +535,7 @@ def _party(entry: PartySettings, environ: Mapping[str, str], path: Path, index: 
         name=entry.name,
         generations=entry.generation_steps(),
         chain_oins=entry.chain_oins,
+        releases=entry.release_steps(),
     )
 
 

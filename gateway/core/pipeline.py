@@ -83,6 +83,22 @@ def _summary(report: ValidationReport, limit: int = 5) -> str:
     return shown or "no details"
 
 
+def release_refusal(report: ValidationReport, sender: Party, today: dt.date) -> str | None:
+    """Why a message is refused because its sender does not speak its iJw release on its
+    Dagtekening (today when it has none), or None when it does or declares no release."""
+    doc = report.document
+    if doc is None:
+        return None
+    day = doc.dagtekening or today
+    spoken = sender.release_on(day)
+    if spoken is None or doc.release == spoken:
+        return None
+    return (
+        f"release mismatch: this message is iJw {doc.release}, but {sender.id} speaks iJw "
+        f"{spoken} on its Dagtekening {day.isoformat()}"
+    )
+
+
 def gateway_answers(message_type: str | None, recipient: Party) -> bool:
     """True when the gateway answers this message on the recipient's behalf: the recipient is
     configured with ``answered_by`` and the message is not itself a retour."""
@@ -123,6 +139,9 @@ def decide(
     recipient = registry.by_identity(route.destination)
     if recipient is None or recipient.role is PartyRole.BVO:
         return Decision(State.REJECTED, f"unknown recipient {route.destination or '(none)'}")
+    refusal = release_refusal(report, registry.by_identity(route.transmitter) or sender, today)
+    if refusal is not None:
+        return Decision(State.REJECTED, refusal, recipient=recipient)
 
     answer_for = recipient if gateway_answers(report.message_type, recipient) else None
 

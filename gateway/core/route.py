@@ -42,6 +42,14 @@ class GenerationStep:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseStep:
+    """From ``since`` (None: from the start) the party's software speaks iJw ``release``."""
+
+    release: str
+    since: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Party:
     """One configured party. ``token_sha256`` is the hex SHA-256 of its API token, if any."""
 
@@ -58,17 +66,21 @@ class Party:
     generations: tuple[GenerationStep, ...] = ()
     chain_oins: tuple[str, ...] = ()
     """OINs whose client certificates may deliver StUF-GGk envelopes in this party's name."""
+    releases: tuple[ReleaseStep, ...] = ()
 
     def generation_on(self, day: dt.date) -> str | None:
         """The product-code generation the party's software speaks on ``day``, if configured.
 
         None means the party takes part in no translation: its messages pass as they are.
         """
-        current: str | None = None
-        for step in self.generations:
-            if step.since is None or step.since <= day:
-                current = step.generation
-        return current
+        return _step_on(((s.since, s.generation) for s in self.generations), day)
+
+    def release_on(self, day: dt.date) -> str | None:
+        """The iJw release the party's software speaks on ``day``, if configured.
+
+        None means the party's messages are taken and delivered in the release they are in.
+        """
+        return _step_on(((s.since, s.release) for s in self.releases), day)
 
     def hold_reason(self, today: dt.date) -> str | None:
         """Why messages for this party must wait today, or None when it is ready."""
@@ -77,6 +89,15 @@ class Party:
         if self.not_ready_until is not None and today < self.not_ready_until:
             return f"party not ready until {self.not_ready_until.isoformat()}"
         return None
+
+
+def _step_on(steps: Iterable[tuple[dt.date | None, str]], day: dt.date) -> str | None:
+    """The value of the last step, in date order, that has begun on ``day``."""
+    current: str | None = None
+    for since, value in steps:
+        if since is None or since <= day:
+            current = value
+    return current
 
 
 def token_digest(token: str) -> str:

@@ -19,6 +19,7 @@ from gateway.core.errors import GatewayError
 from gateway.core.lifecycle import CANCELLED, WAITING_STATES
 from gateway.core.model import Direction, Message, State
 from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, gateway_answers, placement
+from gateway.core.release_conversion import waits_for_release
 from gateway.service.errors import NotFoundError
 from gateway.service.gateway_service import GatewayService
 from gateway.service.preparation import HeldAnswerError
@@ -70,7 +71,13 @@ def retention_cutoffs(retention: RetentionSettings, now: dt.datetime) -> dict[St
 
 
 def _refuse_undecided(msg: Message) -> None:
-    """A message waiting for a mapping decision would go out untranslated: refuse."""
+    """A message waiting for a mapping decision would go out untranslated, one held for its
+    recipient's release unconverted: refuse."""
+    if waits_for_release(msg.reason):
+        raise OperatorError(
+            f"message {msg.id} is held because its recipient's iJw release cannot take it "
+            f"({msg.reason}); cancel it, or have the sender send it in that release"
+        )
     if waits_for_decision(msg):
         raise OperatorError(
             f"message {msg.id} waits for a mapping decision; release it with "

@@ -35,9 +35,10 @@ from gateway.core.pipeline import (
     register_update,
     with_dossier_findings,
 )
+from gateway.core.release_conversion import convert as convert_release
 from gateway.core.report import ValidationReport
 from gateway.core.retour import RetourError, RetourIdentity, build_retour_for_report
-from gateway.core.route import Party
+from gateway.core.route import Party, PartyRole
 from gateway.core.rules import RuleContext
 from gateway.core.rules.provider import warnings_only
 from gateway.core.validate import validate
@@ -186,6 +187,9 @@ class Preparation:
                 message_type=report.message_type,
                 rules=sorted(set(report.rule_codes)),
             )
+        decision, translation = self._in_recipient_release(
+            report, raw, sender, decision, translation, today=today
+        )
         reason, mover = decision.reason, "pipeline"
         if decided is not None:
             reason, mover = f"mapping decided ({decided.reason}): {reason}", decided.actor
@@ -362,6 +366,43 @@ class Preparation:
         if generation is None:
             return context
         return self.shared.translator.receiver_context(context, generation)
+
+    def _in_recipient_release(
+        self,
+        report: ValidationReport,
+        raw: bytes,
+        sender: Party,
+        decision: Decision,
+        translation: TranslationRecord | None,
+        *,
+        today: dt.date,
+    ) -> tuple[Decision, TranslationRecord | None]:
+        """The message in the iJw release its recipient speaks on its Dagtekening: converted
+        (the bytes to deliver), or held with the reason a conversion would lose or invent
+        data. A message waiting for a mapping decision is converted once it is decided."""
+        recipient, doc = decision.recipient, report.document
+        if recipient is None or doc is None or decision.rejected or _waits_for_mapping(decision):
+            return decision, translation
+        target = recipient.release_on(doc.dagtekening or today)
+        if target is None or target == doc.release:
+            return decision, translation
+        payload = translation.translated if translation and translation.translated else raw
+        converted = convert_release(
+            payload,
+            doc.release,
+            target,
+            self.shared.schemas,
+            max_bytes=self.shared.max_message_bytes,
+        )
+        if converted.xml is None:
+            assert converted.hold is not None
+            held = dataclasses.replace(decision, state=State.HELD, reason=converted.hold)
+            return held, translation
+        if translation is None:
+            # Converted without a code translation: the row carries the bytes to deliver.
+            gemeente = recipient if recipient.role is PartyRole.GEMEENTE else sender
+            translation = TranslationRecord(gemeente.identity or "", "", "")
+        return decision, dataclasses.replace(translation, translated=converted.xml)
 
     def _translate(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gateway.core.errors import IllegalTransition
 from gateway.core.model import Message, State
 from gateway.core.pipeline import MESSAGE_HOLD, OPERATOR_HOLD, placement
+from gateway.core.release_conversion import waits_for_release
 from gateway.core.route import Party
 from gateway.service.errors import NotFoundError, OperatorRefusedError
 from gateway.service.shared import PAGE, SharedState
@@ -32,6 +33,11 @@ class Steering:
         if waits_for_decision(msg):
             raise OperatorRefusedError(
                 f"message {message_id} waits for a mapping decision; use 'gateway mappings decide'"
+            )
+        if waits_for_release(msg.reason):
+            raise OperatorRefusedError(
+                f"message {message_id} is held because its recipient's iJw release cannot take "
+                "it; sent now it would go unconverted"
             )
         moved = await self.shared.move(msg, State.QUEUED, "retried by operator", actor)
         await self.shared.db(
@@ -85,6 +91,8 @@ class Steering:
                     continue  # an operator held this one message; only they release it
                 if state is State.QUEUED and waits_for_decision(msg):
                     continue  # only an operator's mapping decision releases it
+                if state is State.QUEUED and waits_for_release(msg.reason):
+                    continue  # its recipient's release cannot take it; readiness changes nothing
                 try:
                     await self.shared.move(
                         msg,
