@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,8 @@ class GgkSimulator:
     folder: Path | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     received: list[Received] = field(default_factory=list)
+    notify: Callable[[Received], None] | None = None
+    """Called with every envelope taken in (``gateway chain-sim serve`` prints a line)."""
     _runner: web.AppRunner | None = None
     _server: asyncio.Server | None = None
 
@@ -98,13 +101,19 @@ class GgkSimulator:
             return _acknowledge(message.stuurgegevens)  # a Fo01 about our Di01: noted
         sg = message.stuurgegevens
         if len(self.received) < self.fail_first:
-            self.received.append(Received(message, self.fault_code))
+            self._note(Received(message, self.fault_code))
             return _fault_response(sg, self.fault_code, "simulated refusal (--fail-first)")
-        self.received.append(Received(message, "Bv03"))
+        self._note(Received(message, "Bv03"))
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / f"{sg.referentienummer}.xml").write_bytes(message.payload)
         return _acknowledge(sg)
+
+
+    def _note(self, received: Received) -> None:
+        self.received.append(received)
+        if self.notify is not None:
+            self.notify(received)
 
 
 def _now() -> str:
