@@ -30,7 +30,7 @@ from gateway.core.route import addressing
 from gateway.logs import get_logger
 from gateway.service.gateway_service import GatewayService
 from gateway.service.sniffing import recipient_identity, sender_identity, sniff_header
-from gateway.store.chain import ChainDirection, ChainEnvelope
+from gateway.store.chain import ChainDirection, ChainEnvelope, envelope_row
 
 log = get_logger("gateway.chain")
 
@@ -148,14 +148,9 @@ class ChainSender:
         )
 
     async def _record(self, msg: Message, sg: env.Stuurgegevens, raw: bytes) -> ChainEnvelope:
-        entry = ChainEnvelope(
-            direction=ChainDirection.OUT,
-            referentienummer=sg.referentienummer,
-            berichtcode=sg.berichtcode.value,
-            zender=sg.zender.organisatie or "",
-            ontvanger=sg.ontvanger.organisatie or "",
-            functie=sg.functie,
-            cross_refnummer=sg.cross_refnummer,
+        entry = envelope_row(
+            ChainDirection.OUT,
+            sg,
             payload_sha256=hashlib.sha256(raw).hexdigest(),
             message_id=msg.id,
             answer=None,

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from gateway.core.envelope import Stuurgegevens
 from gateway.store.database import Repository, driver_errors
 from gateway.store.tables import CHAIN_ENVELOPES
 
@@ -44,6 +45,33 @@ class ChainEnvelope:
     answer: bytes | None
     answer_code: str | None
     at: dt.datetime
+
+
+def envelope_row(
+    direction: ChainDirection,
+    sg: Stuurgegevens,
+    *,
+    payload_sha256: str,
+    message_id: str | None,
+    answer: bytes | None,
+    answer_code: str | None,
+    at: dt.datetime,
+) -> ChainEnvelope:
+    """The row that records an envelope with these stuurgegevens."""
+    return ChainEnvelope(
+        direction=direction,
+        referentienummer=sg.referentienummer,
+        berichtcode=sg.berichtcode.value,
+        zender=sg.zender.organisatie or "",
+        ontvanger=sg.ontvanger.organisatie or "",
+        functie=sg.functie,
+        cross_refnummer=sg.cross_refnummer,
+        payload_sha256=payload_sha256,
+        message_id=message_id,
+        answer=answer,
+        answer_code=answer_code,
+        at=at,
+    )
 
 
 _COLUMNS = (
