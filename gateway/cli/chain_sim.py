@@ -8,11 +8,9 @@ speak HTTPS with mutual TLS; lines name envelopes by reference and message type 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 from pathlib import Path
 
-from gateway.cli.common import Subparsers
+from gateway.cli.common import Subparsers, add_group
 
 SERVE_EXAMPLES = """\
 examples:
@@ -29,12 +27,14 @@ examples:
 
 def add_chain_sim_commands(subparsers: Subparsers) -> None:
     """Register ``chain-sim serve`` and ``chain-sim send``."""
-    group = subparsers.add_parser(
+    commands = add_group(
+        subparsers,
         "chain-sim",
-        help="simulate the GGk (StUF-GGk over mutual TLS) for tests and demos",
-        description="Play the GGk's side of the national chain over HTTPS with mutual TLS.",
+        "play the GGk's side of the national chain (StUF-GGk over mutual TLS)",
+        SERVE_EXAMPLES.removeprefix("examples:\n") + SEND_EXAMPLES.removeprefix("examples:\n"),
+        dest="chain_sim_command",
+        metavar="COMMAND",
     )
-    commands = group.add_subparsers(dest="chain_sim_command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(
         "serve",
@@ -76,6 +76,9 @@ def add_chain_sim_commands(subparsers: Subparsers) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the simulated GGk endpoint until interrupted."""
+    import asyncio
+    import contextlib
+
     from gateway.chain_sim import GgkSimulator, Received
     from gateway.daemon.chain_server import tls_context
     from gateway.schemas import load_envelope_schema
@@ -114,6 +117,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     """Send a folder's originals as Di01 envelopes."""
+    import asyncio
+
     import aiohttp
 
     from gateway.chain_sim import send_folder
