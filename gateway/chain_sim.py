@@ -109,7 +109,6 @@ class GgkSimulator:
             (self.folder / f"{sg.referentienummer}.xml").write_bytes(message.payload)
         return _acknowledge(sg)
 
-
     def _note(self, received: Received) -> None:
         self.received.append(received)
         if self.notify is not None:
