@@ -107,12 +107,35 @@ class ChainSettings(_Section):
     """Our ``zender/organisatie`` in the Bv03 and Fo03 answers."""
     applicatie: Annotated[str, Field(min_length=3, max_length=50)] = "ijw-gateway"
     """Our ``zender/applicatie``."""
+    ggk_url: str | None = None
+    """The GGk's OntvangAsynchroon (https) where parties with channel ``ggk`` are reached."""
+    client_certificate: Path | None = None
+    """What the gateway presents to the GGk (default: ``certificate``)."""
+    client_private_key: Path | None = None
+    """Its key (default: ``private_key``)."""
+    ggk_ca: Path | None = None
+    """The CAs the GGk's server certificate must chain to (default: ``client_ca``)."""
 
     @model_validator(mode="after")
     def _tls_files(self) -> ChainSettings:
         if self.enabled and None in (self.certificate, self.private_key, self.client_ca):
             raise ValueError("enabled: certificate, private_key and client_ca are required")
+        if self.ggk_url is not None and not self.ggk_url.startswith("https://"):
+            raise ValueError("ggk_url must start with https:// (the chain is mutual TLS)")
         return self
+
+    @property
+    def outbound_tls(self) -> tuple[Path, Path, Path] | None:
+        """Client certificate, key and trusted CAs for sending to the GGk (None: incomplete)."""
+        files = (
+            self.client_certificate or self.certificate,
+            self.client_private_key or self.private_key,
+            self.ggk_ca or self.client_ca,
+        )
+        certificate, key, ca = files
+        if certificate is None or key is None or ca is None:
+            return None
+        return certificate, key, ca
 
 
 class StoreSettings(_Section):
@@ -599,6 +622,33 @@ def _check_registry(parties: tuple[Party, ...], path: Path) -> None:
         raise ConfigError("\n".join([f"{path}: invalid configuration", *problems]))
 
 
+_CHAIN_FILES = (
+    "certificate",
+    "private_key",
+    "client_ca",
+    "client_certificate",
+    "client_private_key",
+    "ggk_ca",
+)
+
+
+def _check_ggk_channel(parties: tuple[Party, ...], chain: ChainSettings, path: Path) -> None:
+    """Parties reached through the GGk need its URL and the client side's TLS files."""
+    reached = [p.id for p in parties if p.channel is Channel.GGK]
+    if not reached:
+        return
+    missing = []
+    if chain.ggk_url is None:
+        missing.append("ggk_url")
+    if chain.outbound_tls is None:
+        missing.append("client_certificate, client_private_key and ggk_ca (or their defaults)")
+    if missing:
+        raise ConfigError(
+            f"{path}: chain: parties {', '.join(reached)} have channel 'ggk': "
+            f"set {' and '.join(missing)}"
+        )
+
+
 def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
     """Read and validate a configuration file; raise ``ConfigError`` naming file and key."""
     path = Path(path)
@@ -626,6 +676,7 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
     _check_registry(parties, path)
     mappings = _resolve(base, parsed.paths.mappings) if parsed.paths.mappings else SHIPPED_MAPPINGS
     _check_generations(parties, mappings, path)
+    _check_ggk_channel(parties, parsed.chain, path)
     body_limit = parsed.server.max_body_bytes or parsed.limits.max_message_bytes
     if parsed.server.max_body_bytes_in_flight < body_limit:
         raise ConfigError(
@@ -664,7 +715,7 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         chain=parsed.chain.model_copy(
             update={
                 name: _resolve(base, value)
-                for name in ("certificate", "private_key", "client_ca")
+                for name in _CHAIN_FILES
                 if (value := getattr(parsed.chain, name)) is not None
             }
         ),

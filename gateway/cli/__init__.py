@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from gateway.cli.audit import add_audit_command
+from gateway.cli.chain_sim import add_chain_sim_commands
 from gateway.cli.common import Subparsers
 from gateway.cli.completion import add_completion_command
 from gateway.cli.contracts import add_contracts_commands
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_completion_command(subparsers, root=parser)
     add_rules_command(subparsers)
     add_translate_commands(subparsers)
+    add_chain_sim_commands(subparsers)
     return parser
 
 

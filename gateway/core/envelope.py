@@ -14,6 +14,7 @@ import base64
 import binascii
 import copy
 import datetime as dt
+import hashlib
 import re
 import uuid
 from collections.abc import Callable
@@ -360,6 +361,14 @@ def new_referentienummer(random_bytes: Callable[[int], bytes] | None = None) -> 
     return str(uuid.UUID(bytes=random_bytes(16), version=4))
 
 
+def outbound_referentienummer(message_id: str) -> str:
+    """The ``referentienummer`` under which the gateway sends a stored message: a UUID v4 made
+    from the message id, so every attempt (after a restart too) carries the same one and the
+    GGk can tell a repeat from a new message."""
+    digest = hashlib.sha256(b"ggk0210:" + message_id.encode("utf-8")).digest()
+    return new_referentienummer(lambda size: digest[:size])
+
+
 def build_envelope(envelope: Envelope) -> etree._Element:
     """The ggk0210 element of a Di01 or Du01 (payload as base64 ``xmlBestand`` unless the
     envelope names a ``bestandsnaam``)."""
@@ -452,6 +461,24 @@ def soap_message(body: etree._Element) -> bytes:
     etree.SubElement(envelope, f"{_SOAP}Header")
     etree.SubElement(envelope, f"{_SOAP}Body").append(body)
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+def read_answer(raw: bytes, max_bytes: int, schema: etree.XMLSchema) -> Acknowledgement | Fault:
+    """The Bv03 or Fo03 in an OntvangAsynchroon answer (a Fo03 arrives in a SOAP Fault's
+    ``detail``), checked against the ggk0210 schema; :class:`EnvelopeError` for anything else."""
+    element = soap_body(raw, max_bytes)
+    if element.tag == f"{_SOAP}Fault":
+        detail = element.find("detail")
+        found = [] if detail is None else [c for c in detail if isinstance(c.tag, str)]
+        if len(found) != 1:
+            raise EnvelopeError(ChainCode.ENVELOPE_INVALID, "a SOAP Fault without a Fo03")
+        element = found[0]
+    if berichtcode_of(element) not in (Berichtcode.BV03, Berichtcode.FO03):
+        raise EnvelopeError(ChainCode.ENVELOPE_INVALID, "an answer is a Bv03 or a Fo03")
+    check_schema(element, schema)
+    message = read_message(element)
+    assert not isinstance(message, Envelope)  # a Bv03 or Fo03 by the check above
+    return message
 
 
 def soap_fault(fo03: etree._Element, reason: str) -> bytes:

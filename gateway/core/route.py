@@ -31,6 +31,7 @@ class Channel(StrEnum):
     MAILBOX = "mailbox"  # the party pulls over HTTP and acknowledges
     HTTP = "http"  # the gateway pushes to the party's URL
     FOLDER = "folder"  # the gateway writes files into outbox/<party>/
+    GGK = "ggk"  # the gateway sends StUF-GGk envelopes to the GGk ([chain] ggk_url)
 
 
 @dataclass(frozen=True, slots=True)

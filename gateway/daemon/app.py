@@ -25,6 +25,7 @@ from gateway.core.envelope import Systeem
 from gateway.core.errors import ConfigError
 from gateway.core.lists import ContractTable, ExternalLists, ListFormatError, parse_gemeenten
 from gateway.core.retry import RetryPolicy
+from gateway.daemon.chain_client import ChainSender, client_tls_context
 from gateway.daemon.chain_server import create_chain_app, tls_context
 from gateway.daemon.cluster import Cluster, node_name
 from gateway.daemon.delivery import Delivery
@@ -153,6 +154,7 @@ def build_app(
         max_lanes=settings.delivery.max_lanes,
         pass_wait=settings.delivery.pass_wait,
         owns_folders=cluster.owns_folders,
+        chain=chain_sender(settings, service),
     )
     watcher = InboxWatcher(service, settings.inbox)
     watch_store_figures(service)
@@ -164,6 +166,21 @@ def build_app(
     )
     return Gateway(
         settings, store, service, delivery, watcher, web_app, cluster, chain_app(settings, service)
+    )
+
+
+def chain_sender(settings: Settings, service: GatewayService) -> ChainSender | None:
+    """The ``ggk`` channel's sender when ``[chain] ggk_url`` is set (None when not)."""
+    chain = settings.chain
+    tls = chain.outbound_tls
+    if chain.ggk_url is None or tls is None:
+        return None
+    return ChainSender(
+        service,
+        load_envelope_schema(SHIPPED_ENVELOPE_SCHEMA),
+        Systeem(chain.organisatie, chain.applicatie),
+        chain.ggk_url,
+        client_tls_context(*tls),
     )
 
 

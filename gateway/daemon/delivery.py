@@ -35,8 +35,9 @@ name; the party folder must be a folder and not a link, else the attempt fails a
 ``gateway.daemon.nofollow``; temporary files a crash left there are swept by
 :meth:`Delivery.sweep_temp_files`); ``http`` POSTs the XML (2xx delivered; connection errors,
 timeouts, 429 and 5xx retry with backoff; any other status is permanent and the message goes
-to ``dead``); ``mailbox`` messages are never claimed here: they wait as ``queued`` until the
-party acknowledges them.
+to ``dead``); ``ggk`` sends a StUF-GGk envelope to the GGk (:mod:`gateway.daemon.chain_client`:
+a Bv03 delivers, a Fo03 or transport error retries); ``mailbox`` messages are never claimed
+here: they wait as ``queued`` until the party acknowledges them.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from gateway.core.model import Message, State
 from gateway.core.pipeline import placement
 from gateway.core.retry import FOLDER_WRITE_SECONDS, GiveUp, LeasePlan, RetryPolicy
 from gateway.core.route import Channel, Party, outbox_name
+from gateway.daemon.chain_client import ChainSender
 from gateway.daemon.nofollow import RefusedPathError, open_folder, open_root
 from gateway.daemon.outbox_writer import sweep_temp_files, write_atomically
 from gateway.logs import get_logger
@@ -69,7 +71,7 @@ from gateway.service.gateway_service import GatewayService
 log = get_logger("gateway.delivery")
 
 ACTOR = "delivery"
-PUSH_CHANNELS = frozenset({Channel.FOLDER, Channel.HTTP})
+PUSH_CHANNELS = frozenset({Channel.FOLDER, Channel.HTTP, Channel.GGK})
 
 MAX_LANES = 16
 """Parties delivered at the same time; more wait for a free slot without claiming anything."""
@@ -122,6 +124,7 @@ class Delivery:
         max_lanes: int = MAX_LANES,
         pass_wait: float | None = PASS_WAIT_SECONDS,
         owns_folders: Callable[[], Awaitable[bool]] | None = None,
+        chain: ChainSender | None = None,
     ) -> None:
         if max_lanes < 1:
             raise ValueError("max_lanes must be at least 1")
@@ -140,6 +143,7 @@ class Delivery:
         self.pass_wait = pass_wait
         # Folder parties are written to by the folder owner only (gateway.daemon.cluster).
         self.owns_folders = owns_folders
+        self.chain = chain  # the ggk channel, when [chain] ggk_url is set
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(max_lanes)
         self._lanes: dict[str, asyncio.Task[None]] = {}
@@ -305,7 +309,7 @@ class Delivery:
 
     def _chunk_size(self, party: Party) -> int:
         """How many messages one lease can cover for this party's channel."""
-        per_attempt = self.http_timeout if party.channel is Channel.HTTP else FOLDER_WRITE_SECONDS
+        per_attempt = FOLDER_WRITE_SECONDS if party.channel is Channel.FOLDER else self.http_timeout
         return self.plan.claim_size(per_attempt)
 
     async def _claim(self, party: Party, limit: int) -> list[Message]:
@@ -382,6 +386,8 @@ class Delivery:
             return f"written to outbox/{party.id}/{name}"
         if party.channel is Channel.HTTP and party.url:
             return await self._push(party.url, msg, raw, min(self.http_timeout, budget))
+        if party.channel is Channel.GGK and self.chain is not None:
+            return await self.chain.send(self._http(), msg, raw, min(self.http_timeout, budget))
         raise PermanentDeliveryError(f"party {party.id} has no push channel")
 
     def _write_to_folder(self, party: Party, name: str, raw: bytes) -> None:

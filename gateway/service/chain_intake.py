@@ -27,7 +27,7 @@ from gateway.service.errors import IntakeClosedError, MessageTooLargeError
 from gateway.service.gateway_service import GatewayService
 from gateway.service.sniffing import recipient_identity, sender_identity, sniff_header
 from gateway.service.volume import QuotaExceededError, StorageFullError
-from gateway.store.chain import ChainDirection, ChainEnvelope
+from gateway.store.chain import ChainDirection, envelope_row
 
 log = get_logger("gateway.chain")
 
@@ -223,14 +223,9 @@ class ChainIntake:
     async def _record(
         self, sg: env.Stuurgegevens, digest: str, answer: ChainAnswer, party: Party
     ) -> ChainAnswer:
-        entry = ChainEnvelope(
-            direction=ChainDirection.IN,
-            referentienummer=sg.referentienummer,
-            berichtcode=sg.berichtcode.value,
-            zender=sg.zender.organisatie or "",
-            ontvanger=sg.ontvanger.organisatie or "",
-            functie=sg.functie,
-            cross_refnummer=sg.cross_refnummer,
+        entry = envelope_row(
+            ChainDirection.IN,
+            sg,
             payload_sha256=digest,
             message_id=answer.message_id,
             answer=answer.body,

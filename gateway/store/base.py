@@ -504,6 +504,18 @@ class Store(Protocol):
         the one recorded."""
         ...
 
+    def chain_envelope_of_message(
+        self, message_id: str, direction: ChainDirection
+    ) -> ChainEnvelope | None:
+        """The envelope that carried this stored message in the given direction, or None."""
+        ...
+
+    def record_chain_answer(
+        self, direction: ChainDirection, referentienummer: str, answer: bytes, code: str | None
+    ) -> None:
+        """Keep the latest answer to a recorded envelope."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class IntakeRecord:

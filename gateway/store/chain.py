@@ -12,10 +12,11 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from gateway.core.envelope import Stuurgegevens
 from gateway.store.database import Repository, driver_errors
 from gateway.store.tables import CHAIN_ENVELOPES
 
@@ -44,6 +45,33 @@ class ChainEnvelope:
     answer: bytes | None
     answer_code: str | None
     at: dt.datetime
+
+
+def envelope_row(
+    direction: ChainDirection,
+    sg: Stuurgegevens,
+    *,
+    payload_sha256: str,
+    message_id: str | None,
+    answer: bytes | None,
+    answer_code: str | None,
+    at: dt.datetime,
+) -> ChainEnvelope:
+    """The row that records an envelope with these stuurgegevens."""
+    return ChainEnvelope(
+        direction=direction,
+        referentienummer=sg.referentienummer,
+        berichtcode=sg.berichtcode.value,
+        zender=sg.zender.organisatie or "",
+        ontvanger=sg.ontvanger.organisatie or "",
+        functie=sg.functie,
+        cross_refnummer=sg.cross_refnummer,
+        payload_sha256=payload_sha256,
+        message_id=message_id,
+        answer=answer,
+        answer_code=answer_code,
+        at=at,
+    )
 
 
 _COLUMNS = (
@@ -76,12 +104,36 @@ class ChainEnvelopes(Repository):
                     CHAIN_ENVELOPES.c.referentienummer == referentienummer,
                 )
             ).first()
-        if row is None:
-            return None
-        values = row._asdict()
-        values["direction"] = ChainDirection(values["direction"])
-        values["answer"] = None if values["answer"] is None else bytes(values["answer"])
-        return ChainEnvelope(**values)
+        return None if row is None else _envelope(row._asdict())
+
+    def chain_envelope_of_message(
+        self, message_id: str, direction: ChainDirection
+    ) -> ChainEnvelope | None:
+        """The envelope that carried this stored message in the given direction, or None."""
+        with driver_errors("reading a chain envelope"), self._db.read() as conn:
+            row = conn.execute(
+                select(*_COLUMNS)
+                .where(
+                    CHAIN_ENVELOPES.c.message_id == message_id,
+                    CHAIN_ENVELOPES.c.direction == direction.value,
+                )
+                .order_by(CHAIN_ENVELOPES.c.at)
+            ).first()
+        return None if row is None else _envelope(row._asdict())
+
+    def record_chain_answer(
+        self, direction: ChainDirection, referentienummer: str, answer: bytes, code: str | None
+    ) -> None:
+        """Keep the latest answer to a recorded envelope (a Fo03, later a Bv03 to its repeat)."""
+        with driver_errors("recording a chain answer"), self._db.write() as conn:
+            conn.execute(
+                update(CHAIN_ENVELOPES)
+                .where(
+                    CHAIN_ENVELOPES.c.direction == direction.value,
+                    CHAIN_ENVELOPES.c.referentienummer == referentienummer,
+                )
+                .values(answer=answer, answer_code=code)
+            )
 
     def record_chain_envelope(self, envelope: ChainEnvelope) -> ChainEnvelope:
         """Record an envelope unless one with its direction and reference is recorded already;
@@ -94,3 +146,10 @@ class ChainEnvelopes(Repository):
         recorded = self.chain_envelope(envelope.direction, envelope.referentienummer)
         assert recorded is not None  # just written, or written before
         return recorded
+
+
+def _envelope(values: dict[str, object]) -> ChainEnvelope:
+    values["direction"] = ChainDirection(str(values["direction"]))
+    answer = values["answer"]
+    values["answer"] = None if answer is None else bytes(answer)  # type: ignore[call-overload]
+    return ChainEnvelope(**values)  # type: ignore[arg-type]
