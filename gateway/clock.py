@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from pathlib import Path
 from typing import Protocol
 
 
@@ -46,3 +48,30 @@ class FakeClock:
     def set(self, moment: dt.datetime) -> None:
         """Jump to a moment (forwards or backwards)."""
         self._now = moment
+
+
+class FileClock:
+    """A test and demo clock: the instant written in a file, ticking on from when it was read.
+
+    Whoever writes the file (ISO 8601 with a UTC offset) moves the daemon's time there at once;
+    between writes the clock runs at wall-clock pace, so leases and intervals still pass. The
+    file is re-read when its modification time changes (one ``stat`` per reading). Only the
+    composition root builds one, from ``GATEWAY_DEMO_CLOCK_FILE`` (docs/configuration.md).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._stamp: int | None = None
+        self._instant = dt.datetime.now(dt.UTC)
+        self._read_at = time.monotonic()
+        self.now()  # a missing or unreadable file fails at start-up, not on the first message
+
+    def now(self) -> dt.datetime:
+        stamp = self._path.stat().st_mtime_ns
+        if stamp != self._stamp:
+            instant = dt.datetime.fromisoformat(self._path.read_text(encoding="utf-8").strip())
+            if instant.tzinfo is None:
+                raise ValueError(f"{self._path}: the instant needs a UTC offset: {instant}")
+            self._instant, self._stamp = instant.astimezone(dt.UTC), stamp
+            self._read_at = time.monotonic()
+        return self._instant + dt.timedelta(seconds=time.monotonic() - self._read_at)

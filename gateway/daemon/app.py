@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
 import signal
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock, FileClock, SystemClock
 from gateway.config import Settings
 from gateway.contracts import load_contract_table
 from gateway.core.codes import ProductCodeList
@@ -237,6 +239,24 @@ def volume_limits(settings: Settings) -> VolumeLimits:
     )
 
 
+DEMO_CLOCK_VARIABLE = "GATEWAY_DEMO_CLOCK_FILE"
+
+
+def process_clock() -> Clock:
+    """The wall clock; or, for a test or demo that names a file in ``GATEWAY_DEMO_CLOCK_FILE``,
+    the instant written in it (``FileClock``). Read here only, never from a config file, so a
+    production configuration cannot switch it on (docs/configuration.md)."""
+    path = os.environ.get(DEMO_CLOCK_VARIABLE)
+    if not path:
+        return SystemClock()
+    try:
+        clock = FileClock(Path(path))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{DEMO_CLOCK_VARIABLE}: {exc}") from None
+    log.warning("demo_clock", variable=DEMO_CLOCK_VARIABLE, now=clock.now().isoformat())
+    return clock
+
+
 def build_service(
     settings: Settings, *, clock: Clock | None = None, store: SqlStore | None = None
 ) -> GatewayService:
@@ -247,7 +267,7 @@ def build_service(
         store=store,
         registry=settings.registry(),
         schemas=load_schema_set(list(settings.schemas)),
-        clock=clock or SystemClock(),
+        clock=clock or process_clock(),
         max_message_bytes=settings.limits.max_message_bytes,
         lease=dt.timedelta(seconds=settings.delivery.lease_seconds),
         translator=translator(settings, contracts),

@@ -172,7 +172,7 @@ class Preparation:
         if refusal is None and needs_dossier(report, decision):
             # After translation: the B and E rules read the recipient's (gemeente's) codes.
             rules_context = self._rule_context(today, raw, replay_of, received.id, report.document)
-            context = self._for_recipient(rules_context, decision)
+            context = self._for_recipient(rules_context, decision, report.document)
             report = with_dossier_findings(report, context)
             decision = decide(
                 report, sender, self.shared.registry, today, self.shared.operator_holds
@@ -355,14 +355,18 @@ class Preparation:
             history = self.shared.history(sniff_bsns(raw), excluded, document)
         return RuleContext(today=today, history=history, lists=self.shared.lists)
 
-    def _for_recipient(self, context: RuleContext, decision: Decision) -> RuleContext:
+    def _for_recipient(
+        self, context: RuleContext, decision: Decision, document: MessageDocument | None
+    ) -> RuleContext:
         """TR381 (S329) checks the code list of the recipient's generation when it declares
         one: after translation the message carries the recipient's codes, which need not be
-        on the national list."""
+        on the national list. The generation is the one spoken on the message's Dagtekening,
+        as translation chose it (a message of 2017 read in 2026 speaks 2017's codes)."""
         recipient = decision.recipient
         if self.shared.translator is None or recipient is None:
             return context
-        generation = recipient.generation_on(context.today or self.shared.today())
+        dagtekening = document.dagtekening if document is not None else None
+        generation = recipient.generation_on(dagtekening or context.today or self.shared.today())
         if generation is None:
             return context
         return self.shared.translator.receiver_context(context, generation)

@@ -177,13 +177,15 @@ class Daemon:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables set for the subprocess on top of the test's environment (no ``GATEWAY_*``)."""
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | self.env
         self.starts += 1
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(

@@ -9,6 +9,11 @@ on or after it carries a profile code. Each allocated client's provider reports 
 tables: a light trajectory (``IJ09P``, one automatic row back to legacy ``45R14``), a light
 trajectory with four legacy candidates (``IJ01P``: waits for the toegang's decision) and legacy
 hours (``45A48``).
+
+Every message is dated the day it is sent (its Dagtekening decides which generation each party
+speaks). A provider reports a start in the codes it received: the legacy provider gets
+``IJ09P`` as ``45R14`` (the table's one automatic row, read back); an ``IJ01P`` allocation for it
+waits for the toegang's decision, so it never reaches the provider and no start follows.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ LEGACY_PROVIDER = ("jeugdhulp-oost", "42420001")
 PROFILE_PROVIDER = ("zorgpartners", "65656055")
 LEGACY_CODES = (("45", "45A48", "04", "4"), ("45", "45R14", "82", "1"))
 PROFILE_CODES = (("45", "IJ09P", "82", "1"), ("45", "IJ01P", "82", "1"))
+# What the legacy provider receives for a profile code (None: held for a decision).
+RECEIVED_AS_LEGACY = {"IJ09P": "45R14", "IJ01P": None}
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,17 @@ class Allocation:
     product: tuple[str, str]
     start: dt.date
     jw301: bytes
-    jw305: bytes
+    jw305: bytes | None
+    """The provider's start; None when the allocation waits for a decision."""
 
     @property
     def after_cutover(self) -> bool:
         return self.start >= CUTOVER
+
+    @property
+    def translated(self) -> bool:
+        """The provider speaks other codes than the gemeente on the allocation's start."""
+        return self.after_cutover and self.provider == LEGACY_PROVIDER
 
 
 def region(clients: int, seed: int) -> list[Allocation]:
@@ -58,17 +71,27 @@ def region(clients: int, seed: int) -> list[Allocation]:
         allocation = jw301(
             GEMEENTE[1], nummer, categorie, code, start, eenheid=eenheid, volume=volume
         )
-        allocation = _addressed(allocation, "Ontvanger", provider[1], f"S{number:07d}")
-        start_msg = follow_up("JW305", GEMEENTE[1], nummer, categorie, code, start)
-        start_msg = _addressed(start_msg, "Afzender", provider[1], f"T{number:07d}")
+        allocation = _addressed(allocation, "Ontvanger", provider[1], f"S{number:07d}", start)
+        received = code
+        if start >= CUTOVER and provider == LEGACY_PROVIDER:
+            received = RECEIVED_AS_LEGACY[code]
+        start_msg = None
+        if received is not None:
+            reported = start + dt.timedelta(days=rng.randrange(3))
+            start_msg = _addressed(
+                follow_up("JW305", GEMEENTE[1], nummer, categorie, received, start),
+                "Afzender", provider[1], f"T{number:07d}", reported,
+            )  # fmt: skip
         made.append(Allocation(nummer, provider, (categorie, code), start, allocation, start_msg))
     return made
 
 
-def _addressed(raw: bytes, party: str, agb: str, identificatie: str) -> bytes:
+def _addressed(raw: bytes, party: str, agb: str, identificatie: str, sent: dt.date) -> bytes:
+    """The message from or to ``agb``, identified and dated the day it is sent."""
     from lxml import etree
 
     root = etree.fromstring(raw)
     set_text(root, f"Header/{party}", agb)
     set_text(root, "Header/BerichtIdentificatie/Identificatie", identificatie)
+    set_text(root, "Header/BerichtIdentificatie/Dagtekening", sent.isoformat())
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
