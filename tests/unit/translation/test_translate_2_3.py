@@ -188,9 +188,7 @@ def test_a_jw303_line_whose_pair_changes_the_unit_is_held(table: MappingTable) -
             pair("0384", "224", OLD_32, NEW_32),
         ]
     )
-    result = translate(
-        example_2_3("JW303", declaration), table, to_generation="new", ledger=ledger
-    )
+    result = translate(example_2_3("JW303", declaration), table, to_generation="new", ledger=ledger)
     assert result.needs_decision
     held = [u for u in result.undecided if u.key == "0384/toewijzing/124"]
     assert len(held) == 2
