@@ -179,6 +179,26 @@ def _plain_steps(path: str) -> tuple[str, ...] | None:
     return steps
 
 
+#: Where a header names the message's day: its Dagtekening; a 2.3 JW304 (no
+#: BerichtIdentificatie) its RetourDagtekening, a 2.3 JW303 its FactuurDagtekening.
+DAY_PATHS: Final = (
+    "BerichtIdentificatie/Dagtekening",
+    "RetourHeader/RetourDagtekening",
+    "DeclaratieFactuurIdentificatie/FactuurDagtekening",
+)
+#: What identifies a 2.3 JW303 (and the JW304 that answers it): the declarant's invoice number.
+DECLARATION_2_3_NUMBER: Final = "DeclaratieFactuurIdentificatie/DeclarantFactuurNummer"
+
+
+def day_of(root: Element) -> dt.date | None:
+    """The day of the message whose ``Bericht`` is ``root`` (see :data:`DAY_PATHS`)."""
+    for path in DAY_PATHS:
+        found = date_at(root, f"Header/{path}")
+        if found is not None:
+            return found
+    return None
+
+
 def find(el: Element, path: str) -> Element | None:
     """The first element at a local-name path below ``el``, or None."""
     return el.find(wildcard(path))
@@ -389,10 +409,19 @@ class MessageDocument:
             return self.header_text("Gemeente")
         return self.header_text("Aanbieder")
 
+    @property
+    def identificatie(self) -> str | None:
+        """The message's identification: ``BerichtIdentificatie/Identificatie``, or for a 2.3
+        JW303/JW304 (whose header has none) the invoice's ``DeclarantFactuurNummer``."""
+        return self.header_text("BerichtIdentificatie/Identificatie") or self.header_text(
+            DECLARATION_2_3_NUMBER
+        )
+
     @_cached_property
     def dagtekening(self) -> dt.date | None:
-        """The message's Dagtekening, the reference date of many in-message rules."""
-        value = self.header_text("BerichtIdentificatie/Dagtekening")
+        """The message's Dagtekening, the reference date of many in-message rules; a 2.3
+        JW303 has its FactuurDagtekening instead, a JW304 its RetourDagtekening."""
+        value = next(filter(None, map(self.header_text, DAY_PATHS)), None)
         if value is None:
             return None
         try:

@@ -45,6 +45,7 @@ from gateway.core.conversion import (
 from gateway.core.document import (
     Element,
     date_at,
+    day_of,
     element_path,
     find,
     findall,
@@ -167,7 +168,14 @@ HOLDERS: dict[str, tuple[_Holder, ...]] = {
     "JW320": (),
     "JW323": (_LINE,),
     "JW325": (_LINE_RETOUR,),
+    # iJw 2.3: JW301, JW305, JW307 and JW315 carry their products in the elements of 3.2
+    # above; a JW303 line, like a JW323 line, has a flat ProductCategorie/ProductCode.
+    "JW303": (_LINE,),
+    "JW304": (_LINE_RETOUR,),
 }
+
+#: The 2.3 declaration types: their lines carry VAT, and no declared conversion rewrites them.
+_DECLARATIONS_2_3 = frozenset({"JW303", "JW304"})
 
 
 def translate(
@@ -198,10 +206,19 @@ def translate(
     root = tree.getroot()
     message_type = _message_type(root)
     party = gemeente or _gemeente_of(root)
-    day = as_of or date_at(root, "Header/BerichtIdentificatie/Dagtekening")
+    day = as_of or day_of(root)
     if day is None:
         raise TranslationError("no Dagtekening in the header; pass as_of (--date)")
-    run = Run(table, ledger, to_generation, party, day, root=root, contracts=contracts)
+    run = Run(
+        table,
+        ledger,
+        to_generation,
+        party,
+        day,
+        root=root,
+        contracts=contracts,
+        vat_lines=message_type in _DECLARATIONS_2_3,
+    )
     for holder in HOLDERS.get(message_type, ()):
         for position, element in enumerate(root.iter("{*}" + holder.element), start=1):
             _translate_holder(run, holder, element, position)
@@ -245,7 +262,8 @@ def _message_type(root: Element) -> str:
 
 
 def _gemeente_of(root: Element) -> str:
-    for name in ("Afzender", "Ontvanger"):
+    # A 2.3 JW303/JW304 header names Gemeente and Aanbieder instead of Afzender/Ontvanger.
+    for name in ("Afzender", "Ontvanger", "Gemeente"):
         value = text(root, f"Header/{name}")
         if value is not None and _GEMEENTE.match(value):
             return value
@@ -653,6 +671,19 @@ def _apply(
     ):
         run.new_entries[entry.key] = entry
     if product == target:
+        return
+    if holder.flat and claims_convert(entry) and run.vat_lines:
+        run.undecided.append(
+            Undecided(
+                path,
+                product,
+                "the pair's declared conversion changes a declaration line's amounts, and "
+                "no conversion recomputes a 2.3 line's VAT (BtwBedrag, "
+                "DeclaratieFactuurBedrag)",
+                key=key,
+                candidates=(target,),
+            )
+        )
         return
     if holder.flat and claims_convert(entry):
         converted = (

@@ -133,6 +133,7 @@ class Run:
     claim_lines: list[ClaimLine] = field(default_factory=list)
     claimed_months: set[tuple[LedgerKey, int, int]] = field(default_factory=set)
     recorded_claims: dict[str, ClaimLine] | None = None
+    vat_lines: bool = False  # a 2.3 JW303/JW304: declaration lines with VAT
 
     def header(self, name: str) -> str:
         return text(self.root, f"Header/{name}") or ""

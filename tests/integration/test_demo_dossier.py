@@ -29,7 +29,7 @@ from gateway.daemon.prepare_workers import PreparePool
 from gateway.schemas import load_schema_set
 from gateway.store.base import MessageQuery
 from tests.integration.demo_config import shipped_demo_settings
-from tests.paths import OFFICIAL_XSD_DIR, REPO
+from tests.paths import OFFICIAL_XSD_DIR, OFFICIAL_XSD_DIR_23, REPO
 
 EXAMPLES = REPO / "docs" / "examples"
 # The day the demo is run in this test: after every Dagtekening of the dossier (TR135).
@@ -64,6 +64,15 @@ DOSSIER = (
     Step("06-JW307.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW308", (),
          PROFILE_CODE),
     Step("07-JW323.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW325", (),
+         PROFILE_CODE),
+)  # fmt: skip
+# The 2.3 leg (2018): Deventer still speaks iJw 2.3 then, Horizon (24240002) speaks it still.
+LEG_2_3 = (
+    Step("10-JW315-2.3.xml", "horizon", "gemeente-deventer", State.QUEUED, "JW316", (),
+         PROFILE_CODE),
+    Step("11-JW301-2.3.xml", "gemeente-deventer", "horizon", State.QUEUED, None, (),
+         LEGACY_CODE),
+    Step("12-JW303-2.3.xml", "horizon", "gemeente-deventer", State.QUEUED, "JW304", (),
          PROFILE_CODE),
 )  # fmt: skip
 FAULTY = Step(
@@ -142,6 +151,10 @@ def _declared_total(file: Path) -> str:
     return total or ""
 
 
+def _release_2_3(raw: bytes) -> bool:
+    return "/ijw/2_3/" in (etree.QName(etree.fromstring(raw)).namespace or "")
+
+
 def _message_type(raw: bytes) -> str:
     """JW301 for .../ijw/3_2/jw301/schema."""
     namespace = etree.QName(etree.fromstring(raw)).namespace or ""
@@ -157,9 +170,9 @@ def test_demo_tokens_are_the_configured_ones() -> None:
 
 
 def test_every_demo_file_is_valid_against_the_official_schemas() -> None:
-    schemas = load_schema_set([OFFICIAL_XSD_DIR])
+    schemas = load_schema_set([OFFICIAL_XSD_DIR, OFFICIAL_XSD_DIR_23])
     files = sorted(EXAMPLES.glob("*.xml"))
-    assert [f.name for f in files] == [s.file for s in (*DOSSIER, FAULTY)]
+    assert [f.name for f in files] == [s.file for s in (*DOSSIER, *LEG_2_3, FAULTY)]
     for file in files:
         report = validate(file.read_bytes(), schemas)
         assert report.ok, (file.name, [f.rule for f in report.findings])
@@ -186,7 +199,7 @@ async def test_the_demo_dossier_goes_through_as_documented(
 ) -> None:
     gateway, client = demo
     sent: dict[str, str] = {}
-    for step in (*DOSSIER, FAULTY):
+    for step in (*DOSSIER, *LEG_2_3, FAULTY):
         response = await client.post(
             "/v1/messages",
             data=(EXAMPLES / step.file).read_bytes(),
@@ -213,6 +226,15 @@ async def test_the_demo_dossier_goes_through_as_documented(
                 declared = answer.findtext("{*}*/{*}TotaalIngediendBedrag/{*}TotaalBedrag")
                 granted = answer.findtext("{*}*/{*}TotaalToegekendBedrag/{*}TotaalBedrag")
                 assert declared == granted == _declared_total(EXAMPLES / step.file)
+            if step.retour_type == "JW304":  # in 2.3, the whole invoice granted
+                answer = etree.fromstring(retour)
+                declared = answer.findtext("{*}*/{*}*/{*}IngediendTotaalBedrag/{*}TotaalBedrag")
+                granted = answer.findtext("{*}*/{*}*/{*}ToegekendTotaalBedrag/{*}TotaalBedrag")
+                total = etree.parse(EXAMPLES / step.file).findtext(
+                    "{*}*/{*}*/{*}DeclaratieFactuurTotaalBedrag/{*}TotaalBedrag"
+                )
+                assert declared == granted == total
+                assert _release_2_3(retour) and _product_codes(retour) == {LEGACY_CODE}
         if step.delivered_code is not None:
             payload = gateway.store.delivery_payload(message_id)
             assert payload is not None
@@ -220,6 +242,8 @@ async def test_the_demo_dossier_goes_through_as_documented(
             assert _product_codes(payload) == {step.delivered_code}, step.file
             original = (EXAMPLES / step.file).read_bytes()
             assert _product_codes(original) != {step.delivered_code}, step.file
+            # Each side gets the release it speaks on the Dagtekening: 2.3 in the 2018 leg.
+            assert _release_2_3(payload) == _release_2_3(original), step.file
 
     # Nothing of the demo is held for a mapping decision (or for any other reason).
     assert not [m for m in gateway.store.query(MessageQuery(limit=1000)) if m.state is State.HELD]
@@ -229,7 +253,7 @@ async def test_the_demo_dossier_goes_through_as_documented(
     await gateway.delivery.tick()
     deventer = sorted((gateway.settings.outbox / "gemeente-deventer").glob("*.xml"))
     assert sorted(_message_type(f.read_bytes()) for f in deventer) == sorted(
-        ["JW315", "JW305", "JW317", "JW307", "JW323"]
+        ["JW315", "JW305", "JW317", "JW307", "JW323", "JW315", "JW303"]
     )
     # The JW317 changes only the Omvang of the allocation: it names no product code.
     assert all(_product_codes(f.read_bytes()) <= {PROFILE_CODE} for f in deventer)
@@ -256,3 +280,11 @@ async def test_the_demo_dossier_goes_through_as_documented(
         else:
             # A clean retour is the header only; whatever it carries must be the provider's code.
             assert carried <= {LEGACY_CODE}, item["message_type"]
+
+    # Horizon (still on 2.3) gets the allocation and the JW304, both in 2.3 and its own code.
+    auth = {"Authorization": f"Bearer {demo_token('horizon')}"}
+    mailbox = (await (await client.get("/v1/mailbox", headers=auth)).json())["messages"]
+    assert sorted(item["message_type"] for item in mailbox) == ["JW301", "JW304", "JW316"]
+    for item in mailbox:
+        fetched = await (await client.get(f"/v1/mailbox/{item['id']}", headers=auth)).read()
+        assert _release_2_3(fetched) and _product_codes(fetched) <= {LEGACY_CODE}

@@ -35,12 +35,12 @@ def _error(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> 
     return str(caught.value)
 
 
-def test_demo_config_loads_with_six_parties_one_not_ready() -> None:
+def test_demo_config_loads_with_seven_parties_one_not_ready() -> None:
     """The shipped demo configuration is valid and has the promised parties."""
     settings = load_config(REPO / "config.toml", {})
     roles = [p.role for p in settings.parties]
     assert roles.count(PartyRole.GEMEENTE) == 2
-    assert roles.count(PartyRole.AANBIEDER) == 3
+    assert roles.count(PartyRole.AANBIEDER) == 4
     assert roles.count(PartyRole.BVO) == 1
     today = dt.date(2026, 5, 1)
     not_ready = [p.id for p in settings.parties if p.hold_reason(today)]

@@ -50,8 +50,8 @@ def questions_of(doc: MessageDocument) -> Questions:
     """The questions the dossier rules of ``doc``'s message type ask about it."""
     asked = _Asked()
     if doc.message_type in _ORIGINALS:
-        identificatie = doc.header_text("BerichtIdentificatie/Identificatie") or ""
-        sender = doc.header_text("Afzender") or ""
+        identificatie = doc.identificatie or ""
+        sender = doc.afzender or ""
         asked.identifications.add((sender, doc.message_type, identificatie))
     reader = _READERS.get(doc.message_type)
     if reader is not None:
@@ -92,8 +92,8 @@ def _request(doc: MessageDocument, asked: _Asked) -> None:
     for _, request in requests_in(doc):
         asked.references.add((request.aanbieder, request.referentie))
     if doc.message_type == "JW317":  # TR374 and the current assignments (TR349 and others)
-        gemeente = doc.header_text("Ontvanger") or ""
-        aanbieder = doc.header_text("Afzender") or ""
+        gemeente = doc.ontvanger or ""
+        aanbieder = doc.afzender or ""
         asked.clients.add((gemeente, aanbieder, doc.text(doc.root, "Client/Bsn") or ""))
 
 
@@ -106,7 +106,7 @@ def _answer(doc: MessageDocument, asked: _Asked) -> None:
 def _claim(doc: MessageDocument, asked: _Asked) -> None:
     nummer = doc.text(doc.root, "Declaratie/DeclaratieNummer")
     if nummer:
-        asked.declaration_numbers.add((doc.header_text("Afzender") or "", nummer))
+        asked.declaration_numbers.add((doc.afzender or "", nummer))
     for _, line in claim_lines_in(doc):
         asked.allocation_numbers.add((line.gemeente, line.toewijzing_nummer))
         asked.claim_references.add((line.aanbieder, line.gemeente, line.referentie_nummer))
@@ -119,8 +119,8 @@ def _claim(doc: MessageDocument, asked: _Asked) -> None:
 def _claim_answer(doc: MessageDocument, asked: _Asked) -> None:
     identificatie = doc.header_text("DeclaratieIdentificatie/Identificatie")
     if identificatie is not None:
-        aanbieder = doc.header_text("Ontvanger") or ""
-        gemeente = doc.header_text("Afzender") or ""
+        aanbieder = doc.ontvanger or ""
+        gemeente = doc.afzender or ""
         asked.submissions.add((aanbieder, gemeente, identificatie))
 
 

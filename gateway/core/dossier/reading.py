@@ -46,8 +46,8 @@ def allocations_in(doc: MessageDocument) -> list[tuple[Element, Allocation]]:
 
 
 def _allocations(doc: MessageDocument) -> tuple[tuple[Element, Allocation], ...]:
-    gemeente = doc.header_text("Afzender") or ""
-    aanbieder = doc.header_text("Ontvanger") or ""
+    gemeente = doc.afzender or ""
+    aanbieder = doc.ontvanger or ""
     bsn = doc.text(doc.root, "Client/Bsn") or ""
     result = []
     for product in doc.iter_local("ToegewezenProduct"):
@@ -108,8 +108,8 @@ def deliveries_in(doc: MessageDocument) -> list[DeliveryLine]:
 
 
 def _deliveries(doc: MessageDocument) -> tuple[DeliveryLine, ...]:
-    aanbieder = doc.header_text("Afzender") or ""
-    gemeente = doc.header_text("Ontvanger") or ""
+    aanbieder = doc.afzender or ""
+    gemeente = doc.ontvanger or ""
     bsn = doc.text(doc.root, "Client/Bsn") or ""
     kind = DeliveryKind.START if doc.message_type == "JW305" else DeliveryKind.STOP
     name = "StartProduct" if kind is DeliveryKind.START else "StopProduct"
@@ -140,8 +140,8 @@ def requests_in(doc: MessageDocument) -> list[tuple[Element, Request]]:
 
 
 def _requests(doc: MessageDocument) -> tuple[tuple[Element, Request], ...]:
-    aanbieder = doc.header_text("Afzender") or ""
-    gemeente = doc.header_text("Ontvanger") or ""
+    aanbieder = doc.afzender or ""
+    gemeente = doc.ontvanger or ""
     bsn = doc.text(doc.root, "Client/Bsn") or ""
     dagtekening = doc.dagtekening or dt.date.min
     name = "AangevraagdProduct" if doc.message_type == "JW315" else "Verzoek"
@@ -162,8 +162,8 @@ def answer_in(doc: MessageDocument) -> tuple[Element, Answer] | None:
         if referentie is None or antwoord is None:
             return None
         return el, Answer(
-            gemeente=doc.header_text("Afzender") or "",
-            aanbieder=doc.header_text("Ontvanger") or "",
+            gemeente=doc.afzender or "",
+            aanbieder=doc.ontvanger or "",
             referentie=referentie,
             verzoek_antwoord=antwoord,
             dagtekening=doc.dagtekening or dt.date.min,
@@ -177,8 +177,8 @@ def claim_lines_in(doc: MessageDocument) -> list[tuple[Element, ClaimLine]]:
 
 
 def _claim_lines(doc: MessageDocument) -> tuple[tuple[Element, ClaimLine], ...]:
-    aanbieder = doc.header_text("Afzender") or ""
-    gemeente = doc.header_text("Ontvanger") or ""
+    aanbieder = doc.afzender or ""
+    gemeente = doc.ontvanger or ""
     nummer = doc.text(doc.root, "Declaratie/DeclaratieNummer") or ""
     result = []
     for client in doc.findall(doc.root, "Declaratie/Clienten/Client"):
@@ -247,9 +247,9 @@ def submitted_declaration_in(doc: MessageDocument) -> SubmittedDeclaration | Non
     if totaal is not None and indicator == CREDIT:
         totaal = -totaal
     return SubmittedDeclaration(
-        aanbieder=doc.header_text("Afzender") or "",
-        gemeente=doc.header_text("Ontvanger") or "",
-        identificatie=doc.header_text("BerichtIdentificatie/Identificatie") or "",
+        aanbieder=doc.afzender or "",
+        gemeente=doc.ontvanger or "",
+        identificatie=doc.identificatie or "",
         dagtekening=doc.dagtekening,
         declaratie_nummer=doc.text(doc.root, "Declaratie/DeclaratieNummer") or "",
         basisschema_xsd_versie=doc.header_text("XsdVersie/BasisschemaXsdVersie"),
@@ -274,9 +274,9 @@ def entries_of(doc: MessageDocument, rejected_lines: Collection[str] = ()) -> li
     """
     entries: list[Entry] = [
         Identification(
-            doc.header_text("Afzender") or "",
+            doc.afzender or "",
             doc.message_type,
-            doc.header_text("BerichtIdentificatie/Identificatie") or "",
+            doc.identificatie or "",
         )
     ]
     match doc.message_type:

@@ -23,6 +23,7 @@ from gateway.core.lists import ExternalLists
 from gateway.core.report import Level, ValidationReport
 from gateway.core.retour import RETOUR_CLASSES, retour_type_for
 from gateway.core.rules import RuleContext
+from gateway.core.schemaset import SchemaSet
 from gateway.core.validate import validate
 from tests.unit.rules.mutate import Mutable, load_example, official_schema_set
 
@@ -252,6 +253,7 @@ class Dossier:
     history: RecordingHistory = field(default_factory=_new_history)
     lists: ExternalLists | None = None
     today: dt.date | None = None
+    schemas: SchemaSet | None = None  # the official 3.2 XSDs when None
 
     def context(self, raw: bytes = b"") -> RuleContext:
         """The rule context the daemon would build (for the message ``raw``: a history that
@@ -272,7 +274,7 @@ class Dossier:
             # message is submitted and judged there, and recorded if the daemon accepts it.
             report: ValidationReport = submit(raw, recording=recording)
         else:
-            report = validate(raw, official_schema_set(), self.context(raw))
+            report = validate(raw, self.schemas or official_schema_set(), self.context(raw))
         assert report.level in (Level.OK, Level.STATE, Level.EXTERNAL), [
             (f.rule, f.path, f.message) for f in report.findings
         ]
