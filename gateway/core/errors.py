@@ -46,8 +46,9 @@ class PseudonymKeyMismatch(ConfigError):
         super().__init__(
             f"{source} is not the pseudonym key this store's client keys were made with "
             f"(key fingerprint {configured_fingerprint[:12]}, the store's "
-            f"{store_fingerprint[:12]}); with it dossier checks would see no history and BSN "
-            "searches find nothing. Give this node the store's key (every node the same)"
+            f"{store_fingerprint[:12]}): dossier checks would see no history and BSN searches "
+            "find nothing. Give this node the store's key, the same on every node "
+            "(docs/scaling.md)"
         )
 
 
