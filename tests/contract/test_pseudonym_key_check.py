@@ -5,8 +5,6 @@ nodes never meet."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import threading
 from collections.abc import Callable
 
@@ -14,20 +12,19 @@ import pytest
 from sqlalchemy import select, text
 
 from gateway.core.errors import PseudonymKeyMismatch
-from gateway.core.lifecycle import advance
-from gateway.core.model import Message, State
+from gateway.core.model import Message
 from gateway.core.privacy import Pseudonymizer
 from gateway.store import migrations
-from gateway.store.base import IntakeRecord, SearchQuery
+from gateway.store.base import SearchQuery
 from gateway.store.sql import SqlStore
 from gateway.store.tables import KEY_FINGERPRINTS, SCHEMA_VERSION
+from tests.contract.test_store_contract import queued
 from tests.pseudonyms import TEST_PSEUDONYMS
 
 OTHER_SECRET = b"another node's own pseudonym key"
 OTHER_SOURCE = "the key file /srv/node2/data/pseudonym.key ([privacy] pseudonym_key_file)"
 OTHER = Pseudonymizer(OTHER_SECRET, OTHER_SOURCE)
 BSN = "999900006"
-T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 
 
 def _recorded(store: SqlStore) -> list[tuple[str, str]]:
@@ -37,22 +34,7 @@ def _recorded(store: SqlStore) -> list[tuple[str, str]]:
 
 
 def _store_message(store: SqlStore) -> Message:
-    raw = f"<x:Bericht><x:Bsn>{BSN}</x:Bsn></x:Bericht>".encode()
-    received = Message(
-        id=store.new_message_id(T0),
-        state=State.RECEIVED,
-        sender="provider-a",
-        recipient=None,
-        message_type="JW315",
-        bericht_id="B1",
-        content_hash=hashlib.sha256(raw).hexdigest(),
-        size=len(raw),
-        received_at=T0,
-        updated_at=T0,
-    )
-    queued, event = advance(received, State.QUEUED, "routed", "test", T0, recipient="diemen")
-    store.write_batch([IntakeRecord(queued, raw, "party:provider-a", (event,))])
-    return queued
+    return queued(store, 1, raw=f"<x:Bericht><x:Bsn>{BSN}</x:Bsn></x:Bericht>".encode())
 
 
 def _found_by_bsn(store: SqlStore) -> list[str]:

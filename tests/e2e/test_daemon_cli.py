@@ -154,6 +154,16 @@ def _wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("gateway did not become ready")
 
 
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then the exit code (killed when it does not stop within 30 s)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
 @pytest.mark.parametrize("prepare_workers", [0, 1])
 def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_workers: int) -> None:
     """gateway run: ready, accepts a message, writes it to the folder outbox, exits 0 on TERM;
@@ -186,12 +196,7 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_worke
         assert running.returncode == 0, running.stderr
         assert f"daemon: answering at {base}" in running.stdout.splitlines()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            returncode = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        returncode = _stop(process)
     stderr = log_path.read_text(encoding="utf-8")
     assert returncode == 0, stderr
     assert "gateway_stopped" in stderr
@@ -311,12 +316,7 @@ def test_a_node_with_another_pseudonym_key_is_refused_and_the_same_key_starts(
     try:
         _wait_until_ready(f"http://127.0.0.1:{port}", process)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            returncode = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        returncode = _stop(process)
     assert returncode == 0, log_path.read_text(encoding="utf-8")
 
 
@@ -374,12 +374,7 @@ def test_run_serves_the_chain_endpoint_when_configured_and_stops_it_cleanly(
         assert b"Bv03Bericht" in answer
         assert stuurgegevens.referentienummer.encode() in answer
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            returncode = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        returncode = _stop(process)
     log = log_path.read_text(encoding="utf-8")
     assert returncode == 0, log
     assert "chain_endpoint_started" in log
