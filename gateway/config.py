@@ -454,6 +454,8 @@ class Settings(_Section):
     translation: TranslationSettings = TranslationSettings()
     pseudonym_key: SecretBytes | None = None
     """The pseudonym key from ``[privacy] pseudonym_key_env`` (None: from the key file)."""
+    pseudonym_key_env: str | None = None
+    """The environment variable ``pseudonym_key`` came from (for errors that name it)."""
     pseudonym_key_file: Path | None = None
     """Where the pseudonym key is kept when not in the environment (None: in the data folder)."""
     chain: ChainSettings = ChainSettings()
@@ -707,6 +709,7 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Settings:
         missing_tariff=parsed.lists.missing_tariff,
         translation=parsed.translation,
         pseudonym_key=_pseudonym_key(parsed.privacy, environ, path),
+        pseudonym_key_env=parsed.privacy.pseudonym_key_env,
         pseudonym_key_file=(
             _resolve(base, parsed.privacy.pseudonym_key_file)
             if parsed.privacy.pseudonym_key_file

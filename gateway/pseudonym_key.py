@@ -6,7 +6,8 @@ With ``[privacy] pseudonym_key_env`` set, the configuration carries the key (see
 mode 0600, and a later start refuses a key file that others may read or that is a link. The
 daemon, its prepare workers and the operator commands all read the same key, so a BSN gives
 the same client key everywhere. The key belongs with the database: without it, BSN searches
-and dossier checks over stored rows no longer match.
+and dossier checks over stored rows no longer match, so the store keeps the key's fingerprint
+and refuses another key (:mod:`gateway.store.migrations`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ def load_pseudonymizer(settings: Settings) -> Pseudonymizer:
     """The pseudonymizer of ``settings``: its key from the environment, or from the key
     file (created on first use); ``ConfigError`` when the file is malformed or not private."""
     if settings.pseudonym_key is not None:
-        return Pseudonymizer(settings.pseudonym_key.get_secret_value())
-    return Pseudonymizer(key_from_file(settings.pseudonym_key_path))
+        env = settings.pseudonym_key_env
+        variable = f"${env}" if env else "the environment"
+        source = f"the key in {variable} ([privacy] pseudonym_key_env)"
+        return Pseudonymizer(settings.pseudonym_key.get_secret_value(), source)
+    path = settings.pseudonym_key_path
+    return Pseudonymizer(key_from_file(path), f"the key file {path} ([privacy] pseudonym_key_file)")
 
 
 def key_from_file(path: Path) -> bytes:

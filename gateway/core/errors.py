@@ -38,6 +38,20 @@ class ConfigError(GatewayError):
     """The configuration is invalid."""
 
 
+class PseudonymKeyMismatch(ConfigError):
+    """The configured pseudonym key is not the one the store's client keys were made with."""
+
+    def __init__(self, source: str, store_fingerprint: str, configured_fingerprint: str) -> None:
+        # Fingerprint prefixes let an operator tell key files apart; the key is never shown.
+        super().__init__(
+            f"{source} is not the pseudonym key this store's client keys were made with "
+            f"(key fingerprint {configured_fingerprint[:12]}, the store's "
+            f"{store_fingerprint[:12]}): dossier checks would see no history and BSN searches "
+            "find nothing. Give this node the store's key, the same on every node "
+            "(docs/scaling.md)"
+        )
+
+
 class IdentificatieReused(GatewayError):
     """Intake refuses a message: its sender used its BerichtIdentificatie for another message
     of the same type, with other content (``earlier_id``); nothing was stored."""

@@ -81,6 +81,9 @@ CLIENT_KEY_LENGTH = 64
 
 MIN_PSEUDONYM_KEY_BYTES = 16
 
+# Not a BSN, so the fingerprint is never anyone's client key.
+_FINGERPRINT_LABEL = b"ijw-gateway pseudonym key fingerprint"
+
 
 class Pseudonymizer:
     """Client keys: the stable handle of a client in the store, for search and the register.
@@ -90,16 +93,23 @@ class Pseudonymizer:
     the database; with it, the gateway and its operators find a client by BSN.
     """
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_secret", "source")
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, source: str = "the pseudonym key") -> None:
+        """``source`` says where the secret came from, for errors (never the secret)."""
         if len(secret) < MIN_PSEUDONYM_KEY_BYTES:
             raise ValueError(f"a pseudonym key has at least {MIN_PSEUDONYM_KEY_BYTES} bytes")
         self._secret = secret
+        self.source = source
 
     def client_key(self, bsn: str) -> str:
         """The client key of ``bsn`` (64 hex characters)."""
         return hmac.new(self._secret, bsn.strip().encode(), hashlib.sha256).hexdigest()
+
+    def fingerprint(self) -> str:
+        """HMAC-SHA256 of a fixed label under the secret (64 hex characters): equal for equal
+        secrets, different otherwise, and no help in recovering the secret or a client key."""
+        return hmac.new(self._secret, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()
 
     def __repr__(self) -> str:
         return "Pseudonymizer(<secret>)"

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from gateway.core.catalogue import ORIGINAL_TYPES
-from gateway.core.errors import StoreError
+from gateway.core.errors import PseudonymKeyMismatch, StoreError
 from gateway.core.model import Direction, State
 from gateway.core.privacy import Pseudonymizer
 from gateway.core.translation import NEEDS_MAPPING_DECISION
@@ -43,6 +43,7 @@ from gateway.store.tables import (
     IDEMPOTENCY_INDEX,
     IDENTIFICATIE_INDEX,
     JOB_LEASES,
+    KEY_FINGERPRINTS,
     LEDGER,
     MESSAGE_KEYS,
     MESSAGES,
@@ -353,6 +354,15 @@ def _job_leases(conn: Connection, _upgrade: Upgrade) -> None:
     JOB_LEASES.create(conn, checkfirst=True)
 
 
+def _key_fingerprints(conn: Connection, _upgrade: Upgrade) -> None:
+    """Version 14: the fingerprint of the pseudonym key the client keys are made with.
+
+    A store upgraded to it takes the fingerprint of the key it is upgraded with (that key is
+    trusted to be the one its rows were made with, as every start before trusted it).
+    """
+    KEY_FINGERPRINTS.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, payloads, events, findings, audit, party holds", _create_tables),
     Migration(2, "operator search: replay links, message keys, search indexes", _operator_search),
@@ -369,18 +379,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "declared conversions: ledger conversions, converted claim lines", _conversions),
     Migration(12, "job leases: several nodes on one database", _job_leases),
     Migration(13, "StUF-GGk envelopes by referentienummer, with their answers", _chain_envelopes),
+    Migration(
+        14, "pseudonym key fingerprint: a process with another key is refused", _key_fingerprints
+    ),
 )
 """Ordered schema steps. Append only: a change to the tables above needs a new step that
 brings older databases to the same shape (a fresh database gets the current tables at once)."""
 
 
 def migrate(conn: Connection, upgrade: Upgrade) -> None:
-    """Create or upgrade the schema in the write transaction ``conn``; ``upgrade`` carries
-    what steps that write client keys need.
+    """Create or upgrade the schema in the write transaction ``conn``, then check the
+    pseudonym key; ``upgrade`` carries what steps that write client keys need.
 
     On PostgreSQL a transaction-scoped advisory lock serialises two processes migrating at once
     (SQLite's write lock does that there). A fresh database gets the current tables from the
-    first step and every later step only recorded.
+    first step and every later step only recorded. ``PseudonymKeyMismatch`` when the store's
+    client keys were made with another key than ``upgrade.pseudonyms`` (nothing is changed).
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
@@ -403,6 +417,29 @@ def migrate(conn: Connection, upgrade: Upgrade) -> None:
                 applied_at=now,
             )
         )
+    _hold_pseudonym_key(conn, upgrade.pseudonyms, now)
+
+
+_PSEUDONYM_PURPOSE = "pseudonym"
+
+
+def _hold_pseudonym_key(conn: Connection, pseudonyms: Pseudonymizer, now: dt.datetime) -> None:
+    """Record the key's fingerprint in a store that has none yet (a new store, or one just
+    upgraded to version 14); refuse a key whose fingerprint is not the recorded one."""
+    configured = pseudonyms.fingerprint()
+    recorded = conn.execute(
+        select(KEY_FINGERPRINTS.c.fingerprint).where(
+            KEY_FINGERPRINTS.c.purpose == _PSEUDONYM_PURPOSE
+        )
+    ).scalar_one_or_none()
+    if recorded is None:
+        conn.execute(
+            insert(KEY_FINGERPRINTS).values(
+                purpose=_PSEUDONYM_PURPOSE, fingerprint=configured, recorded_at=now
+            )
+        )
+    elif recorded != configured:
+        raise PseudonymKeyMismatch(pseudonyms.source, recorded, configured)
 
 
 def schema_version(conn: Connection) -> int:

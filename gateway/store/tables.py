@@ -392,6 +392,18 @@ class ChainEnvelopeRow(_Table, table=True):
     at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
+class KeyFingerprintRow(_Table, table=True):
+    """The fingerprint of a secret the store's rows depend on (``purpose`` ``pseudonym``: the
+    key behind the client keys), so a process with another secret is refused; never the
+    secret itself."""
+
+    __tablename__ = "key_fingerprints"
+
+    purpose: str = Field(sa_column=Column(String(40), primary_key=True))
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    recorded_at: dt.datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
 class SchemaVersionRow(_Table, table=True):
     """One applied migration."""
 
@@ -421,6 +433,7 @@ DEADLINE_NOTICES: Table = METADATA.tables["deadline_notices"]
 SETTLEMENTS: Table = METADATA.tables["settlements"]
 JOB_LEASES: Table = METADATA.tables["job_leases"]
 CHAIN_ENVELOPES: Table = METADATA.tables["chain_envelopes"]
+KEY_FINGERPRINTS: Table = METADATA.tables["key_fingerprints"]
 
 # Delivery looks up due messages per recipient; the idempotency key treats a missing
 # BerichtIdentificatie as "" so resubmitting the same unparseable bytes is idempotent too.

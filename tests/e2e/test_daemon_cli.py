@@ -154,6 +154,16 @@ def _wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("gateway did not become ready")
 
 
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then the exit code (killed when it does not stop within 30 s)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
 @pytest.mark.parametrize("prepare_workers", [0, 1])
 def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_workers: int) -> None:
     """gateway run: ready, accepts a message, writes it to the folder outbox, exits 0 on TERM;
@@ -186,12 +196,7 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_worke
         assert running.returncode == 0, running.stderr
         assert f"daemon: answering at {base}" in running.stdout.splitlines()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            returncode = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        returncode = _stop(process)
     stderr = log_path.read_text(encoding="utf-8")
     assert returncode == 0, stderr
     assert "gateway_stopped" in stderr
@@ -252,6 +257,69 @@ def test_run_on_a_busy_port_says_so_and_exits_two(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_node_with_another_pseudonym_key_is_refused_and_the_same_key_starts(
+    tmp_path: Path,
+) -> None:
+    """A second node on the first node's store with a key file of its own: `gateway run` and
+    the operator commands refuse it (exit 2, naming its key file, never a key); a node given
+    the first node's key (here through the environment) starts."""
+    first_folder, other_folder, same_folder = (tmp_path / n for n in ("first", "other", "same"))
+    for folder in (first_folder, other_folder, same_folder):
+        folder.mkdir()
+    first = _config(first_folder)
+    created = _gateway("status", "--config", str(first), cwd=first_folder)
+    assert created.returncode == 0, created.stderr
+    first_key = (first_folder / "data" / "pseudonym.key").read_text(encoding="ascii").strip()
+    on_first_store = f'[store]\nurl = "sqlite:///{first_folder / "data" / "gateway.db"}"\n'
+
+    port = _free_port()
+    other = _config(other_folder, port, extra=on_first_store)
+    other_key_file = other_folder / "data" / "pseudonym.key"
+    for command in (("run",), ("status",), ("messages", "--bsn", "999900006"), ("hold", "diemen")):
+        refused = _gateway(*command, "--config", str(other), cwd=other_folder)
+        assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+        assert f"the key file {other_key_file} ([privacy] pseudonym_key_file)" in refused.stderr
+        assert "is not the pseudonym key this store's client keys were made with" in (
+            refused.stderr
+        )
+        assert "Traceback" not in refused.stderr
+        other_key = other_key_file.read_text(encoding="ascii").strip()
+        assert other_key not in refused.stderr and first_key not in refused.stderr
+
+    port = _free_port()
+    same = _config(
+        same_folder, port, extra=on_first_store + '[privacy]\npseudonym_key_env = "NODE_KEY"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    wrong = subprocess.run(
+        [*_command(), "status", "--config", str(same)],
+        cwd=same_folder,
+        env=env | {"NODE_KEY": other_key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert wrong.returncode == 2
+    assert "the key in $NODE_KEY ([privacy] pseudonym_key_env)" in wrong.stderr
+    assert other_key not in wrong.stderr
+
+    log_path = same_folder / "gateway.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*_command(), "run", "--config", str(same)],
+            cwd=same_folder,
+            env=env | {"NODE_KEY": first_key},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_ready(f"http://127.0.0.1:{port}", process)
+    finally:
+        returncode = _stop(process)
+    assert returncode == 0, log_path.read_text(encoding="utf-8")
+
+
 def _chain_config(folder: Path, port: int, chain_port: int) -> tuple[Path, ssl.SSLContext]:
     """A configuration with the StUF-GGk endpoint on, and a client context Diemen may use."""
     tls = folder / "tls"
@@ -306,12 +374,7 @@ def test_run_serves_the_chain_endpoint_when_configured_and_stops_it_cleanly(
         assert b"Bv03Bericht" in answer
         assert stuurgegevens.referentienummer.encode() in answer
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            returncode = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        returncode = _stop(process)
     log = log_path.read_text(encoding="utf-8")
     assert returncode == 0, log
     assert "chain_endpoint_started" in log

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -84,6 +85,17 @@ def submissions(count: int, prefix: str = "R") -> list[Submission]:
         assert replaced == 1
         made.append(Submission(sender, recipient, raw, ident))
     return made
+
+
+def shared_pseudonym_key(folder: Path) -> tuple[str, ...]:
+    """``extra`` lines for ``write_config`` that give a node the key file in ``folder`` (made
+    on first use): nodes on one store share one key, or the store refuses all but the first."""
+    key = folder / "pseudonym.key"
+    if not key.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        key.write_text(secrets.token_hex(32), encoding="ascii")
+        key.chmod(0o600)
+    return ("[privacy]", f'pseudonym_key_file = "{key}"')
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.reliability.daemon import (
     Daemon,
     drain_mailbox,
     free_port,
+    shared_pseudonym_key,
     submissions,
     submit_all,
     token,
@@ -46,11 +46,7 @@ def _nodes(tmp_path: Path, url: str, count: int, tag: str) -> list[Daemon]:
     """``count`` nodes on ``url`` sharing one inbox and one outbox, diemen answered by the BVO."""
     shared = tmp_path / tag
     # One pseudonym key for all: a BSN must give the same client key on every node.
-    key = shared / "pseudonym.key"
-    shared.mkdir()
-    key.write_text(secrets.token_hex(32), encoding="ascii")
-    key.chmod(0o600)
-    privacy = ("[privacy]", f'pseudonym_key_file = "{key}"')
+    privacy = shared_pseudonym_key(shared)
     nodes = []
     for number in range(count):
         folder = shared / f"node{number}"

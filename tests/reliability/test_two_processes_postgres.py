@@ -29,6 +29,7 @@ from tests.reliability.daemon import (
     drain_mailbox,
     folder_files,
     free_port,
+    shared_pseudonym_key,
     submissions,
     submit_all,
     token,
@@ -48,7 +49,13 @@ async def test_two_daemons_on_one_database_deliver_each_message_once(
         folder = tmp_path / name
         folder.mkdir()
         port = free_port()
-        config = write_config(folder, port, store_url=pg_database, batch_size=20)
+        config = write_config(
+            folder,
+            port,
+            store_url=pg_database,
+            batch_size=20,
+            extra=shared_pseudonym_key(tmp_path),
+        )
         daemons.append(Daemon(config, port, folder / "gateway.log"))
     # Separate outboxes: a message delivered by both processes would show up in both folders
     # (in a shared folder the second write would silently replace the first).
@@ -109,9 +116,10 @@ async def test_two_daemons_on_one_database_deliver_each_message_once(
 
 @contextlib.asynccontextmanager
 async def _in_process(
-    folder: Path, store_url: str
+    folder: Path, store_url: str, key_folder: Path
 ) -> AsyncIterator[tuple[Gateway, TestClient[web.Request, web.Application]]]:
-    gateway = build_app(load_config(write_config(folder, 0, store_url=store_url), {}))
+    key = shared_pseudonym_key(key_folder)
+    gateway = build_app(load_config(write_config(folder, 0, store_url=store_url, extra=key), {}))
     await asyncio.to_thread(gateway.store.migrate)
     client = TestClient(TestServer(gateway.web_app))
     await client.start_server()
@@ -136,7 +144,7 @@ async def test_mailbox_never_skips_a_message_queued_after_a_later_one(
     early, late = submissions(8, prefix="M")[0], submissions(8, prefix="M")[7]
     assert early.recipient == late.recipient == "provider-a"
     headers = {"Authorization": f"Bearer {token('provider-a')}"}
-    async with _in_process(tmp_path, url) as (gateway, client):
+    async with _in_process(tmp_path, url, tmp_path) as (gateway, client):
         service = gateway.service
         # The early message is stored (its id is taken) but still being validated while the
         # late one goes all the way to the mailbox.
@@ -183,8 +191,8 @@ async def test_two_daemons_refuse_a_reused_identificatie_once_stored_by_either(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     async with (
-        _in_process(tmp_path / "a", pg_database) as (_, first),
-        _in_process(tmp_path / "b", pg_database) as (_, second),
+        _in_process(tmp_path / "a", pg_database, tmp_path) as (_, first),
+        _in_process(tmp_path / "b", pg_database, tmp_path) as (_, second),
     ):
         for sent in rounds:
             headers = {"Authorization": f"Bearer {token(sent.sender)}"}
