@@ -118,9 +118,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the simulated GGk endpoint until interrupted."""
     import asyncio
     import contextlib
+    import logging
 
     from gateway.chain_sim import GgkSimulator, Received
     from gateway.daemon.chain_server import tls_context
+    from gateway.logs import configure_logging
     from gateway.schemas import load_envelope_schema
     from gateway.shipped import SHIPPED_ENVELOPE_SCHEMA
 
@@ -133,6 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    configure_logging(level=logging.WARNING)  # stdout is the one line per envelope
     simulator = GgkSimulator(
         load_envelope_schema(SHIPPED_ENVELOPE_SCHEMA),
         fail_first=args.fail_first,
