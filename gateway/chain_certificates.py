@@ -34,6 +34,12 @@ class Issued:
     x509: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey
 
+    @property
+    def oin(self) -> str | None:
+        """The OIN in the subject's serialNumber, if any."""
+        found = self.x509.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+        return str(found[0].value) if found else None
+
 
 def _name(common_name: str, oin: str | None) -> x509.Name:
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]

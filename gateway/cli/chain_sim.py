@@ -51,8 +51,8 @@ def add_chain_sim_commands(subparsers: Subparsers) -> None:
         description="Write into FOLDER a demo CA (ca.crt, ca.key) and, signed by it, "
         "gateway.crt/.key and ggk.crt/.key: each for 127.0.0.1 and localhost, as server and "
         "as client, with an OIN as subject serialNumber (printed). For the demo and tests "
-        "only, valid 30 days. Needs the "
-        "cryptography package (pip install 'ijw-gateway[chain-sim]').",
+        "only, valid 30 days. Needs the cryptography package (pip install "
+        "'ijw-gateway[chain-sim]').",
         epilog=CERTS_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -105,11 +105,8 @@ def cmd_certs(args: argparse.Namespace) -> int:
         print("gateway chain-sim certs needs the cryptography package: "
               "pip install 'ijw-gateway[chain-sim]'", file=sys.stderr)  # fmt: skip
         return 2
-    from cryptography.x509.oid import NameOID
-
     for issued in demo_certificates(args.folder):
-        oins = issued.x509.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-        oin = f", OIN {oins[0].value!s}" if oins else ""
+        oin = f", OIN {issued.oin}" if issued.oin else ""
         print(f"{issued.certificate}{oin} (key {issued.key})")
     return 0
 
