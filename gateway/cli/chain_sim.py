@@ -1,5 +1,6 @@
 """``gateway chain-sim``: play the GGk's side of the national chain (docs/chain.md).
 
+``certs`` writes a demo CA and certificates for both sides (never for production);
 ``serve`` is the GGk's OntvangAsynchroon for what the gateway sends (``[chain] ggk_url``);
 ``send`` delivers a folder of iJw originals to the gateway's endpoint as Di01 envelopes. Both
 speak HTTPS with mutual TLS; lines name envelopes by reference and message type only.
@@ -8,33 +9,55 @@ speak HTTPS with mutual TLS; lines name envelopes by reference and message type 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from gateway.cli.common import Subparsers, add_group
 
+CERTS_EXAMPLES = """\
+examples:
+  gateway chain-sim certs tls/     # tls/ca.crt, tls/gateway.crt|key, tls/ggk.crt|key
+"""
 SERVE_EXAMPLES = """\
 examples:
   gateway chain-sim serve --certificate tls/ggk.crt --private-key tls/ggk.key \\
-      --client-ca tls/ca.pem --port 9443 --received ggk-received/
+      --client-ca tls/ca.crt --port 9443 --received ggk-received/
   gateway chain-sim serve ... --fail-first 2     # refuse the first two envelopes with a Fo03
 """
 SEND_EXAMPLES = """\
 examples:
   gateway chain-sim send docs/examples/ --url https://127.0.0.1:8443/ggk0210/OntvangAsynchroon \\
-      --certificate tls/ggk-client.crt --private-key tls/ggk-client.key --ca tls/ca.pem
+      --certificate tls/ggk.crt --private-key tls/ggk.key --ca tls/ca.crt
 """
 
 
 def add_chain_sim_commands(subparsers: Subparsers) -> None:
-    """Register ``chain-sim serve`` and ``chain-sim send``."""
+    """Register ``chain-sim certs``, ``chain-sim serve`` and ``chain-sim send``."""
     commands = add_group(
         subparsers,
         "chain-sim",
         "play the GGk's side of the national chain (StUF-GGk over mutual TLS)",
-        SERVE_EXAMPLES.removeprefix("examples:\n") + SEND_EXAMPLES.removeprefix("examples:\n"),
+        "".join(
+            examples.removeprefix("examples:\n")
+            for examples in (CERTS_EXAMPLES, SERVE_EXAMPLES, SEND_EXAMPLES)
+        ),
         dest="chain_sim_command",
         metavar="COMMAND",
     )
+
+    certs = commands.add_parser(
+        "certs",
+        help="write a demo CA and certificates for the gateway and the simulated GGk",
+        description="Write into FOLDER a demo CA (ca.crt, ca.key) and, signed by it, "
+        "gateway.crt/.key and ggk.crt/.key: each for 127.0.0.1 and localhost, as server and "
+        "as client, with an OIN as subject serialNumber (printed). For the demo and tests "
+        "only, valid 30 days. Needs the cryptography package (pip install "
+        "'ijw-gateway[chain-sim]').",
+        epilog=CERTS_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    certs.add_argument("folder", type=Path)
+    certs.set_defaults(func=cmd_certs)
 
     serve = commands.add_parser(
         "serve",
@@ -74,13 +97,29 @@ def add_chain_sim_commands(subparsers: Subparsers) -> None:
     send.set_defaults(func=cmd_send)
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    """Write the demo CA and certificates."""
+    try:
+        from gateway.chain_certificates import demo_certificates
+    except ImportError:
+        print("gateway chain-sim certs needs the cryptography package: "
+              "pip install 'ijw-gateway[chain-sim]'", file=sys.stderr)  # fmt: skip
+        return 2
+    for issued in demo_certificates(args.folder):
+        oin = f", OIN {issued.oin}" if issued.oin else ""
+        print(f"{issued.certificate}{oin} (key {issued.key})")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the simulated GGk endpoint until interrupted."""
     import asyncio
     import contextlib
+    import logging
 
     from gateway.chain_sim import GgkSimulator, Received
     from gateway.daemon.chain_server import tls_context
+    from gateway.logs import configure_logging
     from gateway.schemas import load_envelope_schema
     from gateway.shipped import SHIPPED_ENVELOPE_SCHEMA
 
@@ -93,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    configure_logging(level=logging.WARNING)  # stdout is the one line per envelope
     simulator = GgkSimulator(
         load_envelope_schema(SHIPPED_ENVELOPE_SCHEMA),
         fail_first=args.fail_first,

@@ -13,7 +13,6 @@ import hashlib
 import random
 import tomllib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,62 +27,23 @@ from gateway.daemon.app import Gateway, build_app, build_service
 from gateway.daemon.prepare_workers import PreparePool
 from gateway.schemas import load_schema_set
 from gateway.store.base import MessageQuery
-from tests.integration.demo_config import shipped_demo_settings
+from tests.integration.demo_config import (
+    DOSSIER,
+    EXAMPLES,
+    FAULTY,
+    LEG_2_3,
+    LEGACY_CODE,
+    PROFILE_CODE,
+    demo_token,
+    message_type,
+    product_codes,
+    refusals,
+    shipped_demo_settings,
+)
 from tests.paths import OFFICIAL_XSD_DIR, OFFICIAL_XSD_DIR_23, REPO
 
-EXAMPLES = REPO / "docs" / "examples"
 # The day the demo is run in this test: after every Dagtekening of the dossier (TR135).
 DEMO_DAY = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
-
-LEGACY_CODE = ("45", "45R14")  # what Jeugdhulp Oost (generation legacy) speaks
-PROFILE_CODE = ("45", "IJ09P")  # what Deventer (generation profile-2018) speaks
-
-
-@dataclass(frozen=True)
-class Step:
-    """One demo file: who sends it and what docs/examples/README.md promises for it."""
-
-    file: str
-    sender: str
-    recipient: str
-    state: State
-    retour_type: str | None  # the retour the gateway builds on the recipient's behalf
-    retour_codes: tuple[tuple[str, str], ...]  # (class, RetourCode) other than 0200/8001
-    delivered_code: tuple[str, str] | None  # the product code in the payload the recipient gets
-
-
-DOSSIER = (
-    Step("01-JW315.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW316", (),
-         PROFILE_CODE),
-    Step("02-JW301.xml", "gemeente-deventer", "jeugdhulp-oost", State.QUEUED, None, (),
-         LEGACY_CODE),
-    Step("03-JW305.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW306", (),
-         PROFILE_CODE),
-    Step("04-JW317.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW318", (), None),
-    Step("05-JW319.xml", "gemeente-deventer", "jeugdhulp-oost", State.QUEUED, None, (), None),
-    Step("06-JW307.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW308", (),
-         PROFILE_CODE),
-    Step("07-JW323.xml", "jeugdhulp-oost", "gemeente-deventer", State.QUEUED, "JW325", (),
-         PROFILE_CODE),
-)  # fmt: skip
-# The 2.3 leg (2018): Deventer still speaks iJw 2.3 then, Horizon (24240002) speaks it still.
-LEG_2_3 = (
-    Step("10-JW315-2.3.xml", "horizon", "gemeente-deventer", State.QUEUED, "JW316", (),
-         PROFILE_CODE),
-    Step("11-JW301-2.3.xml", "gemeente-deventer", "horizon", State.QUEUED, None, (),
-         LEGACY_CODE),
-    Step("12-JW303-2.3.xml", "horizon", "gemeente-deventer", State.QUEUED, "JW304", (),
-         PROFILE_CODE),
-)  # fmt: skip
-FAULTY = Step(
-    "90-JW305-no-allocation.xml", "zorgpartners", "gemeente-zwolle", State.REJECTED, "JW306",
-    (("StartProduct", "9019"),), None,
-)  # fmt: skip
-
-
-def demo_token(party: str) -> str:
-    """The public demo token of a party (docs/configuration.md, the README's curl lines)."""
-    return "demo-token-" + party.removeprefix("gemeente-").removesuffix("-ijsselland")
 
 
 @pytest.fixture(params=[0, 1], ids=["in-process", "prepare-worker"])
@@ -119,32 +79,6 @@ def _retour_of(gateway: Gateway, message_id: str) -> bytes | None:
     return None
 
 
-def _refusals(retour: bytes) -> list[tuple[str, str]]:
-    """(class, code) of every RetourCode other than an acceptance (RetourCode < RetourCodes <
-    the class it is about)."""
-    found = []
-    for code in etree.fromstring(retour).iter("{*}RetourCode"):
-        holder = code.getparent().getparent()  # type: ignore[union-attr]
-        if code.text not in ("0200", "8001") and holder is not None:
-            found.append((etree.QName(holder).localname, code.text or ""))
-    return found
-
-
-def _product_codes(raw: bytes) -> set[tuple[str, str]]:
-    """Every (categorie, code) a message carries, whichever class holds it."""
-    root = etree.fromstring(raw)
-    found: set[tuple[str, str]] = set()
-    for product in root.iter("{*}Product"):
-        categorie, code = product.find("{*}Categorie"), product.find("{*}Code")
-        if categorie is not None and code is not None:
-            found.add((categorie.text or "", code.text or ""))
-    for line in root.iter("{*}Prestatie"):
-        found.add(
-            (line.findtext("{*}ProductCategorie") or "", line.findtext("{*}ProductCode") or "")
-        )
-    return found
-
-
 def _declared_total(file: Path) -> str:
     """The TotaalIngediendBedrag of a JW323 file, as it was written."""
     total = etree.parse(file).findtext("{*}Declaratie/{*}TotaalIngediendBedrag/{*}TotaalBedrag")
@@ -153,12 +87,6 @@ def _declared_total(file: Path) -> str:
 
 def _release_2_3(raw: bytes) -> bool:
     return "/ijw/2_3/" in (etree.QName(etree.fromstring(raw)).namespace or "")
-
-
-def _message_type(raw: bytes) -> str:
-    """JW301 for .../ijw/3_2/jw301/schema."""
-    namespace = etree.QName(etree.fromstring(raw)).namespace or ""
-    return namespace.rsplit("/", 2)[-2].upper()
 
 
 def test_demo_tokens_are_the_configured_ones() -> None:
@@ -219,8 +147,8 @@ async def test_the_demo_dossier_goes_through_as_documented(
             assert retour is None, step.file
         else:
             assert retour is not None, step.file
-            assert _message_type(retour) == step.retour_type
-            assert _refusals(retour) == list(step.retour_codes), step.file
+            assert message_type(retour) == step.retour_type
+            assert refusals(retour) == list(step.retour_codes), step.file
             if step.retour_type == "JW325":  # the whole declaration is accepted
                 answer = etree.fromstring(retour)
                 declared = answer.findtext("{*}*/{*}TotaalIngediendBedrag/{*}TotaalBedrag")
@@ -234,14 +162,14 @@ async def test_the_demo_dossier_goes_through_as_documented(
                     "{*}*/{*}*/{*}DeclaratieFactuurTotaalBedrag/{*}TotaalBedrag"
                 )
                 assert declared == granted == total
-                assert _release_2_3(retour) and _product_codes(retour) == {LEGACY_CODE}
+                assert _release_2_3(retour) and product_codes(retour) == {LEGACY_CODE}
         if step.delivered_code is not None:
             payload = gateway.store.delivery_payload(message_id)
             assert payload is not None
             # Translated for the recipient's generation; the sender's codes stay in the original.
-            assert _product_codes(payload) == {step.delivered_code}, step.file
+            assert product_codes(payload) == {step.delivered_code}, step.file
             original = (EXAMPLES / step.file).read_bytes()
-            assert _product_codes(original) != {step.delivered_code}, step.file
+            assert product_codes(original) != {step.delivered_code}, step.file
             # Each side gets the release it speaks on the Dagtekening: 2.3 in the 2018 leg.
             assert _release_2_3(payload) == _release_2_3(original), step.file
 
@@ -252,14 +180,14 @@ async def test_the_demo_dossier_goes_through_as_documented(
     # JW306 with 9019; Jeugdhulp Oost's mailbox holds the JW301 (legacy code) and the retours.
     await gateway.delivery.tick()
     deventer = sorted((gateway.settings.outbox / "gemeente-deventer").glob("*.xml"))
-    assert sorted(_message_type(f.read_bytes()) for f in deventer) == sorted(
+    assert sorted(message_type(f.read_bytes()) for f in deventer) == sorted(
         ["JW315", "JW305", "JW317", "JW307", "JW323", "JW315", "JW303"]
     )
     # The JW317 changes only the Omvang of the allocation: it names no product code.
-    assert all(_product_codes(f.read_bytes()) <= {PROFILE_CODE} for f in deventer)
+    assert all(product_codes(f.read_bytes()) <= {PROFILE_CODE} for f in deventer)
     [zorgpartners] = (gateway.settings.outbox / "zorgpartners").glob("*.xml")
-    assert _message_type(zorgpartners.read_bytes()) == "JW306"
-    assert _refusals(zorgpartners.read_bytes()) == [("StartProduct", "9019")]
+    assert message_type(zorgpartners.read_bytes()) == "JW306"
+    assert refusals(zorgpartners.read_bytes()) == [("StartProduct", "9019")]
     zwolle = await client.get(
         "/v1/mailbox", headers={"Authorization": f"Bearer {demo_token('gemeente-zwolle')}"}
     )
@@ -274,7 +202,7 @@ async def test_the_demo_dossier_goes_through_as_documented(
     )
     for item in mailbox:
         fetched = await client.get(f"/v1/mailbox/{item['id']}", headers=auth)
-        carried = _product_codes(await fetched.read())
+        carried = product_codes(await fetched.read())
         if item["message_type"] == "JW301":
             assert carried == {LEGACY_CODE}
         else:
@@ -287,4 +215,4 @@ async def test_the_demo_dossier_goes_through_as_documented(
     assert sorted(item["message_type"] for item in mailbox) == ["JW301", "JW304", "JW316"]
     for item in mailbox:
         fetched = await (await client.get(f"/v1/mailbox/{item['id']}", headers=auth)).read()
-        assert _release_2_3(fetched) and _product_codes(fetched) <= {LEGACY_CODE}
+        assert _release_2_3(fetched) and product_codes(fetched) <= {LEGACY_CODE}
