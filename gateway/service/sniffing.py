@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.core.catalogue import MESSAGE_KINDS
+from gateway.core.catalogue import MESSAGE_KINDS, Role
 
 _BERICHTCODE = re.compile(rb"<(?:[\w.-]+:)?BerichtCode>\s*(\d{3})\s*<")
 _IDENTIFICATIE = re.compile(
@@ -14,6 +14,8 @@ _IDENTIFICATIE = re.compile(
 _BSN = re.compile(rb"<(?:[\w.-]+:)?Bsn>\s*(\d{9})\s*<")
 _ONTVANGER = re.compile(rb"<(?:[\w.-]+:)?Ontvanger>\s*([^<\s]{1,20})\s*<")
 _AFZENDER = re.compile(rb"<(?:[\w.-]+:)?Afzender>\s*([^<\s]{1,20})\s*<")
+_GEMEENTE = re.compile(rb"<(?:[\w.-]+:)?Gemeente>\s*([^<\s]{1,20})\s*<")
+_AANBIEDER = re.compile(rb"<(?:[\w.-]+:)?Aanbieder>\s*([^<\s]{1,20})\s*<")
 _TYPE_BY_CODE = {code: kind.name for kind in MESSAGE_KINDS.values() for code in kind.berichtcodes}
 _SNIFF_BYTES = 4096
 
@@ -44,13 +46,23 @@ def client_keys(raw: bytes) -> list[str]:
 
 
 def recipient_identity(raw: bytes) -> str | None:
-    """The Ontvanger of the header, when it is in the first bytes."""
-    return _header_identity(_ONTVANGER, raw)
+    """The Ontvanger of the header, when it is in the first bytes (see :func:`sender_identity`)."""
+    return _header_identity(_ONTVANGER, raw) or _party_by_role(raw, sender=False)
 
 
 def sender_identity(raw: bytes) -> str | None:
-    """The Afzender of the header, when it is in the first bytes."""
-    return _header_identity(_AFZENDER, raw)
+    """The Afzender of the header, when it is in the first bytes. A 2.3 JW303/JW304 header
+    names Gemeente and Aanbieder instead: the one of the type's sending role is the Afzender,
+    as :meth:`gateway.core.document.MessageDocument.afzender` reads it."""
+    return _header_identity(_AFZENDER, raw) or _party_by_role(raw, sender=True)
+
+
+def _party_by_role(raw: bytes, *, sender: bool) -> str | None:
+    kind = MESSAGE_KINDS.get(sniff_header(raw)[0] or "")
+    if kind is None:
+        return None
+    gemeente_wanted = sender == (kind.sender is Role.GEMEENTE)
+    return _header_identity(_GEMEENTE if gemeente_wanted else _AANBIEDER, raw)
 
 
 def _header_identity(pattern: re.Pattern[bytes], raw: bytes) -> str | None:
