@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.clock import Clock
-from gateway.core.document import date_at
+from gateway.core.document import MessageDocument, date_at
 from gateway.core.errors import GatewayError
 from gateway.core.ledger import (
     ClaimLine,
@@ -51,6 +51,7 @@ from gateway.core.translation import (
     Translation,
     TranslationError,
     Undecided,
+    running_allocation_start,
     translate,
 )
 from gateway.core.validate import validate
@@ -66,6 +67,7 @@ __all__ = [
     "StoreLedger",
     "Translator",
     "decide_mapping",
+    "generation_day",
     "hold_reason",
     "ledger_key_of",
     "waits_for_decision",
@@ -173,12 +175,17 @@ class Translator:
     contracts: ContractTable | None = None
 
     def generations(
-        self, report: ValidationReport, sender: Party, registry: PartyRegistry, today: dt.date
+        self,
+        report: ValidationReport,
+        sender: Party,
+        registry: PartyRegistry,
+        today: dt.date,
+        ledger: TranslationLedger,
     ) -> tuple[str, str] | None:
         """(from, to) generations when the transmitter and the recipient speak different ones.
 
         The transmitter is the party the header names (a BVO may send on a member's behalf);
-        the date is the message's Dagtekening.
+        the date is :func:`generation_day` of the message's Dagtekening.
         """
         doc = report.document
         if doc is None:
@@ -188,7 +195,8 @@ class Translator:
         if recipient is None:
             return None
         transmitter = registry.by_identity(route.transmitter) or sender
-        day = date_at(doc.root, "Header/BerichtIdentificatie/Dagtekening") or today
+        dagtekening = date_at(doc.root, "Header/BerichtIdentificatie/Dagtekening") or today
+        day = generation_day(doc, dagtekening, ledger)
         spoken, wanted = transmitter.generation_on(day), recipient.generation_on(day)
         if spoken is None or wanted is None or spoken == wanted:
             return None
@@ -251,7 +259,7 @@ class Translator:
         doc = report.document
         if doc is None or report.level not in (Level.OK, Level.STATE, Level.EXTERNAL):
             return report, None
-        pair = self.generations(report, sender, registry, today)
+        pair = self.generations(report, sender, registry, today, ledger)
         if pair is None:
             return report, None
         record, _ = self.translate(raw, pair[0], pair[1], ledger)
@@ -295,6 +303,16 @@ class Translator:
         return dataclasses.replace(
             context, lists=dataclasses.replace(lists, product_codes=spoken.codes)
         )
+
+
+def generation_day(
+    doc: MessageDocument, dagtekening: dt.date, ledger: TranslationLedger
+) -> dt.date:
+    """The day whose code generations a message speaks: its Dagtekening, or the start of an
+    untranslated allocation it follows up when that is earlier (a running allocation keeps
+    the codes it was made with until it ends; docs/translation.md)."""
+    running = running_allocation_start(doc.root, ledger)
+    return running if running is not None and running < dagtekening else dagtekening
 
 
 def _without_later_findings(report: ValidationReport) -> ValidationReport:

@@ -91,6 +91,7 @@ __all__ = [
     "Translation",
     "TranslationError",
     "Undecided",
+    "running_allocation_start",
     "translate",
 ]
 
@@ -239,6 +240,31 @@ def translate(
         refused=tuple(run.refused),
         new_claim_lines=() if run.undecided else tuple(run.claim_lines),
     )
+
+
+def running_allocation_start(root: Element, ledger: TranslationLedger) -> dt.date | None:
+    """The earliest ToewijzingIngangsdatum of an allocation this message follows up that the
+    gateway never translated (no ledger pair), or None.
+
+    Such an allocation travels under the code it was made with until it ends: a start or
+    stop reported after a cut-over still speaks the generation of the allocation's start.
+    A translated allocation (one with a pair) travels under its pair instead.
+    """
+    try:
+        gemeente = _gemeente_of(root)
+        holders = HOLDERS.get(_message_type(root), ())
+    except TranslationError:
+        return None
+    starts = [
+        begin
+        for holder in holders
+        if holder.role is Role.FOLLOW_UP
+        for element in root.iter("{*}" + holder.element)
+        if (number := text(element, "ToewijzingNummer"))
+        and (begin := date_at(element, "ToewijzingIngangsdatum")) is not None
+        and ledger.get(LedgerKey.allocation(gemeente, number)) is None
+    ]
+    return min(starts, default=None)
 
 
 def _tree_of(raw: bytes) -> etree._ElementTree:

@@ -51,6 +51,7 @@ from gateway.translator import (
     Decided,
     StoreLedger,
     answer_report,
+    generation_day,
     hold_reason,
 )
 
@@ -172,7 +173,7 @@ class Preparation:
         if refusal is None and needs_dossier(report, decision):
             # After translation: the B and E rules read the recipient's (gemeente's) codes.
             rules_context = self._rule_context(today, raw, replay_of, received.id, report.document)
-            context = self._for_recipient(rules_context, decision, report.document)
+            context = self._for_recipient(rules_context, decision, report.document, ledger)
             report = with_dossier_findings(report, context)
             decision = decide(
                 report, sender, self.shared.registry, today, self.shared.operator_holds
@@ -356,17 +357,25 @@ class Preparation:
         return RuleContext(today=today, history=history, lists=self.shared.lists)
 
     def _for_recipient(
-        self, context: RuleContext, decision: Decision, document: MessageDocument | None
+        self,
+        context: RuleContext,
+        decision: Decision,
+        document: MessageDocument | None,
+        ledger: TranslationLedger,
     ) -> RuleContext:
         """TR381 (S329) checks the code list of the recipient's generation when it declares
         one: after translation the message carries the recipient's codes, which need not be
-        on the national list. The generation is the one spoken on the message's Dagtekening,
-        as translation chose it (a message of 2017 read in 2026 speaks 2017's codes)."""
+        on the national list. The generation is the one translation chose: spoken on the
+        message's Dagtekening (a message of 2017 read in 2026 speaks 2017's codes), or on the
+        start of a running allocation it follows up (``generation_day``)."""
         recipient = decision.recipient
         if self.shared.translator is None or recipient is None:
             return context
-        dagtekening = document.dagtekening if document is not None else None
-        generation = recipient.generation_on(dagtekening or context.today or self.shared.today())
+        day = (document.dagtekening if document is not None else None) or context.today
+        day = day or self.shared.today()
+        if document is not None:
+            day = generation_day(document, day, ledger)
+        generation = recipient.generation_on(day)
         if generation is None:
             return context
         return self.shared.translator.receiver_context(context, generation)

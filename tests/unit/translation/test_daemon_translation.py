@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from gateway.config import load_config
 from gateway.core.errors import ConfigError
@@ -19,9 +20,9 @@ from gateway.core.rules import RuleContext
 from gateway.core.validate import validate
 from gateway.mapping_files import load_mappings
 from gateway.schemas import load_schema_set
-from gateway.translator import Translator
+from gateway.translator import Translator, generation_day
 from tests.paths import OFFICIAL_XSD_DIR
-from tests.unit.translation.builders import follow_up, jw301, products, write_folder
+from tests.unit.translation.builders import follow_up, jw301, products, set_text, write_folder
 
 PARTIES = """
 [[parties]]
@@ -150,7 +151,65 @@ def test_only_parties_on_different_generations_translate(table: MappingTable) ->
         registry = _registry(diemen, provider)
         sender = registry.get("diemen")
         assert sender is not None
-        assert translator.generations(report, sender, registry, today) == expected
+        assert translator.generations(report, sender, registry, today, InMemoryLedger()) == expected
+
+
+def _set_dagtekening(raw: bytes, day: dt.date) -> bytes:
+    root = etree.fromstring(raw)
+    set_text(root, "Header/BerichtIdentificatie/Dagtekening", day.isoformat())
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def test_a_running_allocation_keeps_the_generation_it_was_made_in(table: MappingTable) -> None:
+    """Diemen moves to the new codes on the table's cut-over (2020-01-01), the provider stays
+    old: a start reported after it for an allocation of 2019 speaks old on both sides (not
+    translated, its code checked against the old list); one for an allocation of 2020 is
+    translated under its pair."""
+    schemas = load_schema_set([OFFICIAL_XSD_DIR])
+    cutover, reported = dt.date(2020, 1, 1), dt.date(2020, 1, 5)
+    gemeente = Party(
+        "diemen",
+        PartyRole.GEMEENTE,
+        "0384",
+        Channel.FOLDER,
+        generations=(GenerationStep("old"), GenerationStep("new", cutover)),
+    )
+    provider = Party(
+        "provider",
+        PartyRole.AANBIEDER,
+        "65656055",
+        Channel.FOLDER,
+        generations=(GenerationStep("old"),),
+    )
+    registry = PartyRegistry([gemeente, provider])
+    translator, ledger = Translator(table), InMemoryLedger()
+    made = translator.translate(
+        jw301("0384", "78", "45", "45N03", dt.date(2020, 1, 2)), "new", "old", ledger
+    )[0]
+    ledger.record_all(made.entries)
+    for nummer, code, allocated, expected in (
+        ("77", "45A03", dt.date(2019, 11, 1), None),
+        ("78", "45A03", dt.date(2020, 1, 2), ("old", "new")),
+    ):
+        start = _set_dagtekening(
+            follow_up("JW305", "0384", nummer, "45", code, allocated), reported
+        )
+        report = validate(start, schemas)
+        assert report.document is not None
+        assert translator.generations(report, provider, registry, reported, ledger) == expected
+        day = generation_day(report.document, reported, ledger)
+        assert gemeente.generation_on(day) == ("old" if expected is None else "new"), nummer
+    # A 2019 allocation the gemeente re-sent in the new codes (RedenWijziging 10) has a pair:
+    # it travels under the pair from then on.
+    resent = translator.translate(
+        jw301("0384", "77", "45", "45N03", dt.date(2019, 11, 1), reden="10"), "new", "old", ledger
+    )[0]
+    ledger.record_all(resent.entries)
+    start = _set_dagtekening(
+        follow_up("JW305", "0384", "77", "45", "45A03", dt.date(2019, 11, 1)), reported
+    )
+    report = validate(start, schemas)
+    assert translator.generations(report, provider, registry, reported, ledger) == ("old", "new")
 
 
 def test_rules_after_translation_check_the_receivers_code_list(table: MappingTable) -> None:
