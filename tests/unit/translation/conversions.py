@@ -11,6 +11,7 @@ from pathlib import Path
 from lxml import etree
 
 from gateway.core.document import find, findall
+from tests.paths import EXAMPLES_DIR_23
 from tests.unit.translation.builders import (
     example,
     jw301,
@@ -143,3 +144,80 @@ def answer(delivered_claim: bytes) -> bytes:
         set_text(line, path, received[path])
     set_text(root, "DeclaratieAntwoord/TotaalIngediendBedrag/TotaalBedrag", str(TRAJECTORY_TARIFF))
     return to_bytes(tree)
+
+
+# -- iJw 2.3: the same March of care declared in a JW303 ----------------------------------------
+
+INVOICE = "HOR202603"
+"""The provider's DeclarantFactuurNummer (what identifies a 2.3 JW303 and its JW304)."""
+FIGURES_2_3 = "IngediendeBedragPrestatie"
+
+
+def _remove(parent: etree._Element, path: str) -> None:
+    found = find(parent, path)
+    if found is not None:
+        found.getparent().remove(found)  # type: ignore[union-attr]
+
+
+def claim_2_3(btw_percentage: int | None = None) -> bytes:
+    """The official 2.3 JW303 example cut to one line: the provider's 17 hours of March at
+    75.00, VAT-exempt (``btw_percentage`` None) or with that VAT (hundredths of a percent, the
+    BtwBedrag rounded half up), no Verrekenpercentage, and totals that add up (BVO002)."""
+    tree = etree.parse(str(EXAMPLES_DIR_23 / "JW303.xml"))
+    root = tree.getroot()
+    set_text(root, "Header/Gemeente", DIEMEN)
+    set_text(root, "Header/Aanbieder", PROVIDER)
+    identification = find(root, "Header/DeclaratieFactuurIdentificatie")
+    assert identification is not None
+    set_text(identification, "DeclaratiePeriode/Begindatum", BEGIN.isoformat())
+    set_text(identification, "DeclaratiePeriode/Einddatum", "2026-03-31")
+    set_text(identification, "DeclarantFactuurNummer", INVOICE)
+    set_text(identification, "FactuurDagtekening", "2026-04-06")
+    keep_first(findall(root, "Clienten/Client"))
+    line = keep_first(list(root.iter("{*}Prestatie")))
+    set_text(line, "ToewijzingNummer", NUMMER)
+    set_text(line, "ProductCategorie", "45")
+    set_text(line, "ProductCode", "45A50")
+    set_text(line, "ProductPeriode/Begindatum", BEGIN.isoformat())
+    set_text(line, "ProductPeriode/Einddatum", "2026-03-31")
+    figures = find(line, FIGURES_2_3)
+    assert figures is not None
+    _remove(figures, "Verrekenpercentage")
+    berekend = HOURS * HOURLY
+    btw = 0 if btw_percentage is None else (berekend * btw_percentage + 5_000) // 10_000
+    for path, value in (
+        ("GeleverdVolume", str(HOURS)),
+        ("Eenheid", "04"),
+        ("ProductTarief", str(HOURLY)),
+        ("BerekendBedrag/Bedrag", str(berekend)),
+        ("BtwVrijstellingIndicatie", "1" if btw_percentage is None else "2"),
+        ("DeclaratieFactuurBedrag/Bedrag", str(berekend + btw)),
+    ):
+        set_text(figures, path, value)
+    bedragen = find(root, "Header/DeclaratieFactuurBedragen")
+    assert bedragen is not None
+    set_text(bedragen, "DeclaratieFactuurTotaalBedrag/TotaalBedrag", str(berekend + btw))
+    if btw_percentage is None:
+        for path in ("BtwPercentage", "BtwBedrag"):
+            _remove(figures, path)
+        _remove(bedragen, "BtwTotaalBedrag")
+    else:
+        set_text(figures, "BtwPercentage", str(btw_percentage))
+        set_text(figures, "BtwBedrag/Bedrag", str(btw))
+        set_text(bedragen, "BtwTotaalBedrag/TotaalBedrag", str(btw))
+    return to_bytes(tree)
+
+
+def figures_2_3(xml: bytes) -> dict[str, str]:
+    """The first line's code and figures, and the header's amounts (2.3 JW303 or JW304)."""
+    root = etree.fromstring(xml)
+    line = next(root.iter("{*}Prestatie"))
+    found = {"ProductCode": find(line, "ProductCode").text or ""}  # type: ignore[union-attr]
+    for element in (*line.iter(), *next(root.iter("{*}Header")).iter()):
+        name = etree.QName(element).localname
+        if len(element) == 0 and name in {"Bedrag", "TotaalBedrag"}:
+            parent = element.getparent()
+            found[etree.QName(parent).localname] = element.text or ""  # type: ignore[arg-type]
+        elif name in {"GeleverdVolume", "Eenheid", "ProductTarief", "BtwPercentage"}:
+            found[name] = element.text or ""
+    return found
