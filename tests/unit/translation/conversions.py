@@ -11,7 +11,7 @@ from pathlib import Path
 from lxml import etree
 
 from gateway.core.document import find, findall
-from tests.paths import EXAMPLES_DIR_23
+from tests.paths import EXAMPLES_DIR_23, REPO
 from tests.unit.translation.builders import (
     example,
     jw301,
@@ -148,6 +148,8 @@ def answer(delivered_claim: bytes) -> bytes:
 
 # -- iJw 2.3: the same March of care declared in a JW303 ----------------------------------------
 
+DEMO_2_3 = REPO / "docs" / "examples"
+"""The demo's 2.3 request and allocation (docs/examples/README.md, 10 and 11)."""
 INVOICE = "HOR202603"
 """The provider's DeclarantFactuurNummer (what identifies a 2.3 JW303 and its JW304)."""
 FIGURES_2_3 = "IngediendeBedragPrestatie"
@@ -221,3 +223,56 @@ def figures_2_3(xml: bytes) -> dict[str, str]:
         elif name in {"GeleverdVolume", "Eenheid", "ProductTarief", "BtwPercentage"}:
             found[name] = element.text or ""
     return found
+
+
+def _demo_2_3(name: str, afzender: str, ontvanger: str, dagtekening: str) -> etree._ElementTree:
+    tree = etree.parse(str(DEMO_2_3 / name))
+    root = tree.getroot()
+    for path, value in (
+        ("Header/Afzender", afzender),
+        ("Header/Ontvanger", ontvanger),
+        ("Header/BerichtIdentificatie/Dagtekening", dagtekening),
+    ):
+        set_text(root, path, value)
+    return tree
+
+
+def _omvang(element: etree._Element, values: tuple[str, str, str]) -> None:
+    for name, value in zip(("Volume", "Eenheid", "Frequentie"), values, strict=True):
+        set_text(element, f"Omvang/{name}", value)
+
+
+def request_2_3() -> bytes:
+    """The provider's 2.3 JW315 (the demo's, in these parties): 4 hours a week of 45A50."""
+    tree = _demo_2_3("10-JW315-2.3.xml", PROVIDER, DIEMEN, "2026-02-12")
+    asked = next(tree.getroot().iter("{*}AangevraagdProduct"))
+    set_text(asked, "ReferentieAanbieder", REFERENTIE)
+    set_text(asked, "Product/Code", "45A50")
+    set_text(asked, "ToewijzingIngangsdatum", BEGIN.isoformat())
+    set_text(asked, "ToewijzingEinddatum", "2026-08-31")
+    _omvang(asked, ("4", "04", "2"))
+    return to_bytes(tree)
+
+
+def allocation_2_3() -> bytes:
+    """Diemen's 2.3 JW301 honouring that request: one trajectory a month of 45Q02."""
+    tree = _demo_2_3("11-JW301-2.3.xml", DIEMEN, PROVIDER, "2026-02-20")
+    beschikking = next(tree.getroot().iter("{*}Beschikking"))
+    for path, value in (
+        ("Afgiftedatum", "2026-02-20"),
+        ("Ingangsdatum", BEGIN.isoformat()),
+        ("Einddatum", "2026-08-31"),
+    ):
+        set_text(beschikking, path, value)
+    product = next(beschikking.iter("{*}ToegewezenProduct"))
+    for path, value in (
+        ("ToewijzingNummer", NUMMER),
+        ("ReferentieAanbieder", REFERENTIE),
+        ("Product/Code", "45Q02"),
+        ("Toewijzingsdatum", "2026-02-20"),
+        ("Ingangsdatum", BEGIN.isoformat()),
+        ("Einddatum", "2026-08-31"),
+    ):
+        set_text(product, path, value)
+    _omvang(product, ("1", "82", "4"))
+    return to_bytes(tree)
