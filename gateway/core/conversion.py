@@ -17,7 +17,6 @@ from gateway.core.document import (
     element_path,
     find,
     findall,
-    local_name,
     text,
 )
 from gateway.core.ledger import ClaimAmounts, ClaimLine, LedgerEntry, Omvang
@@ -116,7 +115,10 @@ class InvoicePaths:
     percentage: str
     btw: str
     verrekenpercentage: str
-    granted: tuple[str, ...]
+    computed: str
+    """A JW304 line's GemeenteBerekendBedrag."""
+    granted: str
+    """A JW304 line's ToegekendBedrag, which the answer's ToegekendTotaalBedrag sums."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +181,8 @@ FORM_2_3 = DeclarationForm(
         percentage=f"{_FIGURES_2_3}/BtwPercentage",
         btw=f"{_FIGURES_2_3}/BtwBedrag",
         verrekenpercentage=f"{_FIGURES_2_3}/Verrekenpercentage",
-        granted=(
-            "ToegekendeBedragPrestatie/GemeenteBerekendBedrag",
-            "ToegekendeBedragPrestatie/ToegekendBedrag",
-        ),
+        computed="ToegekendeBedragPrestatie/GemeenteBerekendBedrag",
+        granted="ToegekendeBedragPrestatie/ToegekendBedrag",
     ),
 )
 
@@ -426,37 +426,36 @@ def restore_claim(run: Run, element: Element, entry: LedgerEntry, product: Produ
             "cannot be given in the sender's terms"
         )
     invoice = _form(run).invoice
-    granted = [] if invoice is None else _granted_as_declared(element, invoice, recorded)
+    granted = {} if invoice is None else _granted_as_declared(element, invoice, recorded)
     if isinstance(granted, str):
         return hold(granted)
     basis = f"declared as (ledger {entry.key})"
     _write_line(run, element, recorded.sent, basis, key)
-    for amount, value in granted:
-        if local_name(amount) == "ToegekendBedrag":
-            run.granted_shift += _signed(amount) - recorded.signed(value)
-        _set(run, amount, "Bedrag", str(value), basis=basis, key=key)
+    for amount_path, value in granted.items():
+        if invoice is not None and amount_path == invoice.granted:
+            run.granted_shift += _signed(find(element, amount_path)) - recorded.signed(value)
+        _set(run, element, f"{amount_path}/Bedrag", str(value), basis=basis, key=key)
     return True
 
 
 def _granted_as_declared(
     element: Element, invoice: InvoicePaths, recorded: ClaimLine
-) -> list[tuple[Element, int]] | str:
-    """A JW304 line's GemeenteBerekendBedrag and ToegekendBedrag in the sender's terms: the
-    converted line's whole amount is what the sender declared, nothing stays nothing; any
-    other amount (a part of a converted line) has no counterpart."""
-    restored = []
-    for amount_path in invoice.granted:
-        amount = find(element, amount_path)
-        value = _number(amount, "Bedrag")
-        if amount is None or value is None:
+) -> dict[str, int] | str:
+    """A JW304 line's GemeenteBerekendBedrag and ToegekendBedrag (by path) in the sender's
+    terms: the converted line's whole amount is what the sender declared, nothing stays
+    nothing; any other amount (a part of a converted line) has no counterpart."""
+    restored = {}
+    for amount_path in (invoice.computed, invoice.granted):
+        value = _number(element, f"{amount_path}/Bedrag")
+        if value is None:
             continue
         if value not in (0, recorded.delivered.claimed):
             return (
-                f"{local_name(amount)} {value} is neither 0 nor the converted line's "
-                f"{recorded.delivered.claimed}: part of a converted line cannot be stated in "
-                "the sender's terms"
+                f"{amount_path.rsplit('/', 1)[-1]} {value} is neither 0 nor the converted "
+                f"line's {recorded.delivered.claimed}: part of a converted line cannot be "
+                "stated in the sender's terms"
             )
-        restored.append((amount, recorded.sent.claimed if value else 0))
+        restored[amount_path] = recorded.sent.claimed if value else 0
     return restored
 
 
