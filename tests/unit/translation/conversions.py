@@ -11,6 +11,10 @@ from pathlib import Path
 from lxml import etree
 
 from gateway.core.document import find, findall
+from gateway.core.ledger import InMemoryLedger
+from gateway.core.lists import ContractTable
+from gateway.core.mapping_tables import MappingTable
+from gateway.core.translation import Translation, translate
 from tests.paths import EXAMPLES_DIR_23, REPO
 from tests.unit.translation.builders import (
     example,
@@ -39,6 +43,19 @@ gemeente,aanbieder,categorie,code,eenheid,tarief,valid_from,valid_to,note
 DEMO,*,45,45Q02,82,{TRAJECTORY_TARIFF},2020-01-01,,trajectory per month
 DEMO,65656055,45,45A50,04,7500,2020-01-01,,the provider's hourly price in its own terms
 """
+
+
+def translate_recorded(
+    raw: bytes, to: str, ledger: InMemoryLedger, folder: tuple[MappingTable, ContractTable]
+) -> Translation:
+    """Translate into generation ``to``; when nothing is held, record what the daemon records
+    once the message goes on (new pairs and converted lines)."""
+    table, contracts = folder
+    result = translate(raw, table, to_generation=to, ledger=ledger, contracts=contracts)
+    if not result.needs_decision:
+        ledger.record_all(result.new_entries)
+        ledger.record_claim_lines(result.new_claim_lines)
+    return result
 
 
 def write_conversions(mappings: Path, rows: str = CONVERSION) -> Path:

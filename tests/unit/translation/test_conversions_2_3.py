@@ -17,7 +17,6 @@ from gateway.core.lists import ContractTable
 from gateway.core.mapping_tables import MappingTable
 from gateway.core.report import Finding, Level
 from gateway.core.retour import RetourIdentity, build_retour
-from gateway.core.translation import Translation, translate
 from gateway.core.validate import validate
 from gateway.mapping_files import load_mappings
 from tests.unit.translation.builders import set_text, to_bytes, write_folder
@@ -35,6 +34,7 @@ from tests.unit.translation.conversions import (
     claim_2_3,
     figures_2_3,
     jw315,
+    translate_recorded,
     write_conversions,
 )
 from tests.unit.translation.test_translate_2_3 import REFERENCE_2_3
@@ -50,21 +50,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Folder:
     return load_mappings(root), load_contract_table(contracts, root)
 
 
-def _run(raw: bytes, to: str, ledger: InMemoryLedger, folder: Folder) -> Translation:
-    table, contracts = folder
-    result = translate(raw, table, to_generation=to, ledger=ledger, contracts=contracts)
-    if not result.needs_decision:  # what the daemon records once the message goes on
-        ledger.record_all(result.new_entries)
-        ledger.record_claim_lines(result.new_claim_lines)
-    return result
-
-
 def _allocated(folder: Folder) -> InMemoryLedger:
     """The pair of allocation 70001: the provider's request in hours, Diemen's trajectory."""
     ledger = InMemoryLedger()
     request = jw315(PROVIDER, DIEMEN, REFERENTIE, "45", "45A50", BEGIN, ("4", "04", "2"))
     for raw, to in ((request, "new"), (allocation(), "old")):
-        assert not _run(raw, to, ledger, folder).needs_decision
+        assert not translate_recorded(raw, to, ledger, folder).needs_decision
     return ledger
 
 
@@ -89,7 +80,7 @@ def test_a_jw303_line_reaches_the_gemeente_as_a_trajectory_with_its_vat(
     sent = claim_2_3(btw_percentage)
     _valid_2_3(sent)
 
-    result = _run(sent, "new", ledger, folder)
+    result = translate_recorded(sent, "new", ledger, folder)
 
     assert not result.needs_decision, result.undecided
     invoiced = TRAJECTORY_TARIFF + (btw or 0)
@@ -155,7 +146,7 @@ def test_a_jw303_line_whose_vat_fields_do_not_tell_the_converted_vat_is_held(
     ledger = _allocated(folder)
     sent = _edit_figures(claim_2_3(2100), **edit)
 
-    result = _run(sent, "new", ledger, folder)
+    result = translate_recorded(sent, "new", ledger, folder)
 
     assert result.needs_decision and not result.new_claim_lines
     (held,) = result.undecided
@@ -186,11 +177,11 @@ def _valid_jw304(xml: bytes) -> None:
 def test_the_jw304_granting_a_converted_line_goes_back_as_declared(folder: Folder) -> None:
     ledger = _allocated(folder)
     sent = claim_2_3(2100)
-    delivered = _run(sent, "new", ledger, folder).xml
+    delivered = translate_recorded(sent, "new", ledger, folder).xml
     answer = _answer(delivered)
     assert figures_2_3(answer)["ToegekendBedrag"] == str(TRAJECTORY_TARIFF + 51450)
 
-    result = _run(answer, "old", ledger, folder)
+    result = translate_recorded(answer, "old", ledger, folder)
 
     assert not result.needs_decision, result.undecided
     declared = figures_2_3(sent)
@@ -211,12 +202,12 @@ def test_the_jw304_refusing_a_converted_line_grants_nothing_of_what_was_declared
     folder: Folder,
 ) -> None:
     ledger = _allocated(folder)
-    delivered = _run(claim_2_3(), "new", ledger, folder)
+    delivered = translate_recorded(claim_2_3(), "new", ledger, folder)
     assert not delivered.needs_decision, delivered.undecided
     answer = _answer(delivered.xml, refuse=True)
     assert figures_2_3(answer)["GemeenteBerekendBedrag"] == str(TRAJECTORY_TARIFF)
 
-    result = _run(answer, "old", ledger, folder)
+    result = translate_recorded(answer, "old", ledger, folder)
 
     assert not result.needs_decision, result.undecided
     back = figures_2_3(result.xml)
@@ -230,11 +221,11 @@ def test_the_jw304_refusing_a_converted_line_grants_nothing_of_what_was_declared
 def test_a_jw304_granting_part_of_a_converted_line_is_held(folder: Folder) -> None:
     """A part of one trajectory has no counterpart in hours: not guessed."""
     ledger = _allocated(folder)
-    answer = _answer(_run(claim_2_3(), "new", ledger, folder).xml)
+    answer = _answer(translate_recorded(claim_2_3(), "new", ledger, folder).xml)
     tree = etree.fromstring(answer).getroottree()
     set_text(next(tree.getroot().iter("{*}ToegekendBedrag")), "Bedrag", "100000")
 
-    result = _run(to_bytes(tree), "old", ledger, folder)
+    result = translate_recorded(to_bytes(tree), "old", ledger, folder)
 
     assert result.needs_decision
     (held,) = result.undecided
