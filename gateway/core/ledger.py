@@ -96,13 +96,23 @@ class Omvang:
 @dataclass(frozen=True, slots=True)
 class ClaimAmounts:
     """One side of a converted declaration line: product, volume, unit, tariff and amount
-    (eurocent, as written; the line's DebetCredit gives the sign)."""
+    (eurocent, as written; the line's DebetCredit gives the sign). A 2.3 JW303 line also has
+    its BtwBedrag (None when the line has none) and DeclaratieFactuurBedrag; ``bedrag`` is
+    then its BerekendBedrag."""
 
     product: Product
     volume: int
     eenheid: str
     tarief: int
     bedrag: int
+    btw_bedrag: int | None = None
+    factuur_bedrag: int | None = None
+
+    @property
+    def claimed(self) -> int:
+        """What the line claims: its DeclaratieFactuurBedrag (VAT included) in 2.3, else
+        its amount."""
+        return self.bedrag if self.factuur_bedrag is None else self.factuur_bedrag
 
 
 @dataclass(frozen=True, slots=True)

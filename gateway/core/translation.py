@@ -16,9 +16,10 @@ Protocol rules (docs/translation.md, anchors.md finding 4):
   the recorded pair, or an Eenheid change without a declared conversion is reported as
   "needs mapping decision" and the caller holds the message.
 * Amounts change only under a declared conversion (:class:`~gateway.core.mapping_tables.
-  Conversion`): a JW323 line gets the converted volume, unit and tariff and the amounts are
-  recomputed; its JW325 answer goes back with the amounts as the sender declared them. Without
-  one, a declaration line whose pair changes the Eenheid is held.
+  Conversion`): a JW323 (2.3: JW303) line gets the converted volume, unit and tariff and the
+  amounts are recomputed (2.3: VAT too); its JW325 (JW304) answer goes back with the amounts
+  as the sender declared them. Without one, a declaration line whose pair changes the Eenheid
+  is held.
 
 Only element text changes (codes, Omvang, and declaration figures under a conversion), so a
 schema-valid message stays schema-valid: targets are 1-5 character codes from the loaded lists.
@@ -175,8 +176,10 @@ HOLDERS: dict[str, tuple[_Holder, ...]] = {
     "JW304": (_LINE_RETOUR,),
 }
 
-#: The 2.3 declaration types: their lines carry VAT, and no declared conversion rewrites them.
+#: The 2.3 declaration types: their lines carry VAT.
 _DECLARATIONS_2_3 = frozenset({"JW303", "JW304"})
+#: Declarations whose totals follow converted lines, and the answers that go back as declared.
+_DECLARATIONS, _ANSWERS = frozenset({"JW323", "JW303"}), frozenset({"JW325", "JW304"})
 
 
 def translate(
@@ -223,9 +226,9 @@ def translate(
     for holder in HOLDERS.get(message_type, ()):
         for position, element in enumerate(root.iter("{*}" + holder.element), start=1):
             _translate_holder(run, holder, element, position)
-    if message_type == "JW323" and run.claim_lines:
+    if message_type in _DECLARATIONS and run.claim_lines:
         total_declaration(run)
-    elif message_type == "JW325":
+    elif message_type in _ANSWERS:
         total_answer(run)
     xml = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
     return Translation(
@@ -697,19 +700,6 @@ def _apply(
     ):
         run.new_entries[entry.key] = entry
     if product == target:
-        return
-    if holder.flat and claims_convert(entry) and run.vat_lines:
-        run.undecided.append(
-            Undecided(
-                path,
-                product,
-                "the pair's declared conversion changes a declaration line's amounts, and "
-                "no conversion recomputes a 2.3 line's VAT (BtwBedrag, "
-                "DeclaratieFactuurBedrag)",
-                key=key,
-                candidates=(target,),
-            )
-        )
         return
     if holder.flat and claims_convert(entry):
         converted = (

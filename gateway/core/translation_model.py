@@ -134,6 +134,8 @@ class Run:
     claimed_months: set[tuple[LedgerKey, int, int]] = field(default_factory=set)
     recorded_claims: dict[str, ClaimLine] | None = None
     vat_lines: bool = False  # a 2.3 JW303/JW304: declaration lines with VAT
+    # A JW304: what its restored lines granted (signed) less what they grant as declared.
+    granted_shift: int = 0
 
     def header(self, name: str) -> str:
         return text(self.root, f"Header/{name}") or ""

@@ -104,16 +104,24 @@ def _conversion_of(value: str | None) -> tuple[Conversion | None, Omvang | None]
 
 
 def _amounts_text(amounts: ClaimAmounts) -> str:
-    return json.dumps(
-        [str(amounts.product), amounts.volume, amounts.eenheid, amounts.tarief, amounts.bedrag]
-    )
+    figures: list[object] = [
+        str(amounts.product),
+        amounts.volume,
+        amounts.eenheid,
+        amounts.tarief,
+        amounts.bedrag,
+    ]
+    if amounts.factuur_bedrag is not None:  # a 2.3 line: its VAT and invoice amount too
+        figures += [amounts.btw_bedrag, amounts.factuur_bedrag]
+    return json.dumps(figures)
 
 
 def _amounts_of(value: str) -> ClaimAmounts:
-    product, volume, eenheid, tarief, bedrag = json.loads(value)
+    product, volume, eenheid, tarief, bedrag, *vat = json.loads(value)
     found = product_of(product)
     assert found is not None  # written by _amounts_text
-    return ClaimAmounts(found, int(volume), eenheid, int(tarief), int(bedrag))
+    btw, factuur = vat or (None, None)
+    return ClaimAmounts(found, int(volume), eenheid, int(tarief), int(bedrag), btw, factuur)
 
 
 def claim_line_row(line: ClaimLine, message_id: str | None, recorded_at: Any) -> tuple[Any, ...]:

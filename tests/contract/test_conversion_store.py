@@ -72,6 +72,26 @@ def test_converted_lines_are_kept_per_declaration_first_record_wins(store: SqlSt
     assert store.ledger_claim_lines("0384", "99999999", "DN-9") == ()
 
 
+def test_a_2_3_line_keeps_its_vat_and_invoice_amount(store: SqlStore) -> None:
+    """A JW303 line: its BtwBedrag (none when the line has none) and DeclaratieFactuurBedrag
+    on both sides, for its JW304 to go back as declared."""
+    with_vat = dataclasses.replace(
+        LINE,
+        declaratie="HOR202603",
+        sent=ClaimAmounts(HOURS, 17, "04", 7500, 127500, 26775, 154275),
+        delivered=ClaimAmounts(TRAJECTORY, 1, "82", 245000, 245000, 51450, 296450),
+    )
+    exempt = dataclasses.replace(
+        with_vat,
+        referentie="RN-2",
+        sent=ClaimAmounts(HOURS, 17, "04", 7500, 127500, None, 127500),
+        delivered=ClaimAmounts(TRAJECTORY, 1, "82", 245000, 245000, None, 245000),
+    )
+    record = _translated(claim_lines=(with_vat, exempt))
+    store.write_batch([_queued(store, _raw(13), bericht="B13", translation=record)])
+    assert store.ledger_claim_lines("0384", "65656055", "HOR202603") == (with_vat, exempt)
+
+
 def test_migration_11_adds_conversions_to_an_older_ledger(
     make_store: Callable[[], SqlStore],
 ) -> None:

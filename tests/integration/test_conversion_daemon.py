@@ -7,6 +7,7 @@ amounts included."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import shutil
 from collections.abc import AsyncIterator
@@ -20,11 +21,15 @@ from gateway.clock import FakeClock
 from gateway.config import load_config
 from gateway.core.ledger import LedgerKey, Omvang
 from gateway.core.model import State
+from gateway.core.report import Level
+from gateway.core.retour import RetourIdentity, build_retour
+from gateway.core.validate import validate
 from gateway.daemon.app import build_app
+from gateway.schemas import load_schema_set
 from gateway.translator import DecisionError, decide_mapping
 from tests.integration.conftest import START, Harness, variant, write_config
 from tests.integration.test_translation_daemon import _schema_valid, _stored
-from tests.paths import REPO
+from tests.paths import OFFICIAL_XSD_DIR, OFFICIAL_XSD_DIR_23, OUR_XSD_DIR_23, REPO
 from tests.unit.translation.builders import (
     OLD_CODES,
     ROWS,
@@ -36,20 +41,27 @@ from tests.unit.translation.conversions import (
     BEGIN,
     CONVERSION,
     DIEMEN,
+    HOURLY,
+    HOURS,
     NUMMER,
     PROVIDER,
     REFERENTIE,
     TRAJECTORY_TARIFF,
     allocation,
+    allocation_2_3,
     answer,
     claim,
+    claim_2_3,
+    figures_2_3,
     jw315,
     line_figures,
     omvang,
+    request_2_3,
     totals,
     write_conversions,
 )
 
+_SCHEMAS_2_3 = load_schema_set([OFFICIAL_XSD_DIR_23])
 UNIT_CHANGE_ROW = "45A50,,,45,45Q02,2020-01-01,,04,82,,no"
 
 
@@ -69,17 +81,32 @@ async def decided(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
         yield running
 
 
-async def _harness(tmp_path: Path, rows: str, conversions: str) -> AsyncIterator[Harness]:
+@pytest.fixture
+async def harness_2_3(tmp_path: Path) -> AsyncIterator[Harness]:
+    """Both parties on iJw 2.3, Diemen answering its declarations itself."""
+    releases = {"diemen": {"release": "2.3"}, "provider-b": {"release": "2.3"}}
+    async for running in _harness(tmp_path, ROWS, CONVERSION, releases):
+        yield running
+
+
+async def _harness(
+    tmp_path: Path,
+    rows: str,
+    conversions: str,
+    releases: dict[str, dict[str, object]] | None = None,
+) -> AsyncIterator[Harness]:
     mappings = write_folder(tmp_path / "mappings", rows)
     contracts = write_conversions(mappings, conversions)
     shutil.copy(REPO / "mappings" / "gemeenten_cbs.csv", mappings / "gemeenten_cbs.csv")
     (mappings / "codes" / "jz21.csv").write_text(
         OLD_CODES.replace("# list: OLD", "# list: JZ21"), encoding="utf-8"
     )
+    generations = {"diemen": {"generation": "new"}, "provider-b": {"generation": "old"}}
     config = write_config(
         tmp_path,
-        {"diemen": {"generation": "new"}, "provider-b": {"generation": "old"}},
+        {party: {**keys, **(releases or {}).get(party, {})} for party, keys in generations.items()},
         extra=f'[lists]\ncontracts = "{contracts}"',
+        schemas=(OFFICIAL_XSD_DIR, OUR_XSD_DIR_23),
     )
     config.write_text(
         config.read_text().replace("[paths]\n", f'[paths]\nmappings = "{mappings}"\n', 1)
@@ -169,6 +196,56 @@ async def test_a_unit_change_translates_every_message_of_the_conversation(
         "TotaalToegekendBedrag": ("0", "D"),
     }
     assert _schema_valid(delivered)
+
+
+async def test_a_2_3_declaration_in_hours_reaches_the_gemeente_as_a_trajectory_with_its_vat(
+    harness_2_3: Harness,
+) -> None:
+    """iJw 2.3 on both sides: the provider's JW303 line of 17 hours (21 % VAT) reaches Diemen
+    as one trajectory at the contract's price, VAT and totals recomputed; Diemen's JW304
+    granting it reaches the provider in its hours and amounts."""
+    harness = harness_2_3
+    for party, raw in (("provider-b", request_2_3()), ("diemen", allocation_2_3())):
+        state, reason, _, _ = await _stored(harness, await harness.submit(party, raw))
+        assert state is State.QUEUED, reason
+    allocated = harness.store.ledger_entry(LedgerKey.allocation(DIEMEN, NUMMER))
+    assert allocated is not None and allocated.conversion is not None
+
+    declared = HOURS * HOURLY
+    declared_btw = (declared * 21 + 50) // 100
+    state, reason, raw, delivered = await _stored(
+        harness, await harness.submit("provider-b", claim_2_3(2100))
+    )
+    assert state is State.QUEUED, reason
+    assert figures_2_3(raw)["DeclaratieFactuurBedrag"] == str(declared + declared_btw)
+    btw = TRAJECTORY_TARIFF * 21 // 100
+    invoiced = str(TRAJECTORY_TARIFF + btw)
+    assert figures_2_3(delivered) == {
+        "ProductCode": "45Q02",
+        "GeleverdVolume": "1",
+        "Eenheid": "82",
+        "ProductTarief": str(TRAJECTORY_TARIFF),
+        "BerekendBedrag": str(TRAJECTORY_TARIFF),
+        "BtwPercentage": "2100",
+        "BtwBedrag": str(btw),
+        "DeclaratieFactuurBedrag": invoiced,
+        "DeclaratieFactuurTotaalBedrag": invoiced,
+        "BtwTotaalBedrag": str(btw),
+    }
+    assert validate(delivered, _SCHEMAS_2_3).level is Level.OK  # XSD, BVO002 and the rest
+
+    document = validate(delivered, _SCHEMAS_2_3).document
+    assert document is not None
+    reply = build_retour(document, (), RetourIdentity("0384", dt.date(2026, 4, 20)), _SCHEMAS_2_3)
+    state, reason, raw, delivered = await _stored(harness, await harness.submit("diemen", reply))
+    assert state is State.QUEUED, reason
+    assert figures_2_3(raw)["ToegekendBedrag"] == invoiced
+    back = figures_2_3(delivered)
+    assert (back["ProductCode"], back["GeleverdVolume"], back["Eenheid"]) == ("45A50", "17", "04")
+    assert back["BerekendBedrag"] == str(declared) and back["BtwBedrag"] == str(declared_btw)
+    for name in ("DeclaratieFactuurBedrag", "ToegekendBedrag", "ToegekendTotaalBedrag"):
+        assert back[name] == str(declared + declared_btw), name
+    assert validate(delivered, _SCHEMAS_2_3).level is Level.OK
 
 
 @pytest.mark.parametrize("decided", [True], indirect=True)

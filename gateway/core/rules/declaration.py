@@ -338,7 +338,8 @@ def _total_of_lines(
 
 #: The gateway's own check of a 2.3 JW303's totals (the 2.3 rule could not be confirmed).
 INVOICE_TOTALS_2_3 = "BVO002"
-_INVOICE_TOTALS = (
+#: A 2.3 JW303's header totals (in DeclaratieFactuurBedragen) and the line amount each sums.
+INVOICE_TOTAL_FIELDS = (
     ("DeclaratieFactuurTotaalBedrag", "DeclaratieFactuurBedrag"),
     ("BtwTotaalBedrag", "BtwBedrag"),
 )
@@ -357,7 +358,7 @@ def invoice_totals_match_lines(doc: MessageDocument, ctx: RuleContext) -> Iterat
     bedragen = doc.find(doc.header, "DeclaratieFactuurBedragen")
     if bedragen is None:
         return
-    for total_name, line_name in _INVOICE_TOTALS:
+    for total_name, line_name in INVOICE_TOTAL_FIELDS:
         total_element = doc.find(bedragen, total_name)
         if total_element is not None:
             yield from _total_of_lines(doc, total_element, line_name, f"lines' {line_name} total")

@@ -13,7 +13,7 @@ from gateway.contracts import load_contract_table
 from gateway.core.ledger import InMemoryLedger, LedgerKey
 from gateway.core.lists import ContractTable
 from gateway.core.mapping_tables import MappingTable
-from gateway.core.translation import Translation, translate
+from gateway.core.translation import translate
 from gateway.mapping_files import check_mappings, load_mappings
 from tests.unit.translation.builders import jw301, set_text, to_bytes, write_folder
 from tests.unit.translation.conversions import (
@@ -32,6 +32,7 @@ from tests.unit.translation.conversions import (
     line_figures,
     omvang,
     totals,
+    translate_recorded,
     write_conversions,
 )
 
@@ -79,29 +80,18 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[MappingTable, Cont
     return load_mappings(root), load_contract_table(contracts, root)
 
 
-def _run(
-    raw: bytes, to: str, ledger: InMemoryLedger, folder: tuple[MappingTable, ContractTable]
-) -> Translation:
-    table, contracts = folder
-    result = translate(raw, table, to_generation=to, ledger=ledger, contracts=contracts)
-    if not result.needs_decision:  # what the daemon records once the message goes on
-        ledger.record_all(result.new_entries)
-        ledger.record_claim_lines(result.new_claim_lines)
-    return result
-
-
 def _conversation(folder: tuple[MappingTable, ContractTable]) -> tuple[InMemoryLedger, bytes]:
     """JW315, JW301 and JW323 translated in turn; returns the ledger and Diemen's JW323."""
     ledger = InMemoryLedger()
     request = jw315(PROVIDER, DIEMEN, REFERENTIE, "45", "45A50", BEGIN, ("4", "04", "2"))
-    assert omvang(_run(request, "new", ledger, folder).xml, "AangevraagdProduct") == (
+    assert omvang(translate_recorded(request, "new", ledger, folder).xml, "AangevraagdProduct") == (
         "1",
         "82",
         "4",
     )
-    back = _run(allocation(), "old", ledger, folder)
+    back = translate_recorded(allocation(), "old", ledger, folder)
     assert omvang(back.xml, "ToegewezenProduct") == ("4", "04", "2")
-    declared = _run(claim(), "new", ledger, folder)
+    declared = translate_recorded(claim(), "new", ledger, folder)
     assert not declared.needs_decision, declared.undecided
     return ledger, declared.xml
 
@@ -121,7 +111,7 @@ def test_an_accepted_answer_goes_back_with_the_totals_as_declared(
     codes = next(root.iter("{*}DeclaratieAntwoord")).find("{*}RetourCodes")
     if codes is not None:
         codes[0].text = "8001"
-    result = _run(to_bytes(tree), "old", ledger, folder)
+    result = translate_recorded(to_bytes(tree), "old", ledger, folder)
     assert not result.needs_decision, result.undecided
     declared = str(HOURS * HOURLY)
     assert totals(result.xml) == {
@@ -139,7 +129,7 @@ def test_a_second_line_in_the_same_month_is_held(
     second = etree.fromstring(etree.tostring(line))
     set_text(second, "ProductReferentie/ReferentieNummer", "RN-TWIN")
     line.addnext(second)
-    result = _run(to_bytes(tree), "new", ledger, folder)
+    result = translate_recorded(to_bytes(tree), "new", ledger, folder)
     assert result.needs_decision and not result.new_claim_lines
     assert "one per month" in result.undecided[0].reason
 
@@ -159,9 +149,11 @@ def test_a_trajectory_allocation_without_the_providers_hours_is_held(
     """A fixed volume cannot be divided back: without a request there are no hours to give."""
     raw = jw301(DIEMEN, "70002", "45", "45Q02", BEGIN, eenheid="82", volume="1")
     # The example's Frequentie is 2 (per week): not what the conversion reads on this side.
-    held = _run(raw, "old", InMemoryLedger(), folder)
+    held = translate_recorded(raw, "old", InMemoryLedger(), folder)
     assert held.needs_decision and "Frequentie 2" in held.undecided[0].reason
-    result = _run(raw.replace(b"Frequentie>2<", b"Frequentie>4<"), "old", InMemoryLedger(), folder)
+    result = translate_recorded(
+        raw.replace(b"Frequentie>2<", b"Frequentie>4<"), "old", InMemoryLedger(), folder
+    )
     assert result.needs_decision and not result.new_entries
     assert "needs the source-side Omvang" in result.undecided[0].reason
 
@@ -175,7 +167,7 @@ def test_hours_allocated_in_old_codes_convert_but_trajectories_are_not_declared_
     raw = jw301("0193", "70003", "45", "45A50", BEGIN, eenheid="04", volume="4")
     tree = etree.fromstring(raw).getroottree()
     set_text(next(tree.getroot().iter("{*}ToegewezenProduct")), "Omvang/Frequentie", "2")
-    allocated = _run(to_bytes(tree), "new", ledger, folder)
+    allocated = translate_recorded(to_bytes(tree), "new", ledger, folder)
     assert omvang(allocated.xml, "ToegewezenProduct") == ("1", "82", "4")
     entry = ledger.get(LedgerKey.allocation("0193", "70003"))
     assert entry is not None and entry.source_omvang is not None
@@ -187,6 +179,6 @@ def test_hours_allocated_in_old_codes_convert_but_trajectories_are_not_declared_
         set_text(line, path, value)
     for path, value in (("GeleverdVolume", "1"), ("Eenheid", "82")):
         set_text(line, path, value)
-    result = _run(to_bytes(tree), "old", ledger, folder)
+    result = translate_recorded(to_bytes(tree), "old", ledger, folder)
     assert result.needs_decision and "cannot be read back" in result.undecided[0].reason
     assert line_figures(to_bytes(tree))["ProductCode"] == "45Q02"
