@@ -154,6 +154,18 @@ def _wait_until_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("gateway did not become ready")
 
 
+def _start(config: Path, folder: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``gateway run --config config`` in ``folder``, its output in ``folder/gateway.log``."""
+    with (folder / "gateway.log").open("wb") as log_file:
+        return subprocess.Popen(
+            [*_command(), "run", "--config", str(config)],
+            cwd=folder,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def _stop(process: subprocess.Popen[bytes]) -> int:
     """SIGTERM, then the exit code (killed when it does not stop within 30 s)."""
     process.send_signal(signal.SIGTERM)
@@ -172,14 +184,7 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path: Path, prepare_worke
     config = _config(tmp_path, port, prepare_workers=prepare_workers)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     log_path = tmp_path / "gateway.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*_command(), "run", "--config", str(config)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = _start(config, tmp_path, env)
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_until_ready(base, process)
@@ -305,14 +310,7 @@ def test_a_node_with_another_pseudonym_key_is_refused_and_the_same_key_starts(
     assert other_key not in wrong.stderr
 
     log_path = same_folder / "gateway.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*_command(), "run", "--config", str(same)],
-            cwd=same_folder,
-            env=env | {"NODE_KEY": first_key},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = _start(same, same_folder, env | {"NODE_KEY": first_key})
     try:
         _wait_until_ready(f"http://127.0.0.1:{port}", process)
     finally:
@@ -343,14 +341,7 @@ def test_run_serves_the_chain_endpoint_when_configured_and_stops_it_cleanly(
     config, context = _chain_config(tmp_path, port, chain_port)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     log_path = tmp_path / "gateway.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*_command(), "run", "--config", str(config)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process = _start(config, tmp_path, env)
     try:
         _wait_until_ready(f"http://127.0.0.1:{port}", process)
         stuurgegevens = envelope.Stuurgegevens(
