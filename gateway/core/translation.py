@@ -106,7 +106,7 @@ class Role(StrEnum):
     ALLOCATION = "allocation"  # JW301: may start a pair from the table
     REQUEST = "request"  # JW315/JW317 new products: may start a pair from the table
     FOLLOW_UP = "follow-up"  # start, stop, retours: ledger only
-    DECLARATION = "declaration"  # JW323: ledger only, unit changes held
+    DECLARATION = "declaration"  # JW323, JW303: ledger only; units change by conversion
     OMVANG_ONLY = "omvang-only"  # JW317 TeWijzigenProduct: no product, only Omvang
 
 
@@ -460,11 +460,7 @@ def _from_table(
         )
         return None
     if key is None:
-        run.undecided.append(
-            Undecided(
-                path, product, "no ToewijzingNummer or ReferentieAanbieder to record the pair under"
-            )
-        )
+        run.undecided.append(_nowhere_to_record(path, product))
         return None
     candidate = candidates[0]
     entry = _pair_of(run, key, product, candidate, element=element, day=day)
@@ -607,11 +603,7 @@ def _from_dbc(
         )
         return None
     if key is None:
-        run.undecided.append(
-            Undecided(
-                path, product, "no ToewijzingNummer or ReferentieAanbieder to record the pair under"
-            )
-        )
+        run.undecided.append(_nowhere_to_record(path, product))
         return None
     row = matching[0]
     entry = replace(
@@ -768,3 +760,11 @@ def _convert_omvang(
     volume_el.text = str(converted.numerator)
     eenheid_el.text = after
     return True
+
+
+def _nowhere_to_record(path: str, product: Product) -> Undecided:
+    # A pair is recorded under the allocation or request it belongs to: without either key a
+    # later message could not follow it, so the message waits for a decision instead.
+    return Undecided(
+        path, product, "no ToewijzingNummer or ReferentieAanbieder to record the pair under"
+    )
